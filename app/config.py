@@ -1,0 +1,168 @@
+"""Configuration: ``firebreak.toml`` merged with an optional user file, then ``FIREBREAK_*``.
+
+The repository's ``firebreak.toml`` is the only place defaults live; the models
+below declare shapes, not values, so the documented file and the code cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from app.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "firebreak.toml"
+ErrorKind = Literal["server", "rate_limit", "timeout", "connection", "bad_request", "auth"]
+
+
+class AgentSettings(BaseModel):
+    default_route: str
+    system_prompt: str
+    max_steps: int = Field(ge=1)
+    run_wall_clock_s: float = Field(gt=0)
+
+
+class IdentitySettings(BaseModel):
+    default_tenant: str
+    default_user: str
+
+
+class RouteSettings(BaseModel):
+    models: list[str] = Field(min_length=1)
+    max_output_tokens: int = Field(gt=0)
+    temperature: float = Field(ge=0)
+    timeout_s: float = Field(gt=0)
+
+
+class ModelSettings(BaseModel):
+    input_cost_per_token: float = Field(ge=0)
+    output_cost_per_token: float = Field(ge=0)
+    context_window: int = Field(gt=0)
+
+
+class LocalModelSettings(BaseModel):
+    threads: int = Field(ge=1)
+    context_window: int = Field(gt=0)
+    cache_dir: str
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(os.path.expanduser(self.cache_dir))
+
+
+class HttpApiSettings(BaseModel):
+    base_url: str
+
+
+class ToolSettings(BaseModel):
+    modules: list[str]
+    max_result_chars: int = Field(gt=0)
+    class_timeouts_s: dict[str, float]
+    timeouts_s: dict[str, float]
+    http_api: HttpApiSettings
+
+
+class FaultSettings(BaseModel):
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    error_kind: ErrorKind = "server"
+    latency_ms: float = Field(default=0.0, ge=0)
+    hang: bool = False
+
+
+class TelemetrySettings(BaseModel):
+    service_name: str
+    record_content: bool
+
+
+class UiSettings(BaseModel):
+    host: str
+    port: int
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="FIREBREAK_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str
+    auto_migrate: bool
+    script: str
+    agent: AgentSettings
+    identity: IdentitySettings
+    routes: dict[str, RouteSettings]
+    models: dict[str, ModelSettings]
+    local_model: LocalModelSettings
+    tools: ToolSettings
+    faults: dict[str, FaultSettings]
+    telemetry: TelemetrySettings
+    ui: UiSettings
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the files, which arrive as init arguments.
+        return (env_settings, init_settings)
+
+    def route(self, name: str) -> RouteSettings:
+        """The named route, or a one-model route when ``name`` is a model string."""
+        if name in self.routes:
+            return self.routes[name]
+        if "/" in name:
+            base = self.routes[self.agent.default_route]
+            return base.model_copy(update={"models": [name]})
+        raise ConfigError(
+            f"unknown route {name!r}: use one of {sorted(self.routes)} or a model name such as 'scripted/demo'"
+        )
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base``, recursing into tables."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load the defaults, merge the user file (``path`` or ``FIREBREAK_CONFIG``) and the environment.
+
+    ``overrides`` are merged last but below the environment; tests use them to
+    point at their own database without touching the process environment.
+    """
+    data = _read_toml(DEFAULT_CONFIG_PATH)
+    user_path = path or os.environ.get("FIREBREAK_CONFIG")
+    if user_path:
+        data = deep_merge(data, _read_toml(Path(user_path)))
+    data = deep_merge(data, overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,88 @@
+"""Firebreak's error tree.
+
+Signals steer the run; errors end it. A reader should see at once what is
+retried, what the model is told to correct, and what a developer must fix::
+
+    FirebreakError
+    ├── ConfigError            a developer's mistake in firebreak.toml / FIREBREAK_*; never retried
+    ├── StoreUnavailable       a configured durable store cannot be reached; the app refuses to run
+    ├── ScriptError            the scripted provider was over- or under-consumed, or an expectation failed
+    ├── ModelError             a model call failed after the gateway gave up (kind says why)
+    │   └── transient=True     timeouts, 5xx, 429, connection: retryable (resilience layer)
+    ├── RunDeadlineExceeded    the run's wall clock ran out; the run stops with what it has
+    └── ToolError              answered to the model as a tool message; the run goes on
+        ├── UnknownTool        the model named a tool that does not exist
+        ├── InvalidToolArguments  arguments failed validation; the message says how to fix them
+        ├── ToolTimeout        the tool overran its budget: "we don't know what happened"
+        └── ToolFailed         the tool raised; its message is passed on
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "FirebreakError",
+    "InvalidToolArguments",
+    "ModelError",
+    "RunDeadlineExceeded",
+    "ScriptError",
+    "StoreUnavailable",
+    "ToolError",
+    "ToolFailed",
+    "ToolTimeout",
+    "UnknownTool",
+]
+
+
+class FirebreakError(Exception):
+    """Base of every error Firebreak raises on purpose."""
+
+
+class ConfigError(FirebreakError, ValueError):
+    """The configuration is wrong; the message says which key and how to fix it."""
+
+
+class StoreUnavailable(FirebreakError, ConnectionError):
+    """A durable store that the configuration names cannot be reached."""
+
+
+class ScriptError(FirebreakError, AssertionError):
+    """The scripted model was used differently from what its script expected."""
+
+
+class ModelError(FirebreakError):
+    """A model call failed. ``kind`` is one of the gateway's error kinds."""
+
+    def __init__(self, message: str, *, kind: str, transient: bool, model: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.transient = transient
+        self.model = model
+
+
+class RunDeadlineExceeded(FirebreakError, TimeoutError):
+    """The run's wall-clock budget is spent."""
+
+
+class ToolError(FirebreakError):
+    """A tool call could not produce a result; the model is told why."""
+
+    def __init__(self, message: str, *, tool: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+
+
+class UnknownTool(ToolError):
+    """The model asked for a tool that is not registered."""
+
+
+class InvalidToolArguments(ToolError):
+    """The model's arguments do not match the tool's schema."""
+
+
+class ToolTimeout(ToolError, TimeoutError):
+    """The tool did not finish within its budget; its effect is unknown."""
+
+
+class ToolFailed(ToolError):
+    """The tool raised an exception."""

@@ -1,0 +1,313 @@
+"""The gateway: the only door between Firebreak and any model.
+
+A LiteLLM ``Router`` holds one deployment per model named in the routes. The
+gateway walks a route's models in order itself (primary, then fallbacks on
+transient errors) so that every attempt gets its own span, audit row and fault
+draw; see docs/decisions/0003-gateway-walks-fallbacks.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import litellm
+from opentelemetry.trace import SpanKind
+
+from app.config import Settings
+from app.errors import ConfigError, ModelError, ScriptError
+from app.faults import FaultPlan
+from app.gateway.provider_errors import model_error, provider_exception
+from app.gateway.script import Script
+from app.gateway.scripted import PROVIDER as SCRIPTED, ScriptedLLM, script_handle
+from app.telemetry import Telemetry, mark_error
+from memory.tables import ModelCall
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+litellm.telemetry = False
+
+TokenSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """What a model said: text and/or tool calls, with the usage and the deployment that answered."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    usage: Usage
+    model: str
+    route: str
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is asking: recorded on every audit row and span."""
+
+    tenant_id: str
+    user_id: str
+    run_id: str | None = None
+    thread_id: str | None = None
+
+
+@dataclass
+class _Deployments:
+    router: litellm.Router | None = None
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _register_custom_provider(name: str, handler: litellm.CustomLLM) -> None:
+    litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p["provider"] != name]
+    litellm.custom_provider_map.append({"provider": name, "custom_handler": handler})
+    # LiteLLM reads the map when it builds its provider list; refresh it after a change.
+    litellm.utils.custom_llm_setup()
+
+
+class Gateway:
+    """Routes chat calls to deployments and accounts for every one of them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        telemetry: Telemetry,
+        record_call: Callable[[ModelCall], None],
+        faults: FaultPlan | None = None,
+    ) -> None:
+        self.settings = settings
+        self.telemetry = telemetry
+        self._record_call = record_call
+        self._faults = faults or FaultPlan(settings.faults)
+        self._deployments = _Deployments()
+        self._script: Script | None = None
+        for model, prices in settings.models.items():
+            self._register_price(model, prices.input_cost_per_token, prices.output_cost_per_token)
+
+    # -- deployments -------------------------------------------------------------------------------
+
+    @property
+    def script(self) -> Script | None:
+        """The loaded script, once a scripted model has been used."""
+        return self._script
+
+    def _register_price(self, model: str, input_cost: float, output_cost: float) -> None:
+        provider = model.split("/", 1)[0]
+        litellm.register_model(
+            {model: {"input_cost_per_token": input_cost, "output_cost_per_token": output_cost,
+                     "litellm_provider": provider, "mode": "chat"}}
+        )
+
+    def _deployment_params(self, model: str) -> dict[str, Any]:
+        provider = model.split("/", 1)[0]
+        if provider == SCRIPTED:
+            if self._script is None:
+                if not self.settings.script:
+                    raise ConfigError(f"model {model} needs a script: set FIREBREAK_SCRIPT=path/to/script.jsonl")
+                self._script = Script.load(self.settings.script)
+                _register_custom_provider(SCRIPTED, ScriptedLLM())
+            if model not in self.settings.models:
+                self._register_price(model, 0.0, 0.0)
+            return {"model": model, "api_base": script_handle(self._script)}
+        if provider == "local":
+            from app.gateway.local_model import register_local_provider
+
+            register_local_provider(self.settings.local_model)
+        return {"model": model}
+
+    def _router_for(self, model: str) -> litellm.Router:
+        deployments = self._deployments
+        if model not in deployments.params or deployments.router is None:
+            deployments.params[model] = self._deployment_params(model)
+            deployments.router = litellm.Router(
+                model_list=[{"model_name": name, "litellm_params": params} for name, params in deployments.params.items()],
+                num_retries=0,
+            )
+        return deployments.router
+
+    def verify_script_consumed(self) -> None:
+        """Raise :class:`ScriptError` if a scripted model left replies unused or was misused."""
+        if self._script is not None:
+            self._script.verify_consumed()
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        route: str,
+        context: CallContext,
+        tools: list[dict[str, Any]] | None = None,
+        on_token: TokenSink | None = None,
+    ) -> ModelReply:
+        """Ask the route's primary model, falling back in order on transient errors."""
+        route_settings = self.settings.route(route)
+        last_error: ModelError | None = None
+        for position, model in enumerate(route_settings.models):
+            try:
+                return await self._attempt(model, position, route, messages, tools, context, on_token)
+            except ModelError as error:
+                last_error = error
+                if not error.transient:
+                    raise
+        assert last_error is not None
+        raise last_error
+
+    async def _attempt(
+        self,
+        model: str,
+        position: int,
+        route: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        context: CallContext,
+        on_token: TokenSink | None,
+    ) -> ModelReply:
+        route_settings = self.settings.route(route)
+        tracer = self.telemetry.tracer
+        with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
+            span.set_attributes({
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": model.split("/", 1)[0],
+                "gen_ai.request.model": model,
+                "gen_ai.request.max_tokens": route_settings.max_output_tokens,
+                "gen_ai.request.temperature": route_settings.temperature,
+                "firebreak.route": route,
+                "firebreak.fallback_position": position,
+                "firebreak.tenant_id": context.tenant_id,
+            })
+            if position:
+                span.add_event("firebreak.fallback", {"firebreak.route": route, "firebreak.model": model})
+            self.telemetry.content(span, "gen_ai.input.messages", messages)
+            started = time.perf_counter()
+            try:
+                reply = await asyncio.wait_for(
+                    self._call(model, route, messages, tools, on_token), timeout=route_settings.timeout_s
+                )
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                error = self._model_error(exc, model, route_settings.timeout_s)
+                mark_error(span, error)
+                self._audit(context, route, model, started, Usage(), status="error", error_kind=error.kind)
+                raise error from None
+            span.set_attributes({
+                "gen_ai.response.model": reply.model,
+                "gen_ai.usage.input_tokens": reply.usage.input_tokens,
+                "gen_ai.usage.output_tokens": reply.usage.output_tokens,
+                "firebreak.cost_usd": reply.usage.cost_usd,
+                "gen_ai.response.finish_reasons": ["tool_calls" if reply.tool_calls else "stop"],
+            })
+            self.telemetry.content(
+                span, "gen_ai.output.messages",
+                {"text": reply.text, "tool_calls": [call.__dict__ for call in reply.tool_calls]},
+            )
+            self._audit(context, route, model, started, reply.usage, status="ok", error_kind=None)
+            return reply
+
+    def _model_error(self, exc: BaseException, model: str, timeout_s: float) -> ModelError:
+        # A broken script is the test's verdict, not an outage: never let a fallback hide it.
+        if isinstance(exc, ScriptError):
+            raise exc
+        if self._script is not None and self._script.failure is not None:
+            raise self._script.failure
+        if isinstance(exc, TimeoutError):
+            return ModelError(f"{model}: no answer within {timeout_s:g}s", kind="timeout", transient=True, model=model)
+        if isinstance(exc, ModelError):
+            return exc
+        return model_error(exc, model)
+
+    async def _call(
+        self,
+        model: str,
+        route: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        on_token: TokenSink | None,
+    ) -> ModelReply:
+        fault = self._faults.draw(model)
+        if fault is not None:
+            await fault.delay()
+            if fault.error_kind is not None:
+                raise provider_exception(fault.error_kind, f"injected {fault.error_kind} fault", model)
+        route_settings = self.settings.route(route)
+        request: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "max_tokens": route_settings.max_output_tokens,
+            "temperature": route_settings.temperature,
+        }
+        if tools:
+            request["tools"] = tools
+        router = self._router_for(model)
+        if on_token is None:
+            response = await router.acompletion(**request)
+        else:
+            stream = await router.acompletion(**request, stream=True, stream_options={"include_usage": True})
+            chunks = []
+            async for chunk in stream:
+                chunks.append(chunk)
+                delta = chunk.choices[0].delta if chunk.choices else None
+                if delta is not None and delta.content:
+                    on_token(delta.content)
+            response = litellm.stream_chunk_builder(chunks, messages=messages)
+        return self._reply(response, model, route)
+
+    def _reply(self, response: Any, model: str, route: str) -> ModelReply:
+        message = response.choices[0].message
+        calls = tuple(
+            ToolCall(id=call.id or f"call_{index}", name=call.function.name or "", arguments=call.function.arguments or "")
+            for index, call in enumerate(message.tool_calls or [])
+        )
+        usage = getattr(response, "usage", None)
+        try:
+            cost = float(litellm.completion_cost(completion_response=response, model=model))
+        except Exception:  # an unpriced model is recorded at zero, and the span says so
+            cost = 0.0
+        return ModelReply(
+            text=message.content or "",
+            tool_calls=calls,
+            usage=Usage(
+                input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                cost_usd=cost,
+            ),
+            model=model,
+            route=route,
+        )
+
+    def _audit(
+        self, context: CallContext, route: str, model: str, started: float, usage: Usage, *, status: str,
+        error_kind: str | None,
+    ) -> None:
+        self._record_call(
+            ModelCall(
+                run_id=context.run_id,
+                tenant_id=context.tenant_id,
+                route=route,
+                model=model,
+                status=status,
+                error_kind=error_kind,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=usage.cost_usd,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+        )

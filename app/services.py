@@ -1,0 +1,71 @@
+"""Composition root for the runtime services (no LangGraph code here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from app.config import Settings
+from app.errors import StoreUnavailable
+from app.faults import FaultPlan
+from app.gateway import Gateway
+from app.telemetry import Telemetry, setup_telemetry
+from app.tools.registry import ToolRegistry
+from app.tools.runner import ToolBudgets
+from memory.engine import make_engine
+from memory.migrate import is_current, upgrade
+from memory.runs import RunStore
+
+RELEASE = "0.1.0"
+
+
+@dataclass
+class Services:
+    """The long-lived parts one process shares between runs."""
+
+    settings: Settings
+    engine: Engine
+    runs: RunStore
+    telemetry: Telemetry
+    gateway: Gateway
+    tools: ToolRegistry
+    budgets: ToolBudgets
+    faults: FaultPlan
+
+    def close(self) -> None:
+        self.telemetry.shutdown()
+        self.engine.dispose()
+
+
+def prepare_database(settings: Settings) -> Engine:
+    """Connect, then migrate (``auto_migrate``) or refuse to run on an old schema."""
+    engine = make_engine(settings.database_url)
+    if settings.auto_migrate:
+        upgrade(engine)
+    elif not is_current(engine):
+        raise StoreUnavailable("the database schema is not current: run `firebreak db upgrade`")
+    return engine
+
+
+def build_services(settings: Settings, *, tools: ToolRegistry | None = None, faults: FaultPlan | None = None) -> Services:
+    """Wire every service from ``settings``; ``tools`` and ``faults`` may be injected (tests, embedding apps)."""
+    engine = prepare_database(settings)
+    runs = RunStore(engine)
+    telemetry = setup_telemetry(
+        engine,
+        service_name=settings.telemetry.service_name,
+        release=RELEASE,
+        record_content=settings.telemetry.record_content,
+    )
+    fault_plan = faults or FaultPlan(settings.faults)
+    return Services(
+        settings=settings,
+        engine=engine,
+        runs=runs,
+        telemetry=telemetry,
+        gateway=Gateway(settings, telemetry, runs.record_model_call, fault_plan),
+        tools=tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules),
+        budgets=ToolBudgets(settings.tools.class_timeouts_s, settings.tools.timeouts_s),
+        faults=fault_plan,
+    )

@@ -1,0 +1,141 @@
+"""Demo tools that exercise every pattern: reads, writes, slow code, an external API.
+
+They are the starter's examples; add your own module to ``[tools] modules``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import tempfile
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import httpx
+from pydantic import Field
+from sqlmodel import Session
+
+from app.tools.registry import ToolContext, tool
+from memory.tables import DemoOrder, OutboxEmail, utcnow
+
+WORD = re.compile(r"[a-z0-9]+")
+OrderStatus = Literal["pending", "shipped", "delivered", "cancelled", "refunded"]
+
+
+@cache
+def _documents() -> tuple[tuple[str, str], ...]:
+    folder = resources.files("app.tools") / "knowledge"
+    return tuple(
+        sorted((entry.name, entry.read_text(encoding="utf-8")) for entry in folder.iterdir() if entry.name.endswith(".md"))
+    )
+
+
+def _words(text: str) -> set[str]:
+    return {word for word in WORD.findall(text.lower()) if len(word) > 2}
+
+
+@tool(kind="read", cost_class="web_search")
+def knowledge_search(
+    query: Annotated[str, Field(min_length=2, max_length=500, description="What to look for")],
+    top_k: Annotated[int, Field(ge=1, le=5)] = 2,
+) -> list[dict[str, Any]]:
+    """Search the help-centre articles (refunds, shipping, opening hours, warranty, accounts)."""
+    wanted = _words(query)
+    scored = []
+    for name, text in _documents():
+        overlap = len(wanted & _words(text))
+        if overlap:
+            title = text.splitlines()[0].lstrip("# ").strip()
+            scored.append({"article": name, "title": title, "score": overlap, "text": text.strip()})
+    scored.sort(key=lambda hit: (-hit["score"], hit["article"]))
+    return scored[:top_k] or [{"result": "no article matches", "query": query}]
+
+
+@tool(kind="read", cost_class="db")
+def sql_lookup(order_id: Annotated[int, Field(ge=1, description="The order number")], ctx: ToolContext) -> dict[str, Any]:
+    """Look up an order by its number in the orders database."""
+    with Session(ctx.engine) as session:
+        order = session.get(DemoOrder, order_id)
+        if order is None:
+            return {"found": False, "order_id": order_id}
+        return {"found": True, **order.model_dump(mode="json")}
+
+
+@tool(kind="write", cost_class="db")
+def update_order(
+    order_id: Annotated[int, Field(ge=1, description="The order number")],
+    status: Annotated[OrderStatus, Field(description="The new status")],
+    ctx: ToolContext,
+) -> dict[str, Any]:
+    """Change the status of an order (a database mutation)."""
+    with Session(ctx.engine) as session:
+        order = session.get(DemoOrder, order_id)
+        if order is None:
+            raise LookupError(f"order {order_id} does not exist")
+        previous = order.status
+        order.status, order.updated_at = status, utcnow()
+        session.add(order)
+        session.commit()
+        return {"order_id": order_id, "previous_status": previous, "status": status}
+
+
+@tool(kind="write", cost_class="db")
+def send_email(
+    to: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Recipient address")],
+    subject: Annotated[str, Field(min_length=1, max_length=200)],
+    body: Annotated[str, Field(min_length=1, max_length=5000)],
+    ctx: ToolContext,
+) -> dict[str, Any]:
+    """Send an email to a customer (written to the outbox table, never to a real mail server)."""
+    with Session(ctx.engine) as session:
+        email = OutboxEmail(run_id=ctx.run_id, tenant_id=ctx.tenant_id, to=to, subject=subject, body=body)
+        session.add(email)
+        session.commit()
+        return {"queued": True, "email_id": email.id}
+
+
+def _limit_resources() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (512 * 1024 * 1024, 512 * 1024 * 1024))
+    resource.setrlimit(resource.RLIMIT_CPU, (10, 10))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+
+@tool(kind="read", cost_class="code")
+async def run_code(code: Annotated[str, Field(min_length=1, max_length=10_000, description="Python source")]) -> dict[str, Any]:
+    """Run a short Python program in an isolated subprocess and return what it printed."""
+    with tempfile.TemporaryDirectory(prefix="firebreak-code-") as workdir:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-c", code,
+            cwd=workdir, env={"PATH": "/usr/bin:/bin"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_limit_resources,
+        )
+        try:
+            stdout, stderr = await process.communicate()
+        finally:
+            # Cancelled at the tool's deadline: the program must not outlive its budget.
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    return {
+        "exit_code": process.returncode,
+        "stdout": stdout.decode(errors="replace")[-4000:],
+        "stderr": stderr.decode(errors="replace")[-2000:],
+    }
+
+
+@tool(kind="read", cost_class="external_api")
+async def http_api(
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_\-.?=&]*$", description="Path on the partner API, e.g. /prices/42")],
+    ctx: ToolContext,
+) -> dict[str, Any]:
+    """Call the partner HTTP API (GET) configured in [tools.http_api] and return its JSON."""
+    async with httpx.AsyncClient(base_url=ctx.settings.tools.http_api.base_url) as client:
+        response = await client.get(path)
+    if response.status_code >= 400:
+        raise RuntimeError(f"partner API answered HTTP {response.status_code} for {path}")
+    return {"status": response.status_code, "body": response.json()}

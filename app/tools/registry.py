@@ -1,0 +1,177 @@
+"""Typed tools: declare with :func:`tool`, collect in a :class:`ToolRegistry`.
+
+Arguments are a pydantic model built from the function's signature, so the
+schema the model sees and the validation the call gets are the same thing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from sqlalchemy.engine import Engine
+
+from app.errors import ConfigError, InvalidToolArguments, UnknownTool
+
+ToolKind = Literal["read", "write"]
+CostClass = Literal["db", "web_search", "code", "llm", "external_api"]
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool may know about the run that called it. Declare a parameter of this type to get it."""
+
+    run_id: str
+    tenant_id: str
+    user_id: str
+    engine: Engine
+    settings: Any = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A registered tool: its schema, its policy and the function that does the work."""
+
+    name: str
+    description: str
+    kind: ToolKind
+    cost_class: CostClass
+    timeout_s: float | None
+    args_model: type[BaseModel]
+    fn: Callable[..., Any]
+    context_param: str | None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    def spec(self) -> dict[str, Any]:
+        """The OpenAI-style function spec the model sees."""
+        schema = self.args_model.model_json_schema()
+        schema.pop("title", None)
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": schema},
+        }
+
+    def parse_arguments(self, raw: str | dict[str, Any]) -> BaseModel:
+        """Validate the model's arguments; the error tells the model exactly what to fix."""
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw) if raw.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise InvalidToolArguments(
+                    f"arguments for {self.name} are not valid JSON ({exc.msg} at position {exc.pos}); "
+                    f"send a JSON object matching {self.args_model.model_json_schema()['properties']}",
+                    tool=self.name,
+                ) from None
+        if not isinstance(raw, dict):
+            raise InvalidToolArguments(f"arguments for {self.name} must be a JSON object", tool=self.name)
+        try:
+            return self.args_model.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}" for err in exc.errors()
+            )
+            raise InvalidToolArguments(
+                f"invalid arguments for {self.name}: {problems}. Fix them and call {self.name} again.",
+                tool=self.name,
+            ) from None
+
+    def bind(self, arguments: BaseModel, context: ToolContext) -> dict[str, Any]:
+        """Keyword arguments for ``fn``: the validated fields plus the context when asked for."""
+        kwargs = arguments.model_dump()
+        if self.context_param:
+            kwargs[self.context_param] = context
+        return kwargs
+
+
+def tool(
+    *,
+    kind: ToolKind = "read",
+    cost_class: CostClass = "external_api",
+    timeout_s: float | None = None,
+    name: str | None = None,
+) -> Callable[[Callable[..., Any]], Tool]:
+    """Declare a tool. Its docstring is the description; its annotated parameters are the schema.
+
+    ``timeout_s`` overrides the budget of its ``cost_class``; ``[tools.timeouts_s]`` overrides both.
+    """
+
+    def declare(fn: Callable[..., Any]) -> Tool:
+        hints = get_type_hints(fn, include_extras=True)
+        fields: dict[str, Any] = {}
+        context_param = None
+        for param in inspect.signature(fn).parameters.values():
+            annotation = hints.get(param.name, Any)
+            if annotation is ToolContext:
+                context_param = param.name
+                continue
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            fields[param.name] = (annotation, default)
+        tool_name = name or fn.__name__
+        model = create_model(  # type: ignore[call-overload]
+            f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+        )
+        return Tool(
+            name=tool_name,
+            description=inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0] or tool_name,
+            kind=kind,
+            cost_class=cost_class,
+            timeout_s=timeout_s,
+            args_model=model,
+            fn=fn,
+            context_param=context_param,
+        )
+
+    return declare
+
+
+class ToolRegistry:
+    """The tools one agent may call, by name."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for item in tools:
+            self.add(item)
+
+    def add(self, item: Tool) -> None:
+        if item.name in self._tools:
+            raise ConfigError(f"two tools are named {item.name!r}; tool names must be unique")
+        self._tools[item.name] = item
+
+    def get(self, name: str) -> Tool:
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise UnknownTool(
+                f"unknown tool {name!r}; available tools: {', '.join(sorted(self._tools)) or 'none'}", tool=name
+            ) from None
+
+    def specs(self) -> list[dict[str, Any]]:
+        return [item.spec() for item in self._tools.values()]
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    @classmethod
+    def from_modules(cls, modules: Iterable[str]) -> ToolRegistry:
+        """Collect every :class:`Tool` defined at the top level of the named modules."""
+        registry = cls()
+        for module_name in modules:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise ConfigError(f"tools.modules: cannot import {module_name!r}: {exc}") from None
+            for value in vars(module).values():
+                if isinstance(value, Tool):
+                    registry.add(value)
+        return registry

@@ -1,0 +1,76 @@
+"""Run one tool call inside its budget and turn every failure into a :class:`ToolError`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import ToolError, ToolFailed, ToolTimeout
+from app.faults import FaultPlan
+from app.tools.registry import Tool, ToolContext
+
+
+@dataclass(frozen=True)
+class ToolBudgets:
+    """Timeouts by cost class (the seed's table) and per-tool overrides, from ``[tools]``."""
+
+    class_timeouts_s: dict[str, float]
+    tool_timeouts_s: dict[str, float]
+
+    def timeout_for(self, item: Tool) -> float:
+        if item.name in self.tool_timeouts_s:
+            return self.tool_timeouts_s[item.name]
+        if item.timeout_s is not None:
+            return item.timeout_s
+        return self.class_timeouts_s[item.cost_class]
+
+
+def render_result(result: Any, max_chars: int) -> str:
+    """Serialise a tool result for the model, cutting huge payloads with a visible marker."""
+    text = result if isinstance(result, str) else json.dumps(result, default=str, ensure_ascii=False)
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}… [truncated: {len(text)} characters, showing the first {max_chars}]"
+
+
+async def run_tool(
+    item: Tool,
+    raw_arguments: str | dict[str, Any],
+    context: ToolContext,
+    *,
+    timeout_s: float,
+    faults: FaultPlan,
+    max_result_chars: int,
+) -> str:
+    """Validate, run within ``timeout_s`` and render. Raises a :class:`ToolError` subclass on failure.
+
+    Async tools are cancelled at the deadline. Sync tools run in a worker thread
+    that is abandoned at the deadline (Python cannot kill a thread), so a hung
+    sync tool never holds the run past its budget.
+    """
+    arguments = item.parse_arguments(raw_arguments)
+    kwargs = item.bind(arguments, context)
+
+    async def call() -> Any:
+        fault = faults.draw(item.name)
+        if fault is not None:
+            await fault.delay()
+            if fault.error_kind is not None:
+                raise ToolFailed(f"injected fault ({fault.error_kind}) in {item.name}", tool=item.name)
+        if item.is_async:
+            return await item.fn(**kwargs)
+        return await asyncio.to_thread(item.fn, **kwargs)
+
+    try:
+        result = await asyncio.wait_for(call(), timeout=timeout_s)
+    except TimeoutError:
+        raise ToolTimeout(
+            f"{item.name} did not finish within {timeout_s:g}s; its effect is unknown", tool=item.name
+        ) from None
+    except ToolError:
+        raise
+    except Exception as exc:  # a tool's own bug must not crash the run
+        raise ToolFailed(f"{item.name} failed: {type(exc).__name__}: {exc}", tool=item.name) from exc
+    return render_result(result, max_result_chars)

@@ -1,0 +1,203 @@
+"""The agent: one object that owns the services, the checkpointer and the compiled graph.
+
+Use it as an async context manager::
+
+    async with Agent.open(load_settings()) as agent:
+        result = await agent.ask("What is the capital of France?")
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from opentelemetry.trace import SpanKind
+
+from app.config import Settings
+from app.errors import FirebreakError, ModelError, RunDeadlineExceeded, ScriptError
+from app.gateway import Usage
+from app.services import Services, build_services
+from app.telemetry import mark_error
+from graph.builder import GraphBuilder, default_builder
+from graph.state import RunContext
+from memory.checkpointer import open_checkpointer
+from memory.tables import Run
+
+MAX_QUESTION_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run, as the CLI's ``--json`` prints it."""
+
+    run_id: str
+    thread_id: str
+    status: str
+    answer: str | None
+    trace_id: str | None
+    usage: Usage
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "status": self.status,
+            "answer": self.answer,
+            "trace_id": self.trace_id,
+            "error": self.error,
+            "usage": {
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+                "cost_usd": self.usage.cost_usd,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Token:
+    """A piece of the answer as the model produces it."""
+
+    text: str
+
+
+def _status_for(exc: BaseException) -> str:
+    if isinstance(exc, RunDeadlineExceeded):
+        return "timed_out"
+    return "failed"
+
+
+class Agent:
+    """Runs questions through the graph and records each run."""
+
+    def __init__(self, services: Services, graph: Any, stack: AsyncExitStack) -> None:
+        self.services = services
+        self.graph = graph
+        self._stack = stack
+
+    @classmethod
+    async def create(
+        cls, settings: Settings, *, builder: GraphBuilder | None = None, services: Services | None = None
+    ) -> Agent:
+        """Connect every store (failing loudly if one is unreachable) and compile the graph."""
+        stack = AsyncExitStack()
+        services = services or build_services(settings)
+        stack.callback(services.close)
+        try:
+            checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
+        except Exception:
+            await stack.aclose()
+            raise
+        graph = (builder or default_builder()).compile(checkpointer)
+        return cls(services, graph, stack)
+
+    @classmethod
+    def open(cls, settings: Settings, **kwargs: Any) -> _AgentContext:
+        return _AgentContext(cls, settings, kwargs)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    async def ask(self, question: str, **kwargs: Any) -> RunResult:
+        """Run one question to the end and return its result."""
+        result = None
+        async for item in self.stream(question, **kwargs):
+            if isinstance(item, RunResult):
+                result = item
+        assert result is not None
+        return result
+
+    async def stream(
+        self,
+        question: str,
+        *,
+        thread_id: str | None = None,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+        route: str | None = None,
+    ) -> AsyncIterator[Token | RunResult]:
+        """Yield answer tokens as they come, then the :class:`RunResult`."""
+        settings = self.services.settings
+        question = question.strip()
+        if not question:
+            raise FirebreakError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise FirebreakError(
+                f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it or attach a file."
+            )
+        route = route or settings.agent.default_route
+        settings.route(route)  # an unknown route is a ConfigError before anything is recorded
+        context = RunContext(
+            services=self.services,
+            run_id=str(uuid.uuid4()),
+            thread_id=thread_id or str(uuid.uuid4()),
+            tenant_id=tenant_id or settings.identity.default_tenant,
+            user_id=user_id or settings.identity.default_user,
+            route=route,
+            deadline=time.monotonic() + settings.agent.run_wall_clock_s,
+        )
+        runs = self.services.runs
+        runs.start(
+            Run(id=context.run_id, thread_id=context.thread_id, tenant_id=context.tenant_id, user_id=context.user_id,
+                route=route, status="running", question=question)
+        )
+        tracer = self.services.telemetry.tracer
+        status, answer, error = "failed", None, None
+        with tracer.start_as_current_span("invoke_agent firebreak", kind=SpanKind.INTERNAL) as span:
+            span.set_attributes({
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": "firebreak",
+                "firebreak.route": route,
+                **context.ids,
+            })
+            self.services.telemetry.content(span, "gen_ai.input.messages", question)
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            runs.set_trace(context.run_id, trace_id)
+            try:
+                async for mode, chunk in self.graph.astream(
+                    {"messages": [HumanMessage(content=question)], "steps": 0, "status": "running", "answer": ""},
+                    config={"configurable": {"thread_id": context.thread_id},
+                            "recursion_limit": settings.agent.max_steps * 4 + 10},
+                    context=context,
+                    stream_mode=["custom", "values"],
+                ):
+                    if mode == "custom" and "token" in chunk:
+                        yield Token(chunk["token"])
+                    elif mode == "values":
+                        status, answer = chunk.get("status", status), chunk.get("answer") or answer
+            except (ModelError, RunDeadlineExceeded, ScriptError) as exc:
+                status, error = _status_for(exc), str(exc)
+                mark_error(span, exc)
+            span.set_attribute("firebreak.status", status)
+            self.services.telemetry.content(span, "gen_ai.output.messages", answer or "")
+        record = runs.finish(context.run_id, status=status, answer=answer, error=error)
+        self.services.telemetry.flush()
+        yield RunResult(
+            run_id=context.run_id,
+            thread_id=context.thread_id,
+            status=status,
+            answer=answer,
+            trace_id=trace_id,
+            usage=Usage(record.input_tokens, record.output_tokens, record.cost_usd),
+            error=error,
+        )
+
+
+class _AgentContext:
+    def __init__(self, cls: type[Agent], settings: Settings, kwargs: dict[str, Any]) -> None:
+        self._args = (cls, settings, kwargs)
+        self._agent: Agent | None = None
+
+    async def __aenter__(self) -> Agent:
+        cls, settings, kwargs = self._args
+        self._agent = await cls.create(settings, **kwargs)
+        return self._agent
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._agent is not None:
+            await self._agent.close()

@@ -1,0 +1,129 @@
+"""Build the agent graph from a small, editable spec.
+
+The default layout is ``START → decide ─tool calls→ act → observe ─→ decide``,
+``decide ─answer→ respond → END`` (``observe`` goes to ``respond`` at the step
+limit). Add a node by inserting it on an edge::
+
+    builder = default_builder()
+    builder.insert("redact", redact, after="decide", before="act")
+
+Every node is wrapped so that it runs inside a span and stops the run once its
+wall clock is spent.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from app.errors import ConfigError, RunDeadlineExceeded
+from app.telemetry import mark_error
+from graph.routing import after_decide, after_observe
+from graph.state import AgentState, RunContext
+from nodes.act import act
+from nodes.decide import decide
+from nodes.observe import observe
+from nodes.respond import respond
+
+NodeFn = Callable[..., dict[str, Any] | Awaitable[dict[str, Any]]]
+Router = Callable[[AgentState], str]
+
+
+@dataclass
+class Branch:
+    """A conditional edge: ``router`` returns a label, ``targets`` maps labels to nodes."""
+
+    router: Router
+    targets: dict[str, str]
+
+
+@dataclass
+class GraphBuilder:
+    """An editable description of the agent graph; :meth:`compile` turns it into LangGraph."""
+
+    nodes: dict[str, NodeFn] = field(default_factory=dict)
+    edges: dict[str, str | Branch] = field(default_factory=dict)
+
+    def add_node(self, name: str, fn: NodeFn) -> GraphBuilder:
+        if name in self.nodes or name in (START, END):
+            raise ConfigError(f"a node named {name!r} already exists")
+        self.nodes[name] = fn
+        return self
+
+    def add_edge(self, source: str, target: str) -> GraphBuilder:
+        self.edges[source] = target
+        return self
+
+    def add_branch(self, source: str, router: Router, targets: dict[str, str]) -> GraphBuilder:
+        self.edges[source] = Branch(router, dict(targets))
+        return self
+
+    def insert(self, name: str, fn: NodeFn, *, after: str, before: str) -> GraphBuilder:
+        """Put a new node on the edge ``after → before`` (plain or conditional)."""
+        edge = self.edges.get(after)
+        if edge == before:
+            self.edges[after] = name
+        elif isinstance(edge, Branch) and before in edge.targets.values():
+            edge.targets = {label: name if target == before else target for label, target in edge.targets.items()}
+        else:
+            raise ConfigError(f"there is no edge {after} → {before} to insert {name!r} on")
+        self.add_node(name, fn)
+        return self.add_edge(name, before)
+
+    def compile(self, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+        graph = StateGraph(AgentState, context_schema=RunContext)
+        for name, fn in self.nodes.items():
+            graph.add_node(name, guarded(name, fn))  # type: ignore[call-overload]
+        for source, edge in self.edges.items():
+            if isinstance(edge, Branch):
+                graph.add_conditional_edges(source, edge.router, edge.targets)  # type: ignore[arg-type]
+            else:
+                graph.add_edge(source, edge)
+        return graph.compile(checkpointer=checkpointer)
+
+
+def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]], Awaitable[dict[str, Any]]]:
+    """Wrap a node: check the run's wall clock, then run it inside a ``node {name}`` span."""
+    wants_runtime = len(inspect.signature(fn).parameters) > 1
+
+    async def node(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        if time.monotonic() > ctx.deadline:
+            raise RunDeadlineExceeded(
+                f"run {ctx.run_id} spent its {ctx.services.settings.agent.run_wall_clock_s:g}s wall clock before {name}"
+            )
+        tracer = ctx.services.telemetry.tracer
+        with tracer.start_as_current_span(f"node {name}", record_exception=False) as span:
+            span.set_attributes({"firebreak.node": name, **ctx.ids})
+            try:
+                result = fn(state, runtime) if wants_runtime else fn(state)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                mark_error(span, exc)
+                raise
+        return result  # type: ignore[return-value]
+
+    node.__name__ = name
+    return node
+
+
+def default_builder() -> GraphBuilder:
+    """The built-in single-agent graph."""
+    builder = GraphBuilder()
+    for name, fn in (("decide", decide), ("act", act), ("observe", observe), ("respond", respond)):
+        builder.add_node(name, fn)
+    builder.add_edge(START, "decide")
+    builder.add_branch("decide", after_decide, {"act": "act", "respond": "respond"})
+    builder.add_edge("act", "observe")
+    builder.add_branch("observe", after_observe, {"decide": "decide", "respond": "respond"})
+    builder.add_edge("respond", END)
+    return builder

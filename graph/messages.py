@@ -1,0 +1,62 @@
+"""LangChain messages to the OpenAI chat format the gateway speaks.
+
+Written out rather than delegated so that malformed tool calls (kept by
+LangChain as ``invalid_tool_calls``) still reach the model with their ids, and
+every tool result keeps a matching call: providers reject orphans.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+
+from app.gateway import ToolCall
+
+
+def to_openai(messages: list[AnyMessage], system_prompt: str | None = None) -> list[dict[str, Any]]:
+    converted: list[dict[str, Any]] = []
+    if system_prompt:
+        converted.append({"role": "system", "content": system_prompt})
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            converted.append({"role": "system", "content": message.text})
+        elif isinstance(message, HumanMessage):
+            converted.append({"role": "user", "content": message.text})
+        elif isinstance(message, ToolMessage):
+            converted.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text})
+        elif isinstance(message, AIMessage):
+            calls = [
+                {"id": call["id"], "type": "function",
+                 "function": {"name": call["name"], "arguments": json.dumps(call["args"])}}
+                for call in message.tool_calls
+            ] + [
+                {"id": call["id"], "type": "function",
+                 "function": {"name": call["name"] or "", "arguments": call["args"] or ""}}
+                for call in message.invalid_tool_calls
+            ]
+            entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+            if calls:
+                entry["tool_calls"] = calls
+            converted.append(entry)
+    return converted
+
+
+def ai_message(text: str, calls: tuple[ToolCall, ...]) -> AIMessage:
+    """The model's reply as an AIMessage; arguments that are not a JSON object become invalid calls."""
+    valid, invalid = [], []
+    for call in calls:
+        try:
+            args = json.loads(call.arguments) if call.arguments.strip() else {}
+        except json.JSONDecodeError as exc:
+            args, error = None, f"arguments are not valid JSON: {exc.msg}"
+        else:
+            error = None if isinstance(args, dict) else "arguments must be a JSON object"
+        if error is None:
+            valid.append({"id": call.id, "name": call.name, "args": args, "type": "tool_call"})
+        else:
+            invalid.append(
+                {"id": call.id, "name": call.name, "args": call.arguments, "error": error, "type": "invalid_tool_call"}
+            )
+    return AIMessage(content=text, tool_calls=valid, invalid_tool_calls=invalid)

@@ -1,0 +1,47 @@
+"""Graph state and per-run context.
+
+State is what the checkpointer persists between steps (the conversation and
+the loop's progress). The context is what a run is given and does not persist:
+ids, the deadline and the services. Large things live in the database and are
+referenced by id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+if TYPE_CHECKING:
+    from app.services import Services
+
+
+class AgentState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    steps: int
+    status: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a node may need that is not conversation state."""
+
+    services: Services
+    run_id: str
+    thread_id: str
+    tenant_id: str
+    user_id: str
+    route: str
+    deadline: float  # time.monotonic() value after which the run must stop
+
+    @property
+    def ids(self) -> dict[str, Any]:
+        return {
+            "firebreak.run_id": self.run_id,
+            "gen_ai.conversation.id": self.thread_id,
+            "firebreak.tenant_id": self.tenant_id,
+            "firebreak.user_id": self.user_id,
+        }

@@ -1,0 +1,77 @@
+"""Database engine: one URL, SQLite or PostgreSQL, same code.
+
+SQLite is the zero-setup default; PostgreSQL is what several workers share.
+The engine refuses to start silently on a store it cannot reach: a run that
+cannot be recorded must not happen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import create_engine
+
+from app.errors import ConfigError, StoreUnavailable
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Normalise a user URL to the driver Firebreak uses (psycopg 3 for PostgreSQL)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("sqlite://", "postgresql+psycopg://")):
+        return url
+    raise ConfigError(f"unsupported database_url {url!r}: use sqlite:///path.db or postgresql://user@host/db")
+
+
+def libpq_url(url: str) -> str:
+    """The same database as a plain libpq URL, for LangGraph's PostgreSQL checkpointer."""
+    return "postgresql://" + sqlalchemy_url(url).split("://", 1)[1]
+
+
+def is_sqlite(url: str) -> bool:
+    return sqlalchemy_url(url).startswith("sqlite")
+
+
+def sqlite_path(url: str) -> Path:
+    """The file behind a SQLite URL (created directories included)."""
+    database = make_url(sqlalchemy_url(url)).database
+    if not database or database == ":memory:":
+        raise ConfigError("database_url must name a SQLite file: runs are durable, ':memory:' is not")
+    return Path(database)
+
+
+def _enable_sqlite_concurrency(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers work during a write; busy_timeout makes writers queue instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url`` and prove the store answers."""
+    if is_sqlite(url):
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(sqlalchemy_url(url), connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _enable_sqlite_concurrency)
+    else:
+        engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=10)
+    check_engine(engine)
+    return engine
+
+
+def check_engine(engine: Engine) -> None:
+    """Raise :class:`StoreUnavailable` unless the database answers a query."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StoreUnavailable(
+            f"database {engine.url.render_as_string(hide_password=True)} is unreachable: {reason}"
+        ) from None

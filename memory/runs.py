@@ -1,0 +1,97 @@
+"""Repository for runs, their decision history, model-call audit rows and spans.
+
+Every write is its own short transaction so a crash loses at most the step in
+flight; the LangGraph checkpoint holds the state needed to resume it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from memory.tables import ModelCall, Run, RunEvent, SpanRecord, utcnow
+
+
+class RunStore:
+    """Reads and writes the durable record of runs."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def start(self, run: Run) -> None:
+        with Session(self.engine) as session:
+            session.add(run)
+            session.commit()
+
+    def set_trace(self, run_id: str, trace_id: str) -> None:
+        with Session(self.engine) as session:
+            run = session.get(Run, run_id)
+            if run is not None:
+                run.trace_id = trace_id
+                session.add(run)
+                session.commit()
+
+    def finish(self, run_id: str, *, status: str, answer: str | None = None, error: str | None = None) -> Run:
+        """Close the run and total its usage from the model-call rows."""
+        with Session(self.engine) as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise KeyError(run_id)
+            totals = session.exec(
+                select(
+                    func.coalesce(func.sum(ModelCall.input_tokens), 0),
+                    func.coalesce(func.sum(ModelCall.output_tokens), 0),
+                    func.coalesce(func.sum(ModelCall.cost_usd), 0.0),
+                ).where(ModelCall.run_id == run_id)
+            ).one()
+            run.input_tokens, run.output_tokens, run.cost_usd = int(totals[0]), int(totals[1]), float(totals[2])
+            run.status, run.answer, run.error, run.finished_at = status, answer, error, utcnow()
+            session.add(run)
+            session.commit()
+            session.refresh(run)
+            return run
+
+    def add_event(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
+        with Session(self.engine) as session:
+            last = session.exec(select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)).one()
+            session.add(RunEvent(run_id=run_id, seq=(last or 0) + 1, node=node, kind=kind, payload=payload))
+            session.commit()
+
+    def record_model_call(self, call: ModelCall) -> None:
+        with Session(self.engine) as session:
+            session.add(call)
+            session.commit()
+
+    def get(self, run_id: str) -> Run | None:
+        with Session(self.engine) as session:
+            return session.get(Run, run_id)
+
+    def events(self, run_id: str) -> Sequence[RunEvent]:
+        with Session(self.engine) as session:
+            return session.exec(select(RunEvent).where(RunEvent.run_id == run_id).order_by(col(RunEvent.seq))).all()
+
+    def model_calls(self, run_id: str) -> Sequence[ModelCall]:
+        with Session(self.engine) as session:
+            return session.exec(select(ModelCall).where(ModelCall.run_id == run_id).order_by(col(ModelCall.id))).all()
+
+    def recent(self, *, limit: int = 50, tenant_id: str | None = None, thread_id: str | None = None) -> Sequence[Run]:
+        with Session(self.engine) as session:
+            query = select(Run).order_by(col(Run.created_at).desc()).limit(limit)
+            if tenant_id is not None:
+                query = query.where(Run.tenant_id == tenant_id)
+            if thread_id is not None:
+                query = query.where(Run.thread_id == thread_id)
+            return session.exec(query).all()
+
+    def spans(self, run_id: str) -> Sequence[SpanRecord]:
+        """Every span of the run's trace, in start order."""
+        with Session(self.engine) as session:
+            run = session.get(Run, run_id)
+            if run is None or run.trace_id is None:
+                return []
+            query = select(SpanRecord).where(SpanRecord.trace_id == run.trace_id).order_by(col(SpanRecord.start_ns))
+            return session.exec(query).all()

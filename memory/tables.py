@@ -1,0 +1,117 @@
+"""SQLModel tables: the durable record of every run.
+
+Large things live here and are referenced from graph state by id. Schema
+changes go through Alembic migrations in ``memory/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Run(SQLModel, table=True):
+    """One agent invocation: a question in, an answer (or an error) out."""
+
+    __tablename__ = "runs"
+
+    id: str = Field(primary_key=True, max_length=36)
+    thread_id: str = Field(index=True, max_length=128)
+    tenant_id: str = Field(index=True, max_length=128)
+    user_id: str = Field(max_length=128)
+    route: str = Field(max_length=256)
+    status: str = Field(index=True, max_length=32)
+    question: str = Field(sa_column=Column(Text, nullable=False))
+    answer: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    trace_id: str | None = Field(default=None, max_length=32)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    finished_at: datetime | None = None
+
+
+class RunEvent(SQLModel, table=True):
+    """One step of a run's decision history: a decision, a tool result, the answer."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (Index("ix_run_events_run_seq", "run_id", "seq", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", max_length=36)
+    seq: int
+    node: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelCall(SQLModel, table=True):
+    """The audit row of one model call: who asked, which deployment answered, what it cost."""
+
+    __tablename__ = "model_calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str | None = Field(default=None, index=True, max_length=36)
+    tenant_id: str = Field(max_length=128)
+    route: str = Field(max_length=256)
+    model: str = Field(max_length=256)
+    status: str = Field(max_length=32)
+    error_kind: str | None = Field(default=None, max_length=32)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class SpanRecord(SQLModel, table=True):
+    """A finished OpenTelemetry span, kept locally so the UI and CLI can show traces."""
+
+    __tablename__ = "spans"
+
+    span_id: str = Field(primary_key=True, max_length=16)
+    trace_id: str = Field(index=True, max_length=32)
+    parent_span_id: str | None = Field(default=None, max_length=16)
+    run_id: str | None = Field(default=None, index=True, max_length=36)
+    name: str = Field(max_length=256)
+    start_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status: str = Field(max_length=16)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    events: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class DemoOrder(SQLModel, table=True):
+    """Demo data for the SQL lookup and order update tools."""
+
+    __tablename__ = "demo_orders"
+
+    id: int = Field(primary_key=True)
+    customer: str = Field(max_length=128)
+    item: str = Field(max_length=256)
+    status: str = Field(max_length=32)
+    total_usd: float
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxEmail(SQLModel, table=True):
+    """Emails the agent 'sent': written here, never to a real mail server."""
+
+    __tablename__ = "outbox_emails"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str | None = Field(default=None, index=True, max_length=36)
+    tenant_id: str = Field(max_length=128)
+    to: str = Field(max_length=320)
+    subject: str = Field(max_length=512)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,71 @@
+"""``act``: run the tool calls of the last decision, each inside its budget and its own span.
+
+Every failure (unknown tool, invalid arguments, timeout, a tool's own error)
+becomes a tool message the model can read and correct; nothing here crashes the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.runtime import Runtime
+from opentelemetry.trace import SpanKind
+
+from app.errors import InvalidToolArguments, ToolError
+from app.telemetry import mark_error
+from app.tools.registry import ToolContext
+from app.tools.runner import run_tool
+from graph.state import AgentState, RunContext
+
+
+def _pending_calls(message: AIMessage) -> list[tuple[str, str, Any, str | None]]:
+    """(id, name, arguments, parse error) for every call, valid or malformed, in order."""
+    calls: list[tuple[str, str, Any, str | None]] = [
+        (call["id"] or "", call["name"], call["args"], None) for call in message.tool_calls
+    ]
+    calls += [(c["id"] or "", c["name"] or "", c["args"], c["error"]) for c in message.invalid_tool_calls]
+    return calls
+
+
+async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    services = ctx.services
+    decision = state["messages"][-1]
+    assert isinstance(decision, AIMessage)
+    tool_context = ToolContext(
+        run_id=ctx.run_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id, engine=services.engine,
+        settings=services.settings,
+    )
+    results = []
+    for call_id, name, arguments, parse_error in _pending_calls(decision):
+        with services.telemetry.tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL) as span:
+            span.set_attributes({
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": name,
+                "gen_ai.tool.call.id": call_id,
+                "gen_ai.tool.type": "function",
+            })
+            services.telemetry.content(span, "gen_ai.tool.call.arguments", arguments)
+            try:
+                if parse_error is not None:
+                    raise InvalidToolArguments(f"{name}: {parse_error}; send a JSON object", tool=name)
+                item = services.tools.get(name)
+                span.set_attribute("firebreak.tool.kind", item.kind)
+                output = await run_tool(
+                    item, arguments, tool_context,
+                    timeout_s=services.budgets.timeout_for(item),
+                    faults=services.faults,
+                    max_result_chars=services.settings.tools.max_result_chars,
+                )
+                status, error_type = "success", None
+            except ToolError as exc:
+                mark_error(span, exc)
+                output, status, error_type = f"Error: {exc}", "error", type(exc).__name__
+            services.telemetry.content(span, "gen_ai.tool.call.result", output)
+        services.runs.add_event(
+            ctx.run_id, "act", "tool_result",
+            {"tool": name, "call_id": call_id, "status": status, "error_type": error_type, "output": output},
+        )
+        results.append(ToolMessage(content=output, tool_call_id=call_id, name=name, status=status))
+    return {"messages": results}

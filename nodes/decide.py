@@ -1,0 +1,37 @@
+"""``decide``: the model reads the conversation and picks the next step (a tool call or the answer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from app.gateway import CallContext
+from graph.messages import ai_message, to_openai
+from graph.state import AgentState, RunContext
+
+
+async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    services = ctx.services
+    writer = runtime.stream_writer
+    reply = await services.gateway.chat(
+        to_openai(state["messages"], services.settings.agent.system_prompt),
+        route=ctx.route,
+        context=CallContext(tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id),
+        tools=services.tools.specs() or None,
+        on_token=lambda text: writer({"token": text}),
+    )
+    services.runs.add_event(
+        ctx.run_id,
+        "decide",
+        "decision",
+        {
+            "model": reply.model,
+            "text": reply.text,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls],
+            "input_tokens": reply.usage.input_tokens,
+            "output_tokens": reply.usage.output_tokens,
+        },
+    )
+    return {"messages": [ai_message(reply.text, reply.tool_calls)]}
