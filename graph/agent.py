@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -103,6 +103,17 @@ class Agent:
     async def close(self) -> None:
         await self._stack.aclose()
 
+    def settle_script(self, result: RunResult) -> RunResult:
+        """Fail ``result`` if a scripted model's script was not used exactly as written."""
+        try:
+            self.services.gateway.verify_script_consumed()
+        except ScriptError as exc:
+            if result.error == str(exc):
+                return result
+            self.services.runs.finish(result.run_id, status="failed", answer=result.answer, error=str(exc))
+            return replace(result, status="failed", error=str(exc))
+        return result
+
     async def ask(self, question: str, **kwargs: Any) -> RunResult:
         """Run one question to the end and return its result."""
         result = None
@@ -165,6 +176,7 @@ class Agent:
                             "recursion_limit": settings.agent.max_steps * 4 + 10},
                     context=context,
                     stream_mode=["custom", "values"],
+                    durability="sync",
                 ):
                     if mode == "custom" and "token" in chunk:
                         yield Token(chunk["token"])

@@ -311,3 +311,8 @@ class Gateway:
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
         )
+
+
+def missing_provider_keys(model: str) -> list[str]:
+    """Environment variables LiteLLM needs for ``model`` that are not set."""
+    return list(litellm.validate_environment(model=model).get("missing_keys", []))

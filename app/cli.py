@@ -1,0 +1,179 @@
+"""The ``firebreak`` command line.
+
+Errors end with a one-line message and a non-zero exit code, never a
+traceback (set ``FIREBREAK_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+
+from app.config import Settings, load_settings
+from app.errors import FirebreakError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Firebreak: an agent that must not burn down prod.")
+trace_cli = typer.Typer(no_args_is_help=True, help="Inspect traces.")
+db_cli = typer.Typer(no_args_is_help=True, help="Manage the database schema.")
+cli.add_typer(trace_cli, name="trace")
+cli.add_typer(db_cli, name="db")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+T = TypeVar("T")
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@cli.command()
+def ask(
+    text: Annotated[str, typer.Argument(help="The question.")],
+    thread: Annotated[str | None, typer.Option("--thread", help="Continue this conversation.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="A route name or a model such as scripted/demo.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask the agent one question; the answer streams as it is produced."""
+    from graph.agent import Agent, RunResult, Token
+
+    settings = _settings(config)
+
+    async def main() -> RunResult:
+        async with Agent.open(settings) as agent:
+            result = None
+            async for item in agent.stream(text, thread_id=thread, tenant_id=tenant, user_id=user, route=model):
+                if isinstance(item, Token):
+                    if not as_json:
+                        typer.echo(item.text, nl=False)
+                else:
+                    result = item
+            assert result is not None
+            return agent.settle_script(result)
+
+    result = asyncio.run(main())
+    if as_json:
+        _echo_json(result.as_dict())
+    else:
+        usage = result.usage
+        typer.echo(
+            f"\n\nrun {result.run_id} · {result.status} · {usage.input_tokens} in / {usage.output_tokens} out tokens"
+            f" · ${usage.cost_usd:.6f} · thread {result.thread_id}\ntrace: firebreak trace show {result.run_id}",
+            err=True,
+        )
+    if result.status not in ("answered",):
+        if not as_json:
+            typer.echo(f"error: run {result.status}: {result.error or 'no answer'}", err=True)
+        raise typer.Exit(1)
+
+
+@cli.command()
+def ui(
+    config: ConfigOption = None,
+    model: Annotated[str | None, typer.Option("--model", help="Route for the chat (default: agent.default_route).")] = None,
+) -> None:
+    """Open the chat UI (Gradio) on the configured host and port."""
+    from ui.app import launch
+
+    launch(_settings(config), route=model)
+
+
+@trace_cli.command("show")
+def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show a run's spans as a tree with durations."""
+    from app.services import prepare_database
+    from app.traces import format_trace
+    from memory.runs import RunStore
+
+    runs = RunStore(prepare_database(_settings(config)))
+    run = runs.get(run_id)
+    if run is None:
+        raise FirebreakError(f"no run {run_id!r} in this database")
+    spans = runs.spans(run_id)
+    if as_json:
+        _echo_json({"run_id": run_id, "trace_id": run.trace_id, "spans": [span.model_dump() for span in spans]})
+        return
+    typer.echo(f"run {run_id} · {run.status} · trace {run.trace_id}")
+    typer.echo(format_trace(spans) or "(no spans recorded)")
+
+
+@db_cli.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply pending migrations to the configured database."""
+    from memory.engine import make_engine
+    from memory.migrate import upgrade
+
+    settings = _settings(config)
+    revision = upgrade(make_engine(settings.database_url))
+    typer.echo(f"database at revision {revision}")
+
+
+@cli.command()
+def setup(config: ConfigOption = None) -> None:
+    """Prepare everything a first run needs: the embedded model file and the database."""
+    from app.gateway.model_files import assemble_model
+    from memory.engine import make_engine
+    from memory.migrate import upgrade
+
+    settings = _settings(config)
+    path = assemble_model(settings.local_model.cache_path)
+    typer.echo(f"model ready: {path}")
+    typer.echo(f"database at revision {upgrade(make_engine(settings.database_url))}")
+
+
+@cli.command()
+def doctor(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Check every configured store and model; exit 1 if any is unusable."""
+    from app.doctor import run_checks
+
+    checks = asyncio.run(run_checks(_settings(config)))
+    if as_json:
+        _echo_json([check.__dict__ for check in checks])
+    else:
+        for check in checks:
+            typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<40} {check.detail}")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+def _guarded(command: Callable[[], T]) -> T:
+    try:
+        return command()
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FirebreakError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if os.environ.get("FIREBREAK_DEBUG"):
+            raise
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (set FIREBREAK_DEBUG=1 for details)", err=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    code = _guarded(lambda: cli(standalone_mode=False))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,179 @@
+"""The agent graph end to end on the scripted model, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run
+from sqlmodel import Session, select
+
+from app.errors import ScriptError
+from graph.agent import Agent, RunResult
+from memory.tables import DemoOrder, ModelCall, OutboxEmail
+
+ROUTE = "scripted/demo"
+
+
+async def _ask(settings, question: str, **kwargs) -> tuple[RunResult, Agent]:
+    async with Agent.open(settings) as agent:
+        result = await agent.ask(question, route=ROUTE, **kwargs)
+        return agent.settle_script(result), agent
+
+
+def test_two_tool_conversation_is_answered_and_recorded(database_url, make_settings, write_script):
+    script = write_script(
+        {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 42}}]},
+        {"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "refund policy"}}]},
+        {"expect": "USB-C dock", "text": "Order 42 was delivered; refunds are possible within 30 days."},
+    )
+    result, agent = run(_ask(make_settings(database_url, script=script), "Where is order 42, can I get a refund?"))
+
+    assert result.status == "answered"
+    assert result.answer == "Order 42 was delivered; refunds are possible within 30 days."
+    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    runs = agent.services.runs
+    kinds = [(event.node, event.kind) for event in runs.events(result.run_id)]
+    assert kinds == [
+        ("decide", "decision"), ("act", "tool_result"),
+        ("decide", "decision"), ("act", "tool_result"),
+        ("decide", "decision"), ("respond", "answer"),
+    ]
+    calls = runs.model_calls(result.run_id)
+    assert [call.status for call in calls] == ["ok", "ok", "ok"]
+    assert sum(call.input_tokens for call in calls) == result.usage.input_tokens
+
+
+def test_trace_has_agent_chat_and_tool_spans(database_url, make_settings, write_script):
+    script = write_script(
+        {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 1}}]},
+        {"text": "Order 1 has shipped."},
+    )
+    result, agent = run(_ask(make_settings(database_url, script=script), "Where is order 1?", tenant_id="acme"))
+
+    spans = agent.services.runs.spans(result.run_id)
+    names = [span.name for span in spans]
+    assert names.count("invoke_agent firebreak") == 1
+    assert names.count(f"chat {ROUTE}") == 2
+    assert names.count("execute_tool sql_lookup") == 1
+    assert {"node decide", "node act", "node observe", "node respond"} <= set(names)
+    root = next(span for span in spans if span.name == "invoke_agent firebreak")
+    assert root.attributes["firebreak.tenant_id"] == "acme"
+    assert root.attributes["gen_ai.conversation.id"] == result.thread_id
+    for chat in (span for span in spans if span.name.startswith("chat ")):
+        assert chat.attributes["gen_ai.usage.input_tokens"] > 0
+        assert chat.attributes["gen_ai.usage.output_tokens"] > 0
+    assert all(span.trace_id == result.trace_id for span in spans)
+
+
+def test_invalid_tool_arguments_are_explained_to_the_model_which_corrects_them(
+    database_url, make_settings, write_script
+):
+    script = write_script(
+        {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": "forty-two"}}]},
+        {"expect": "order_id: Input should be a valid integer",
+         "tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 42}}]},
+        {"text": "Order 42 was delivered."},
+    )
+    result, agent = run(_ask(make_settings(database_url, script=script), "Where is order 42?"))
+
+    assert result.status == "answered"
+    tool_results = [e.payload for e in agent.services.runs.events(result.run_id) if e.kind == "tool_result"]
+    assert [(r["status"], r["error_type"]) for r in tool_results] == [
+        ("error", "InvalidToolArguments"), ("success", None),
+    ]
+
+
+def test_unknown_tool_and_malformed_json_are_answered_not_crashed(database_url, make_settings, write_script):
+    script = write_script(
+        {"tool_calls": [{"name": "delete_everything", "arguments": {}}]},
+        {"expect": "unknown tool 'delete_everything'",
+         "tool_calls": [{"name": "sql_lookup", "arguments": "{\"order_id\": 4"}]},
+        {"expect": "not valid JSON", "text": "I could not look that up."},
+    )
+    result, agent = run(_ask(make_settings(database_url, script=script), "Do something"))
+
+    assert result.status == "answered"
+    errors = [e.payload["error_type"] for e in agent.services.runs.events(result.run_id) if e.kind == "tool_result"]
+    assert errors == ["UnknownTool", "InvalidToolArguments"]
+
+
+def test_write_tools_change_the_database(database_url, make_settings, write_script):
+    script = write_script(
+        {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}},
+                        {"name": "send_email", "arguments": {"to": "alan@example.com", "subject": "Cancelled",
+                                                             "body": "Your order 2 is cancelled."}}]},
+        {"text": "Cancelled order 2 and emailed Alan."},
+    )
+    result, agent = run(_ask(make_settings(database_url, script=script), "Cancel order 2 and tell Alan"))
+
+    assert result.status == "answered"
+    with Session(agent.services.engine) as session:
+        assert session.get(DemoOrder, 2).status == "cancelled"
+        emails = session.exec(select(OutboxEmail).where(OutboxEmail.run_id == result.run_id)).all()
+        assert [email.to for email in emails] == ["alan@example.com"]
+
+
+def test_step_limit_ends_the_loop_with_an_explanation(sqlite_url, make_settings, write_script):
+    looping = {"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "shipping"}}]}
+    script = write_script(*[looping] * 2)
+    settings = make_settings(sqlite_url, script=script, agent={"max_steps": 2})
+    result, _ = run(_ask(settings, "Loop forever"))
+
+    assert result.status == "step_limit"
+    assert "stopped after 2 tool steps" in result.answer
+
+
+def test_over_consumed_script_fails_the_run(sqlite_url, make_settings, write_script):
+    script = write_script({"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "warranty"}}]})
+    result, _ = run(_ask(make_settings(sqlite_url, script=script), "What is the warranty?"))
+
+    assert result.status == "failed"
+    assert "over-consumed" in result.error
+
+
+def test_under_consumed_script_fails_the_run(sqlite_url, make_settings, write_script):
+    script = write_script({"text": "Two years."}, {"text": "never used"})
+    result, agent = run(_ask(make_settings(sqlite_url, script=script), "What is the warranty?"))
+
+    assert result.status == "failed"
+    assert "under-consumed" in result.error
+    assert agent.services.runs.get(result.run_id).status == "failed"
+
+
+def test_model_outage_fails_the_run_with_a_clear_error_and_keeps_the_audit_row(
+    database_url, make_settings, write_script
+):
+    script = write_script({"error": "server"})
+    result, agent = run(_ask(make_settings(database_url, script=script), "Hello?"))
+
+    assert result.status == "failed"
+    assert "scripted server error" in result.error
+    with Session(agent.services.engine) as session:
+        rows = session.exec(select(ModelCall).where(ModelCall.run_id == result.run_id)).all()
+    assert [(row.status, row.error_kind) for row in rows] == [("error", "server")]
+    assert agent.services.runs.get(result.run_id).question == "Hello?"
+
+
+def test_conversation_continues_on_the_same_thread(database_url, make_settings, write_script):
+    first = write_script({"text": "Noted: your name is Ada."}, name="first.jsonl")
+    second = write_script({"expect": "your name is Ada", "text": "Your name is Ada."}, name="second.jsonl")
+    one, _ = run(_ask(make_settings(database_url, script=first), "My name is Ada."))
+    two, _ = run(_ask(make_settings(database_url, script=second), "What is my name?", thread_id=one.thread_id))
+
+    assert two.status == "answered" and two.thread_id == one.thread_id
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 20_001])
+def test_empty_or_oversized_questions_are_refused_before_anything_runs(sqlite_url, make_settings, question):
+    from app.errors import FirebreakError
+
+    async def attempt() -> None:
+        async with Agent.open(make_settings(sqlite_url)) as agent:
+            with pytest.raises(FirebreakError):
+                await agent.ask(question)
+            assert agent.services.runs.recent() == []
+
+    run(attempt())
+
+
+def test_script_misuse_is_a_script_error_type():
+    assert issubclass(ScriptError, AssertionError)

@@ -1,0 +1,199 @@
+"""The Gradio UI: a streaming chat with threads, and a Traces tab that draws each run's span tree.
+
+``launch(settings)`` serves it on ``settings.ui.host:port``; ``start(settings)`` does the same
+without blocking, for tests and embedding apps (close it with ``demo.close()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import gradio as gr
+
+from app.config import Settings
+from app.errors import FirebreakError
+from app.traces import trace_lines
+from graph.agent import Agent, RunResult, Token
+from ui import render
+
+CHAT_TAB, TRACES_TAB = "chat", "traces"
+RECENT_RUNS = 50
+THREAD_HISTORY_RUNS = 100
+Messages = list[dict[str, Any]]
+
+
+class AgentSlot:
+    """The UI's one Agent, opened on first use inside Gradio's event loop and closed with the server.
+
+    It cannot be opened before the server starts: the checkpointer's async connection belongs to
+    the loop that opened it, and Gradio runs async handlers on uvicorn's loop.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._agent: Agent | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Agent:
+        # The lock stops two first requests from opening two agents (and two connections).
+        async with self._lock:
+            if self._agent is None:
+                self._agent = await Agent.create(self._settings)
+            return self._agent
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._agent is not None:
+                await self._agent.close()
+                self._agent = None
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
+        """A FastAPI lifespan: closing on server shutdown runs on the same loop that opened the agent."""
+        yield
+        await self.close()
+
+
+def _assistant(content: str) -> dict[str, str]:
+    return {"role": "assistant", "content": content}
+
+
+async def _trace_view(slot: AgentSlot, run_id: str) -> str:
+    run_id = run_id.strip()
+    if not run_id:
+        return render.trace_html("", None, [])
+    runs = (await slot.get()).services.runs
+    return render.trace_html(run_id, runs.get(run_id), trace_lines(runs.spans(run_id)))
+
+
+def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot | None = None) -> gr.Blocks:
+    """The Blocks app; pass ``agent`` to own its lifetime (``start`` closes it with the server)."""
+    slot = agent or AgentSlot(settings)
+    route = route or settings.agent.default_route
+
+    async def send(question: str, history: Messages, thread_id: str) -> AsyncIterator[tuple[Any, ...]]:
+        """Stream one run into the chat: the growing answer, then the answer with its run line."""
+        thread_id = thread_id.strip() or str(uuid.uuid4())
+        history = [*history, {"role": "user", "content": question}, _assistant("…")]
+        yield history, "", thread_id, gr.skip()
+        answer = ""
+        try:
+            agent = await slot.get()
+            async for item in agent.stream(question, thread_id=thread_id, route=route):
+                if isinstance(item, Token):
+                    answer += item.text
+                    history[-1] = _assistant(answer)
+                    yield history, gr.skip(), gr.skip(), gr.skip()
+                elif isinstance(item, RunResult):
+                    usage = item.usage
+                    line = render.run_line(
+                        item.run_id, item.status, usage.input_tokens, usage.output_tokens, usage.cost_usd
+                    )
+                    history[-1] = _assistant(render.answer_message(item.answer, item.status, item.error, line))
+                    yield history, gr.skip(), gr.skip(), item.run_id
+        except FirebreakError as exc:
+            history[-1] = _assistant(render.error_message(exc))
+            yield history, gr.skip(), gr.skip(), gr.skip()
+
+    async def open_thread(thread_id: str) -> Messages:
+        """Show an earlier thread's questions and answers so the user can continue it."""
+        thread_id = thread_id.strip()
+        if not thread_id:
+            return []
+        runs = (await slot.get()).services.runs.recent(limit=THREAD_HISTORY_RUNS, thread_id=thread_id)
+        return [message for run in reversed(runs) for message in render.run_messages(run)]
+
+    def new_thread() -> tuple[Messages, str, str]:
+        return [], str(uuid.uuid4()), ""
+
+    async def recent_runs() -> dict[str, Any]:
+        runs = (await slot.get()).services.runs.recent(limit=RECENT_RUNS)
+        return gr.update(choices=[render.run_choice(run) for run in runs])
+
+    async def show_run(run_id: str | None) -> tuple[Any, ...]:
+        """Switch to the Traces tab and draw ``run_id``."""
+        if not run_id:
+            return gr.skip(), gr.skip(), gr.skip()
+        return gr.Tabs(selected=TRACES_TAB), run_id, await _trace_view(slot, run_id)
+
+    async def on_load(request: gr.Request) -> tuple[Any, ...]:
+        """Open the run named by ``?run=<id>`` (the chat's trace links), and fill the runs list."""
+        runs = await recent_runs()
+        run_id = request.query_params.get("run", "")
+        return (*(await show_run(run_id)), runs)
+
+    async def pick_run(run_id: str | None) -> tuple[Any, ...]:
+        if not run_id:
+            return gr.skip(), gr.skip()
+        return run_id, await _trace_view(slot, run_id)
+
+    async def view_run(run_id: str) -> str:
+        return await _trace_view(slot, run_id)
+
+    with gr.Blocks(title="Firebreak", analytics_enabled=False) as demo:
+        last_run = gr.State("")
+        with gr.Tabs(selected=CHAT_TAB, elem_id="tabs") as tabs:
+            with gr.Tab("Chat", id=CHAT_TAB, elem_id="chat-tab"):
+                with gr.Row():
+                    thread_box = gr.Textbox(
+                        label="Thread id", placeholder="empty: a new thread starts with your next question",
+                        info="Paste an earlier thread id and press Enter to continue it.",
+                        elem_id="thread-id", scale=4,
+                    )
+                    new_thread_btn = gr.Button("New thread", elem_id="new-thread", scale=1)
+                chatbot = gr.Chatbot(label=f"Firebreak · route {route}", elem_id="chat", height=480)
+                with gr.Row():
+                    question_box = gr.Textbox(
+                        show_label=False, placeholder="Ask a question…", elem_id="question", scale=6, lines=1
+                    )
+                    send_btn = gr.Button("Send", variant="primary", elem_id="send", scale=1)
+                    show_trace_btn = gr.Button("Show trace", elem_id="show-trace", scale=1)
+            with gr.Tab("Traces", id=TRACES_TAB, elem_id="traces-tab"):
+                with gr.Row():
+                    runs_list = gr.Dropdown(label="Recent runs", choices=[], elem_id="runs-list", scale=5)
+                    refresh_btn = gr.Button("Refresh", elem_id="refresh-runs", scale=1)
+                with gr.Row():
+                    run_box = gr.Textbox(label="Run id", elem_id="run-id", scale=5)
+                    view_btn = gr.Button("Show", elem_id="view-run", scale=1)
+                trace_view = gr.HTML(render.trace_html("", None, []), css_template=render.TRACE_CSS,
+                                     elem_id="trace-view")
+
+        chat_outputs = [chatbot, question_box, thread_box, last_run]
+        question_box.submit(send, [question_box, chatbot, thread_box], chat_outputs)
+        send_btn.click(send, [question_box, chatbot, thread_box], chat_outputs)
+        thread_box.submit(open_thread, thread_box, chatbot)
+        new_thread_btn.click(new_thread, None, [chatbot, thread_box, last_run])
+        show_trace_btn.click(show_run, last_run, [tabs, run_box, trace_view])
+        refresh_btn.click(recent_runs, None, runs_list)
+        runs_list.change(pick_run, runs_list, [run_box, trace_view])
+        run_box.submit(view_run, run_box, trace_view)
+        view_btn.click(view_run, run_box, trace_view)
+        demo.load(on_load, None, [tabs, run_box, trace_view, runs_list])
+    return demo
+
+
+def start(settings: Settings, *, route: str | None = None) -> gr.Blocks:
+    """Serve the UI on ``settings.ui.host:port`` in the background; ``demo.close()`` stops it and the agent."""
+    slot = AgentSlot(settings)
+    demo = build_ui(settings, route=route, agent=slot)
+    demo.launch(
+        server_name=settings.ui.host,
+        server_port=settings.ui.port,
+        prevent_thread_lock=True,
+        quiet=True,
+        # Every run is already recorded in Firebreak's database; keep chat content out of browser storage.
+        run_history=False,
+        app_kwargs={"lifespan": slot.lifespan},
+    )
+    return demo
+
+
+def launch(settings: Settings, *, route: str | None = None) -> None:
+    """Serve the UI until interrupted."""
+    demo = start(settings, route=route)
+    print(f"Firebreak UI on {demo.local_url}", flush=True)
+    demo.block_thread()
