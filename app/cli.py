@@ -72,16 +72,16 @@ def ask(
     result = asyncio.run(main())
     if as_json:
         _echo_json(result.as_dict())
-    else:
+    elif result.status == "answered":
         usage = result.usage
         typer.echo(
-            f"\n\nrun {result.run_id} · {result.status} · {usage.input_tokens} in / {usage.output_tokens} out tokens"
+            f"\n\nrun {result.run_id} · {usage.input_tokens} in / {usage.output_tokens} out tokens"
             f" · ${usage.cost_usd:.6f} · thread {result.thread_id}\ntrace: firebreak trace show {result.run_id}",
             err=True,
         )
-    if result.status not in ("answered",):
-        if not as_json:
-            typer.echo(f"error: run {result.status}: {result.error or 'no answer'}", err=True)
+    else:
+        typer.echo(f"error: run {result.run_id} {result.status}: {result.error or 'no answer'}", err=True)
+    if result.status != "answered":
         raise typer.Exit(1)
 
 

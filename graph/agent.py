@@ -19,7 +19,7 @@ from langchain_core.messages import HumanMessage
 from opentelemetry.trace import SpanKind
 
 from app.config import Settings
-from app.errors import FirebreakError, ModelError, RunDeadlineExceeded, ScriptError
+from app.errors import FirebreakError, RunDeadlineExceeded, ScriptError
 from app.gateway import Usage
 from app.services import Services, build_services
 from app.telemetry import mark_error
@@ -142,7 +142,7 @@ class Agent:
                 f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it or attach a file."
             )
         route = route or settings.agent.default_route
-        settings.route(route)  # an unknown route is a ConfigError before anything is recorded
+        self.services.gateway.prepare(route)  # a configuration mistake fails before anything is recorded
         context = RunContext(
             services=self.services,
             run_id=str(uuid.uuid4()),
@@ -182,9 +182,15 @@ class Agent:
                         yield Token(chunk["token"])
                     elif mode == "values":
                         status, answer = chunk.get("status", status), chunk.get("answer") or answer
-            except (ModelError, RunDeadlineExceeded, ScriptError) as exc:
+            except FirebreakError as exc:
                 status, error = _status_for(exc), str(exc)
                 mark_error(span, exc)
+            except BaseException as exc:
+                # Record the run before the unexpected error propagates: nothing is lost silently.
+                mark_error(span, exc)
+                runs.finish(context.run_id, status="failed", error=f"unexpected {type(exc).__name__}: {exc}")
+                self.services.telemetry.flush()
+                raise
             span.set_attribute("firebreak.status", status)
             self.services.telemetry.content(span, "gen_ai.output.messages", answer or "")
         record = runs.finish(context.run_id, status=status, answer=answer, error=error)

@@ -78,7 +78,9 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     async def send(question: str, history: Messages, thread_id: str) -> AsyncIterator[tuple[Any, ...]]:
         """Stream one run into the chat: the growing answer, then the answer with its run line."""
         thread_id = thread_id.strip() or str(uuid.uuid4())
-        history = [*history, {"role": "user", "content": question}, _assistant("…")]
+        # An empty question gets no bubble of its own, only the message saying why it was refused.
+        asked = [{"role": "user", "content": question}] if question.strip() else []
+        history = [*history, *asked, _assistant("…")]
         yield history, "", thread_id, gr.skip()
         answer = ""
         try:
@@ -152,7 +154,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                     )
                     send_btn = gr.Button("Send", variant="primary", elem_id="send", scale=1)
                     show_trace_btn = gr.Button("Show trace", elem_id="show-trace", scale=1)
-            with gr.Tab("Traces", id=TRACES_TAB, elem_id="traces-tab"):
+            with gr.Tab("Traces", id=TRACES_TAB, elem_id="traces-tab") as traces_tab:
                 with gr.Row():
                     runs_list = gr.Dropdown(label="Recent runs", choices=[], elem_id="runs-list", scale=5)
                     refresh_btn = gr.Button("Refresh", elem_id="refresh-runs", scale=1)
@@ -169,6 +171,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         new_thread_btn.click(new_thread, None, [chatbot, thread_box, last_run])
         show_trace_btn.click(show_run, last_run, [tabs, run_box, trace_view])
         refresh_btn.click(recent_runs, None, runs_list)
+        traces_tab.select(recent_runs, None, runs_list)
         runs_list.change(pick_run, runs_list, [run_box, trace_view])
         run_box.submit(view_run, run_box, trace_view)
         view_btn.click(view_run, run_box, trace_view)

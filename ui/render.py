@@ -29,7 +29,7 @@ DETAIL_LABELS = {
 TRACE_CSS = """
 .trace-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 .trace-summary { margin-bottom: 8px; font-size: 0.9em; }
-.span-row { display: grid; grid-template-columns: minmax(220px, 2fr) 80px minmax(160px, 3fr) minmax(160px, 2fr);
+.span-row { display: grid; grid-template-columns: minmax(200px, 2fr) 80px minmax(140px, 2fr) minmax(200px, 3fr);
             gap: 8px; align-items: center; padding: 2px 0; font-family: var(--font-mono); font-size: 0.85em; }
 .span-row.error .span-name { color: var(--error-text-color, #b91c1c); font-weight: 600; }
 .span-duration { text-align: right; }

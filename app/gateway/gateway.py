@@ -9,6 +9,7 @@ draw; see docs/decisions/0003-gateway-walks-fallbacks.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +30,9 @@ from memory.tables import ModelCall
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 litellm.telemetry = False
+# LiteLLM prints provider hints to stdout and warns about our zero prices; stdout belongs to `ask --json`.
+litellm.suppress_debug_info = True
+logging.getLogger("LiteLLM").setLevel(logging.ERROR)
 
 TokenSink = Callable[[str], None]
 
@@ -141,6 +145,11 @@ class Gateway:
             )
         return deployments.router
 
+    def prepare(self, route: str) -> None:
+        """Resolve every deployment of ``route`` now, so a configuration mistake surfaces before a run starts."""
+        for model in self.settings.route(route).models:
+            self._router_for(model)
+
     def verify_script_consumed(self) -> None:
         """Raise :class:`ScriptError` if a scripted model left replies unused or was misused."""
         if self._script is not None:
@@ -181,6 +190,7 @@ class Gateway:
         on_token: TokenSink | None,
     ) -> ModelReply:
         route_settings = self.settings.route(route)
+        router = self._router_for(model)
         tracer = self.telemetry.tracer
         with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
             span.set_attributes({
@@ -199,7 +209,7 @@ class Gateway:
             started = time.perf_counter()
             try:
                 reply = await asyncio.wait_for(
-                    self._call(model, route, messages, tools, on_token), timeout=route_settings.timeout_s
+                    self._call(router, model, route, messages, tools, on_token), timeout=route_settings.timeout_s
                 )
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
@@ -236,6 +246,7 @@ class Gateway:
 
     async def _call(
         self,
+        router: litellm.Router,
         model: str,
         route: str,
         messages: list[dict[str, Any]],
@@ -256,7 +267,6 @@ class Gateway:
         }
         if tools:
             request["tools"] = tools
-        router = self._router_for(model)
         if on_token is None:
             response = await router.acompletion(**request)
         else:

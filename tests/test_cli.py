@@ -1,0 +1,123 @@
+"""The ``firebreak`` command as a user runs it: a real process, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+FIREBREAK = str(Path(sys.executable).parent / "firebreak")
+
+
+def firebreak(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FIREBREAK, *args], env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_ask_json_runs_a_scripted_two_tool_conversation_and_trace_show_lists_its_spans(database_url, write_script):
+    script = write_script(
+        {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 1234}}]},
+        {"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "refund"}}]},
+        {"text": "Order 1234 is pending; refunds take 5 business days."},
+    )
+    env = {"FIREBREAK_SCRIPT": script, "FIREBREAK_DATABASE_URL": database_url}
+    asked = firebreak("ask", "--model", "scripted/demo", "--json", "Where is order 1234?", env=env)
+
+    assert asked.returncode == 0, asked.stderr
+    result = json.loads(asked.stdout)
+    assert result["status"] == "answered"
+    assert result["answer"] == "Order 1234 is pending; refunds take 5 business days."
+    assert {"run_id", "thread_id", "trace_id"} <= set(result)
+    assert result["usage"]["input_tokens"] > 0 and result["usage"]["cost_usd"] == 0.0
+
+    shown = firebreak("trace", "show", result["run_id"], env=env)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(line.startswith("invoke_agent firebreak") for line in lines)
+    chats = [line for line in lines if line.strip().startswith("chat scripted/demo")]
+    assert len(chats) == 3 and all("input_tokens=" in line and "output_tokens=" in line for line in chats)
+    assert sum("execute_tool" in line for line in lines) == 2
+
+
+def test_conversation_continues_after_the_process_is_killed_between_turns(tmp_path, write_script):
+    database_url = f"sqlite:///{tmp_path / 'fb.db'}"
+    first = write_script({"text": "Got it: your order number is 1243."}, name="first.jsonl")
+    # The first turn runs in a process that is SIGKILLed right after answering: no clean shutdown.
+    killer = textwrap.dedent(f"""
+        import asyncio, os, signal
+        from app.config import load_settings
+        from graph.agent import Agent
+        async def main():
+            agent = await Agent.create(load_settings(script={first!r}, database_url={database_url!r}))
+            result = await agent.ask("My order number is 1243.", route="scripted/demo", thread_id="t-1")
+            print(result.status, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        asyncio.run(main())
+    """)
+    killed = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True, timeout=120, check=False)
+    assert killed.returncode == -signal.SIGKILL and killed.stdout.strip() == "answered", killed.stderr
+
+    second = write_script({"expect": "My order number is 1243.", "text": "Your order number is 1243."},
+                          name="second.jsonl")
+    env = {"FIREBREAK_SCRIPT": second, "FIREBREAK_DATABASE_URL": database_url}
+    asked = firebreak("ask", "--model", "scripted/demo", "--thread", "t-1", "--json", "What is my order number?",
+                      env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["answer"] == "Your order number is 1243."
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["ask", "--model", "scripted/demo", "hi"], {}, "needs a script: set FIREBREAK_SCRIPT"),
+        (["ask", "--model", "nonsense", "hi"], {}, "unknown route 'nonsense'"),
+        (["ask", "hi"], {"FIREBREAK_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}, "is unreachable"),
+        (["trace", "show", "no-such-run"], {}, "no run 'no-such-run'"),
+        (["ask", "hi"], {"FIREBREAK_AGENT__MAX_STEPS": "0"}, "agent.max_steps"),
+    ],
+)
+def test_errors_are_one_line_with_a_non_zero_exit(tmp_path, args, env, message):
+    env = {"FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}", **env}
+    result = firebreak(*args, env=env)
+
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_doctor_fails_loudly_when_the_database_is_unreachable(tmp_path):
+    result = firebreak("doctor", env={"FIREBREAK_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"})
+
+    assert result.returncode == 1
+    assert "FAIL  database" in result.stdout
+
+
+def test_doctor_reports_every_store_and_model(database_url, write_script):
+    script = write_script({"text": "unused"})
+    config = Path(script).with_name("routes.toml")
+    config.write_text('[routes.chat]\nmodels = ["scripted/demo"]\nmax_output_tokens = 64\n'
+                      'temperature = 0.0\ntimeout_s = 5.0\n')
+    env = {"FIREBREAK_DATABASE_URL": database_url, "FIREBREAK_SCRIPT": script}
+    before = firebreak("doctor", "--config", str(config), env=env)
+    assert before.returncode == 1 and "run `firebreak db upgrade`" in before.stdout
+    assert firebreak("db", "upgrade", env=env).returncode == 0
+
+    result = firebreak("doctor", "--config", str(config), "--json", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = {check["name"]: check["ok"] for check in json.loads(result.stdout)}
+    assert checks == {"database": True, "checkpointer": True, "model scripted/demo": True, "telemetry": True}
+
+
+def test_db_upgrade_reports_the_revision(tmp_path):
+    result = firebreak("db", "upgrade", env={"FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}"})
+
+    assert result.returncode == 0, result.stderr
+    assert "database at revision 0001" in result.stdout
