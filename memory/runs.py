@@ -66,6 +66,14 @@ class RunStore:
             session.add(call)
             session.commit()
 
+    def recent_model_calls(self, *, tenant_id: str | None = None, limit: int = 100) -> Sequence[ModelCall]:
+        """Newest first."""
+        with Session(self.engine) as session:
+            query = select(ModelCall).order_by(col(ModelCall.id).desc()).limit(limit)
+            if tenant_id is not None:
+                query = query.where(ModelCall.tenant_id == tenant_id)
+            return session.exec(query).all()
+
     def get(self, run_id: str) -> Run | None:
         with Session(self.engine) as session:
             return session.get(Run, run_id)

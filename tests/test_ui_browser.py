@@ -56,6 +56,7 @@ def ui_url(sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[
     )
     demo = start(settings, route="scripted/demo")
     try:
+        assert demo.local_url is not None
         yield demo.local_url
     finally:
         demo.close()

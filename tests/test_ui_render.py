@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from app.traces import TraceLine
 from memory.tables import Run
 from ui import render
 
 
-def make_run(**overrides: object) -> Run:
-    values: dict[str, object] = {
+def make_run(**overrides: Any) -> Run:
+    values: dict[str, Any] = {
         "id": "run-1", "thread_id": "thread-1", "tenant_id": "default", "user_id": "local", "route": "scripted/demo",
         "status": "answered", "question": "Where is order 42?", "answer": "A USB-C dock.",
         "input_tokens": 143, "output_tokens": 13, "cost_usd": 0.000169,

@@ -18,6 +18,7 @@ from app.config import Settings
 from app.errors import FirebreakError
 from app.traces import trace_lines
 from graph.agent import Agent, RunResult, Token
+from memory.runs import RunStore
 from ui import render
 
 CHAT_TAB, TRACES_TAB = "chat", "traces"
@@ -62,11 +63,19 @@ def _assistant(content: str) -> dict[str, str]:
     return {"role": "assistant", "content": content}
 
 
+async def _runs(slot: AgentSlot) -> RunStore:
+    """The run store; an unreachable store becomes a readable message in the page, not a bare "Error"."""
+    try:
+        return (await slot.get()).services.runs
+    except FirebreakError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
 async def _trace_view(slot: AgentSlot, run_id: str) -> str:
     run_id = run_id.strip()
     if not run_id:
         return render.trace_html("", None, [])
-    runs = (await slot.get()).services.runs
+    runs = await _runs(slot)
     return render.trace_html(run_id, runs.get(run_id), trace_lines(runs.spans(run_id)))
 
 
@@ -106,15 +115,15 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         thread_id = thread_id.strip()
         if not thread_id:
             return []
-        runs = (await slot.get()).services.runs.recent(limit=THREAD_HISTORY_RUNS, thread_id=thread_id)
+        runs = (await _runs(slot)).recent(limit=THREAD_HISTORY_RUNS, thread_id=thread_id)
         return [message for run in reversed(runs) for message in render.run_messages(run)]
 
     def new_thread() -> tuple[Messages, str, str]:
         return [], str(uuid.uuid4()), ""
 
-    async def recent_runs() -> dict[str, Any]:
-        runs = (await slot.get()).services.runs.recent(limit=RECENT_RUNS)
-        return gr.update(choices=[render.run_choice(run) for run in runs])
+    async def recent_runs() -> gr.Dropdown:
+        runs = (await _runs(slot)).recent(limit=RECENT_RUNS)
+        return gr.Dropdown(choices=[render.run_choice(run) for run in runs])
 
     async def show_run(run_id: str | None) -> tuple[Any, ...]:
         """Switch to the Traces tab and draw ``run_id``."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,36 @@ def render_result(result: Any, max_chars: int) -> str:
     return f"{text[:max_chars]}… [truncated: {len(text)} characters, showing the first {max_chars}]"
 
 
+async def in_daemon_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Run ``fn`` in its own daemon thread.
+
+    Not the loop's default executor: an abandoned call would hold one of its
+    few workers and make ``asyncio.run`` wait for it at exit.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(outcome: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(outcome)
+        else:
+            future.set_exception(error)
+
+    def work() -> None:
+        outcome, error = None, None
+        try:
+            outcome = fn(**kwargs)
+        except BaseException as exc:  # handed to the awaiting coroutine, which classifies it
+            error = exc
+        if not loop.is_closed():  # an abandoned call may finish after its run (and loop) ended
+            loop.call_soon_threadsafe(settle, outcome, error)
+
+    threading.Thread(target=work, name=f"tool-{getattr(fn, '__name__', 'sync')}", daemon=True).start()
+    return await future
+
+
 async def run_tool(
     item: Tool,
     raw_arguments: str | dict[str, Any],
@@ -61,7 +93,7 @@ async def run_tool(
                 raise ToolFailed(f"injected fault ({fault.error_kind}) in {item.name}", tool=item.name)
         if item.is_async:
             return await item.fn(**kwargs)
-        return await asyncio.to_thread(item.fn, **kwargs)
+        return await in_daemon_thread(item.fn, kwargs)
 
     try:
         result = await asyncio.wait_for(call(), timeout=timeout_s)

@@ -1,0 +1,171 @@
+"""Tools: declared schemas, validation messages, budgets, the demo tools on a real database."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Annotated
+
+import pytest
+from conftest import run
+from pydantic import Field
+
+from app.errors import ConfigError, InvalidToolArguments, ToolFailed, ToolTimeout, UnknownTool
+from app.faults import FaultPlan
+from app.services import build_services
+from app.tools import demo
+from app.tools.registry import ToolContext, ToolRegistry, tool
+from app.tools.runner import ToolBudgets, render_result, run_tool
+
+NO_FAULTS = FaultPlan({})
+
+
+@tool(kind="write", cost_class="db")
+def rename_customer(order_id: Annotated[int, Field(ge=1)], name: str, ctx: ToolContext) -> str:
+    """Rename the customer of an order.
+
+    Longer explanation that the model does not need.
+    """
+    return f"{ctx.tenant_id}:{order_id}:{name}"
+
+
+STUCK_FINISHED = threading.Event()
+
+
+@tool(cost_class="external_api", timeout_s=0.2)
+def stuck() -> str:
+    """Ignores cancellation: a sync call that sleeps far past its budget."""
+    time.sleep(3)
+    STUCK_FINISHED.set()
+    return "too late"
+
+
+@pytest.fixture
+def context(make_settings, sqlite_url) -> ToolContext:
+    services = build_services(make_settings(sqlite_url))
+    return ToolContext(run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine,
+                       settings=services.settings)
+
+
+def call(item, arguments, context, timeout_s=5.0, max_chars=8000):
+    return run(run_tool(item, arguments, context, timeout_s=timeout_s, faults=NO_FAULTS, max_result_chars=max_chars))
+
+
+def test_the_schema_comes_from_the_signature_and_hides_the_context():
+    spec = rename_customer.spec()["function"]
+
+    assert spec["name"] == "rename_customer"
+    assert spec["description"] == "Rename the customer of an order."
+    assert spec["parameters"]["required"] == ["order_id", "name"]
+    assert set(spec["parameters"]["properties"]) == {"order_id", "name"}
+    assert rename_customer.kind == "write"
+
+
+def test_valid_arguments_reach_the_function_with_the_context(context):
+    assert call(rename_customer, '{"order_id": 3, "name": "Ada"}', context) == "acme:3:Ada"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ('{"order_id": 0, "name": "Ada"}', "order_id: Input should be greater than or equal to 1"),
+        ('{"name": "Ada"}', "order_id: Field required"),
+        ('{"order_id": 1, "name": "Ada", "admin": true}', "admin: Extra inputs are not permitted"),
+        ('{"order_id": 1,', "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_invalid_arguments_say_what_to_fix(context, arguments, message):
+    with pytest.raises(InvalidToolArguments, match=message.replace("(", r"\(")):
+        call(rename_customer, arguments, context)
+
+
+def test_a_sync_tool_that_ignores_cancellation_is_abandoned_at_its_budget(context):
+    with pytest.raises(ToolTimeout, match="did not finish within 0.2s"):
+        call(stuck, {}, context, timeout_s=0.2)
+    # The run got its answer (and its event loop closed) while the tool was still sleeping.
+    assert not STUCK_FINISHED.is_set()
+
+
+def test_run_code_returns_output_and_its_process_is_killed_at_the_deadline(context):
+    result = json.loads(call(demo.run_code, {"code": "print(6 * 7)"}, context))
+    assert (result["exit_code"], result["stdout"].strip()) == (0, "42")
+
+    marker = context.engine.url.database + ".alive"
+    looping = f"import time, pathlib\nwhile True:\n    pathlib.Path({marker!r}).write_text(str(time.time()))\n    time.sleep(0.05)"
+    with pytest.raises(ToolTimeout):
+        call(demo.run_code, {"code": looping}, context, timeout_s=1.0)
+    time.sleep(0.3)
+    last_write = float(open(marker).read())
+    time.sleep(0.3)
+    assert float(open(marker).read()) == last_write  # nothing writes any more: the process is gone
+
+
+def test_a_tool_that_raises_becomes_a_tool_failure(context):
+    with pytest.raises(ToolFailed, match="order 999 does not exist"):
+        call(demo.update_order, {"order_id": 999, "status": "shipped"}, context)
+
+
+def test_huge_results_are_cut_with_a_visible_marker():
+    text = render_result("x" * 10_000, max_chars=100)
+    assert text.startswith("x" * 100) and "[truncated: 10000 characters" in text
+
+
+def test_knowledge_search_finds_the_refund_article(context):
+    hits = json.loads(call(demo.knowledge_search, {"query": "How do I get a refund?"}, context))
+    assert hits[0]["article"] == "refunds.md"
+
+
+@pytest.fixture
+def partner_api() -> str:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            status, body = (200, {"sku": 42, "price_usd": 19.5}) if self.path == "/prices/42" else (404, {})
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_api_calls_the_configured_partner(make_settings, sqlite_url, partner_api):
+    services = build_services(make_settings(sqlite_url, tools={"http_api": {"base_url": partner_api}}))
+    context = ToolContext(run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine,
+                          settings=services.settings)
+
+    assert json.loads(call(demo.http_api, {"path": "/prices/42"}, context))["body"]["price_usd"] == 19.5
+    with pytest.raises(ToolFailed, match="HTTP 404"):
+        call(demo.http_api, {"path": "/prices/7"}, context)
+
+
+def test_budgets_follow_tool_override_then_decorator_then_cost_class():
+    budgets = ToolBudgets(class_timeouts_s={"db": 0.15, "external_api": 1.5}, tool_timeouts_s={"stuck": 3.0})
+
+    assert budgets.timeout_for(stuck) == 3.0
+    assert budgets.timeout_for(rename_customer) == 0.15
+    assert ToolBudgets({"external_api": 1.5}, {}).timeout_for(stuck) == 0.2
+
+
+def test_registry_rejects_unknown_and_duplicate_tools():
+    registry = ToolRegistry.from_modules(["app.tools.demo"])
+
+    assert {item.name for item in registry} == {
+        "knowledge_search", "sql_lookup", "update_order", "send_email", "run_code", "http_api",
+    }
+    with pytest.raises(UnknownTool, match="available tools: http_api, knowledge_search"):
+        registry.get("rm_rf")
+    with pytest.raises(ConfigError, match="two tools are named 'sql_lookup'"):
+        registry.add(demo.sql_lookup)
+    with pytest.raises(ConfigError, match="cannot import 'no.such.module'"):
+        ToolRegistry.from_modules(["no.such.module"])
