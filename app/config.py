@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.errors import ConfigError
@@ -21,32 +21,38 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "firebreak.toml"
 ErrorKind = Literal["server", "rate_limit", "timeout", "connection", "bad_request", "auth"]
 
 
-class AgentSettings(BaseModel):
+class Section(BaseModel):
+    """A config table: unknown keys are errors, so a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentSettings(Section):
     default_route: str
     system_prompt: str
     max_steps: int = Field(ge=1)
     run_wall_clock_s: float = Field(gt=0)
 
 
-class IdentitySettings(BaseModel):
+class IdentitySettings(Section):
     default_tenant: str
     default_user: str
 
 
-class RouteSettings(BaseModel):
+class RouteSettings(Section):
     models: list[str] = Field(min_length=1)
     max_output_tokens: int = Field(gt=0)
     temperature: float = Field(ge=0)
     timeout_s: float = Field(gt=0)
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(Section):
     input_cost_per_token: float = Field(ge=0)
     output_cost_per_token: float = Field(ge=0)
     context_window: int = Field(gt=0)
 
 
-class LocalModelSettings(BaseModel):
+class LocalModelSettings(Section):
     threads: int = Field(ge=1)
     context_window: int = Field(gt=0)
     cache_dir: str
@@ -56,11 +62,11 @@ class LocalModelSettings(BaseModel):
         return Path(os.path.expanduser(self.cache_dir))
 
 
-class HttpApiSettings(BaseModel):
+class HttpApiSettings(Section):
     base_url: str
 
 
-class ToolSettings(BaseModel):
+class ToolSettings(Section):
     modules: list[str]
     max_result_chars: int = Field(gt=0)
     class_timeouts_s: dict[str, float]
@@ -68,19 +74,19 @@ class ToolSettings(BaseModel):
     http_api: HttpApiSettings
 
 
-class FaultSettings(BaseModel):
+class FaultSettings(Section):
     error_rate: float = Field(default=0.0, ge=0, le=1)
     error_kind: ErrorKind = "server"
     latency_ms: float = Field(default=0.0, ge=0)
     hang: bool = False
 
 
-class TelemetrySettings(BaseModel):
+class TelemetrySettings(Section):
     service_name: str
     record_content: bool
 
 
-class UiSettings(BaseModel):
+class UiSettings(Section):
     host: str
     port: int
 

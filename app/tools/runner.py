@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -60,7 +61,8 @@ async def in_daemon_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> An
             outcome = fn(**kwargs)
         except BaseException as exc:  # handed to the awaiting coroutine, which classifies it
             error = exc
-        if not loop.is_closed():  # an abandoned call may finish after its run (and loop) ended
+        # An abandoned call may finish after its run, and its event loop, ended.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle, outcome, error)
 
     threading.Thread(target=work, name=f"tool-{getattr(fn, '__name__', 'sync')}", daemon=True).start()
