@@ -88,7 +88,9 @@ def ask(
 @cli.command()
 def ui(
     config: ConfigOption = None,
-    model: Annotated[str | None, typer.Option("--model", help="Route for the chat (default: agent.default_route).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Route for the chat (default: agent.default_route).")
+    ] = None,
 ) -> None:
     """Open the chat UI (Gradio) on the configured host and port."""
     from ui.app import launch

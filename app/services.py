@@ -48,7 +48,9 @@ def prepare_database(settings: Settings) -> Engine:
     return engine
 
 
-def build_services(settings: Settings, *, tools: ToolRegistry | None = None, faults: FaultPlan | None = None) -> Services:
+def build_services(
+    settings: Settings, *, tools: ToolRegistry | None = None, faults: FaultPlan | None = None
+) -> Services:
     """Wire every service from ``settings``; ``tools`` and ``faults`` may be injected (tests, embedding apps)."""
     engine = prepare_database(settings)
     runs = RunStore(engine)

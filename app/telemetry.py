@@ -67,7 +67,11 @@ class DatabaseSpanExporter(SpanExporter):
                     status=span.status.status_code.name,
                     attributes=_jsonable(attributes),
                     events=[
-                        {"name": event.name, "time_ns": event.timestamp, "attributes": _jsonable(dict(event.attributes or {}))}
+                        {
+                            "name": event.name,
+                            "time_ns": event.timestamp,
+                            "attributes": _jsonable(dict(event.attributes or {})),
+                        }
                         for event in span.events
                     ],
                 )
@@ -111,9 +115,7 @@ class Telemetry:
 
 def setup_telemetry(engine: Engine, *, service_name: str, release: str, record_content: bool) -> Telemetry:
     """Build the tracer provider: local span table always, OTLP when the standard env var is set."""
-    resource = Resource.create(
-        {"service.name": service_name, "service.version": release, "firebreak.release": release}
-    )
+    resource = Resource.create({"service.name": service_name, "service.version": release, "firebreak.release": release})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(DatabaseSpanExporter(engine), schedule_delay_millis=200))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):

@@ -139,7 +139,7 @@ class Agent:
             raise FirebreakError("the question is empty")
         if len(question) > MAX_QUESTION_CHARS:
             raise FirebreakError(
-                f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it or attach a file."
+                f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
             )
         route = route or settings.agent.default_route
         self.services.gateway.prepare(route)  # a configuration mistake fails before anything is recorded
@@ -154,26 +154,37 @@ class Agent:
         )
         runs = self.services.runs
         runs.start(
-            Run(id=context.run_id, thread_id=context.thread_id, tenant_id=context.tenant_id, user_id=context.user_id,
-                route=route, status="running", question=question)
+            Run(
+                id=context.run_id,
+                thread_id=context.thread_id,
+                tenant_id=context.tenant_id,
+                user_id=context.user_id,
+                route=route,
+                status="running",
+                question=question,
+            )
         )
         tracer = self.services.telemetry.tracer
         status, answer, error = "failed", None, None
         with tracer.start_as_current_span("invoke_agent firebreak", kind=SpanKind.INTERNAL) as span:
-            span.set_attributes({
-                "gen_ai.operation.name": "invoke_agent",
-                "gen_ai.agent.name": "firebreak",
-                "firebreak.route": route,
-                **context.ids,
-            })
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": "firebreak",
+                    "firebreak.route": route,
+                    **context.ids,
+                }
+            )
             self.services.telemetry.content(span, "gen_ai.input.messages", question)
             trace_id = format(span.get_span_context().trace_id, "032x")
             runs.set_trace(context.run_id, trace_id)
             try:
                 async for mode, chunk in self.graph.astream(
                     {"messages": [HumanMessage(content=question)], "steps": 0, "status": "running", "answer": ""},
-                    config={"configurable": {"thread_id": context.thread_id},
-                            "recursion_limit": settings.agent.max_steps * 4 + 10},
+                    config={
+                        "configurable": {"thread_id": context.thread_id},
+                        "recursion_limit": settings.agent.max_steps * 4 + 10,
+                    },
                     context=context,
                     stream_mode=["custom", "values"],
                     durability="sync",

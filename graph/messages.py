@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.tool import InvalidToolCall
+from langchain_core.messages.tool import ToolCall as ToolCallDict
 
 from app.gateway import ToolCall
 
@@ -28,12 +30,18 @@ def to_openai(messages: list[AnyMessage], system_prompt: str | None = None) -> l
             converted.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text})
         elif isinstance(message, AIMessage):
             calls = [
-                {"id": call["id"], "type": "function",
-                 "function": {"name": call["name"], "arguments": json.dumps(call["args"])}}
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+                }
                 for call in message.tool_calls
             ] + [
-                {"id": call["id"], "type": "function",
-                 "function": {"name": call["name"] or "", "arguments": call["args"] or ""}}
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"] or "", "arguments": call["args"] or ""},
+                }
                 for call in message.invalid_tool_calls
             ]
             entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
@@ -45,18 +53,19 @@ def to_openai(messages: list[AnyMessage], system_prompt: str | None = None) -> l
 
 def ai_message(text: str, calls: tuple[ToolCall, ...]) -> AIMessage:
     """The model's reply as an AIMessage; arguments that are not a JSON object become invalid calls."""
-    valid, invalid = [], []
+    valid: list[ToolCallDict] = []
+    invalid: list[InvalidToolCall] = []
     for call in calls:
         try:
             args = json.loads(call.arguments) if call.arguments.strip() else {}
         except json.JSONDecodeError as exc:
             args, error = None, f"arguments are not valid JSON: {exc.msg}"
         else:
-            error = None if isinstance(args, dict) else "arguments must be a JSON object"
-        if error is None:
-            valid.append({"id": call.id, "name": call.name, "args": args, "type": "tool_call"})
+            error = "arguments must be a JSON object"
+        if isinstance(args, dict):
+            valid.append(ToolCallDict(id=call.id, name=call.name, args=args, type="tool_call"))
         else:
             invalid.append(
-                {"id": call.id, "name": call.name, "args": call.arguments, "error": error, "type": "invalid_tool_call"}
+                InvalidToolCall(id=call.id, name=call.name, args=call.arguments, error=error, type="invalid_tool_call")
             )
     return AIMessage(content=text, tool_calls=valid, invalid_tool_calls=invalid)

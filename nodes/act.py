@@ -34,18 +34,23 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     decision = state["messages"][-1]
     assert isinstance(decision, AIMessage)
     tool_context = ToolContext(
-        run_id=ctx.run_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id, engine=services.engine,
+        run_id=ctx.run_id,
+        tenant_id=ctx.tenant_id,
+        user_id=ctx.user_id,
+        engine=services.engine,
         settings=services.settings,
     )
     results = []
     for call_id, name, arguments, parse_error in _pending_calls(decision):
         with services.telemetry.tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL) as span:
-            span.set_attributes({
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": name,
-                "gen_ai.tool.call.id": call_id,
-                "gen_ai.tool.type": "function",
-            })
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": name,
+                    "gen_ai.tool.call.id": call_id,
+                    "gen_ai.tool.type": "function",
+                }
+            )
             services.telemetry.content(span, "gen_ai.tool.call.arguments", arguments)
             try:
                 if parse_error is not None:
@@ -53,7 +58,9 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 item = services.tools.get(name)
                 span.set_attribute("firebreak.tool.kind", item.kind)
                 output = await run_tool(
-                    item, arguments, tool_context,
+                    item,
+                    arguments,
+                    tool_context,
                     timeout_s=services.budgets.timeout_for(item),
                     faults=services.faults,
                     max_result_chars=services.settings.tools.max_result_chars,
@@ -64,7 +71,9 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 output, status, error_type = f"Error: {exc}", "error", type(exc).__name__
             services.telemetry.content(span, "gen_ai.tool.call.result", output)
         services.runs.add_event(
-            ctx.run_id, "act", "tool_result",
+            ctx.run_id,
+            "act",
+            "tool_result",
             {"tool": name, "call_id": call_id, "status": status, "error_type": error_type, "output": output},
         )
         results.append(ToolMessage(content=output, tool_call_id=call_id, name=name, status=status))

@@ -33,9 +33,12 @@ def test_two_tool_conversation_is_answered_and_recorded(database_url, make_setti
     runs = agent.services.runs
     kinds = [(event.node, event.kind) for event in runs.events(result.run_id)]
     assert kinds == [
-        ("decide", "decision"), ("act", "tool_result"),
-        ("decide", "decision"), ("act", "tool_result"),
-        ("decide", "decision"), ("respond", "answer"),
+        ("decide", "decision"),
+        ("act", "tool_result"),
+        ("decide", "decision"),
+        ("act", "tool_result"),
+        ("decide", "decision"),
+        ("respond", "answer"),
     ]
     calls = runs.model_calls(result.run_id)
     assert [call.status for call in calls] == ["ok", "ok", "ok"]
@@ -69,8 +72,10 @@ def test_invalid_tool_arguments_are_explained_to_the_model_which_corrects_them(
 ):
     script = write_script(
         {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": "forty-two"}}]},
-        {"expect": "order_id: Input should be a valid integer",
-         "tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 42}}]},
+        {
+            "expect": "order_id: Input should be a valid integer",
+            "tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 42}}],
+        },
         {"text": "Order 42 was delivered."},
     )
     result, agent = run(_ask(make_settings(database_url, script=script), "Where is order 42?"))
@@ -78,15 +83,18 @@ def test_invalid_tool_arguments_are_explained_to_the_model_which_corrects_them(
     assert result.status == "answered"
     tool_results = [e.payload for e in agent.services.runs.events(result.run_id) if e.kind == "tool_result"]
     assert [(r["status"], r["error_type"]) for r in tool_results] == [
-        ("error", "InvalidToolArguments"), ("success", None),
+        ("error", "InvalidToolArguments"),
+        ("success", None),
     ]
 
 
 def test_unknown_tool_and_malformed_json_are_answered_not_crashed(database_url, make_settings, write_script):
     script = write_script(
         {"tool_calls": [{"name": "delete_everything", "arguments": {}}]},
-        {"expect": "unknown tool 'delete_everything'",
-         "tool_calls": [{"name": "sql_lookup", "arguments": "{\"order_id\": 4"}]},
+        {
+            "expect": "unknown tool 'delete_everything'",
+            "tool_calls": [{"name": "sql_lookup", "arguments": '{"order_id": 4'}],
+        },
         {"expect": "not valid JSON", "text": "I could not look that up."},
     )
     result, agent = run(_ask(make_settings(database_url, script=script), "Do something"))
@@ -98,9 +106,19 @@ def test_unknown_tool_and_malformed_json_are_answered_not_crashed(database_url, 
 
 def test_write_tools_change_the_database(database_url, make_settings, write_script):
     script = write_script(
-        {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}},
-                        {"name": "send_email", "arguments": {"to": "alan@example.com", "subject": "Cancelled",
-                                                             "body": "Your order 2 is cancelled."}}]},
+        {
+            "tool_calls": [
+                {"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}},
+                {
+                    "name": "send_email",
+                    "arguments": {
+                        "to": "alan@example.com",
+                        "subject": "Cancelled",
+                        "body": "Your order 2 is cancelled.",
+                    },
+                },
+            ]
+        },
         {"text": "Cancelled order 2 and emailed Alan."},
     )
     result, agent = run(_ask(make_settings(database_url, script=script), "Cancel order 2 and tell Alan"))

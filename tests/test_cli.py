@@ -16,8 +16,9 @@ FIREBREAK = str(Path(sys.executable).parent / "firebreak")
 
 
 def firebreak(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([FIREBREAK, *args], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [FIREBREAK, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def test_ask_json_runs_a_scripted_two_tool_conversation_and_trace_show_lists_its_spans(database_url, write_script):
@@ -63,11 +64,13 @@ def test_conversation_continues_after_the_process_is_killed_between_turns(tmp_pa
     killed = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True, timeout=120, check=False)
     assert killed.returncode == -signal.SIGKILL and killed.stdout.strip() == "answered", killed.stderr
 
-    second = write_script({"expect": "My order number is 1243.", "text": "Your order number is 1243."},
-                          name="second.jsonl")
+    second = write_script(
+        {"expect": "My order number is 1243.", "text": "Your order number is 1243."}, name="second.jsonl"
+    )
     env = {"FIREBREAK_SCRIPT": second, "FIREBREAK_DATABASE_URL": database_url}
-    asked = firebreak("ask", "--model", "scripted/demo", "--thread", "t-1", "--json", "What is my order number?",
-                      env=env)
+    asked = firebreak(
+        "ask", "--model", "scripted/demo", "--thread", "t-1", "--json", "What is my order number?", env=env
+    )
     assert asked.returncode == 0, asked.stderr
     assert json.loads(asked.stdout)["answer"] == "Your order number is 1243."
 
@@ -102,8 +105,9 @@ def test_doctor_fails_loudly_when_the_database_is_unreachable(tmp_path):
 def test_doctor_reports_every_store_and_model(database_url, write_script):
     script = write_script({"text": "unused"})
     config = Path(script).with_name("routes.toml")
-    config.write_text('[routes.chat]\nmodels = ["scripted/demo"]\nmax_output_tokens = 64\n'
-                      'temperature = 0.0\ntimeout_s = 5.0\n')
+    config.write_text(
+        '[routes.chat]\nmodels = ["scripted/demo"]\nmax_output_tokens = 64\ntemperature = 0.0\ntimeout_s = 5.0\n'
+    )
     env = {"FIREBREAK_DATABASE_URL": database_url, "FIREBREAK_SCRIPT": script}
     before = firebreak("doctor", "--config", str(config), env=env)
     assert before.returncode == 1 and "run `firebreak db upgrade`" in before.stdout

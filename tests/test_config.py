@@ -14,7 +14,11 @@ def test_defaults_come_from_the_documented_file():
     assert DEFAULT_CONFIG_PATH.name == "firebreak.toml"
     assert settings.agent.run_wall_clock_s == 30.0
     assert settings.tools.class_timeouts_s == {
-        "db": 0.15, "web_search": 2.0, "code": 5.0, "llm": 8.0, "external_api": 1.5,
+        "db": 0.15,
+        "web_search": 2.0,
+        "code": 5.0,
+        "llm": 8.0,
+        "external_api": 1.5,
     }
     assert settings.routes["chat"].models == ["local/qwen2.5-coder-0.5b-instruct"]
 

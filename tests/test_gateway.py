@@ -14,8 +14,14 @@ from app.gateway import CallContext
 from app.services import Services, build_services
 
 CONTEXT = CallContext(tenant_id="acme", user_id="u1", run_id=None)
-PAIR = {"pair": {"models": ["scripted/primary", "scripted/backup"], "max_output_tokens": 64,
-                 "temperature": 0.0, "timeout_s": 2.0}}
+PAIR = {
+    "pair": {
+        "models": ["scripted/primary", "scripted/backup"],
+        "max_output_tokens": 64,
+        "temperature": 0.0,
+        "timeout_s": 2.0,
+    }
+}
 HELLO = [{"role": "user", "content": "hello"}]
 
 
@@ -30,7 +36,10 @@ def test_reply_carries_text_usage_and_an_audit_row(make_settings, sqlite_url, wr
     reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
 
     assert (reply.text, reply.model, reply.usage.input_tokens, reply.usage.output_tokens) == (
-        "hi", "scripted/primary", 11, 3,
+        "hi",
+        "scripted/primary",
+        11,
+        3,
     )
     services.telemetry.flush()
     (row,) = services.runs.recent_model_calls(tenant_id="acme")
@@ -39,8 +48,9 @@ def test_reply_carries_text_usage_and_an_audit_row(make_settings, sqlite_url, wr
 
 def test_priced_models_are_charged_by_the_token(make_settings, sqlite_url, write_script):
     script = write_script({"text": "hi", "usage": {"input_tokens": 1000, "output_tokens": 500}})
-    prices = {"scripted/primary": {"input_cost_per_token": 0.000002, "output_cost_per_token": 0.00001,
-                                   "context_window": 8192}}
+    prices = {
+        "scripted/primary": {"input_cost_per_token": 0.000002, "output_cost_per_token": 0.00001, "context_window": 8192}
+    }
     services = services_for(make_settings, sqlite_url, script, models=prices)
     reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
 
@@ -55,7 +65,8 @@ def test_transient_error_falls_back_to_the_next_model(make_settings, sqlite_url,
     assert (reply.text, reply.model) == ("from the backup", "scripted/backup")
     rows = services.runs.recent_model_calls(tenant_id="acme")
     assert [(row.model, row.status, row.error_kind) for row in reversed(rows)] == [
-        ("scripted/primary", "error", "server"), ("scripted/backup", "ok", None),
+        ("scripted/primary", "error", "server"),
+        ("scripted/backup", "ok", None),
     ]
 
 
@@ -82,8 +93,9 @@ def test_injected_fault_fails_the_primary_without_calling_it(make_settings, sqli
 def test_a_hung_model_times_out_as_a_transient_error(make_settings, sqlite_url, write_script):
     script = write_script({"text": "never"})
     faults = {"scripted/primary": FaultSettings(hang=True), "scripted/backup": FaultSettings(hang=True)}
-    services = services_for(make_settings, sqlite_url, script, faults=faults,
-                            routes={"pair": {**PAIR["pair"], "timeout_s": 0.2}})
+    services = services_for(
+        make_settings, sqlite_url, script, faults=faults, routes={"pair": {**PAIR["pair"], "timeout_s": 0.2}}
+    )
 
     with pytest.raises(ModelError) as caught:
         run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))

@@ -23,8 +23,10 @@ def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
     (tmp_path / "my_tools.py").write_text(tool_block, encoding="utf-8")
     script = write_script(
         {"tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "eur"}}]},
-        {"expect": "String should match pattern", "tool_calls": [{"name": "exchange_rate",
-                                                                 "arguments": {"currency": "EUR"}}]},
+        {
+            "expect": "String should match pattern",
+            "tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "EUR"}}],
+        },
         {"expect": "0.92", "text": "1 USD is 0.92 EUR."},
     )
     env = {
@@ -34,8 +36,15 @@ def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
         "FIREBREAK_ROUTES__CHAT__MODELS": json.dumps(["scripted/demo"]),
         "FIREBREAK_TOOLS__MODULES": json.dumps(["app.tools.demo", "my_tools"]),
     }
-    done = subprocess.run([sys.executable, "-c", node_block], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", node_block],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1 USD is 0.92 EUR. (automated answer)"

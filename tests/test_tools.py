@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -45,8 +46,7 @@ def stuck() -> str:
 @pytest.fixture
 def context(make_settings, sqlite_url) -> ToolContext:
     services = build_services(make_settings(sqlite_url))
-    return ToolContext(run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine,
-                       settings=services.settings)
+    return ToolContext(run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine, settings=services.settings)
 
 
 def call(item, arguments, context, timeout_s=5.0, max_chars=8000):
@@ -83,7 +83,7 @@ def test_invalid_arguments_say_what_to_fix(context, arguments, message):
 
 
 def test_a_sync_tool_that_ignores_cancellation_is_abandoned_at_its_budget(context):
-    with pytest.raises(ToolTimeout, match="did not finish within 0.2s"):
+    with pytest.raises(ToolTimeout, match=r"did not finish within 0\.2s"):
         call(stuck, {}, context, timeout_s=0.2)
     # The run got its answer (and its event loop closed) while the tool was still sleeping.
     assert not STUCK_FINISHED.is_set()
@@ -94,13 +94,16 @@ def test_run_code_returns_output_and_its_process_is_killed_at_the_deadline(conte
     assert (result["exit_code"], result["stdout"].strip()) == (0, "42")
 
     marker = context.engine.url.database + ".alive"
-    looping = f"import time, pathlib\nwhile True:\n    pathlib.Path({marker!r}).write_text(str(time.time()))\n    time.sleep(0.05)"
+    looping = (
+        f"import time, pathlib\nwhile True:\n    pathlib.Path({marker!r}).write_text(str(time.time()))\n"
+        "    time.sleep(0.05)"
+    )
     with pytest.raises(ToolTimeout):
         call(demo.run_code, {"code": looping}, context, timeout_s=1.0)
     time.sleep(0.3)
-    last_write = float(open(marker).read())
+    last_write = Path(marker).read_text()
     time.sleep(0.3)
-    assert float(open(marker).read()) == last_write  # nothing writes any more: the process is gone
+    assert Path(marker).read_text() == last_write  # nothing writes any more: the process is gone
 
 
 def test_a_tool_that_raises_becomes_a_tool_failure(context):
@@ -121,7 +124,7 @@ def test_knowledge_search_finds_the_refund_article(context):
 @pytest.fixture
 def partner_api() -> str:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             status, body = (200, {"sku": 42, "price_usd": 19.5}) if self.path == "/prices/42" else (404, {})
             payload = json.dumps(body).encode()
             self.send_response(status)
@@ -141,8 +144,9 @@ def partner_api() -> str:
 
 def test_http_api_calls_the_configured_partner(make_settings, sqlite_url, partner_api):
     services = build_services(make_settings(sqlite_url, tools={"http_api": {"base_url": partner_api}}))
-    context = ToolContext(run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine,
-                          settings=services.settings)
+    context = ToolContext(
+        run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine, settings=services.settings
+    )
 
     assert json.loads(call(demo.http_api, {"path": "/prices/42"}, context))["body"]["price_usd"] == 19.5
     with pytest.raises(ToolFailed, match="HTTP 404"):
@@ -161,11 +165,16 @@ def test_registry_rejects_unknown_and_duplicate_tools():
     registry = ToolRegistry.from_modules(["app.tools.demo"])
 
     assert {item.name for item in registry} == {
-        "knowledge_search", "sql_lookup", "update_order", "send_email", "run_code", "http_api",
+        "knowledge_search",
+        "sql_lookup",
+        "update_order",
+        "send_email",
+        "run_code",
+        "http_api",
     }
     with pytest.raises(UnknownTool, match="available tools: http_api, knowledge_search"):
         registry.get("rm_rf")
     with pytest.raises(ConfigError, match="two tools are named 'sql_lookup'"):
         registry.add(demo.sql_lookup)
-    with pytest.raises(ConfigError, match="cannot import 'no.such.module'"):
+    with pytest.raises(ConfigError, match=r"cannot import 'no\.such\.module'"):
         ToolRegistry.from_modules(["no.such.module"])

@@ -89,8 +89,9 @@ def test_chat_streams_an_answer_and_links_to_its_trace(ui_url: str, browser: Bro
 
     chat = page.locator("#chat")
     expect(chat).to_contain_text("USB-C dock", timeout=TIMEOUT_MS)
-    expect(chat).to_contain_text(re.compile(r"answered · tokens [1-9]\d* in / [1-9]\d* out · \$0\.0*[1-9]"),
-                                 timeout=TIMEOUT_MS)
+    expect(chat).to_contain_text(
+        re.compile(r"answered · tokens [1-9]\d* in / [1-9]\d* out · \$0\.0*[1-9]"), timeout=TIMEOUT_MS
+    )
     link = chat.get_by_role("link", name="trace")
     href = link.get_attribute("href", timeout=TIMEOUT_MS)
     assert href is not None and href.startswith("?run=")

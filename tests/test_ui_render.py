@@ -12,9 +12,17 @@ from ui import render
 
 def make_run(**overrides: Any) -> Run:
     values: dict[str, Any] = {
-        "id": "run-1", "thread_id": "thread-1", "tenant_id": "default", "user_id": "local", "route": "scripted/demo",
-        "status": "answered", "question": "Where is order 42?", "answer": "A USB-C dock.",
-        "input_tokens": 143, "output_tokens": 13, "cost_usd": 0.000169,
+        "id": "run-1",
+        "thread_id": "thread-1",
+        "tenant_id": "default",
+        "user_id": "local",
+        "route": "scripted/demo",
+        "status": "answered",
+        "question": "Where is order 42?",
+        "answer": "A USB-C dock.",
+        "input_tokens": 143,
+        "output_tokens": 13,
+        "cost_usd": 0.000169,
     }
     values.update(overrides)
     return Run(**values)
@@ -22,8 +30,15 @@ def make_run(**overrides: Any) -> Run:
 
 def line(name: str, depth: int, offset_ms: float, duration_ms: float, **details: object) -> TraceLine:
     status = "ERROR" if "error.type" in details else "UNSET"
-    return TraceLine(depth=depth, name=name, duration_ms=duration_ms, offset_ms=offset_ms, status=status,
-                     details=dict(details), span_id=f"span-{name}")
+    return TraceLine(
+        depth=depth,
+        name=name,
+        duration_ms=duration_ms,
+        offset_ms=offset_ms,
+        status=status,
+        details=dict(details),
+        span_id=f"span-{name}",
+    )
 
 
 def test_run_line_shows_tokens_cost_and_a_trace_link() -> None:
@@ -59,8 +74,13 @@ def test_run_choices_shorten_long_questions() -> None:
 def test_trace_html_draws_a_waterfall_relative_to_the_root() -> None:
     lines = [
         line("invoke_agent firebreak", 0, 0.0, 200.0),
-        line("chat scripted/demo", 1, 50.0, 100.0, **{"gen_ai.request.model": "scripted/demo",
-                                                       "gen_ai.usage.input_tokens": 45, "firebreak.cost_usd": 0.00005}),
+        line(
+            "chat scripted/demo",
+            1,
+            50.0,
+            100.0,
+            **{"gen_ai.request.model": "scripted/demo", "gen_ai.usage.input_tokens": 45, "firebreak.cost_usd": 0.00005},
+        ),
         line("execute_tool sql_lookup", 1, 150.0, 0.01, **{"gen_ai.tool.name": "sql_lookup", "error.type": "timeout"}),
     ]
     html = render.trace_html("run-1", make_run(), lines)

@@ -151,9 +151,11 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             with gr.Tab("Chat", id=CHAT_TAB, elem_id="chat-tab"):
                 with gr.Row():
                     thread_box = gr.Textbox(
-                        label="Thread id", placeholder="empty: a new thread starts with your next question",
+                        label="Thread id",
+                        placeholder="empty: a new thread starts with your next question",
                         info="Paste an earlier thread id and press Enter to continue it.",
-                        elem_id="thread-id", scale=4,
+                        elem_id="thread-id",
+                        scale=4,
                     )
                     new_thread_btn = gr.Button("New thread", elem_id="new-thread", scale=1)
                 chatbot = gr.Chatbot(label=f"Firebreak · route {route}", elem_id="chat", height=480)
@@ -170,8 +172,9 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 with gr.Row():
                     run_box = gr.Textbox(label="Run id", elem_id="run-id", scale=5)
                     view_btn = gr.Button("Show", elem_id="view-run", scale=1)
-                trace_view = gr.HTML(render.trace_html("", None, []), css_template=render.TRACE_CSS,
-                                     elem_id="trace-view")
+                trace_view = gr.HTML(
+                    render.trace_html("", None, []), css_template=render.TRACE_CSS, elem_id="trace-view"
+                )
 
         chat_outputs = [chatbot, question_box, thread_box, last_run]
         question_box.submit(send, [question_box, chatbot, thread_box], chat_outputs)

@@ -24,7 +24,8 @@ from app.errors import ConfigError, ModelError, ScriptError
 from app.faults import FaultPlan
 from app.gateway.provider_errors import model_error, provider_exception
 from app.gateway.script import Script
-from app.gateway.scripted import PROVIDER as SCRIPTED, ScriptedLLM, script_handle
+from app.gateway.scripted import PROVIDER as SCRIPTED
+from app.gateway.scripted import ScriptedLLM, script_handle
 from app.telemetry import Telemetry, mark_error
 from memory.tables import ModelCall
 
@@ -114,8 +115,14 @@ class Gateway:
     def _register_price(self, model: str, input_cost: float, output_cost: float) -> None:
         provider = model.split("/", 1)[0]
         litellm.register_model(
-            {model: {"input_cost_per_token": input_cost, "output_cost_per_token": output_cost,
-                     "litellm_provider": provider, "mode": "chat"}}
+            {
+                model: {
+                    "input_cost_per_token": input_cost,
+                    "output_cost_per_token": output_cost,
+                    "litellm_provider": provider,
+                    "mode": "chat",
+                }
+            }
         )
 
     def _deployment_params(self, model: str) -> dict[str, Any]:
@@ -140,7 +147,9 @@ class Gateway:
         if model not in deployments.params or deployments.router is None:
             deployments.params[model] = self._deployment_params(model)
             deployments.router = litellm.Router(
-                model_list=[{"model_name": name, "litellm_params": params} for name, params in deployments.params.items()],
+                model_list=[
+                    {"model_name": name, "litellm_params": params} for name, params in deployments.params.items()
+                ],
                 num_retries=0,
             )
         return deployments.router
@@ -193,16 +202,18 @@ class Gateway:
         router = self._router_for(model)
         tracer = self.telemetry.tracer
         with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
-            span.set_attributes({
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": model.split("/", 1)[0],
-                "gen_ai.request.model": model,
-                "gen_ai.request.max_tokens": route_settings.max_output_tokens,
-                "gen_ai.request.temperature": route_settings.temperature,
-                "firebreak.route": route,
-                "firebreak.fallback_position": position,
-                "firebreak.tenant_id": context.tenant_id,
-            })
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": model.split("/", 1)[0],
+                    "gen_ai.request.model": model,
+                    "gen_ai.request.max_tokens": route_settings.max_output_tokens,
+                    "gen_ai.request.temperature": route_settings.temperature,
+                    "firebreak.route": route,
+                    "firebreak.fallback_position": position,
+                    "firebreak.tenant_id": context.tenant_id,
+                }
+            )
             if position:
                 span.add_event("firebreak.fallback", {"firebreak.route": route, "firebreak.model": model})
             self.telemetry.content(span, "gen_ai.input.messages", messages)
@@ -218,15 +229,18 @@ class Gateway:
                 mark_error(span, error)
                 self._audit(context, route, model, started, Usage(), status="error", error_kind=error.kind)
                 raise error from None
-            span.set_attributes({
-                "gen_ai.response.model": reply.model,
-                "gen_ai.usage.input_tokens": reply.usage.input_tokens,
-                "gen_ai.usage.output_tokens": reply.usage.output_tokens,
-                "firebreak.cost_usd": reply.usage.cost_usd,
-                "gen_ai.response.finish_reasons": ["tool_calls" if reply.tool_calls else "stop"],
-            })
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": reply.model,
+                    "gen_ai.usage.input_tokens": reply.usage.input_tokens,
+                    "gen_ai.usage.output_tokens": reply.usage.output_tokens,
+                    "firebreak.cost_usd": reply.usage.cost_usd,
+                    "gen_ai.response.finish_reasons": ["tool_calls" if reply.tool_calls else "stop"],
+                }
+            )
             self.telemetry.content(
-                span, "gen_ai.output.messages",
+                span,
+                "gen_ai.output.messages",
                 {"text": reply.text, "tool_calls": [call.__dict__ for call in reply.tool_calls]},
             )
             self._audit(context, route, model, started, reply.usage, status="ok", error_kind=None)
@@ -283,7 +297,9 @@ class Gateway:
     def _reply(self, response: Any, model: str, route: str) -> ModelReply:
         message = response.choices[0].message
         calls = tuple(
-            ToolCall(id=call.id or f"call_{index}", name=call.function.name or "", arguments=call.function.arguments or "")
+            ToolCall(
+                id=call.id or f"call_{index}", name=call.function.name or "", arguments=call.function.arguments or ""
+            )
             for index, call in enumerate(message.tool_calls or [])
         )
         usage = getattr(response, "usage", None)
@@ -304,7 +320,14 @@ class Gateway:
         )
 
     def _audit(
-        self, context: CallContext, route: str, model: str, started: float, usage: Usage, *, status: str,
+        self,
+        context: CallContext,
+        route: str,
+        model: str,
+        started: float,
+        usage: Usage,
+        *,
+        status: str,
         error_kind: str | None,
     ) -> None:
         self._record_call(

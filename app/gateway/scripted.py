@@ -89,8 +89,14 @@ class ScriptedLLM(litellm.CustomLLM):
         return step, prompt
 
     async def acompletion(  # type: ignore[override]
-        self, model: str, messages: list[dict[str, Any]], api_base: str, custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse, *args: Any, **kwargs: Any,
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        *args: Any,
+        **kwargs: Any,
     ) -> ModelResponse:
         step, prompt = await self._next_step(model, messages, api_base)
         message = model_response.choices[0].message  # type: ignore[union-attr]
@@ -102,13 +108,24 @@ class ScriptedLLM(litellm.CustomLLM):
                 for c in calls
             ]
         model_response.choices[0].finish_reason = "tool_calls" if calls else "stop"
-        model_response.usage = Usage(**_usage(step, prompt))  # type: ignore[attr-defined]
+        counts = _usage(step, prompt)
+        model_response.usage = Usage(  # type: ignore[attr-defined]
+            prompt_tokens=counts["prompt_tokens"],
+            completion_tokens=counts["completion_tokens"],
+            total_tokens=counts["total_tokens"],
+        )
         model_response.model = f"{PROVIDER}/{model}"
         return model_response
 
     async def astreaming(  # type: ignore[override]
-        self, model: str, messages: list[dict[str, Any]], api_base: str, custom_prompt_dict: dict[str, Any],
-        model_response: ModelResponse, *args: Any, **kwargs: Any,
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        *args: Any,
+        **kwargs: Any,
     ) -> AsyncIterator[GenericStreamingChunk]:
         step, prompt = await self._next_step(model, messages, api_base)
         pieces = [piece for piece in step.text.split(" ")]
@@ -119,7 +136,12 @@ class ScriptedLLM(litellm.CustomLLM):
         calls = _tool_calls(step)
         for call in calls:
             yield GenericStreamingChunk(
-                text="", is_finished=False, finish_reason="", usage=None, index=0, tool_use=call  # type: ignore[typeddict-item]
+                text="",
+                is_finished=False,
+                finish_reason="",
+                usage=None,
+                index=0,
+                tool_use=call,  # type: ignore[typeddict-item]
             )
         yield GenericStreamingChunk(
             text="",

@@ -28,7 +28,9 @@ OrderStatus = Literal["pending", "shipped", "delivered", "cancelled", "refunded"
 def _documents() -> tuple[tuple[str, str], ...]:
     folder = resources.files("app.tools") / "knowledge"
     return tuple(
-        sorted((entry.name, entry.read_text(encoding="utf-8")) for entry in folder.iterdir() if entry.name.endswith(".md"))
+        sorted(
+            (entry.name, entry.read_text(encoding="utf-8")) for entry in folder.iterdir() if entry.name.endswith(".md")
+        )
     )
 
 
@@ -43,7 +45,7 @@ def knowledge_search(
 ) -> list[dict[str, Any]]:
     """Search the help-centre articles (refunds, shipping, opening hours, warranty, accounts)."""
     wanted = _words(query)
-    scored = []
+    scored: list[dict[str, Any]] = []
     for name, text in _documents():
         overlap = len(wanted & _words(text))
         if overlap:
@@ -54,7 +56,9 @@ def knowledge_search(
 
 
 @tool(kind="read", cost_class="db")
-def sql_lookup(order_id: Annotated[int, Field(ge=1, description="The order number")], ctx: ToolContext) -> dict[str, Any]:
+def sql_lookup(
+    order_id: Annotated[int, Field(ge=1, description="The order number")], ctx: ToolContext
+) -> dict[str, Any]:
     """Look up an order by its number in the orders database."""
     with Session(ctx.engine) as session:
         order = session.get(DemoOrder, order_id)
@@ -105,13 +109,20 @@ def _limit_resources() -> None:
 
 
 @tool(kind="read", cost_class="code")
-async def run_code(code: Annotated[str, Field(min_length=1, max_length=10_000, description="Python source")]) -> dict[str, Any]:
+async def run_code(
+    code: Annotated[str, Field(min_length=1, max_length=10_000, description="Python source")],
+) -> dict[str, Any]:
     """Run a short Python program in an isolated subprocess and return what it printed."""
     with tempfile.TemporaryDirectory(prefix="firebreak-code-") as workdir:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-c", code,
-            cwd=workdir, env={"PATH": "/usr/bin:/bin"},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-I",
+            "-c",
+            code,
+            cwd=workdir,
+            env={"PATH": "/usr/bin:/bin"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             preexec_fn=_limit_resources,
         )
         try:
@@ -130,7 +141,9 @@ async def run_code(code: Annotated[str, Field(min_length=1, max_length=10_000, d
 
 @tool(kind="read", cost_class="external_api")
 async def http_api(
-    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_\-.?=&]*$", description="Path on the partner API, e.g. /prices/42")],
+    path: Annotated[
+        str, Field(pattern=r"^/[A-Za-z0-9/_\-.?=&]*$", description="Path on the partner API, e.g. /prices/42")
+    ],
     ctx: ToolContext,
 ) -> dict[str, Any]:
     """Call the partner HTTP API (GET) configured in [tools.http_api] and return its JSON."""
