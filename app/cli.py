@@ -20,9 +20,6 @@ import typer
 from app.config import Settings, load_settings
 from app.errors import FirebreakError
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Firebreak: an agent that must not burn down prod.")
 trace_cli = typer.Typer(no_args_is_help=True, help="Inspect traces.")
 db_cli = typer.Typer(no_args_is_help=True, help="Manage the database schema.")

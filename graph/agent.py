@@ -117,7 +117,7 @@ class Agent:
     async def ask(self, question: str, **kwargs: Any) -> RunResult:
         """Run one question to the end and return its result."""
         result = None
-        async for item in self.stream(question, **kwargs):
+        async for item in self.stream(question, stream_tokens=False, **kwargs):
             if isinstance(item, RunResult):
                 result = item
         assert result is not None
@@ -131,6 +131,7 @@ class Agent:
         tenant_id: str | None = None,
         user_id: str | None = None,
         route: str | None = None,
+        stream_tokens: bool = True,
     ) -> AsyncIterator[Token | RunResult]:
         """Yield answer tokens as they come, then the :class:`RunResult`."""
         settings = self.services.settings
@@ -151,6 +152,7 @@ class Agent:
             user_id=user_id or settings.identity.default_user,
             route=route,
             deadline=time.monotonic() + settings.agent.run_wall_clock_s,
+            stream_tokens=stream_tokens,
         )
         runs = self.services.runs
         runs.start(
@@ -180,7 +182,13 @@ class Agent:
             runs.set_trace(context.run_id, trace_id)
             try:
                 async for mode, chunk in self.graph.astream(
-                    {"messages": [HumanMessage(content=question)], "steps": 0, "status": "running", "answer": ""},
+                    {
+                        "messages": [HumanMessage(content=question)],
+                        "steps": 0,
+                        "status": "running",
+                        "answer": "",
+                        "stop_detail": "",
+                    },
                     config={
                         "configurable": {"thread_id": context.thread_id},
                         "recursion_limit": settings.agent.max_steps * 4 + 10,

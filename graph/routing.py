@@ -6,6 +6,8 @@ from langchain_core.messages import AIMessage
 
 from graph.state import AgentState
 
+STOPPED = frozenset({"step_limit", "repeated_failure"})
+
 
 def after_decide(state: AgentState) -> str:
     last = state["messages"][-1]
@@ -15,4 +17,4 @@ def after_decide(state: AgentState) -> str:
 
 
 def after_observe(state: AgentState) -> str:
-    return "respond" if state.get("status") == "step_limit" else "decide"
+    return "respond" if state.get("status") in STOPPED else "decide"

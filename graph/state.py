@@ -23,6 +23,7 @@ class AgentState(TypedDict, total=False):
     steps: int
     status: str
     answer: str
+    stop_detail: str  # why observe stopped the loop, for respond to explain
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RunContext:
     user_id: str
     route: str
     deadline: float  # time.monotonic() value after which the run must stop
+    stream_tokens: bool = True  # False when nobody reads tokens: models then answer in one piece
 
     @property
     def ids(self) -> dict[str, Any]:

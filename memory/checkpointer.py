@@ -36,7 +36,9 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         path = checkpoint_path(database_url)
         path.parent.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+            # Same durability trade-off as Firebreak's own tables (see memory/engine.py).
             await saver.conn.execute("PRAGMA busy_timeout=10000")
+            await saver.conn.execute("PRAGMA synchronous=NORMAL")
             await saver.setup()
             yield saver
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -56,15 +56,21 @@ class RunStore:
             return run
 
     def add_event(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
-        with Session(self.engine) as session:
-            last = session.exec(select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id)).one()
-            session.add(RunEvent(run_id=run_id, seq=(last or 0) + 1, node=node, kind=kind, payload=payload))
-            session.commit()
+        # One INSERT … SELECT instead of an ORM round trip: this runs on every step of every run.
+        events = RunEvent.__table__
+        next_seq = (
+            select(func.coalesce(func.max(events.c.seq), 0) + 1).where(events.c.run_id == run_id).scalar_subquery()
+        )
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(events).values(
+                    run_id=run_id, seq=next_seq, node=node, kind=kind, payload=payload, created_at=utcnow()
+                )
+            )
 
     def record_model_call(self, call: ModelCall) -> None:
-        with Session(self.engine) as session:
-            session.add(call)
-            session.commit()
+        with self.engine.begin() as connection:
+            connection.execute(insert(ModelCall.__table__).values(**call.model_dump(exclude={"id"})))
 
     def recent_model_calls(self, *, tenant_id: str | None = None, limit: int = 100) -> Sequence[ModelCall]:
         """Newest first."""

@@ -1,4 +1,4 @@
-"""``respond``: settle the run's answer from the last decision."""
+"""``respond``: settle the run's answer: the model's last words, or why the loop was stopped."""
 
 from __future__ import annotations
 
@@ -10,15 +10,23 @@ from langgraph.runtime import Runtime
 from graph.state import AgentState, RunContext
 
 
+def _stopped_answer(state: AgentState) -> str | None:
+    status = state.get("status")
+    if status == "step_limit":
+        return (
+            f"I stopped after {state.get('steps', 0)} tool steps without reaching an answer; please narrow the request."
+        )
+    if status == "repeated_failure":
+        return f"I stopped because {state.get('stop_detail')} kept failing; this needs a person to look at it."
+    return None
+
+
 def respond(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    if state.get("status") == "step_limit":
-        steps = state.get("steps", 0)
-        answer = f"I stopped after {steps} tool steps without reaching an answer; please narrow the request."
-        message: list[AIMessage] = [AIMessage(content=answer)]
-        status = "step_limit"
+    stopped = _stopped_answer(state)
+    if stopped is not None:
+        answer, status, messages = stopped, str(state["status"]), [AIMessage(content=stopped)]
     else:
-        last = state["messages"][-1]
-        answer, message, status = last.text, [], "answered"
+        answer, status, messages = state["messages"][-1].text, "answered", []
     ctx.services.runs.add_event(ctx.run_id, "respond", "answer", {"status": status, "answer": answer})
-    return {"answer": answer, "status": status, "messages": message}
+    return {"answer": answer, "status": status, "messages": messages}

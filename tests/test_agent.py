@@ -195,3 +195,14 @@ def test_empty_or_oversized_questions_are_refused_before_anything_runs(sqlite_ur
 
 def test_script_misuse_is_a_script_error_type():
     assert issubclass(ScriptError, AssertionError)
+
+
+def test_a_call_that_keeps_failing_stops_the_run_instead_of_retrying_forever(database_url, make_settings, write_script):
+    dead = {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 999, "status": "shipped"}}]}
+    script = write_script(dead, dead, dead)
+    result, agent = run(_ask(make_settings(database_url, script=script), "Ship order 999"))
+
+    assert result.status == "repeated_failure"
+    assert 'update_order({"order_id": 999, "status": "shipped"}) kept failing' in result.answer
+    stops = [e.payload for e in agent.services.runs.events(result.run_id) if e.kind == "stopped"]
+    assert stops == [{"reason": "repeated_failure", "call": 'update_order({"order_id": 999, "status": "shipped"})'}]

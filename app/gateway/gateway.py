@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,17 +18,16 @@ from typing import Any
 import litellm
 from opentelemetry.trace import SpanKind
 
-from app.config import Settings
+from app.config import RouteSettings, Settings
 from app.errors import ConfigError, ModelError, ScriptError
 from app.faults import FaultPlan
 from app.gateway.provider_errors import model_error, provider_exception
 from app.gateway.script import Script
 from app.gateway.scripted import PROVIDER as SCRIPTED
-from app.gateway.scripted import ScriptedLLM, script_handle
+from app.gateway.scripted import register_scripted_provider, script_handle
 from app.telemetry import Telemetry, mark_error
 from memory.tables import ModelCall
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 litellm.telemetry = False
 # LiteLLM prints provider hints to stdout and warns about our zero prices; stdout belongs to `ask --json`.
 litellm.suppress_debug_info = True
@@ -79,13 +77,6 @@ class _Deployments:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _register_custom_provider(name: str, handler: litellm.CustomLLM) -> None:
-    litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p["provider"] != name]
-    litellm.custom_provider_map.append({"provider": name, "custom_handler": handler})
-    # LiteLLM reads the map when it builds its provider list; refresh it after a change.
-    litellm.utils.custom_llm_setup()
-
-
 class Gateway:
     """Routes chat calls to deployments and accounts for every one of them."""
 
@@ -132,7 +123,7 @@ class Gateway:
                 if not self.settings.script:
                     raise ConfigError(f"model {model} needs a script: set FIREBREAK_SCRIPT=path/to/script.jsonl")
                 self._script = Script.load(self.settings.script)
-                _register_custom_provider(SCRIPTED, ScriptedLLM())
+                register_scripted_provider()
             if model not in self.settings.models:
                 self._register_price(model, 0.0, 0.0)
             return {"model": model, "api_base": script_handle(self._script)}
@@ -180,7 +171,7 @@ class Gateway:
         last_error: ModelError | None = None
         for position, model in enumerate(route_settings.models):
             try:
-                return await self._attempt(model, position, route, messages, tools, context, on_token)
+                return await self._attempt(model, position, route, route_settings, messages, tools, context, on_token)
             except ModelError as error:
                 last_error = error
                 if not error.transient:
@@ -193,12 +184,12 @@ class Gateway:
         model: str,
         position: int,
         route: str,
+        route_settings: RouteSettings,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         context: CallContext,
         on_token: TokenSink | None,
     ) -> ModelReply:
-        route_settings = self.settings.route(route)
         router = self._router_for(model)
         tracer = self.telemetry.tracer
         with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
@@ -220,7 +211,8 @@ class Gateway:
             started = time.perf_counter()
             try:
                 reply = await asyncio.wait_for(
-                    self._call(router, model, route, messages, tools, on_token), timeout=route_settings.timeout_s
+                    self._call(router, model, route, route_settings, messages, tools, on_token),
+                    timeout=route_settings.timeout_s,
                 )
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
@@ -263,6 +255,7 @@ class Gateway:
         router: litellm.Router,
         model: str,
         route: str,
+        route_settings: RouteSettings,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         on_token: TokenSink | None,
@@ -272,7 +265,6 @@ class Gateway:
             await fault.delay()
             if fault.error_kind is not None:
                 raise provider_exception(fault.error_kind, f"injected {fault.error_kind} fault", model)
-        route_settings = self.settings.route(route)
         request: dict[str, Any] = {
             "model": model,
             "messages": messages,

@@ -20,6 +20,7 @@ import litellm
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
 from app.gateway.provider_errors import provider_exception
+from app.gateway.providers import register_custom_provider
 from app.gateway.script import Script, ScriptStep
 
 PROVIDER = "scripted"
@@ -150,3 +151,8 @@ class ScriptedLLM(litellm.CustomLLM):
             usage=_usage(step, prompt),  # type: ignore[typeddict-item]
             index=0,
         )
+
+
+def register_scripted_provider() -> None:
+    """Serve ``scripted/<anything>`` through LiteLLM."""
+    register_custom_provider(PROVIDER, ScriptedLLM())

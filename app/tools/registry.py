@@ -137,6 +137,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._specs: list[dict[str, Any]] | None = None
         for item in tools:
             self.add(item)
 
@@ -144,6 +145,7 @@ class ToolRegistry:
         if item.name in self._tools:
             raise ConfigError(f"two tools are named {item.name!r}; tool names must be unique")
         self._tools[item.name] = item
+        self._specs = None
 
     def get(self, name: str) -> Tool:
         try:
@@ -154,7 +156,10 @@ class ToolRegistry:
             ) from None
 
     def specs(self) -> list[dict[str, Any]]:
-        return [item.spec() for item in self._tools.values()]
+        """The specs the model sees, built once: schema generation is too slow for every step."""
+        if self._specs is None:
+            self._specs = [item.spec() for item in self._tools.values()]
+        return self._specs
 
     def __iter__(self) -> Iterator[Tool]:
         return iter(self._tools.values())
