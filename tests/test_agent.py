@@ -130,27 +130,27 @@ def test_write_tools_change_the_database(database_url, make_settings, write_scri
         assert [email.to for email in emails] == ["alan@example.com"]
 
 
-def test_step_limit_ends_the_loop_with_an_explanation(sqlite_url, make_settings, write_script):
+def test_step_limit_ends_the_loop_with_an_explanation(database_url, make_settings, write_script):
     looping = {"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "shipping"}}]}
     script = write_script(*[looping] * 2)
-    settings = make_settings(sqlite_url, script=script, agent={"max_steps": 2})
+    settings = make_settings(database_url, script=script, agent={"max_steps": 2})
     result, _ = run(_ask(settings, "Loop forever"))
 
     assert result.status == "step_limit"
     assert "stopped after 2 tool steps" in result.answer
 
 
-def test_over_consumed_script_fails_the_run(sqlite_url, make_settings, write_script):
+def test_over_consumed_script_fails_the_run(database_url, make_settings, write_script):
     script = write_script({"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "warranty"}}]})
-    result, _ = run(_ask(make_settings(sqlite_url, script=script), "What is the warranty?"))
+    result, _ = run(_ask(make_settings(database_url, script=script), "What is the warranty?"))
 
     assert result.status == "failed"
     assert "over-consumed" in result.error
 
 
-def test_under_consumed_script_fails_the_run(sqlite_url, make_settings, write_script):
+def test_under_consumed_script_fails_the_run(database_url, make_settings, write_script):
     script = write_script({"text": "Two years."}, {"text": "never used"})
-    result, agent = run(_ask(make_settings(sqlite_url, script=script), "What is the warranty?"))
+    result, agent = run(_ask(make_settings(database_url, script=script), "What is the warranty?"))
 
     assert result.status == "failed"
     assert "under-consumed" in result.error
@@ -181,11 +181,11 @@ def test_conversation_continues_on_the_same_thread(database_url, make_settings, 
 
 
 @pytest.mark.parametrize("question", ["", "   ", "x" * 20_001])
-def test_empty_or_oversized_questions_are_refused_before_anything_runs(sqlite_url, make_settings, question):
+def test_empty_or_oversized_questions_are_refused_before_anything_runs(database_url, make_settings, question):
     from app.errors import FirebreakError
 
     async def attempt() -> None:
-        async with Agent.open(make_settings(sqlite_url)) as agent:
+        async with Agent.open(make_settings(database_url)) as agent:
             with pytest.raises(FirebreakError):
                 await agent.ask(question)
             assert agent.services.runs.recent() == []

@@ -125,3 +125,23 @@ def test_db_upgrade_reports_the_revision(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert "database at revision 0001" in result.stdout
+
+
+def test_doctor_names_the_missing_provider_key(tmp_path):
+    config = tmp_path / "openai.toml"
+    config.write_text(
+        '[routes.chat]\nmodels = ["openai/gpt-4o-mini"]\nmax_output_tokens = 64\ntemperature = 0.0\ntimeout_s = 5.0\n'
+    )
+    env = {key: value for key, value in os.environ.items() if key != "OPENAI_API_KEY"}
+    env["FIREBREAK_DATABASE_URL"] = f"sqlite:///{tmp_path / 'fb.db'}"
+    result = subprocess.run(
+        [FIREBREAK, "doctor", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "FAIL  model openai/gpt-4o-mini" in result.stdout and "set OPENAI_API_KEY" in result.stdout

@@ -25,14 +25,14 @@ PAIR = {
 HELLO = [{"role": "user", "content": "hello"}]
 
 
-def services_for(make_settings, sqlite_url, script, faults=None, **overrides) -> Services:
-    settings = make_settings(sqlite_url, script=script, **{"routes": PAIR, **overrides})
+def services_for(make_settings, database_url, script, faults=None, **overrides) -> Services:
+    settings = make_settings(database_url, script=script, **{"routes": PAIR, **overrides})
     return build_services(settings, faults=FaultPlan(faults or {}, rng=random.Random(7)))
 
 
-def test_reply_carries_text_usage_and_an_audit_row(make_settings, sqlite_url, write_script):
+def test_reply_carries_text_usage_and_an_audit_row(make_settings, database_url, write_script):
     script = write_script({"text": "hi", "usage": {"input_tokens": 11, "output_tokens": 3}})
-    services = services_for(make_settings, sqlite_url, script)
+    services = services_for(make_settings, database_url, script)
     reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
 
     assert (reply.text, reply.model, reply.usage.input_tokens, reply.usage.output_tokens) == (
@@ -46,20 +46,20 @@ def test_reply_carries_text_usage_and_an_audit_row(make_settings, sqlite_url, wr
     assert (row.model, row.status, row.input_tokens, row.output_tokens) == ("scripted/primary", "ok", 11, 3)
 
 
-def test_priced_models_are_charged_by_the_token(make_settings, sqlite_url, write_script):
+def test_priced_models_are_charged_by_the_token(make_settings, database_url, write_script):
     script = write_script({"text": "hi", "usage": {"input_tokens": 1000, "output_tokens": 500}})
     prices = {
         "scripted/primary": {"input_cost_per_token": 0.000002, "output_cost_per_token": 0.00001, "context_window": 8192}
     }
-    services = services_for(make_settings, sqlite_url, script, models=prices)
+    services = services_for(make_settings, database_url, script, models=prices)
     reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
 
     assert reply.usage.cost_usd == pytest.approx(0.002 + 0.005)
 
 
-def test_transient_error_falls_back_to_the_next_model(make_settings, sqlite_url, write_script):
+def test_transient_error_falls_back_to_the_next_model(make_settings, database_url, write_script):
     script = write_script({"error": "server"}, {"text": "from the backup"})
-    services = services_for(make_settings, sqlite_url, script)
+    services = services_for(make_settings, database_url, script)
     reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
 
     assert (reply.text, reply.model) == ("from the backup", "scripted/backup")
@@ -70,9 +70,9 @@ def test_transient_error_falls_back_to_the_next_model(make_settings, sqlite_url,
     ]
 
 
-def test_client_errors_are_not_retried_on_a_fallback(make_settings, sqlite_url, write_script):
+def test_client_errors_are_not_retried_on_a_fallback(make_settings, database_url, write_script):
     script = write_script({"error": "bad_request"})
-    services = services_for(make_settings, sqlite_url, script)
+    services = services_for(make_settings, database_url, script)
 
     with pytest.raises(ModelError) as caught:
         run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
@@ -80,21 +80,21 @@ def test_client_errors_are_not_retried_on_a_fallback(make_settings, sqlite_url, 
     services.gateway.verify_script_consumed()
 
 
-def test_injected_fault_fails_the_primary_without_calling_it(make_settings, sqlite_url, write_script):
+def test_injected_fault_fails_the_primary_without_calling_it(make_settings, database_url, write_script):
     script = write_script({"text": "backup answered"})
     faults = {"scripted/primary": FaultSettings(error_rate=1.0, error_kind="rate_limit")}
-    services = services_for(make_settings, sqlite_url, script, faults=faults)
+    services = services_for(make_settings, database_url, script, faults=faults)
     reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
 
     assert reply.model == "scripted/backup"
     services.gateway.verify_script_consumed()
 
 
-def test_a_hung_model_times_out_as_a_transient_error(make_settings, sqlite_url, write_script):
+def test_a_hung_model_times_out_as_a_transient_error(make_settings, database_url, write_script):
     script = write_script({"text": "never"})
     faults = {"scripted/primary": FaultSettings(hang=True), "scripted/backup": FaultSettings(hang=True)}
     services = services_for(
-        make_settings, sqlite_url, script, faults=faults, routes={"pair": {**PAIR["pair"], "timeout_s": 0.2}}
+        make_settings, database_url, script, faults=faults, routes={"pair": {**PAIR["pair"], "timeout_s": 0.2}}
     )
 
     with pytest.raises(ModelError) as caught:
@@ -102,9 +102,9 @@ def test_a_hung_model_times_out_as_a_transient_error(make_settings, sqlite_url, 
     assert (caught.value.kind, caught.value.transient) == ("timeout", True)
 
 
-def test_streaming_delivers_tokens_and_the_same_reply(make_settings, sqlite_url, write_script):
+def test_streaming_delivers_tokens_and_the_same_reply(make_settings, database_url, write_script):
     script = write_script({"text": "one two three"})
-    services = services_for(make_settings, sqlite_url, script)
+    services = services_for(make_settings, database_url, script)
     pieces: list[str] = []
     reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT, on_token=pieces.append))
 
@@ -113,24 +113,24 @@ def test_streaming_delivers_tokens_and_the_same_reply(make_settings, sqlite_url,
     assert reply.usage.output_tokens > 0
 
 
-def test_streaming_returns_tool_calls(make_settings, sqlite_url, write_script):
+def test_streaming_returns_tool_calls(make_settings, database_url, write_script):
     script = write_script({"tool_calls": [{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {}}]})
-    services = services_for(make_settings, sqlite_url, script)
+    services = services_for(make_settings, database_url, script)
     reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT, on_token=lambda _: None))
 
     assert [(call.name, call.arguments) for call in reply.tool_calls] == [("a", '{"x": 1}'), ("b", "{}")]
 
 
-def test_an_expectation_mismatch_is_a_script_error_not_a_fallback(make_settings, sqlite_url, write_script):
+def test_an_expectation_mismatch_is_a_script_error_not_a_fallback(make_settings, database_url, write_script):
     script = write_script({"expect": "order 99", "text": "x"}, {"text": "y"})
-    services = services_for(make_settings, sqlite_url, script)
+    services = services_for(make_settings, database_url, script)
 
     with pytest.raises(ScriptError, match="does not contain the expected text"):
         run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
 
 
-def test_a_scripted_model_without_a_script_is_a_config_error(make_settings, sqlite_url):
-    services = services_for(make_settings, sqlite_url, "")
+def test_a_scripted_model_without_a_script_is_a_config_error(make_settings, database_url):
+    services = services_for(make_settings, database_url, "")
 
     with pytest.raises(ConfigError, match="FIREBREAK_SCRIPT"):
         services.gateway.prepare("pair")

@@ -44,8 +44,8 @@ def stuck() -> str:
 
 
 @pytest.fixture
-def context(make_settings, sqlite_url) -> ToolContext:
-    services = build_services(make_settings(sqlite_url))
+def context(make_settings, database_url) -> ToolContext:
+    services = build_services(make_settings(database_url))
     return ToolContext(run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine, settings=services.settings)
 
 
@@ -89,11 +89,11 @@ def test_a_sync_tool_that_ignores_cancellation_is_abandoned_at_its_budget(contex
     assert not STUCK_FINISHED.is_set()
 
 
-def test_run_code_returns_output_and_its_process_is_killed_at_the_deadline(context):
+def test_run_code_returns_output_and_its_process_is_killed_at_the_deadline(context, tmp_path):
     result = json.loads(call(demo.run_code, {"code": "print(6 * 7)"}, context))
     assert (result["exit_code"], result["stdout"].strip()) == (0, "42")
 
-    marker = context.engine.url.database + ".alive"
+    marker = str(tmp_path / "alive")
     looping = (
         f"import time, pathlib\nwhile True:\n    pathlib.Path({marker!r}).write_text(str(time.time()))\n"
         "    time.sleep(0.05)"
