@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.errors import ConfigError
@@ -81,6 +81,40 @@ class FaultSettings(Section):
     hang: bool = False
 
 
+class BreakerThresholds(Section):
+    window_s: int = Field(ge=1)
+    minimum_calls: int = Field(ge=1)
+    failure_threshold: int = Field(ge=1)
+    slow_call_threshold: int = Field(ge=1)
+    cooldown_s: float = Field(gt=0)
+    cooldown_growth: float = Field(ge=1)
+    max_cooldown_s: float = Field(gt=0)
+    half_open_permits: int = Field(ge=1)
+    permit_ttl_s: float = Field(gt=0)
+
+
+class BreakerSettings(BreakerThresholds):
+    overrides: dict[str, dict[str, float]]
+
+    @model_validator(mode="after")
+    def _overrides_are_valid(self) -> BreakerSettings:
+        for backend in self.overrides:
+            self.for_backend(backend)
+        return self
+
+    def for_backend(self, name: str) -> BreakerThresholds:
+        """This backend's thresholds: the defaults with its overrides applied."""
+        values = self.model_dump(exclude={"overrides"})
+        values.update(self.overrides.get(name, {}))
+        return BreakerThresholds.model_validate(values)
+
+
+class RetrySettings(Section):
+    attempts: int = Field(ge=1, le=10)
+    base_delay_s: float = Field(ge=0)
+    max_delay_s: float = Field(ge=0)
+
+
 class TelemetrySettings(Section):
     service_name: str
     record_content: bool
@@ -106,6 +140,8 @@ class Settings(BaseSettings):
     local_model: LocalModelSettings
     tools: ToolSettings
     faults: dict[str, FaultSettings]
+    breakers: BreakerSettings
+    retries: RetrySettings
     telemetry: TelemetrySettings
     ui: UiSettings
 

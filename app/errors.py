@@ -7,19 +7,22 @@ retried, what the model is told to correct, and what a developer must fix::
     ├── ConfigError            a developer's mistake in firebreak.toml / FIREBREAK_*; never retried
     ├── StoreUnavailable       a configured durable store cannot be reached; the app refuses to run
     ├── ScriptError            the scripted provider was over- or under-consumed, or an expectation failed
+    ├── CircuitOpen            a backend's breaker is open: fail fast, no call made; the gateway falls back
     ├── ModelError             a model call failed after the gateway gave up (kind says why)
-    │   └── transient=True     timeouts, 5xx, 429, connection: retryable (resilience layer)
+    │   └── transient=True     timeouts, 5xx, 429, connection: retried, then counted by the breaker
     ├── RunDeadlineExceeded    the run's wall clock ran out; the run stops with what it has
     └── ToolError              answered to the model as a tool message; the run goes on
         ├── UnknownTool        the model named a tool that does not exist
         ├── InvalidToolArguments  arguments failed validation; the message says how to fix them
-        ├── ToolTimeout        the tool overran its budget: "we don't know what happened"
-        └── ToolFailed         the tool raised; its message is passed on
+        ├── ToolTimeout        the tool overran its budget: "we don't know what happened"; retried
+        ├── ToolUnavailable    the tool's backend is down or overloaded (raise it from your tools); retried
+        └── ToolFailed         the tool raised a logical error; its message is passed on, never retried
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CircuitOpen",
     "ConfigError",
     "FirebreakError",
     "InvalidToolArguments",
@@ -30,6 +33,7 @@ __all__ = [
     "ToolError",
     "ToolFailed",
     "ToolTimeout",
+    "ToolUnavailable",
     "UnknownTool",
 ]
 
@@ -48,6 +52,15 @@ class StoreUnavailable(FirebreakError, ConnectionError):
 
 class ScriptError(FirebreakError, AssertionError):
     """The scripted model was used differently from what its script expected."""
+
+
+class CircuitOpen(FirebreakError):
+    """The breaker of ``backend`` is open (or its half-open probes are taken): no call was made."""
+
+    def __init__(self, backend: str, retry_after_s: float) -> None:
+        super().__init__(f"{backend} is unavailable (circuit open); retry after {max(retry_after_s, 0):.1f}s")
+        self.backend = backend
+        self.retry_after_s = max(retry_after_s, 0.0)
 
 
 class ModelError(FirebreakError):
@@ -84,5 +97,9 @@ class ToolTimeout(ToolError, TimeoutError):
     """The tool did not finish within its budget; its effect is unknown."""
 
 
+class ToolUnavailable(ToolError):
+    """The tool's backend failed in a way that retrying may fix (5xx, connection refused, overload)."""
+
+
 class ToolFailed(ToolError):
-    """The tool raised an exception."""
+    """The tool raised an exception that retrying will not fix."""

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from opentelemetry import trace
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
 from app.errors import StoreUnavailable
 from app.faults import FaultPlan
 from app.gateway import Gateway
+from app.resilience.breaker import BreakerPolicy, CircuitBreakers, Transition
+from app.resilience.retry import Guard, RetryPolicy
 from app.telemetry import Telemetry, setup_telemetry
 from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets
+from memory.breakers import BreakerStore
 from memory.engine import make_engine
 from memory.migrate import is_current, upgrade
 from memory.runs import RunStore
@@ -29,6 +36,8 @@ class Services:
     runs: RunStore
     telemetry: Telemetry
     gateway: Gateway
+    breakers: CircuitBreakers
+    guard: Guard
     tools: ToolRegistry
     budgets: ToolBudgets
     faults: FaultPlan
@@ -36,6 +45,19 @@ class Services:
     def close(self) -> None:
         self.telemetry.shutdown()
         self.engine.dispose()
+
+
+def breaker_span_event(transition: Transition) -> None:
+    """Every breaker transition is an event on the span of the call that caused it."""
+    trace.get_current_span().add_event(
+        "firebreak.breaker.transition",
+        {
+            "firebreak.backend": transition.name,
+            "firebreak.breaker.from": transition.from_state,
+            "firebreak.breaker.to": transition.to_state,
+            "firebreak.breaker.reason": transition.reason,
+        },
+    )
 
 
 def prepare_database(settings: Settings) -> Engine:
@@ -49,9 +71,13 @@ def prepare_database(settings: Settings) -> Engine:
 
 
 def build_services(
-    settings: Settings, *, tools: ToolRegistry | None = None, faults: FaultPlan | None = None
+    settings: Settings,
+    *,
+    tools: ToolRegistry | None = None,
+    faults: FaultPlan | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Services:
-    """Wire every service from ``settings``; ``tools`` and ``faults`` may be injected (tests, embedding apps)."""
+    """Wire every service from ``settings``; ``tools``, ``faults`` and the wall ``clock`` may be injected."""
     engine = prepare_database(settings)
     runs = RunStore(engine)
     telemetry = setup_telemetry(
@@ -61,12 +87,21 @@ def build_services(
         record_content=settings.telemetry.record_content,
     )
     fault_plan = faults or FaultPlan(settings.faults)
+    breakers = CircuitBreakers(
+        BreakerStore(engine),
+        lambda backend: BreakerPolicy(**settings.breakers.for_backend(backend).model_dump()),
+        clock=clock,
+        on_transition=breaker_span_event,
+    )
+    guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random())
     return Services(
         settings=settings,
         engine=engine,
         runs=runs,
         telemetry=telemetry,
-        gateway=Gateway(settings, telemetry, runs.record_model_call, fault_plan),
+        gateway=Gateway(settings, telemetry, runs.record_model_call, guard, fault_plan),
+        breakers=breakers,
+        guard=guard,
         tools=tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules),
         budgets=ToolBudgets(settings.tools.class_timeouts_s, settings.tools.timeouts_s),
         faults=fault_plan,

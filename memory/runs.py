@@ -13,7 +13,7 @@ from sqlalchemy import func, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from memory.tables import ModelCall, Run, RunEvent, SpanRecord, utcnow
+from memory.tables import ModelCall, Run, RunEvent, SpanRecord, table_of, utcnow
 
 
 class RunStore:
@@ -57,7 +57,7 @@ class RunStore:
 
     def add_event(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
         # One INSERT … SELECT instead of an ORM round trip: this runs on every step of every run.
-        events = RunEvent.__table__
+        events = table_of(RunEvent)
         next_seq = (
             select(func.coalesce(func.max(events.c.seq), 0) + 1).where(events.c.run_id == run_id).scalar_subquery()
         )
@@ -70,7 +70,7 @@ class RunStore:
 
     def record_model_call(self, call: ModelCall) -> None:
         with self.engine.begin() as connection:
-            connection.execute(insert(ModelCall.__table__).values(**call.model_dump(exclude={"id"})))
+            connection.execute(insert(table_of(ModelCall)).values(**call.model_dump(exclude={"id"})))
 
     def recent_model_calls(self, *, tenant_id: str | None = None, limit: int = 100) -> Sequence[ModelCall]:
         """Newest first."""
@@ -100,6 +100,12 @@ class RunStore:
             if thread_id is not None:
                 query = query.where(Run.thread_id == thread_id)
             return session.exec(query).all()
+
+    def all_spans(self, limit: int = 1000) -> Sequence[SpanRecord]:
+        """The most recent spans of any trace, oldest first (for tests and the Ops view)."""
+        with Session(self.engine) as session:
+            query = select(SpanRecord).order_by(col(SpanRecord.start_ns).desc()).limit(limit)
+            return list(reversed(session.exec(query).all()))
 
     def spans(self, run_id: str) -> Sequence[SpanRecord]:
         """Every span of the run's trace, in start order."""

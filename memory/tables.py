@@ -9,12 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Table, Text
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a table model, for single-statement writes on hot paths."""
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
 
 
 class Run(SQLModel, table=True):
@@ -115,3 +120,47 @@ class OutboxEmail(SQLModel, table=True):
     subject: str = Field(max_length=512)
     body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Breaker(SQLModel, table=True):
+    """One circuit breaker per backend (a model deployment or a tool), shared by every worker.
+
+    ``version`` makes every transition a compare-and-set, so two workers never
+    both take the last half-open permit.
+    """
+
+    __tablename__ = "breakers"
+
+    name: str = Field(primary_key=True, max_length=256)
+    state: str = Field(max_length=16)
+    version: int = 0
+    open_until: float = 0.0
+    trips: int = 0  # consecutive openings without a successful probe; grows the cooldown
+    permits_taken: int = 0
+    permits_expire_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class BreakerBucket(SQLModel, table=True):
+    """Calls and failures of one backend in one whole second: the rolling window's buckets."""
+
+    __tablename__ = "breaker_buckets"
+
+    name: str = Field(primary_key=True, max_length=256)
+    second: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    calls: int = 0
+    failures: int = 0
+    slow: int = 0
+
+
+class BreakerTransition(SQLModel, table=True):
+    """Every state change of a breaker, with why it happened."""
+
+    __tablename__ = "breaker_transitions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=256)
+    from_state: str = Field(max_length=16)
+    to_state: str = Field(max_length=16)
+    reason: str = Field(max_length=512)
+    at: float = Field(index=True)

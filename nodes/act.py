@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 from opentelemetry.trace import SpanKind
 
-from app.errors import InvalidToolArguments, ToolError
+from app.errors import CircuitOpen, InvalidToolArguments, ToolError
 from app.telemetry import mark_error
 from app.tools.registry import ToolContext
 from app.tools.runner import run_tool
@@ -63,9 +63,15 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                     tool_context,
                     timeout_s=services.budgets.timeout_for(item),
                     faults=services.faults,
+                    guard=services.guard,
                     max_result_chars=services.settings.tools.max_result_chars,
+                    deadline=ctx.deadline,
                 )
                 status, error_type = "success", None
+            except CircuitOpen as exc:
+                mark_error(span, exc)
+                output = f"Error: {exc}. Do not call {name} again in this run; answer without it."
+                status, error_type = "error", "CircuitOpen"
             except ToolError as exc:
                 mark_error(span, exc)
                 output, status, error_type = f"Error: {exc}", "error", type(exc).__name__

@@ -157,17 +157,17 @@ def test_under_consumed_script_fails_the_run(database_url, make_settings, write_
     assert agent.services.runs.get(result.run_id).status == "failed"
 
 
-def test_model_outage_fails_the_run_with_a_clear_error_and_keeps_the_audit_row(
+def test_model_outage_is_retried_then_fails_the_run_with_a_clear_error_and_keeps_the_audit_rows(
     database_url, make_settings, write_script
 ):
-    script = write_script({"error": "server"})
+    script = write_script({"error": "server"}, {"error": "server"}, {"error": "server"})
     result, agent = run(_ask(make_settings(database_url, script=script), "Hello?"))
 
     assert result.status == "failed"
     assert "scripted server error" in result.error
     with Session(agent.services.engine) as session:
         rows = session.exec(select(ModelCall).where(ModelCall.run_id == result.run_id)).all()
-    assert [(row.status, row.error_kind) for row in rows] == [("error", "server")]
+    assert [(row.status, row.error_kind) for row in rows] == [("error", "server")] * 3
     assert agent.services.runs.get(result.run_id).question == "Hello?"
 
 

@@ -11,6 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
+
+from memory.migrate import MIGRATIONS
 
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")
 
@@ -124,7 +127,8 @@ def test_db_upgrade_reports_the_revision(tmp_path):
     result = firebreak("db", "upgrade", env={"FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}"})
 
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0001" in result.stdout
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert f"database at revision {head}" in result.stdout
 
 
 def test_doctor_names_the_missing_provider_key(tmp_path):

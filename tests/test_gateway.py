@@ -26,7 +26,7 @@ HELLO = [{"role": "user", "content": "hello"}]
 
 
 def services_for(make_settings, database_url, script, faults=None, **overrides) -> Services:
-    settings = make_settings(database_url, script=script, **{"routes": PAIR, **overrides})
+    settings = make_settings(database_url, script=script, **{"routes": PAIR, "retries": {"attempts": 1}, **overrides})
     return build_services(settings, faults=FaultPlan(faults or {}, rng=random.Random(7)))
 
 
@@ -134,3 +134,40 @@ def test_a_scripted_model_without_a_script_is_a_config_error(make_settings, data
 
     with pytest.raises(ConfigError, match="FIREBREAK_SCRIPT"):
         services.gateway.prepare("pair")
+
+
+def test_transient_errors_are_retried_on_the_same_model_before_falling_back(make_settings, database_url, write_script):
+    script = write_script({"error": "rate_limit"}, {"error": "server"}, {"text": "from the backup"})
+    retries = {"attempts": 2, "base_delay_s": 0.0, "max_delay_s": 0.0}
+    services = services_for(make_settings, database_url, script, retries=retries)
+    reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+
+    assert reply.model == "scripted/backup"
+    rows = services.runs.recent_model_calls(tenant_id="acme")
+    assert [(row.model, row.error_kind) for row in reversed(rows)] == [
+        ("scripted/primary", "rate_limit"),
+        ("scripted/primary", "server"),
+        ("scripted/backup", None),
+    ]
+
+
+def test_an_open_breaker_sends_calls_to_the_fallback_without_calling_the_primary(
+    make_settings, database_url, write_script
+):
+    script = write_script({"error": "server"}, {"text": "backup one"}, {"text": "backup two"})
+    trip_at_once = {"model:scripted/primary": {"minimum_calls": 1, "failure_threshold": 1}}
+    services = services_for(make_settings, database_url, script, breakers={"overrides": trip_at_once})
+    first = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+    second = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+
+    assert (first.text, second.text) == ("backup one", "backup two")
+    calls = [(row.model, row.status) for row in reversed(services.runs.recent_model_calls(tenant_id="acme"))]
+    assert calls == [("scripted/primary", "error"), ("scripted/backup", "ok"), ("scripted/backup", "ok")]
+    (breaker,) = [b for b in services.breakers.store.all() if b.name == "model:scripted/primary"]
+    assert breaker.state == "open"
+    services.telemetry.flush()
+    fallback_spans = [s for s in services.runs.all_spans() if s.attributes.get("firebreak.fallback_reason")]
+    assert [s.attributes["firebreak.fallback_reason"] for s in fallback_spans] == [
+        "server on scripted/primary",
+        "circuit_open on scripted/primary",
+    ]

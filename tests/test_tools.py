@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ from pydantic import Field
 
 from app.errors import ConfigError, InvalidToolArguments, ToolFailed, ToolTimeout, UnknownTool
 from app.faults import FaultPlan
-from app.services import build_services
+from app.services import Services, build_services
 from app.tools import demo
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import ToolBudgets, render_result, run_tool
@@ -43,14 +44,41 @@ def stuck() -> str:
     return "too late"
 
 
+@dataclass
+class Harness:
+    """A tool call the way ``act`` makes it: real services, a real database."""
+
+    services: Services
+
+    @property
+    def context(self) -> ToolContext:
+        return ToolContext(
+            run_id="r1", tenant_id="acme", user_id="u1", engine=self.services.engine, settings=self.services.settings
+        )
+
+
+def harness_for(settings) -> Harness:
+    return Harness(build_services(settings))
+
+
 @pytest.fixture
-def context(make_settings, database_url) -> ToolContext:
-    services = build_services(make_settings(database_url))
-    return ToolContext(run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine, settings=services.settings)
+def context(make_settings, database_url) -> Harness:
+    """Tools on a real database, one attempt per call (retries have their own tests)."""
+    return harness_for(make_settings(database_url, retries={"attempts": 1}))
 
 
-def call(item, arguments, context, timeout_s=5.0, max_chars=8000):
-    return run(run_tool(item, arguments, context, timeout_s=timeout_s, faults=NO_FAULTS, max_result_chars=max_chars))
+def call(item, arguments, harness: Harness, timeout_s=5.0, max_chars=8000):
+    return run(
+        run_tool(
+            item,
+            arguments,
+            harness.context,
+            timeout_s=timeout_s,
+            faults=NO_FAULTS,
+            guard=harness.services.guard,
+            max_result_chars=max_chars,
+        )
+    )
 
 
 def test_the_schema_comes_from_the_signature_and_hides_the_context():
@@ -143,10 +171,7 @@ def partner_api() -> str:
 
 
 def test_http_api_calls_the_configured_partner(make_settings, sqlite_url, partner_api):
-    services = build_services(make_settings(sqlite_url, tools={"http_api": {"base_url": partner_api}}))
-    context = ToolContext(
-        run_id="r1", tenant_id="acme", user_id="u1", engine=services.engine, settings=services.settings
-    )
+    context = harness_for(make_settings(sqlite_url, tools={"http_api": {"base_url": partner_api}}))
 
     assert json.loads(call(demo.http_api, {"path": "/prices/42"}, context))["body"]["price_usd"] == 19.5
     with pytest.raises(ToolFailed, match="HTTP 404"):

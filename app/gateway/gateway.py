@@ -11,20 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import litellm
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from app.config import RouteSettings, Settings
-from app.errors import ConfigError, ModelError, ScriptError
+from app.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from app.faults import FaultPlan
 from app.gateway.provider_errors import model_error, provider_exception
 from app.gateway.script import Script
 from app.gateway.scripted import PROVIDER as SCRIPTED
 from app.gateway.scripted import register_scripted_provider, script_handle
+from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
 from memory.tables import ModelCall
 
@@ -85,9 +87,11 @@ class Gateway:
         settings: Settings,
         telemetry: Telemetry,
         record_call: Callable[[ModelCall], None],
+        guard: Guard,
         faults: FaultPlan | None = None,
     ) -> None:
         self.settings = settings
+        self.guard = guard
         self.telemetry = telemetry
         self._record_call = record_call
         self._faults = faults or FaultPlan(settings.faults)
@@ -165,19 +169,62 @@ class Gateway:
         context: CallContext,
         tools: list[dict[str, Any]] | None = None,
         on_token: TokenSink | None = None,
+        deadline: float | None = None,
     ) -> ModelReply:
-        """Ask the route's primary model, falling back in order on transient errors."""
+        """Ask the route's models in order: each through its breaker, transient errors retried, then the next.
+
+        ``deadline`` (a ``time.monotonic()`` value) bounds every attempt and every backoff.
+        """
         route_settings = self.settings.route(route)
         last_error: ModelError | None = None
+        fallback_reason: str | None = None
         for position, model in enumerate(route_settings.models):
+            call = self._call_for(
+                model, position, route, route_settings, messages, tools, context, on_token, fallback_reason, deadline
+            )
             try:
-                return await self._attempt(model, position, route, route_settings, messages, tools, context, on_token)
+                return await self.guard.call(
+                    f"model:{model}",
+                    call,
+                    is_transient=lambda exc: isinstance(exc, ModelError) and exc.transient,
+                    slow_after_s=route_settings.timeout_s / 2,
+                    deadline=deadline,
+                )
+            except CircuitOpen as exc:
+                trace.get_current_span().add_event(
+                    "firebreak.breaker.rejected", {"firebreak.backend": exc.backend, "firebreak.model": model}
+                )
+                last_error = ModelError(str(exc), kind="circuit_open", transient=True, model=model)
             except ModelError as error:
-                last_error = error
                 if not error.transient:
                     raise
+                last_error = error
+            fallback_reason = f"{last_error.kind} on {model}"
         assert last_error is not None
         raise last_error
+
+    def _call_for(
+        self,
+        model: str,
+        position: int,
+        route: str,
+        route_settings: RouteSettings,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        context: CallContext,
+        on_token: TokenSink | None,
+        fallback_reason: str | None,
+        deadline: float | None,
+    ) -> Callable[[], Awaitable[ModelReply]]:
+        def attempt() -> Awaitable[ModelReply]:
+            timeout_s = route_settings.timeout_s
+            if deadline is not None:
+                timeout_s = max(min(timeout_s, deadline - time.monotonic()), 0.001)
+            return self._attempt(
+                model, position, route, route_settings, messages, tools, context, on_token, fallback_reason, timeout_s
+            )
+
+        return attempt
 
     async def _attempt(
         self,
@@ -189,6 +236,8 @@ class Gateway:
         tools: list[dict[str, Any]] | None,
         context: CallContext,
         on_token: TokenSink | None,
+        fallback_reason: str | None,
+        timeout_s: float,
     ) -> ModelReply:
         router = self._router_for(model)
         tracer = self.telemetry.tracer
@@ -205,19 +254,20 @@ class Gateway:
                     "firebreak.tenant_id": context.tenant_id,
                 }
             )
-            if position:
-                span.add_event("firebreak.fallback", {"firebreak.route": route, "firebreak.model": model})
+            if fallback_reason is not None:
+                span.set_attribute("firebreak.fallback_reason", fallback_reason)
+                span.add_event("firebreak.fallback", {"firebreak.route": route, "firebreak.reason": fallback_reason})
             self.telemetry.content(span, "gen_ai.input.messages", messages)
             started = time.perf_counter()
             try:
                 reply = await asyncio.wait_for(
                     self._call(router, model, route, route_settings, messages, tools, on_token),
-                    timeout=route_settings.timeout_s,
+                    timeout=timeout_s,
                 )
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                error = self._model_error(exc, model, route_settings.timeout_s)
+                error = self._model_error(exc, model, timeout_s)
                 mark_error(span, error)
                 self._audit(context, route, model, started, Usage(), status="error", error_kind=error.kind)
                 raise error from None

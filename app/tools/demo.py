@@ -17,6 +17,7 @@ import httpx
 from pydantic import Field
 from sqlmodel import Session
 
+from app.errors import ToolUnavailable
 from app.tools.registry import ToolContext, tool
 from memory.tables import DemoOrder, OutboxEmail, utcnow
 
@@ -147,8 +148,13 @@ async def http_api(
     ctx: ToolContext,
 ) -> dict[str, Any]:
     """Call the partner HTTP API (GET) configured in [tools.http_api] and return its JSON."""
-    async with httpx.AsyncClient(base_url=ctx.settings.tools.http_api.base_url) as client:
-        response = await client.get(path)
+    try:
+        async with httpx.AsyncClient(base_url=ctx.settings.tools.http_api.base_url) as client:
+            response = await client.get(path)
+    except httpx.TransportError as exc:
+        raise ToolUnavailable(f"partner API unreachable: {exc}", tool="http_api") from exc
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ToolUnavailable(f"partner API answered HTTP {response.status_code} for {path}", tool="http_api")
     if response.status_code >= 400:
         raise RuntimeError(f"partner API answered HTTP {response.status_code} for {path}")
     return {"status": response.status_code, "body": response.json()}

@@ -42,6 +42,7 @@ class Tool:
     kind: ToolKind
     cost_class: CostClass
     timeout_s: float | None
+    retries: int | None  # attempts for transient failures; None uses [retries] attempts
     args_model: type[BaseModel]
     fn: Callable[..., Any]
     context_param: str | None
@@ -96,11 +97,13 @@ def tool(
     kind: ToolKind = "read",
     cost_class: CostClass = "external_api",
     timeout_s: float | None = None,
+    retries: int | None = None,
     name: str | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Declare a tool. Its docstring is the description; its annotated parameters are the schema.
 
     ``timeout_s`` overrides the budget of its ``cost_class``; ``[tools.timeouts_s]`` overrides both.
+    ``retries`` is the number of attempts on transient failures (default: ``[retries] attempts``).
     """
 
     def declare(fn: Callable[..., Any]) -> Tool:
@@ -124,6 +127,7 @@ def tool(
             kind=kind,
             cost_class=cost_class,
             timeout_s=timeout_s,
+            retries=retries,
             args_model=model,
             fn=fn,
             context_param=context_param,

@@ -1,4 +1,8 @@
-"""Run one tool call inside its budget and turn every failure into a :class:`ToolError`."""
+"""Run one tool call inside its budget, its breaker and its retry policy.
+
+Every failure becomes a :class:`ToolError`: the model is told what happened and
+the run goes on.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import ToolError, ToolFailed, ToolTimeout
-from app.faults import FaultPlan
+from app.errors import ToolError, ToolFailed, ToolTimeout, ToolUnavailable
+from app.faults import Fault, FaultPlan
+from app.resilience.retry import Guard
 from app.tools.registry import Tool, ToolContext
+
+TRANSIENT_FAULTS = frozenset({"server", "rate_limit", "connection"})
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,23 @@ async def in_daemon_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> An
     return await future
 
 
+async def _apply_fault(fault: Fault | None, name: str) -> None:
+    if fault is None:
+        return
+    await fault.delay()
+    if fault.error_kind == "timeout":
+        raise ToolTimeout(f"injected timeout fault in {name}", tool=name)
+    if fault.error_kind in TRANSIENT_FAULTS:
+        raise ToolUnavailable(f"injected {fault.error_kind} fault in {name}", tool=name)
+    if fault.error_kind is not None:
+        raise ToolFailed(f"injected {fault.error_kind} fault in {name}", tool=name)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Timeouts and unavailable backends may succeed on another try; logical errors will not."""
+    return isinstance(exc, ToolTimeout | ToolUnavailable)
+
+
 async def run_tool(
     item: Tool,
     raw_arguments: str | dict[str, Any],
@@ -76,35 +100,46 @@ async def run_tool(
     *,
     timeout_s: float,
     faults: FaultPlan,
+    guard: Guard,
     max_result_chars: int,
+    deadline: float | None = None,
 ) -> str:
-    """Validate, run within ``timeout_s`` and render. Raises a :class:`ToolError` subclass on failure.
+    """Validate, run within ``timeout_s`` per attempt, retry transient failures, render.
 
-    Async tools are cancelled at the deadline. Sync tools run in a worker thread
-    that is abandoned at the deadline (Python cannot kill a thread), so a hung
-    sync tool never holds the run past its budget.
+    Raises a :class:`ToolError` subclass, or :class:`~app.errors.CircuitOpen`
+    when the tool's breaker refuses the call. Async tools are cancelled at the
+    deadline; sync tools run in a daemon thread abandoned at the deadline, so a
+    hung tool never holds the run past its budget.
     """
     arguments = item.parse_arguments(raw_arguments)
     kwargs = item.bind(arguments, context)
 
     async def call() -> Any:
-        fault = faults.draw(item.name)
-        if fault is not None:
-            await fault.delay()
-            if fault.error_kind is not None:
-                raise ToolFailed(f"injected fault ({fault.error_kind}) in {item.name}", tool=item.name)
+        await _apply_fault(faults.draw(item.name), item.name)
         if item.is_async:
             return await item.fn(**kwargs)
         return await in_daemon_thread(item.fn, kwargs)
 
-    try:
-        result = await asyncio.wait_for(call(), timeout=timeout_s)
-    except TimeoutError:
-        raise ToolTimeout(
-            f"{item.name} did not finish within {timeout_s:g}s; its effect is unknown", tool=item.name
-        ) from None
-    except ToolError:
-        raise
-    except Exception as exc:  # a tool's own bug must not crash the run
-        raise ToolFailed(f"{item.name} failed: {type(exc).__name__}: {exc}", tool=item.name) from exc
+    async def attempt() -> Any:
+        try:
+            return await asyncio.wait_for(call(), timeout=timeout_s)
+        except TimeoutError:
+            raise ToolTimeout(
+                f"{item.name} did not finish within {timeout_s:g}s; its effect is unknown", tool=item.name
+            ) from None
+        except ToolError:
+            raise
+        except ConnectionError as exc:
+            raise ToolUnavailable(f"{item.name} could not reach its backend: {exc}", tool=item.name) from exc
+        except Exception as exc:  # a tool's own bug must not crash the run
+            raise ToolFailed(f"{item.name} failed: {type(exc).__name__}: {exc}", tool=item.name) from exc
+
+    result = await guard.call(
+        f"tool:{item.name}",
+        attempt,
+        is_transient=is_transient,
+        slow_after_s=timeout_s / 2,
+        deadline=deadline,
+        attempts=item.retries,
+    )
     return render_result(result, max_result_chars)

@@ -1,0 +1,593 @@
+"""The embedded model as a LiteLLM provider: ``local/qwen2.5-coder-0.5b-instruct`` served by llama.cpp in-process.
+
+Tool calling on a 0.5B model relies on grammar-constrained output rather than
+the model's own tool-call format. Phase 1 asks for ``{"next": <tool name or
+"answer">}``; phase 2 either produces the chosen tool's arguments, constrained
+to its parameter schema, or a free-text answer streamed token by token. Every
+prompt starts with the same rendered conversation, so llama.cpp re-evaluates
+only the short tail that differs between phases and between agent steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextvars
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+import httpx
+import litellm
+import llama_cpp
+from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, HTTPHandler
+from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, ModelResponse, Usage
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_grammar import LlamaGrammar
+
+from app.config import LocalModelSettings
+from app.gateway.model_files import assemble_model
+
+PROVIDER = "local"
+MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
+LOCAL_MODEL = f"{PROVIDER}/{MODEL_NAME}"
+
+# Sampling defaults from Qwen2.5's generation_config.json, used when the caller sets none.
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.8
+TOP_K = 20
+REPEAT_PENALTY = 1.05
+DECISION_OPENING = '{"next": "'
+# Room for the longest tool name; the grammar ends the reply well before this.
+DECISION_MAX_TOKENS = 64
+ANSWER = "answer"
+
+# Few-shot examples matter: without them the 0.5B model picks the first listed tool for almost anything.
+TOOL_NOTE = (
+    "Tools:\n{tools}\n\n"
+    'Before each reply, choose the next step: "answer" unless the user asks for data that only a tool has.\n\n'
+    "Examples:\n{examples}"
+)
+ANSWER_NOTE = "Reply to the user now, in plain text (no JSON)."
+ARGUMENTS_NOTE = "Arguments for {name} as JSON matching this schema: {schema}"
+EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
+Messages = list[dict[str, str]]
+FinishReason = Literal["stop", "length", "tool_calls"]
+_Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True)
+class _LoadedModel:
+    llama: llama_cpp.Llama
+    formatter: Jinja2ChatFormatter
+    vocab: llama_cpp.llama_vocab_p
+    lock: threading.Lock  # llama.cpp contexts are not thread-safe: one generation at a time
+
+
+@dataclass(frozen=True)
+class _Request:
+    messages: Messages
+    tools: list[dict[str, Any]]
+    forced_tool: str | None
+    allow_answer: bool
+    max_tokens: int | None
+    temperature: float
+    top_p: float
+
+
+@dataclass(frozen=True)
+class _Phase:
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    text: str
+    tool_call: ChatCompletionMessageToolCall | None
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_tokens=self.prompt_tokens + self.completion_tokens,
+        )
+
+
+_loaded: dict[tuple[Path, int, int], _LoadedModel] = {}
+_load_lock = threading.Lock()
+
+
+class LocalLLM(litellm.CustomLLM):
+    """LiteLLM handler for ``local/<name>``: Qwen2.5-Coder-0.5B through llama-cpp-python."""
+
+    def __init__(self, settings: LocalModelSettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` by the model's own tokenizer (no special tokens)."""
+        # Tokenizing only reads the vocabulary, so it does not wait for a running generation.
+        return len(self._model().llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def completion(
+        self,
+        model: str,
+        messages: list,
+        api_base: str,
+        custom_prompt_dict: dict,
+        model_response: ModelResponse,
+        print_verbose: Callable,
+        encoding,
+        api_key,
+        logging_obj,
+        optional_params: dict,
+        acompletion=None,
+        litellm_params=None,
+        logger_fn=None,
+        headers={},  # noqa: B006 - the signature is LiteLLM's
+        timeout: float | httpx.Timeout | None = None,
+        client: HTTPHandler | None = None,
+    ) -> ModelResponse:
+        request = _request(model, messages, optional_params)
+        return _fill_response(model_response, _drain(self._events(request, threading.Event())))
+
+    def streaming(
+        self,
+        model: str,
+        messages: list,
+        api_base: str,
+        custom_prompt_dict: dict,
+        model_response: ModelResponse,
+        print_verbose: Callable,
+        encoding,
+        api_key,
+        logging_obj,
+        optional_params: dict,
+        acompletion=None,
+        litellm_params=None,
+        logger_fn=None,
+        headers={},  # noqa: B006 - the signature is LiteLLM's
+        timeout: float | httpx.Timeout | None = None,
+        client: HTTPHandler | None = None,
+    ) -> Iterator[GenericStreamingChunk]:
+        return self._chunks(_request(model, messages, optional_params), threading.Event())
+
+    async def acompletion(
+        self,
+        model: str,
+        messages: list,
+        api_base: str,
+        custom_prompt_dict: dict,
+        model_response: ModelResponse,
+        print_verbose: Callable,
+        encoding,
+        api_key,
+        logging_obj,
+        optional_params: dict,
+        acompletion=None,
+        litellm_params=None,
+        logger_fn=None,
+        headers={},  # noqa: B006 - the signature is LiteLLM's
+        timeout: float | httpx.Timeout | None = None,
+        client: AsyncHTTPHandler | None = None,
+    ) -> ModelResponse:
+        request = _request(model, messages, optional_params)
+        stop = threading.Event()
+        try:
+            outcome = await asyncio.to_thread(_drain, self._events(request, stop))
+        finally:
+            stop.set()  # a cancelled caller must not leave the worker generating into the void
+        return _fill_response(model_response, outcome)
+
+    async def astreaming(  # type: ignore[override]  # declared as a coroutine, called as an async generator
+        self,
+        model: str,
+        messages: list,
+        api_base: str,
+        custom_prompt_dict: dict,
+        model_response: ModelResponse,
+        print_verbose: Callable,
+        encoding,
+        api_key,
+        logging_obj,
+        optional_params: dict,
+        acompletion=None,
+        litellm_params=None,
+        logger_fn=None,
+        headers={},  # noqa: B006 - the signature is LiteLLM's
+        timeout: float | httpx.Timeout | None = None,
+        client: AsyncHTTPHandler | None = None,
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        request = _request(model, messages, optional_params)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[GenericStreamingChunk | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def post(item: GenericStreamingChunk | BaseException | None) -> None:
+            if not stop.is_set():
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def produce() -> None:
+            chunks = self._chunks(request, stop)
+            try:
+                for chunk in chunks:
+                    post(chunk)
+                post(None)
+            except BaseException as exc:  # handed to the consumer, which re-raises it in its own task
+                post(exc)
+            finally:
+                chunks.close()
+
+        # produce() never raises, so the executor's future needs no awaiting; the context carries trace spans.
+        loop.run_in_executor(None, contextvars.copy_context().run, produce)
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()  # the worker stops at its next token; awaiting it would delay the caller's cancellation
+
+    def _model(self) -> _LoadedModel:
+        return _load(self.settings)
+
+    def _chunks(self, request: _Request, stop: threading.Event) -> Generator[GenericStreamingChunk, None, None]:
+        events = self._events(request, stop)
+        try:
+            while True:
+                yield _text_chunk(next(events))
+        except StopIteration as finished:
+            yield _final_chunk(finished.value)
+
+    def _events(self, request: _Request, stop: threading.Event) -> Generator[str, None, _Outcome]:
+        """Yield answer text as it is generated; return the whole outcome."""
+        model = self._model()
+        with model.lock:
+            if not request.tools:
+                answer = yield from _generate(model, request.messages, request, stop)
+                return _outcome(answer)
+            base = _with_tool_note(request.messages, request.tools)
+            decision = _decide(model, base, request, stop)
+            # "answer", or a decision cut short by ``stop`` (then the answer phase ends at once).
+            tool = next((tool for tool in request.tools if tool["name"] == decision.text), None)
+            if tool is None:
+                answer = yield from _generate(model, [*base, _system(ANSWER_NOTE)], request, stop)
+                return _outcome(answer, decision)
+            asked = [*base, _assistant_choice(tool["name"]), _system(_arguments_note(tool))]
+            grammar = _schema_grammar(tool["parameters"])
+            arguments = _drain(_generate(model, asked, request, stop, grammar=grammar, temperature=0.0))
+            return _outcome(arguments, decision, tool_name=tool["name"])
+
+
+def register_local_provider(settings: LocalModelSettings) -> None:
+    """Make ``local/…`` models callable through LiteLLM at zero cost; safe to call repeatedly."""
+    current = [entry for entry in litellm.custom_provider_map if entry["provider"] == PROVIDER]
+    handler = current[0]["custom_handler"] if current else None
+    if not (isinstance(handler, LocalLLM) and handler.settings == settings):
+        for entry in current:
+            litellm.custom_provider_map.remove(entry)
+        litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": LocalLLM(settings)})
+    litellm.register_model(
+        {
+            LOCAL_MODEL: {
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+                "litellm_provider": PROVIDER,
+                "mode": "chat",
+                "max_tokens": settings.context_window,
+                "max_input_tokens": settings.context_window,
+            }
+        }
+    )
+
+
+def _load(settings: LocalModelSettings) -> _LoadedModel:
+    """The process-wide Llama for these settings, loaded on first use."""
+    key = (settings.cache_path, settings.context_window, settings.threads)
+    with _load_lock:
+        if key not in _loaded:
+            try:
+                path = assemble_model(settings.cache_path)
+            except Exception as exc:
+                raise _server_error(f"the local model's weights are unavailable: {exc}") from exc
+            _loaded[key] = _open(path, settings)
+        return _loaded[key]
+
+
+def _open(path: Path, settings: LocalModelSettings) -> _LoadedModel:
+    try:
+        llama = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=settings.context_window,
+            n_threads=settings.threads,
+            # llama-cpp-python defaults batch (prompt) threads to every CPU; the setting is meant as the cap.
+            n_threads_batch=settings.threads,
+            verbose=False,
+        )
+    except Exception as exc:
+        raise _server_error(f"llama.cpp could not load {path}: {exc}") from exc
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise _server_error(f"{path} has no chat template in its GGUF metadata")
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama.detokenize([llama.token_eos()], special=True).decode("utf-8"),
+        bos_token=llama.detokenize([llama.token_bos()], special=True).decode("utf-8"),
+    )
+    return _LoadedModel(llama, formatter, llama_cpp.llama_model_get_vocab(llama.model), threading.Lock())
+
+
+def _generate(
+    model: _LoadedModel,
+    messages: Messages,
+    request: _Request,
+    stop: threading.Event,
+    *,
+    grammar: LlamaGrammar | None = None,
+    opening: str = "",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> Generator[str, None, _Phase]:
+    """Yield text pieces of one generation after ``opening``; return its text, finish reason and token counts."""
+    llama = model.llama
+    rendered = model.formatter(messages=cast(list[Any], messages))  # plain dicts of the TypedDicts' shape
+    text = rendered.prompt + opening
+    prompt = llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+    room = llama.n_ctx() - len(prompt)
+    if room < 1:
+        raise litellm.ContextWindowExceededError(
+            message=f"the prompt is {len(prompt)} tokens but the context window is {llama.n_ctx()}",
+            model=LOCAL_MODEL,
+            llm_provider=PROVIDER,
+        )
+    budget = min(room, max_tokens or request.max_tokens or room)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pieces: list[str] = []
+    generated = 0
+    finish_reason: FinishReason = "length"
+    try:
+        tokens = llama.generate(
+            prompt,
+            temp=request.temperature if temperature is None else temperature,
+            top_p=request.top_p,
+            top_k=TOP_K,
+            repeat_penalty=REPEAT_PENALTY,
+            grammar=grammar,
+        )
+        for token in tokens:
+            if llama_cpp.llama_vocab_is_eog(model.vocab, token) or stop.is_set():
+                finish_reason = "stop"
+                break
+            generated += 1
+            if piece := decoder.decode(llama.detokenize([token])):
+                pieces.append(piece)
+                yield piece
+            if generated >= budget:
+                break
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise _server_error(f"llama.cpp failed while generating: {exc}") from exc
+    if tail := decoder.decode(b"", final=True):
+        pieces.append(tail)
+        yield tail
+    return _Phase("".join(pieces), finish_reason, len(prompt), generated)
+
+
+def _decide(model: _LoadedModel, messages: Messages, request: _Request, stop: threading.Event) -> _Phase:
+    """Phase 1: the chosen tool's name or "answer"; no model call when tool_choice leaves no choice."""
+    options = ([ANSWER] if request.allow_answer else []) + [tool["name"] for tool in request.tools]
+    if request.forced_tool is not None or len(options) == 1:
+        return _Phase(request.forced_tool or options[0], "stop", 0, 0)
+    # The reply is {"next": <option>}; its fixed opening goes into the prompt, so only the option is sampled.
+    grammar = LlamaGrammar.from_string(
+        "root ::= " + " | ".join(json.dumps(option) for option in options), verbose=False
+    )
+    return _drain(
+        _generate(
+            model,
+            messages,
+            request,
+            stop,
+            grammar=grammar,
+            opening=DECISION_OPENING,
+            temperature=0.0,
+            max_tokens=DECISION_MAX_TOKENS,
+        )
+    )
+
+
+def _drain(events: Generator[str, None, _Result]) -> _Result:
+    """Run ``events`` to the end for its return value."""
+    while True:
+        try:
+            next(events)
+        except StopIteration as finished:
+            return finished.value
+
+
+def _schema_grammar(schema: Mapping[str, Any]) -> LlamaGrammar:
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception as exc:  # the converter raises bare Exceptions for schema features it lacks
+        message = f"cannot constrain output to the JSON schema {schema}: {exc}"
+        raise litellm.BadRequestError(message=message, model=LOCAL_MODEL, llm_provider=PROVIDER) from exc
+
+
+def _request(model: str, messages: list, optional_params: Mapping[str, Any]) -> _Request:
+    if model.removeprefix(f"{PROVIDER}/") != MODEL_NAME:
+        raise litellm.NotFoundError(
+            message=f"the local provider serves only {LOCAL_MODEL}, not {model!r}", model=model, llm_provider=PROVIDER
+        )
+    tools = [_tool_spec(tool) for tool in optional_params.get("tools") or ()]
+    choice = optional_params.get("tool_choice")
+    if choice == "none":
+        tools = []
+    forced = choice["function"]["name"] if isinstance(choice, Mapping) else None
+    if forced is not None and forced not in {tool["name"] for tool in tools}:
+        message = f"tool_choice names {forced!r}, which is not among the tools"
+        raise litellm.BadRequestError(message=message, model=LOCAL_MODEL, llm_provider=PROVIDER)
+    return _Request(
+        messages=_chat_messages(messages),
+        tools=tools,
+        forced_tool=forced,
+        allow_answer=choice != "required",
+        max_tokens=optional_params.get("max_tokens") or optional_params.get("max_completion_tokens"),
+        temperature=_number(optional_params.get("temperature"), DEFAULT_TEMPERATURE),
+        top_p=_number(optional_params.get("top_p"), DEFAULT_TOP_P),
+    )
+
+
+def _number(value: Any, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _tool_spec(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI tool as name, description and parameter schema."""
+    function = tool.get("function", tool)
+    return {
+        "name": function["name"],
+        "description": function.get("description") or f"Use {function['name']}.",
+        "parameters": function.get("parameters") or EMPTY_PARAMETERS,
+    }
+
+
+def _chat_messages(messages: list) -> Messages:
+    """OpenAI messages as plain role/content pairs that any chat template renders."""
+    tool_names: dict[str, str] = {}
+    converted: Messages = []
+    for raw in messages:
+        message = raw.model_dump() if hasattr(raw, "model_dump") else dict(raw)
+        role, content = message.get("role", "user"), _text(message.get("content"))
+        if role == "assistant" and message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                name = call["function"]["name"]
+                tool_names[call.get("id") or name] = name
+                calls.append(json.dumps({"tool": name, "arguments": _parsed(call["function"].get("arguments"))}))
+            converted.append({"role": "assistant", "content": "\n".join(filter(None, [content, *calls]))})
+        elif role in ("tool", "function"):
+            name = message.get("name") or tool_names.get(message.get("tool_call_id") or "", "a tool")
+            converted.append({"role": "user", "content": f"Result of tool {name}: {content}"})
+        else:
+            converted.append({"role": "system" if role == "developer" else role, "content": content})
+    return converted
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+
+
+def _parsed(arguments: Any) -> Any:
+    if not isinstance(arguments, str):
+        return arguments or {}
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
+
+
+def _with_tool_note(messages: Messages, tools: list[dict[str, Any]]) -> Messages:
+    """The conversation with the tool list and examples added to its system message."""
+    listing = "\n".join(f"- {tool['name']}: {tool['description']}" for tool in tools)
+    examples = [("What is the capital of Italy?", ANSWER)]
+    examples += [(tool["description"], tool["name"]) for tool in tools]
+    examples += [("Write a haiku about rain.", ANSWER)]
+    shown = "\n".join(f"User: {question}\n{json.dumps({'next': step})}" for question, step in examples)
+    note = TOOL_NOTE.format(tools=listing, examples=shown)
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
+    return [_system(note), *messages]
+
+
+def _system(content: str) -> dict[str, str]:
+    return {"role": "system", "content": content}
+
+
+def _assistant_choice(name: str) -> dict[str, str]:
+    return {"role": "assistant", "content": json.dumps({"next": name})}
+
+
+def _arguments_note(tool: Mapping[str, Any]) -> str:
+    return ARGUMENTS_NOTE.format(name=tool["name"], schema=json.dumps(tool["parameters"]))
+
+
+def _outcome(final: _Phase, decision: _Phase | None = None, *, tool_name: str | None = None) -> _Outcome:
+    """The reply from the last phase, with usage summed over both phases."""
+    phases = [final] if decision is None else [decision, final]
+    call = None
+    finish_reason = final.finish_reason
+    if tool_name is not None:
+        call = ChatCompletionMessageToolCall(
+            id=f"call_{uuid.uuid4().hex[:8]}", type="function", function=Function(name=tool_name, arguments=final.text)
+        )
+        # Arguments cut off by max_tokens stay "length" so the caller knows they may not parse.
+        finish_reason = "tool_calls" if final.finish_reason == "stop" else final.finish_reason
+    return _Outcome(
+        text="" if call else final.text,
+        tool_call=call,
+        finish_reason=finish_reason,
+        prompt_tokens=sum(phase.prompt_tokens for phase in phases),
+        completion_tokens=sum(phase.completion_tokens for phase in phases),
+    )
+
+
+def _fill_response(model_response: ModelResponse, outcome: _Outcome) -> ModelResponse:
+    choice = model_response.choices[0]
+    choice.message = litellm.Message(
+        content=outcome.text if outcome.tool_call is None else None,
+        tool_calls=[outcome.tool_call] if outcome.tool_call is not None else None,
+    )
+    choice.finish_reason = outcome.finish_reason
+    model_response.usage = outcome.usage()  # type: ignore[attr-defined]  # LiteLLM adds usage at run time
+    model_response.model = LOCAL_MODEL
+    model_response.created = int(time.time())
+    return model_response
+
+
+def _text_chunk(text: str) -> GenericStreamingChunk:
+    return {"text": text, "is_finished": False, "finish_reason": "", "usage": None, "index": 0, "tool_use": None}
+
+
+def _final_chunk(outcome: _Outcome) -> GenericStreamingChunk:
+    call = outcome.tool_call
+    usage = outcome.usage()
+    return {
+        "text": "",
+        "is_finished": True,
+        "finish_reason": outcome.finish_reason,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        "index": 0,
+        "tool_use": (
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments},
+                "index": 0,
+            }
+            if call is not None
+            else None
+        ),
+    }
+
+
+def _server_error(message: str) -> litellm.InternalServerError:
+    return litellm.InternalServerError(message=f"{LOCAL_MODEL}: {message}", llm_provider=PROVIDER, model=LOCAL_MODEL)

@@ -1,0 +1,1 @@
+"""Resilience services: circuit breakers, retries, idempotent operations."""

