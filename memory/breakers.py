@@ -36,10 +36,14 @@ class BreakerStore:
         self.engine = engine
 
     def get(self, name: str, now: float) -> Breaker:
-        """The breaker row, created closed on first use."""
-        with self.engine.begin() as connection:
-            insert_ignore(connection, BREAKERS, {"name": name, "state": "closed", "version": 0, "updated_at": now})
-            row = connection.execute(select(BREAKERS).where(BREAKERS.c.name == name)).one()
+        """The breaker row, created closed on first use (a plain read on every later call)."""
+        query = select(BREAKERS).where(BREAKERS.c.name == name)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).one_or_none()
+        if row is None:
+            with self.engine.begin() as connection:
+                insert_ignore(connection, BREAKERS, {"name": name, "state": "closed", "version": 0, "updated_at": now})
+                row = connection.execute(query).one()
         return Breaker(**row._mapping)
 
     def compare_and_set(self, current: Breaker, changes: dict[str, Any], *, reason: str | None, now: float) -> bool:
