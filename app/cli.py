@@ -23,8 +23,10 @@ from app.errors import FirebreakError
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Firebreak: an agent that must not burn down prod.")
 trace_cli = typer.Typer(no_args_is_help=True, help="Inspect traces.")
 db_cli = typer.Typer(no_args_is_help=True, help="Manage the database schema.")
+eval_cli = typer.Typer(no_args_is_help=True, help="Run evaluation suites.")
 cli.add_typer(trace_cli, name="trace")
 cli.add_typer(db_cli, name="db")
+cli.add_typer(eval_cli, name="eval")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -112,6 +114,44 @@ def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = F
         return
     typer.echo(f"run {run_id} · {run.status} · trace {run.trace_id}")
     typer.echo(format_trace(spans) or "(no spans recorded)")
+
+
+@cli.command()
+def breakers(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List every circuit breaker: state, trips, and when an open one will probe again."""
+    import time
+
+    from app.services import prepare_database
+    from memory.breakers import BreakerStore
+
+    store = BreakerStore(prepare_database(_settings(config)))
+    rows, now = store.all(), time.time()
+    if as_json:
+        _echo_json([row.model_dump() for row in rows])
+        return
+    if not rows:
+        typer.echo("no breaker has been used yet")
+    for row in rows:
+        wait = f"probe in {row.open_until - now:.0f}s" if row.state == "open" and row.open_until > now else ""
+        typer.echo(f"{row.name:<48} {row.state:<10} trips={row.trips:<3} {wait}".rstrip())
+    for change in store.transitions(limit=10):
+        typer.echo(f"  {change.name}: {change.from_state} → {change.to_state} ({change.reason})")
+
+
+@eval_cli.command("resilience")
+def eval_resilience(as_json: JsonOption = False) -> None:
+    """The seed's dead-API story, measured: how many calls reach a dead backend (target: at most 10)."""
+    from evals.resilience import main as run_resilience
+
+    report = run_resilience()
+    if as_json:
+        _echo_json(report)
+    else:
+        for scenario in report["scenarios"]:
+            figures = ", ".join(f"{k}={v}" for k, v in scenario.items() if k not in ("name", "passed"))
+            typer.echo(f"{'pass' if scenario['passed'] else 'FAIL'}  {scenario['name']}: {figures}")
+    if not report["passed"]:
+        raise typer.Exit(1)
 
 
 @db_cli.command("upgrade")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -76,8 +77,9 @@ def build_services(
     tools: ToolRegistry | None = None,
     faults: FaultPlan | None = None,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Services:
-    """Wire every service from ``settings``; ``tools``, ``faults`` and the wall ``clock`` may be injected."""
+    """Wire every service from ``settings``; tools, faults, the wall clock and sleeping may be injected."""
     engine = prepare_database(settings)
     runs = RunStore(engine)
     telemetry = setup_telemetry(
@@ -93,7 +95,7 @@ def build_services(
         clock=clock,
         on_transition=breaker_span_event,
     )
-    guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random())
+    guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random(), sleep=sleep)
     return Services(
         settings=settings,
         engine=engine,

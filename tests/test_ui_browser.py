@@ -1,4 +1,5 @@
-"""The UI in a real browser: a scripted run streams into the chat, and its trace opens in the Traces tab.
+"""The UI in a real browser: a scripted run streams into the chat, its trace opens in the Traces tab,
+and the Resilience tab shows the breakers its model and tool calls went through.
 
 Nothing of Firebreak is mocked: the UI serves a real Agent on a temporary SQLite database, and the
 scripted model calls the real ``sql_lookup`` tool against the seeded demo orders.
@@ -33,6 +34,7 @@ CHROMIUM_ARGS = [
 ]
 PRICES = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002, "context_window": 8000}
 EXPECTED_SPANS = ("invoke_agent firebreak", "chat scripted/demo", "execute_tool sql_lookup")
+EXPECTED_BREAKERS = ("model:scripted/demo", "tool:sql_lookup")
 
 
 def free_port() -> int:
@@ -81,7 +83,17 @@ def expect_span_rows(page: Page) -> None:
         expect(view.locator(f'.span-row[data-name="{name}"]').first).to_be_visible(timeout=TIMEOUT_MS)
 
 
-def test_chat_streams_an_answer_and_links_to_its_trace(ui_url: str, browser: Browser) -> None:
+def expect_closed_breakers(page: Page) -> None:
+    page.get_by_role("tab", name="Resilience").click()
+    view = page.locator("#breakers-view")
+    for name in EXPECTED_BREAKERS:
+        expect(view.locator(f'.breaker-row[data-name="{name}"]')).to_have_attribute(
+            "data-state", "closed", timeout=TIMEOUT_MS
+        )
+    expect(page.locator("#breaker-transitions-view")).to_contain_text("No transitions yet.", timeout=TIMEOUT_MS)
+
+
+def test_chat_streams_an_answer_links_to_its_trace_and_shows_its_breakers(ui_url: str, browser: Browser) -> None:
     page = browser.new_page()
     page.goto(ui_url)
     page.locator("#question textarea").fill("Where is order 42?")
@@ -105,4 +117,7 @@ def test_chat_streams_an_answer_and_links_to_its_trace(ui_url: str, browser: Bro
     page.goto(urljoin(ui_url, href))
     expect(page.locator(f'#trace-view .trace-summary[data-run-id="{run_id}"]')).to_be_visible(timeout=TIMEOUT_MS)
     expect_span_rows(page)
+
+    # Every model and tool call went through its breaker, and a healthy run leaves both closed.
+    expect_closed_breakers(page)
     page.close()

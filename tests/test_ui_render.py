@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from app.traces import TraceLine
-from memory.tables import Run
+from memory.tables import Breaker, BreakerTransition, Run
 from ui import render
 
 
@@ -101,3 +102,90 @@ def test_trace_html_escapes_names_and_explains_missing_runs() -> None:
     html = render.trace_html("run-1", make_run(question="<script>x</script>"), [line('a"<b>', 0, 0.0, 1.0)])
     assert "<script>" not in html
     assert 'data-name="a&quot;&lt;b&gt;"' in html
+
+
+NOW = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC).timestamp()
+
+
+def breaker(name: str, state: str, **overrides: Any) -> Breaker:
+    values: dict[str, Any] = {"name": name, "state": state, "version": 1, "updated_at": NOW - 60}
+    values.update(overrides)
+    return Breaker(**values)
+
+
+def transition(name: str, from_state: str, to_state: str, at: float, reason: str = "why") -> BreakerTransition:
+    return BreakerTransition(name=name, from_state=from_state, to_state=to_state, reason=reason, at=at)
+
+
+def breaker_rows(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'<tr class="breaker-row" data-name="([^"]+)" data-state="([^"]+)">', html)
+
+
+def test_breakers_html_shows_each_state_with_its_own_colour() -> None:
+    rows = [
+        breaker("model:scripted/demo", "closed"),
+        breaker("tool:sql_lookup", "open", trips=2, open_until=NOW + 29.2),
+        breaker("tool:web_search", "half_open", trips=1),
+    ]
+    html = render.breakers_html(rows, NOW)
+    assert breaker_rows(html) == [
+        ("model:scripted/demo", "closed"),
+        ("tool:sql_lookup", "open"),
+        ("tool:web_search", "half_open"),
+    ]
+    badges = re.findall(r'class="breaker-badge" data-state="([^"]+)" style="background:(#[0-9a-f]{6})">([^<]+)<', html)
+    assert [(state, label) for state, _, label in badges] == [
+        ("closed", "closed"),
+        ("open", "open"),
+        ("half_open", "half open"),
+    ]
+    assert len({colour for _, colour, _ in badges}) == 3
+    assert "<td>09:25:53</td>" in html  # last change, UTC
+    assert '<td class="number">2</td>' in html  # trips
+
+
+def test_breakers_html_counts_down_to_the_next_probe() -> None:
+    def probe(row: Breaker) -> str:
+        match = re.search(r'<td class="breaker-probe">([^<]*)</td>', render.breakers_html([row], NOW))
+        assert match is not None
+        return match.group(1)
+
+    assert probe(breaker("tool:x", "open", open_until=NOW + 29.2)) == "in 30s"
+    assert probe(breaker("tool:x", "open", open_until=NOW + 1)) == "in 1s"
+    assert probe(breaker("tool:x", "open", open_until=NOW - 5)) == "now"  # cooldown over: the next call probes
+    assert probe(breaker("tool:x", "half_open")) == "probing"
+    assert probe(breaker("tool:x", "closed")) == "—"
+
+
+def test_breakers_html_explains_an_empty_table_and_escapes_names() -> None:
+    assert "No breaker has been used yet." in render.breakers_html([], NOW)
+    html = render.breakers_html([breaker('tool:<b>"x"', "closed")], NOW)
+    assert "<b>" not in html
+    assert 'data-name="tool:&lt;b&gt;&quot;x&quot;"' in html
+
+
+def test_transitions_html_lists_the_newest_change_first() -> None:
+    rows = [
+        transition("tool:sql_lookup", "open", "half_open", NOW - 30, "cooldown over: probing"),
+        transition("tool:sql_lookup", "half_open", "closed", NOW - 29, "probe succeeded"),
+        transition("tool:sql_lookup", "closed", "open", NOW - 60, "5 failures in 5 calls within 30s"),
+    ]
+    html = render.transitions_html(rows)
+    found = re.findall(
+        r'<tr class="transition-row" data-name="([^"]+)" data-from="([^"]+)" data-to="([^"]+)">'
+        r"<td>([0-9:]+)</td>.*?<td>([^<]*)</td></tr>",
+        html,
+    )
+    assert found == [
+        ("tool:sql_lookup", "half_open", "closed", "09:26:24", "probe succeeded"),
+        ("tool:sql_lookup", "open", "half_open", "09:26:23", "cooldown over: probing"),
+        ("tool:sql_lookup", "closed", "open", "09:25:53", "5 failures in 5 calls within 30s"),
+    ]
+    assert "half open</span> → <span" in html
+
+
+def test_transitions_html_explains_an_empty_log_and_escapes_reasons() -> None:
+    assert "No transitions yet." in render.transitions_html([])
+    html = render.transitions_html([transition("tool:x", "closed", "open", NOW, "<script>boom</script>")])
+    assert "<script>" not in html
+    assert "&lt;script&gt;boom&lt;/script&gt;" in html

@@ -1,4 +1,5 @@
-"""The Gradio UI: a streaming chat with threads, and a Traces tab that draws each run's span tree.
+"""The Gradio UI: a streaming chat with threads, a Traces tab that draws each run's span tree,
+and a Resilience tab that shows every backend's circuit breaker and its recent transitions.
 
 ``launch(settings)`` serves it on ``settings.ui.host:port``; ``start(settings)`` does the same
 without blocking, for tests and embedding apps (close it with ``demo.close()``).
@@ -7,6 +8,7 @@ without blocking, for tests and embedding apps (close it with ``demo.close()``).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,13 +18,15 @@ import gradio as gr
 
 from app.config import Settings
 from app.errors import FirebreakError
+from app.services import Services
 from app.traces import trace_lines
 from graph.agent import Agent, RunResult, Token
 from memory.runs import RunStore
 from ui import render
 
-CHAT_TAB, TRACES_TAB = "chat", "traces"
+CHAT_TAB, TRACES_TAB, RESILIENCE_TAB = "chat", "traces", "resilience"
 RECENT_RUNS = 50
+RECENT_TRANSITIONS = 100
 THREAD_HISTORY_RUNS = 100
 Messages = list[dict[str, Any]]
 
@@ -63,12 +67,16 @@ def _assistant(content: str) -> dict[str, str]:
     return {"role": "assistant", "content": content}
 
 
-async def _runs(slot: AgentSlot) -> RunStore:
-    """The run store; an unreachable store becomes a readable message in the page, not a bare "Error"."""
+async def _services(slot: AgentSlot) -> Services:
+    """The agent's services; an unreachable store becomes a readable message in the page, not a bare "Error"."""
     try:
-        return (await slot.get()).services.runs
+        return (await slot.get()).services
     except FirebreakError as exc:
         raise gr.Error(str(exc)) from exc
+
+
+async def _runs(slot: AgentSlot) -> RunStore:
+    return (await _services(slot)).runs
 
 
 async def _trace_view(slot: AgentSlot, run_id: str) -> str:
@@ -145,6 +153,14 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     async def view_run(run_id: str) -> str:
         return await _trace_view(slot, run_id)
 
+    async def breaker_views() -> tuple[str, str]:
+        """Every breaker with its state, and the latest transitions, newest first."""
+        store = (await _services(slot)).breakers.store
+        return (
+            render.breakers_html(store.all(), time.time()),
+            render.transitions_html(store.transitions(limit=RECENT_TRANSITIONS)),
+        )
+
     with gr.Blocks(title="Firebreak", analytics_enabled=False) as demo:
         last_run = gr.State("")
         with gr.Tabs(selected=CHAT_TAB, elem_id="tabs") as tabs:
@@ -175,6 +191,16 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 trace_view = gr.HTML(
                     render.trace_html("", None, []), css_template=render.TRACE_CSS, elem_id="trace-view"
                 )
+            with gr.Tab("Resilience", id=RESILIENCE_TAB, elem_id="resilience-tab") as resilience_tab:
+                refresh_breakers_btn = gr.Button("Refresh", elem_id="refresh-breakers")
+                gr.Markdown("### Circuit breakers")
+                breakers_view = gr.HTML(
+                    render.breakers_html([], time.time()), css_template=render.BREAKER_CSS, elem_id="breakers-view"
+                )
+                gr.Markdown("### Recent transitions")
+                transitions_view = gr.HTML(
+                    render.transitions_html([]), css_template=render.BREAKER_CSS, elem_id="breaker-transitions-view"
+                )
 
         chat_outputs = [chatbot, question_box, thread_box, last_run]
         question_box.submit(send, [question_box, chatbot, thread_box], chat_outputs)
@@ -188,6 +214,10 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         run_box.submit(view_run, run_box, trace_view)
         view_btn.click(view_run, run_box, trace_view)
         demo.load(on_load, None, [tabs, run_box, trace_view, runs_list])
+        breaker_outputs = [breakers_view, transitions_view]
+        refresh_breakers_btn.click(breaker_views, None, breaker_outputs)
+        resilience_tab.select(breaker_views, None, breaker_outputs)
+        demo.load(breaker_views, None, breaker_outputs)
     return demo
 
 

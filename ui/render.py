@@ -1,17 +1,19 @@
-"""Pure rendering helpers for the UI: chat messages and the trace waterfall as Markdown/HTML strings.
+"""Pure rendering helpers for the UI: chat messages, the trace waterfall and the breakers as Markdown/HTML.
 
 Nothing here touches Gradio or the database, so every function is testable on plain values.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
 from app.traces import TraceLine
-from memory.tables import Run
+from memory.tables import Breaker, BreakerTransition, Run
 
 QUESTION_PREFIX_CHARS = 48
 FAILED_STATUSES = {"failed", "timed_out"}
@@ -38,6 +40,21 @@ TRACE_CSS = """
 .span-row.error .span-bar { background: var(--error-text-color, #b91c1c); }
 .span-flag { color: var(--error-text-color, #b91c1c); font-weight: 700; margin-left: 6px; }
 .span-details { color: var(--body-text-color-subdued); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+"""
+
+STATE_COLOURS = {"closed": "#15803d", "half_open": "#b45309", "open": "#b91c1c"}
+UNKNOWN_STATE_COLOUR = "#6b7280"
+
+# Scoped to each breaker table by css_template, like TRACE_CSS.
+BREAKER_CSS = """
+.breaker-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
+table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
+th { text-align: left; color: var(--body-text-color-subdued); font-weight: 600; }
+th, td { padding: 4px 8px; border-bottom: 1px solid var(--border-color-primary); }
+td.mono { font-family: var(--font-mono); }
+td.number { text-align: right; }
+.breaker-badge { display: inline-block; padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 0.85em;
+                 font-weight: 600; white-space: nowrap; }
 """
 
 
@@ -139,3 +156,72 @@ def trace_html(run_id: str, run: Run | None, lines: Sequence[TraceLine]) -> str:
     total_ms = max(line.offset_ms + line.duration_ms for line in lines) or 1.0
     rows = "".join(_span_row(line, total_ms) for line in lines)
     return f'{run_summary(run)}<div class="span-tree">{rows}</div>'
+
+
+def clock_time(at: float) -> str:
+    """Epoch seconds as a UTC wall-clock time, HH:MM:SS."""
+    return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S")
+
+
+def state_badge(state: str) -> str:
+    colour = STATE_COLOURS.get(state, UNKNOWN_STATE_COLOUR)
+    label = escape(state.replace("_", " "))
+    return f'<span class="breaker-badge" data-state="{escape(state)}" style="background:{colour}">{label}</span>'
+
+
+def next_probe(breaker: Breaker, now: float) -> str:
+    """When an open breaker admits its next probe; "now" once its cooldown is over."""
+    if breaker.state == "half_open":
+        return "probing"
+    if breaker.state != "open":
+        return "—"
+    remaining = breaker.open_until - now
+    return f"in {math.ceil(remaining)}s" if remaining > 0 else "now"
+
+
+def _breaker_row(breaker: Breaker, now: float) -> str:
+    return (
+        f'<tr class="breaker-row" data-name="{escape(breaker.name)}" data-state="{escape(breaker.state)}">'
+        f'<td class="mono">{escape(breaker.name)}</td>'
+        f"<td>{state_badge(breaker.state)}</td>"
+        f'<td class="breaker-probe">{next_probe(breaker, now)}</td>'
+        f'<td class="number">{breaker.trips}</td>'
+        f"<td>{clock_time(breaker.updated_at)}</td>"
+        "</tr>"
+    )
+
+
+def breakers_html(rows: Sequence[Breaker], now: float) -> str:
+    """The Resilience tab's breaker table: one row per backend that has been called."""
+    if not rows:
+        return '<div class="breaker-empty">No breaker has been used yet.</div>'
+    body = "".join(_breaker_row(breaker, now) for breaker in rows)
+    return (
+        '<table class="breakers"><thead><tr><th>Backend</th><th>State</th><th>Next probe</th>'
+        "<th>Trips</th><th>Last change (UTC)</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def _transition_row(transition: BreakerTransition) -> str:
+    return (
+        f'<tr class="transition-row" data-name="{escape(transition.name)}" '
+        f'data-from="{escape(transition.from_state)}" data-to="{escape(transition.to_state)}">'
+        f"<td>{clock_time(transition.at)}</td>"
+        f'<td class="mono">{escape(transition.name)}</td>'
+        f"<td>{state_badge(transition.from_state)} → {state_badge(transition.to_state)}</td>"
+        f"<td>{escape(transition.reason)}</td>"
+        "</tr>"
+    )
+
+
+def transitions_html(rows: Sequence[BreakerTransition]) -> str:
+    """The breaker transition log, newest first (a stable sort keeps the store's order for equal times)."""
+    if not rows:
+        return '<div class="breaker-empty">No transitions yet.</div>'
+    newest_first = sorted(rows, key=lambda transition: transition.at, reverse=True)
+    body = "".join(_transition_row(transition) for transition in newest_first)
+    return (
+        '<table class="breaker-transitions"><thead><tr><th>Time (UTC)</th><th>Backend</th>'
+        f"<th>Change</th><th>Reason</th></tr></thead><tbody>{body}</tbody></table>"
+    )

@@ -1,0 +1,150 @@
+"""``firebreak eval resilience``: the seed's first failure story as measured scenarios.
+
+"It's retrying a dead API 4,000 times." Each scenario drives the real gateway
+or tool runner, breakers and database, with a simulated clock so that 4,000
+requests spread over 60 seconds run in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.config import FaultSettings, Settings, load_settings
+from app.errors import CircuitOpen, ModelError, ToolError, ToolUnavailable
+from app.faults import FaultPlan
+from app.gateway import CallContext
+from app.services import Services, build_services
+from app.tools.registry import ToolContext, tool
+from app.tools.runner import run_tool
+
+REQUESTS = 4000
+SPAN_S = 60.0
+
+
+@dataclass
+class SimulatedTime:
+    """Wall clock for the breakers; sleeping advances it instead of waiting."""
+
+    now: float = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Scenario:
+    name: str
+    passed: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, **self.figures}
+
+
+def _services(settings: Settings, clock: SimulatedTime, faults: FaultPlan | None = None) -> Services:
+    return build_services(settings, clock=clock, sleep=clock.sleep, faults=faults or FaultPlan({}))
+
+
+async def _hammer(clock: SimulatedTime, request: Callable[[], Awaitable[object]]) -> dict[str, int]:
+    """Send ``REQUESTS`` requests evenly over ``SPAN_S`` simulated seconds."""
+    refused = failed = 0
+    for _ in range(REQUESTS):
+        clock.now += SPAN_S / REQUESTS
+        try:
+            await request()
+        except CircuitOpen:
+            refused += 1
+        except ModelError as exc:
+            refused += exc.kind == "circuit_open"
+            failed += exc.kind != "circuit_open"
+        except ToolError:
+            failed += 1
+    return {"requests": REQUESTS, "failed_fast": refused, "failed_at_backend": failed}
+
+
+async def dead_tool(settings: Settings) -> Scenario:
+    """A tool whose backend always fails, called 4,000 times in 60 s, then recovering."""
+    clock = SimulatedTime()
+    services = _services(settings, clock)
+    backend = {"calls": 0, "healthy": False}
+
+    @tool(cost_class="external_api")
+    def pricing_api(sku: int) -> dict[str, Any]:
+        """Current price of a product."""
+        backend["calls"] += 1
+        if not backend["healthy"]:
+            raise ToolUnavailable("pricing API answered HTTP 503", tool="pricing_api")
+        return {"sku": sku, "price_usd": 19.5}
+
+    context = ToolContext(run_id="eval", tenant_id="eval", user_id="eval", engine=services.engine, settings=settings)
+
+    def call() -> Awaitable[str]:
+        return run_tool(
+            pricing_api,
+            {"sku": 42},
+            context,
+            timeout_s=1.5,
+            faults=FaultPlan({}),
+            guard=services.guard,
+            max_result_chars=1000,
+        )
+
+    figures = await _hammer(clock, call)
+    figures["dead_api_backend_calls"] = backend["calls"]
+    backend["healthy"] = True
+    clock.now += settings.breakers.max_cooldown_s
+    await call()
+    state = services.breakers.store.get("tool:pricing_api", clock()).state
+    figures["state_after_recovery"] = state
+    services.close()
+    return Scenario("dead_tool_4000_requests", figures["dead_api_backend_calls"] <= 10 and state == "closed", figures)
+
+
+async def dead_model(settings: Settings) -> Scenario:
+    """A model deployment that always answers 503, asked 4,000 times in 60 s, then recovering."""
+    clock = SimulatedTime()
+    dead = "scripted/dead-provider"
+    settings = settings.model_copy(update={"routes": {**settings.routes, "dead": settings.route(dead)}})
+    services = _services(settings, clock, FaultPlan({dead: FaultSettings(error_rate=1.0, error_kind="server")}))
+    context = CallContext(tenant_id="eval", user_id="eval")
+    messages = [{"role": "user", "content": "price of sku 42?"}]
+
+    figures = await _hammer(clock, lambda: services.gateway.chat(messages, route="dead", context=context))
+    figures["dead_api_backend_calls"] = len(services.runs.recent_model_calls(tenant_id="eval", limit=REQUESTS))
+    services.close()
+    # The provider is back; another worker (sharing the database, so the open breaker) asks after the cooldown.
+    clock.now += settings.breakers.max_cooldown_s
+    recovered = _services(settings, clock)
+    reply = await recovered.gateway.chat(messages, route="dead", context=context)
+    figures["state_after_recovery"] = recovered.breakers.store.get(f"model:{dead}", clock()).state
+    figures["recovered_answer"] = reply.text
+    recovered.close()
+    passed = figures["dead_api_backend_calls"] <= 10 and figures["state_after_recovery"] == "closed"
+    return Scenario("dead_model_4000_requests", passed, figures)
+
+
+async def run_resilience(base: Settings | None = None) -> dict[str, Any]:
+    """Every resilience scenario on a fresh SQLite database (or ``base``'s database when given)."""
+    with tempfile.TemporaryDirectory(prefix="firebreak-eval-") as folder:
+        script = Path(folder) / "recovery.jsonl"
+        script.write_text('{"text": "sku 42 costs 19.50 USD"}\n')
+        settings = base or load_settings(database_url=f"sqlite:///{Path(folder) / 'eval.db'}")
+        settings = settings.model_copy(update={"script": str(script)})
+        scenarios = [await dead_tool(settings), await dead_model(settings)]
+    return {
+        "suite": "resilience",
+        "passed": all(s.passed for s in scenarios),
+        "scenarios": [s.as_dict() for s in scenarios],
+    }
+
+
+def main() -> dict[str, Any]:
+    return asyncio.run(run_resilience())
