@@ -53,7 +53,7 @@ def _services(settings: Settings, clock: SimulatedTime, faults: FaultPlan | None
     return build_services(settings, clock=clock, sleep=clock.sleep, faults=faults or FaultPlan({}))
 
 
-async def _hammer(clock: SimulatedTime, request: Callable[[], Awaitable[object]]) -> dict[str, int]:
+async def _hammer(clock: SimulatedTime, request: Callable[[], Awaitable[object]]) -> dict[str, Any]:
     """Send ``REQUESTS`` requests evenly over ``SPAN_S`` simulated seconds."""
     refused = failed = 0
     for _ in range(REQUESTS):
