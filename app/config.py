@@ -78,6 +78,7 @@ class FaultSettings(Section):
     error_rate: float = Field(default=0.0, ge=0, le=1)
     error_kind: ErrorKind = "server"
     latency_ms: float = Field(default=0.0, ge=0)
+    latency_after_ms: float = Field(default=0.0, ge=0)
     hang: bool = False
 
 
@@ -115,6 +116,11 @@ class RetrySettings(Section):
     max_delay_s: float = Field(ge=0)
 
 
+class IdempotencySettings(Section):
+    ttl_s: float = Field(gt=0)
+    in_flight_lease_s: float = Field(gt=0)
+
+
 class TelemetrySettings(Section):
     service_name: str
     record_content: bool
@@ -142,6 +148,7 @@ class Settings(BaseSettings):
     faults: dict[str, FaultSettings]
     breakers: BreakerSettings
     retries: RetrySettings
+    idempotency: IdempotencySettings
     telemetry: TelemetrySettings
     ui: UiSettings
 

@@ -22,6 +22,7 @@ class Fault:
     latency_s: float
     hang: bool
     error_kind: ErrorKind | None
+    latency_after_s: float = 0.0
 
     async def delay(self) -> None:
         """Apply the added latency, or hang until the caller's timeout cancels us."""
@@ -48,4 +49,5 @@ class FaultPlan:
             latency_s=settings.latency_ms / 1000,
             hang=settings.hang,
             error_kind=settings.error_kind if fails else None,
+            latency_after_s=settings.latency_after_ms / 1000,
         )

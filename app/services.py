@@ -19,10 +19,11 @@ from app.resilience.breaker import BreakerPolicy, CircuitBreakers, Transition
 from app.resilience.retry import Guard, RetryPolicy
 from app.telemetry import Telemetry, setup_telemetry
 from app.tools.registry import ToolRegistry
-from app.tools.runner import ToolBudgets
+from app.tools.runner import ToolBudgets, ToolRuntime
 from memory.breakers import BreakerStore
 from memory.engine import make_engine
 from memory.migrate import is_current, upgrade
+from memory.operations import OperationLog
 from memory.runs import RunStore
 
 RELEASE = "0.1.0"
@@ -38,10 +39,9 @@ class Services:
     telemetry: Telemetry
     gateway: Gateway
     breakers: CircuitBreakers
-    guard: Guard
     tools: ToolRegistry
     budgets: ToolBudgets
-    faults: FaultPlan
+    tool_runtime: ToolRuntime
 
     def close(self) -> None:
         self.telemetry.shutdown()
@@ -103,8 +103,17 @@ def build_services(
         telemetry=telemetry,
         gateway=Gateway(settings, telemetry, runs.record_model_call, guard, fault_plan),
         breakers=breakers,
-        guard=guard,
         tools=tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules),
         budgets=ToolBudgets(settings.tools.class_timeouts_s, settings.tools.timeouts_s),
-        faults=fault_plan,
+        tool_runtime=ToolRuntime(
+            guard=guard,
+            faults=fault_plan,
+            operations=OperationLog(
+                engine,
+                ttl_s=settings.idempotency.ttl_s,
+                in_flight_lease_s=settings.idempotency.in_flight_lease_s,
+            ),
+            max_result_chars=settings.tools.max_result_chars,
+            clock=clock,
+        ),
     )

@@ -87,15 +87,7 @@ async def dead_tool(settings: Settings) -> Scenario:
     context = ToolContext(run_id="eval", tenant_id="eval", user_id="eval", engine=services.engine, settings=settings)
 
     def call() -> Awaitable[str]:
-        return run_tool(
-            pricing_api,
-            {"sku": 42},
-            context,
-            timeout_s=1.5,
-            faults=FaultPlan({}),
-            guard=services.guard,
-            max_result_chars=1000,
-        )
+        return run_tool(pricing_api, {"sku": 42}, context, timeout_s=1.5, runtime=services.tool_runtime)
 
     figures = await _hammer(clock, call)
     figures["dead_api_backend_calls"] = backend["calls"]

@@ -144,28 +144,55 @@ class Agent:
             )
         route = route or settings.agent.default_route
         self.services.gateway.prepare(route)  # a configuration mistake fails before anything is recorded
-        context = RunContext(
-            services=self.services,
-            run_id=str(uuid.uuid4()),
+        run = Run(
+            id=str(uuid.uuid4()),
             thread_id=thread_id or str(uuid.uuid4()),
             tenant_id=tenant_id or settings.identity.default_tenant,
             user_id=user_id or settings.identity.default_user,
             route=route,
-            deadline=time.monotonic() + settings.agent.run_wall_clock_s,
+            status="running",
+            question=question,
+        )
+        self.services.runs.start(run)
+        fresh = {
+            "messages": [HumanMessage(content=question)],
+            "steps": 0,
+            "status": "running",
+            "answer": "",
+            "stop_detail": "",
+        }
+        async for item in self._execute(self._context(run, stream_tokens), fresh):
+            yield item
+
+    async def resume(self, run_id: str) -> RunResult:
+        """Continue an interrupted run from its last checkpoint, with the same run id (and so the same op_ids)."""
+        run = self.services.runs.get(run_id)
+        if run is None:
+            raise FirebreakError(f"no run {run_id!r} to resume")
+        self.services.runs.restart(run_id)
+        result = None
+        async for item in self._execute(self._context(run, stream_tokens=False), None):
+            result = item
+        assert isinstance(result, RunResult)
+        return result
+
+    def _context(self, run: Run, stream_tokens: bool) -> RunContext:
+        return RunContext(
+            services=self.services,
+            run_id=run.id,
+            thread_id=run.thread_id,
+            tenant_id=run.tenant_id,
+            user_id=run.user_id,
+            route=run.route,
+            deadline=time.monotonic() + self.services.settings.agent.run_wall_clock_s,
             stream_tokens=stream_tokens,
         )
+
+    async def _execute(
+        self, context: RunContext, graph_input: dict[str, Any] | None
+    ) -> AsyncIterator[Token | RunResult]:
+        """Run the graph inside the run's ``invoke_agent`` span and settle the run row, whatever happens."""
         runs = self.services.runs
-        runs.start(
-            Run(
-                id=context.run_id,
-                thread_id=context.thread_id,
-                tenant_id=context.tenant_id,
-                user_id=context.user_id,
-                route=route,
-                status="running",
-                question=question,
-            )
-        )
         tracer = self.services.telemetry.tracer
         status, answer, error = "failed", None, None
         with tracer.start_as_current_span("invoke_agent firebreak", kind=SpanKind.INTERNAL) as span:
@@ -173,25 +200,21 @@ class Agent:
                 {
                     "gen_ai.operation.name": "invoke_agent",
                     "gen_ai.agent.name": "firebreak",
-                    "firebreak.route": route,
+                    "firebreak.route": context.route,
+                    "firebreak.resumed": graph_input is None,
                     **context.ids,
                 }
             )
-            self.services.telemetry.content(span, "gen_ai.input.messages", question)
+            if graph_input is not None:
+                self.services.telemetry.content(span, "gen_ai.input.messages", graph_input["messages"][0].text)
             trace_id = format(span.get_span_context().trace_id, "032x")
             runs.set_trace(context.run_id, trace_id)
             try:
                 async for mode, chunk in self.graph.astream(
-                    {
-                        "messages": [HumanMessage(content=question)],
-                        "steps": 0,
-                        "status": "running",
-                        "answer": "",
-                        "stop_detail": "",
-                    },
+                    graph_input,
                     config={
                         "configurable": {"thread_id": context.thread_id},
-                        "recursion_limit": settings.agent.max_steps * 4 + 10,
+                        "recursion_limit": self.services.settings.agent.max_steps * 4 + 10,
                     },
                     context=context,
                     stream_mode=["custom", "values"],

@@ -23,7 +23,7 @@ class RunStore:
         self.engine = engine
 
     def start(self, run: Run) -> None:
-        with Session(self.engine) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             session.add(run)
             session.commit()
 
@@ -55,6 +55,15 @@ class RunStore:
             session.refresh(run)
             return run
 
+    def restart(self, run_id: str) -> None:
+        """Mark a run as running again (a resume after a crash or a requeue)."""
+        with Session(self.engine) as session:
+            run = session.get(Run, run_id)
+            if run is not None:
+                run.status, run.error, run.finished_at = "running", None, None
+                session.add(run)
+                session.commit()
+
     def add_event(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
         # One INSERT … SELECT instead of an ORM round trip: this runs on every step of every run.
         events = table_of(RunEvent)
@@ -81,7 +90,7 @@ class RunStore:
             return session.exec(query).all()
 
     def get(self, run_id: str) -> Run | None:
-        with Session(self.engine) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             return session.get(Run, run_id)
 
     def events(self, run_id: str) -> Sequence[RunEvent]:

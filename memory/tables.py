@@ -106,6 +106,7 @@ class DemoOrder(SQLModel, table=True):
     status: str = Field(max_length=32)
     total_usd: float
     updated_at: datetime = Field(default_factory=utcnow)
+    last_op_id: str | None = Field(default=None, max_length=64)  # dedup key of the last update applied
 
 
 class OutboxEmail(SQLModel, table=True):
@@ -119,6 +120,7 @@ class OutboxEmail(SQLModel, table=True):
     to: str = Field(max_length=320)
     subject: str = Field(max_length=512)
     body: str = Field(sa_column=Column(Text, nullable=False))
+    dedup_key: str | None = Field(default=None, unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -164,3 +166,25 @@ class BreakerTransition(SQLModel, table=True):
     to_state: str = Field(max_length=16)
     reason: str = Field(max_length=512)
     at: float = Field(index=True)
+
+
+class Operation(SQLModel, table=True):
+    """The operation log: one row per write-tool call, keyed by its op_id.
+
+    The claim is a single insert on the primary key; a repeat of a completed
+    operation returns ``result`` without running the side effect again.
+    """
+
+    __tablename__ = "operations"
+
+    op_id: str = Field(primary_key=True, max_length=64)
+    tool: str = Field(max_length=128)
+    args_hash: str = Field(max_length=64)
+    tenant_id: str = Field(max_length=128)
+    run_id: str | None = Field(default=None, index=True, max_length=36)
+    status: str = Field(max_length=16)  # started | completed | failed | unknown
+    result: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 1
+    updated_at: float
+    expires_at: float = Field(index=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from memory.tables import table_of
 
 
 def _insert(connection: Connection, table: Table) -> Any:
@@ -15,8 +18,9 @@ def _insert(connection: Connection, table: Table) -> Any:
 
 def insert_ignore(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert unless the primary key exists; True when this call inserted the row."""
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy 2.1.
     statement = _insert(connection, table).values(**values).on_conflict_do_nothing()
-    return connection.execute(statement).rowcount == 1
+    return connection.execute(statement.returning(*table.primary_key.columns)).first() is not None
 
 
 def insert_or_add(connection: Connection, table: Table, keys: dict[str, Any], counters: dict[str, int]) -> None:
@@ -27,3 +31,18 @@ def insert_or_add(connection: Connection, table: Table, keys: dict[str, Any], co
         set_={column: table.c[column] + statement.excluded[column] for column in counters},
     )
     connection.execute(statement)
+
+
+def insert_once(engine: Engine, row: SQLModel, key: str) -> tuple[dict[str, Any], bool]:
+    """Insert ``row`` unless a row with the same unique ``key`` exists: the dedup helper for side effects
+    that cannot be made idempotent otherwise (an email, a ticket). Returns the stored row and whether
+    this call created it."""
+    table = table_of(type(row))
+    values = row.model_dump(exclude_none=True)
+    with engine.begin() as connection:
+        statement = _insert(connection, table).values(**values).on_conflict_do_nothing(index_elements=[key])
+        created = connection.execute(statement.returning(*table.columns)).first()
+        if created is not None:
+            return dict(created._mapping), True
+        existing = connection.execute(select(table).where(table.c[key] == values[key])).one()
+        return dict(existing._mapping), False

@@ -15,8 +15,9 @@ from opentelemetry.trace import SpanKind
 from app.errors import CircuitOpen, InvalidToolArguments, ToolError
 from app.telemetry import mark_error
 from app.tools.registry import ToolContext
-from app.tools.runner import run_tool
+from app.tools.runner import op_id_for, run_tool
 from graph.state import AgentState, RunContext
+from memory.operations import IdempotencyConflict
 
 
 def _pending_calls(message: AIMessage) -> list[tuple[str, str, Any, str | None]]:
@@ -33,15 +34,17 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     services = ctx.services
     decision = state["messages"][-1]
     assert isinstance(decision, AIMessage)
-    tool_context = ToolContext(
-        run_id=ctx.run_id,
-        tenant_id=ctx.tenant_id,
-        user_id=ctx.user_id,
-        engine=services.engine,
-        settings=services.settings,
-    )
+    step = state.get("steps", 0)
     results = []
-    for call_id, name, arguments, parse_error in _pending_calls(decision):
+    for index, (call_id, name, arguments, parse_error) in enumerate(_pending_calls(decision)):
+        tool_context = ToolContext(
+            run_id=ctx.run_id,
+            tenant_id=ctx.tenant_id,
+            user_id=ctx.user_id,
+            engine=services.engine,
+            settings=services.settings,
+            op_id=op_id_for(ctx.run_id, step, index, name),
+        )
         with services.telemetry.tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL) as span:
             span.set_attributes(
                 {
@@ -57,14 +60,14 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                     raise InvalidToolArguments(f"{name}: {parse_error}; send a JSON object", tool=name)
                 item = services.tools.get(name)
                 span.set_attribute("firebreak.tool.kind", item.kind)
+                if item.kind == "write":
+                    span.set_attribute("firebreak.op_id", tool_context.op_id or "")
                 output = await run_tool(
                     item,
                     arguments,
                     tool_context,
                     timeout_s=services.budgets.timeout_for(item),
-                    faults=services.faults,
-                    guard=services.guard,
-                    max_result_chars=services.settings.tools.max_result_chars,
+                    runtime=services.tool_runtime,
                     deadline=ctx.deadline,
                 )
                 status, error_type = "success", None
@@ -72,7 +75,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 mark_error(span, exc)
                 output = f"Error: {exc}. Do not call {name} again in this run; answer without it."
                 status, error_type = "error", "CircuitOpen"
-            except ToolError as exc:
+            except (ToolError, IdempotencyConflict) as exc:
                 mark_error(span, exc)
                 output, status, error_type = f"Error: {exc}", "error", type(exc).__name__
             services.telemetry.content(span, "gen_ai.tool.call.result", output)
@@ -80,7 +83,14 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             ctx.run_id,
             "act",
             "tool_result",
-            {"tool": name, "call_id": call_id, "status": status, "error_type": error_type, "output": output},
+            {
+                "tool": name,
+                "call_id": call_id,
+                "op_id": tool_context.op_id,
+                "status": status,
+                "error_type": error_type,
+                "output": output,
+            },
         )
         results.append(ToolMessage(content=output, tool_call_id=call_id, name=name, status=status))
     return {"messages": results}

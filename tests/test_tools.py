@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated
@@ -15,13 +16,10 @@ from conftest import run
 from pydantic import Field
 
 from app.errors import ConfigError, InvalidToolArguments, ToolFailed, ToolTimeout, UnknownTool
-from app.faults import FaultPlan
 from app.services import Services, build_services
 from app.tools import demo
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import ToolBudgets, render_result, run_tool
-
-NO_FAULTS = FaultPlan({})
 
 
 @tool(kind="write", cost_class="db")
@@ -67,16 +65,15 @@ def context(make_settings, database_url) -> Harness:
     return harness_for(make_settings(database_url, retries={"attempts": 1}))
 
 
-def call(item, arguments, harness: Harness, timeout_s=5.0, max_chars=8000):
+def call(item, arguments, harness: Harness, timeout_s=5.0, max_chars=8000, op_id=None):
+    """One call; write tools get a fresh op_id unless the test names one."""
     return run(
         run_tool(
             item,
             arguments,
-            harness.context,
+            replace(harness.context, op_id=op_id or uuid.uuid4().hex),
             timeout_s=timeout_s,
-            faults=NO_FAULTS,
-            guard=harness.services.guard,
-            max_result_chars=max_chars,
+            runtime=replace(harness.services.tool_runtime, max_result_chars=max_chars),
         )
     )
 

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from app.errors import ToolUnavailable
 from app.tools.registry import ToolContext, tool
 from memory.tables import DemoOrder, OutboxEmail, utcnow
+from memory.upsert import insert_once
 
 WORD = re.compile(r"[a-z0-9]+")
 OrderStatus = Literal["pending", "shipped", "delivered", "cancelled", "refunded"]
@@ -76,11 +77,14 @@ def update_order(
 ) -> dict[str, Any]:
     """Change the status of an order (a database mutation)."""
     with Session(ctx.engine) as session:
-        order = session.get(DemoOrder, order_id)
+        order = session.get(DemoOrder, order_id, with_for_update=True)
         if order is None:
             raise LookupError(f"order {order_id} does not exist")
+        if ctx.op_id is not None and order.last_op_id == ctx.op_id:
+            # A retry of an update whose answer was lost: it was applied, do not apply it again.
+            return {"order_id": order_id, "status": order.status, "already_applied": True}
         previous = order.status
-        order.status, order.updated_at = status, utcnow()
+        order.status, order.updated_at, order.last_op_id = status, utcnow(), ctx.op_id
         session.add(order)
         session.commit()
         return {"order_id": order_id, "previous_status": previous, "status": status}
@@ -94,11 +98,12 @@ def send_email(
     ctx: ToolContext,
 ) -> dict[str, Any]:
     """Send an email to a customer (written to the outbox table, never to a real mail server)."""
-    with Session(ctx.engine) as session:
-        email = OutboxEmail(run_id=ctx.run_id, tenant_id=ctx.tenant_id, to=to, subject=subject, body=body)
-        session.add(email)
-        session.commit()
-        return {"queued": True, "email_id": email.id}
+    email = OutboxEmail(
+        run_id=ctx.run_id, tenant_id=ctx.tenant_id, to=to, subject=subject, body=body, dedup_key=ctx.op_id
+    )
+    # The op_id is the dedup key: a retry whose first attempt did send finds that email instead of a second.
+    stored, created = insert_once(ctx.engine, email, "dedup_key")
+    return {"queued": True, "email_id": stored["id"], "already_sent": not created}
 
 
 def _limit_resources() -> None:

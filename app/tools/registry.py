@@ -31,6 +31,7 @@ class ToolContext:
     user_id: str
     engine: Engine
     settings: Any = field(repr=False)
+    op_id: str | None = None  # set for write tools: use it as the dedup key of the side effect
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from opentelemetry import trace
+from pydantic import BaseModel
 
 from app.errors import ToolError, ToolFailed, ToolTimeout, ToolUnavailable
 from app.faults import Fault, FaultPlan
 from app.resilience.retry import Guard
 from app.tools.registry import Tool, ToolContext
+from memory.operations import OperationLog
 
 TRANSIENT_FAULTS = frozenset({"server", "rate_limit", "connection"})
+
+
+@dataclass(frozen=True)
+class ToolRuntime:
+    """What every tool call shares: breakers and retries, faults, the operation log, limits, wall time."""
+
+    guard: Guard
+    faults: FaultPlan
+    operations: OperationLog
+    max_result_chars: int
+    clock: Callable[[], float] = time.time
 
 
 @dataclass(frozen=True)
@@ -93,15 +110,23 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ToolTimeout | ToolUnavailable)
 
 
+def op_id_for(run_id: str, step: int, call_index: int, tool_name: str) -> str:
+    """The op_id of a write: the same run, step and call always give the same id, so a retried or resumed
+    step finds the operation it already did."""
+    return hashlib.sha256(f"{run_id}/{step}/{call_index}/{tool_name}".encode()).hexdigest()[:32]
+
+
+def arguments_hash(arguments: BaseModel) -> str:
+    return hashlib.sha256(json.dumps(arguments.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
 async def run_tool(
     item: Tool,
     raw_arguments: str | dict[str, Any],
     context: ToolContext,
     *,
     timeout_s: float,
-    faults: FaultPlan,
-    guard: Guard,
-    max_result_chars: int,
+    runtime: ToolRuntime,
     deadline: float | None = None,
 ) -> str:
     """Validate, run within ``timeout_s`` per attempt, retry transient failures, render.
@@ -109,16 +134,19 @@ async def run_tool(
     Raises a :class:`ToolError` subclass, or :class:`~app.errors.CircuitOpen`
     when the tool's breaker refuses the call. Async tools are cancelled at the
     deadline; sync tools run in a daemon thread abandoned at the deadline, so a
-    hung tool never holds the run past its budget.
+    hung tool never holds the run past its budget. Write tools run at most once
+    per op_id (see ``memory/operations.py``).
     """
     arguments = item.parse_arguments(raw_arguments)
     kwargs = item.bind(arguments, context)
 
     async def call() -> Any:
-        await _apply_fault(faults.draw(item.name), item.name)
-        if item.is_async:
-            return await item.fn(**kwargs)
-        return await in_daemon_thread(item.fn, kwargs)
+        fault = runtime.faults.draw(item.name)
+        await _apply_fault(fault, item.name)
+        result = await (item.fn(**kwargs) if item.is_async else in_daemon_thread(item.fn, kwargs))
+        if fault is not None and fault.latency_after_s:
+            await asyncio.sleep(fault.latency_after_s)
+        return result
 
     async def attempt() -> Any:
         try:
@@ -134,12 +162,49 @@ async def run_tool(
         except Exception as exc:  # a tool's own bug must not crash the run
             raise ToolFailed(f"{item.name} failed: {type(exc).__name__}: {exc}", tool=item.name) from exc
 
-    result = await guard.call(
-        f"tool:{item.name}",
-        attempt,
-        is_transient=is_transient,
-        slow_after_s=timeout_s / 2,
-        deadline=deadline,
-        attempts=item.retries,
+    async def guarded() -> str:
+        result = await runtime.guard.call(
+            f"tool:{item.name}",
+            attempt,
+            is_transient=is_transient,
+            slow_after_s=timeout_s / 2,
+            deadline=deadline,
+            attempts=item.retries,
+        )
+        return render_result(result, runtime.max_result_chars)
+
+    if item.kind == "read":
+        return await guarded()
+    return await _once(item, arguments, context, runtime, guarded)
+
+
+async def _once(
+    item: Tool, arguments: BaseModel, context: ToolContext, runtime: ToolRuntime, run: Callable[[], Awaitable[str]]
+) -> str:
+    """Run a write at most once per op_id; a timeout leaves its outcome *unknown* for a retry to settle."""
+    if context.op_id is None:
+        raise ToolFailed(f"{item.name} is a write tool and needs an op_id", tool=item.name)
+    operations, op_id = runtime.operations, context.op_id
+    claim = operations.claim(
+        op_id,
+        tool=item.name,
+        args_hash=arguments_hash(arguments),
+        tenant_id=context.tenant_id,
+        run_id=context.run_id,
+        now=runtime.clock(),
     )
-    return render_result(result, max_result_chars)
+    if claim.kind == "completed":
+        trace.get_current_span().set_attribute("firebreak.idempotent_replay", True)
+        return claim.result or ""
+    if claim.kind == "in_progress":
+        raise ToolFailed(f"operation {op_id} ({item.name}) is already in progress; wait for it", tool=item.name)
+    try:
+        output = await run()
+    except ToolTimeout as exc:
+        operations.finish(op_id, "unknown", error=str(exc), now=runtime.clock())
+        raise
+    except BaseException as exc:
+        operations.finish(op_id, "failed", error=str(exc), now=runtime.clock())
+        raise
+    operations.finish(op_id, "completed", result=output, now=runtime.clock())
+    return output
