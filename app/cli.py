@@ -24,9 +24,11 @@ cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Firebreak: a
 trace_cli = typer.Typer(no_args_is_help=True, help="Inspect traces.")
 db_cli = typer.Typer(no_args_is_help=True, help="Manage the database schema.")
 eval_cli = typer.Typer(no_args_is_help=True, help="Run evaluation suites.")
+dlq_cli = typer.Typer(no_args_is_help=True, help="Inspect and requeue dead-lettered runs.")
 cli.add_typer(trace_cli, name="trace")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(eval_cli, name="eval")
+cli.add_typer(dlq_cli, name="dlq")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -136,6 +138,107 @@ def breakers(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         typer.echo(f"{row.name:<48} {row.state:<10} trips={row.trips:<3} {wait}".rstrip())
     for change in store.transitions(limit=10):
         typer.echo(f"  {change.name}: {change.from_state} → {change.to_state} ({change.reason})")
+
+
+def _queue(config: Path | None) -> tuple[Settings, Any]:
+    from app.services import prepare_database
+    from memory.queue import QueueStore
+
+    settings = _settings(config)
+    return settings, QueueStore(prepare_database(settings))
+
+
+@cli.command()
+def submit(
+    text: Annotated[str, typer.Argument(help="The question.")],
+    thread: Annotated[str | None, typer.Option("--thread")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    model: Annotated[str | None, typer.Option("--model")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a question for `firebreak worker`; prints its run id."""
+    from app.queue.worker import submit as submit_run
+
+    settings, store = _queue(config)
+    job = submit_run(store, settings, text, thread_id=thread, tenant_id=tenant, user_id=user, route=model)
+    if as_json:
+        _echo_json({"run_id": job.id, "thread_id": job.thread_id, "status": job.status})
+    else:
+        typer.echo(job.id)
+
+
+@cli.command()
+def worker(
+    config: ConfigOption = None,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop when no run is due.")] = False,
+) -> None:
+    """Process queued runs: leases, retries with backoff, dead-letter after the last attempt."""
+    import signal
+
+    from app.queue.worker import Worker
+    from graph.agent import Agent
+
+    settings, store = _queue(config)
+
+    async def main() -> None:
+        async with Agent.open(settings) as agent:
+            work = Worker(agent, store)
+            typer.echo(f"worker {work.name} started", err=True)
+            if until_idle:
+                typer.echo(f"processed {await work.run_until_idle()} runs", err=True)
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await work.run_forever(stop)
+
+    asyncio.run(main())
+
+
+@dlq_cli.command("list")
+def dlq_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Dead-lettered runs waiting for a person."""
+    _, store = _queue(config)
+    letters = store.dead_letters()
+    if as_json:
+        _echo_json([letter.model_dump(exclude={"partial_state", "decisions", "tool_outputs"}) for letter in letters])
+        return
+    if not letters:
+        typer.echo("the dead-letter queue is empty")
+    for letter in letters:
+        typer.echo(f"{letter.id:<5} run {letter.run_id}  attempts={letter.attempts}  {letter.reason[:100]}")
+
+
+@dlq_cli.command("show")
+def dlq_show(letter_id: int, config: ConfigOption = None) -> None:
+    """Everything attached to one dead letter: reason, checkpoint, state, tool outputs, decisions."""
+    _, store = _queue(config)
+    letter = store.dead_letter(letter_id)
+    if letter is None:
+        raise FirebreakError(f"no dead letter {letter_id}")
+    _echo_json(letter.model_dump())
+
+
+@dlq_cli.command("requeue")
+def dlq_requeue(
+    run_id: Annotated[str | None, typer.Argument(help="The run to requeue.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Requeue every dead-lettered run.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Send dead runs back to the queue; a worker resumes them from their checkpoint."""
+    import time
+
+    _, store = _queue(config)
+    if all_runs == (run_id is not None):
+        raise FirebreakError("give a run id or --all, not both")
+    targets = [letter.run_id for letter in store.dead_letters()] if all_runs else [run_id]
+    moved = [target for target in targets if target is not None and store.requeue(target, now=time.time())]
+    if run_id is not None and not moved:
+        raise FirebreakError(f"run {run_id} is not in the dead-letter queue")
+    typer.echo(f"requeued {len(moved)} run(s)")
 
 
 @eval_cli.command("resilience")

@@ -121,6 +121,23 @@ class IdempotencySettings(Section):
     in_flight_lease_s: float = Field(gt=0)
 
 
+class SafetySettings(Section):
+    dangerous_tools: list[str]
+    jailbreak_patterns: list[str]
+    jailbreak_limit: int = Field(ge=1)
+    policy_patterns: list[str]
+
+
+class QueueSettings(Section):
+    max_attempts: int = Field(ge=1, le=20)
+    lease_s: float = Field(gt=0)
+    poll_s: float = Field(gt=0)
+    retry_base_delay_s: float = Field(ge=0)
+    dlq_alert_threshold: int = Field(ge=1)
+    dlq_alert_window_s: float = Field(gt=0)
+    alert_webhook: str
+
+
 class TelemetrySettings(Section):
     service_name: str
     record_content: bool
@@ -149,6 +166,8 @@ class Settings(BaseSettings):
     breakers: BreakerSettings
     retries: RetrySettings
     idempotency: IdempotencySettings
+    safety: SafetySettings
+    queue: QueueSettings
     telemetry: TelemetrySettings
     ui: UiSettings
 

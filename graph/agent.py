@@ -132,8 +132,9 @@ class Agent:
         user_id: str | None = None,
         route: str | None = None,
         stream_tokens: bool = True,
+        run_id: str | None = None,
     ) -> AsyncIterator[Token | RunResult]:
-        """Yield answer tokens as they come, then the :class:`RunResult`."""
+        """Yield answer tokens as they come, then the :class:`RunResult`. ``run_id`` is given by the queue."""
         settings = self.services.settings
         question = question.strip()
         if not question:
@@ -145,7 +146,7 @@ class Agent:
         route = route or settings.agent.default_route
         self.services.gateway.prepare(route)  # a configuration mistake fails before anything is recorded
         run = Run(
-            id=str(uuid.uuid4()),
+            id=run_id or str(uuid.uuid4()),
             thread_id=thread_id or str(uuid.uuid4()),
             tenant_id=tenant_id or settings.identity.default_tenant,
             user_id=user_id or settings.identity.default_user,
@@ -175,6 +176,23 @@ class Agent:
             result = item
         assert isinstance(result, RunResult)
         return result
+
+    async def snapshot(self, run_id: str) -> dict[str, Any]:
+        """The run's last checkpoint as plain data, for a dead letter: its id and the messages so far."""
+        run = self.services.runs.get(run_id)
+        if run is None:
+            return {"checkpoint_id": None, "messages": []}
+        state = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        messages = [
+            {"type": message.type, "content": message.text, "tool_calls": getattr(message, "tool_calls", [])}
+            for message in state.values.get("messages", [])
+        ]
+        return {
+            "checkpoint_id": state.config.get("configurable", {}).get("checkpoint_id"),
+            "next": list(state.next),
+            "steps": state.values.get("steps"),
+            "messages": messages,
+        }
 
     def _context(self, run: Run, stream_tokens: bool) -> RunContext:
         return RunContext(

@@ -1,11 +1,14 @@
 """Build the agent graph from a small, editable spec.
 
-The default layout is ``START → decide ─tool calls→ act → observe ─→ decide``,
-``decide ─answer→ respond → END`` (``observe`` goes to ``respond`` at the step
-limit). Add a node by inserting it on an edge::
+The default layout is ``START → screen_input → decide → screen_actions ─tool
+calls→ act → observe ─→ decide``, ``screen_actions ─answer→ respond → END``.
+``observe`` goes to ``respond`` when it stops the loop, and both screening nodes
+(the safety breaker) go to ``respond`` when they terminate the run. Add a node
+by inserting it on an edge, or after a node on all of its edges::
 
     builder = default_builder()
-    builder.insert("redact", redact, after="decide", before="act")
+    builder.insert("redact", redact, after="screen_actions", before="act")
+    builder.insert("audit", audit, after="decide")
 
 Every node is wrapped so that it runs inside a span and stops the run once its
 wall clock is spent.
@@ -26,12 +29,13 @@ from langgraph.runtime import Runtime
 
 from app.errors import ConfigError, RunDeadlineExceeded
 from app.telemetry import mark_error
-from graph.routing import after_decide, after_observe
+from graph.routing import after_decide, after_observe, after_screen_input
 from graph.state import AgentState, RunContext
 from nodes.act import act
 from nodes.decide import decide
 from nodes.observe import observe
 from nodes.respond import respond
+from nodes.safety import screen_actions, screen_input
 
 NodeFn = Callable[..., dict[str, Any] | Awaitable[dict[str, Any]]]
 Router = Callable[[AgentState], str]
@@ -66,16 +70,23 @@ class GraphBuilder:
         self.edges[source] = Branch(router, dict(targets))
         return self
 
-    def insert(self, name: str, fn: NodeFn, *, after: str, before: str) -> GraphBuilder:
-        """Put a new node on the edge ``after → before`` (plain or conditional)."""
+    def insert(self, name: str, fn: NodeFn, *, after: str, before: str | None = None) -> GraphBuilder:
+        """Put a new node on the edge ``after → before`` (plain or conditional).
+
+        Without ``before`` the node goes on every edge out of ``after``: it takes
+        over ``after``'s outgoing edge or branch, and ``after`` leads to it.
+        """
         edge = self.edges.get(after)
-        if edge == before:
-            self.edges[after] = name
-        elif isinstance(edge, Branch) and before in edge.targets.values():
+        if edge is None or (before is not None and edge != before and not _branches_to(edge, before)):
+            raise ConfigError(f"there is no edge {after} → {before or 'anything'} to insert {name!r} on")
+        self.add_node(name, fn)  # first, so a taken name leaves the edges untouched
+        if before is None:
+            self.edges[name] = edge
+            return self.add_edge(after, name)
+        if isinstance(edge, Branch):
             edge.targets = {label: name if target == before else target for label, target in edge.targets.items()}
         else:
-            raise ConfigError(f"there is no edge {after} → {before} to insert {name!r} on")
-        self.add_node(name, fn)
+            self.edges[after] = name
         return self.add_edge(name, before)
 
     def compile(self, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
@@ -88,6 +99,10 @@ class GraphBuilder:
             else:
                 graph.add_edge(source, edge)
         return graph.compile(checkpointer=checkpointer)
+
+
+def _branches_to(edge: str | Branch, target: str) -> bool:
+    return isinstance(edge, Branch) and target in edge.targets.values()
 
 
 def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]], Awaitable[dict[str, Any]]]:
@@ -117,7 +132,7 @@ def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]]
 
 
 def default_builder() -> GraphBuilder:
-    """The built-in single-agent graph."""
+    """The built-in single-agent graph, with the safety breaker screening its input and every decision."""
     builder = GraphBuilder()
     for name, fn in (("decide", decide), ("act", act), ("observe", observe), ("respond", respond)):
         builder.add_node(name, fn)
@@ -126,4 +141,7 @@ def default_builder() -> GraphBuilder:
     builder.add_edge("act", "observe")
     builder.add_branch("observe", after_observe, {"decide": "decide", "respond": "respond"})
     builder.add_edge("respond", END)
-    return builder
+    builder.insert("screen_input", screen_input, after=START, before="decide")
+    builder.add_branch("screen_input", after_screen_input, {"decide": "decide", "respond": "respond"})
+    # On every edge out of decide, so answers are screened as well as tool calls.
+    return builder.insert("screen_actions", screen_actions, after="decide")

@@ -188,3 +188,57 @@ class Operation(SQLModel, table=True):
     attempts: int = 1
     updated_at: float
     expires_at: float = Field(index=True)
+
+
+class QueuedRun(SQLModel, table=True):
+    """A run submitted to the durable queue. Claimed with a lease; dead after its last attempt."""
+
+    __tablename__ = "queued_runs"
+    __table_args__ = (Index("ix_queued_runs_claim", "status", "available_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)  # the run id
+    thread_id: str = Field(max_length=128)
+    tenant_id: str = Field(max_length=128)
+    user_id: str = Field(max_length=128)
+    route: str = Field(max_length=256)
+    question: str = Field(sa_column=Column(Text, nullable=False))
+    task_type: str = Field(default="ask", max_length=64)
+    status: str = Field(max_length=16)  # queued | running | completed | dead
+    attempts: int = 0
+    max_attempts: int
+    available_at: float
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: float = 0.0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: float
+    updated_at: float
+
+
+class DeadLetter(SQLModel, table=True):
+    """A run that failed all its attempts, with everything a person needs to triage it."""
+
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, max_length=36)
+    tenant_id: str = Field(index=True, max_length=128)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    attempts: int
+    checkpoint_id: str | None = Field(default=None, max_length=64)
+    partial_state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    tool_outputs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    decisions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: float = Field(index=True)
+    requeued_at: float | None = None
+
+
+class Alert(SQLModel, table=True):
+    """Something an operator should know now: a DLQ spike, a breaker opening, a budget breach."""
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True, max_length=64)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: float = Field(index=True)

@@ -1,4 +1,4 @@
-"""``respond``: settle the run's answer: the model's last words, or why the loop was stopped."""
+"""``respond``: settle the run's answer: the model's last words, or why the run was stopped."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def _stopped_answer(state: AgentState) -> str | None:
         )
     if status == "repeated_failure":
         return f"I stopped because {state.get('stop_detail')} kept failing; this needs a person to look at it."
+    if status == "terminated":
+        return f"This run was stopped by the safety breaker: {state.get('stop_detail')}."
     return None
 
 

@@ -10,6 +10,14 @@ One line is one model reply::
     {"tool_calls": [{"name": "x", "arguments": "{broken"}]}   # arguments as a raw (malformed) string
     {"expect": "order 1234", "text": "..."}  # the prompt must contain this text
 
+A script whose lines all carry ``"repeat": true`` is a *rules* script for load
+tests and workers: it is never used up, and each call gets the first line
+whose ``"after"`` (``"user"`` or ``"tool"``: the role of the last message)
+matches, or that has no ``"after"``::
+
+    {"repeat": true, "after": "user", "tool_calls": [{"name": "send_email", "arguments": {...}}]}
+    {"repeat": true, "after": "tool", "text": "Sent."}
+
 Blank lines and lines starting with ``#`` are ignored. A script that runs out
 (over-consumed) or is left with unused replies (under-consumed) is a
 :class:`~app.errors.ScriptError`, so a test cannot pass while the agent did
@@ -22,12 +30,12 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NoReturn, get_args
 
 from app.config import ErrorKind
 from app.errors import ScriptError
 
-ALLOWED_KEYS = {"text", "tool_calls", "usage", "delay_s", "error", "expect"}
+ALLOWED_KEYS = {"text", "tool_calls", "usage", "delay_s", "error", "expect", "repeat", "after"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class ScriptStep:
     delay_s: float
     error: ErrorKind | None
     expect: str | None
+    repeat: bool = False
+    after: str | None = None
 
 
 def _parse_tool_call(raw: Any, where: str) -> ScriptedToolCall:
@@ -67,6 +77,8 @@ def parse_step(raw: Any, where: str, line: int) -> ScriptStep:
     error = raw.get("error")
     if error is not None and error not in get_args(ErrorKind):
         raise ScriptError(f"{where}: error must be one of {list(get_args(ErrorKind))}, not {error!r}")
+    if raw.get("after") not in (None, "user", "tool"):
+        raise ScriptError(f"{where}: after must be 'user' or 'tool'")
     usage = raw.get("usage")
     if usage is not None and not {"input_tokens", "output_tokens"} <= set(usage):
         raise ScriptError(f"{where}: usage needs input_tokens and output_tokens")
@@ -78,6 +90,8 @@ def parse_step(raw: Any, where: str, line: int) -> ScriptStep:
         delay_s=float(raw.get("delay_s", 0.0)),
         error=error,
         expect=raw.get("expect"),
+        repeat=bool(raw.get("repeat", False)),
+        after=raw.get("after"),
     )
 
 
@@ -98,7 +112,7 @@ class Script:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise ScriptError(f"cannot read script {path}: {exc.strerror}") from None
-        steps = []
+        steps: list[ScriptStep] = []
         for number, line in enumerate(lines, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
@@ -108,7 +122,13 @@ class Script:
             except json.JSONDecodeError as exc:
                 raise ScriptError(f"{where}: not valid JSON ({exc.msg})") from None
             steps.append(parse_step(raw, where, number))
+        if len({step.repeat for step in steps}) > 1:
+            raise ScriptError(f"{path}: either every line repeats (a rules script) or none does")
         return cls(steps, str(path))
+
+    @property
+    def is_rules(self) -> bool:
+        return bool(self.steps) and self.steps[0].repeat
 
     @property
     def used(self) -> int:
@@ -119,8 +139,14 @@ class Script:
         """The first way this script was misused, if any."""
         return self._failure
 
-    def take(self, prompt_text: str) -> ScriptStep:
+    def take(self, prompt_text: str, last_role: str = "user") -> ScriptStep:
         """The next reply; checks its expectation against the prompt it answers."""
+        if self.is_rules:
+            step = next((s for s in self.steps if s.after in (None, last_role)), None)
+            if step is None:
+                self._fail(f"rules script {self.source} has no line for a call after a {last_role} message")
+            self._cursor += 1
+            return step
         with self._lock:
             if self._cursor >= len(self.steps):
                 self._fail(
@@ -137,6 +163,8 @@ class Script:
         """Raise if a call failed the script or replies were left unused."""
         if self._failure is not None:
             raise self._failure
+        if self.is_rules:
+            return
         left = self.steps[self._cursor :]
         if left:
             lines = ", ".join(str(step.line) for step in left)
@@ -144,6 +172,6 @@ class Script:
                 f"script {self.source} under-consumed: {len(left)} of {len(self.steps)} replies unused (lines {lines})"
             )
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         self._failure = ScriptError(message)
         raise self._failure

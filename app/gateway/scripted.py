@@ -82,7 +82,7 @@ class ScriptedLLM(litellm.CustomLLM):
     async def _next_step(self, model: str, messages: list[dict[str, Any]], api_base: str) -> tuple[ScriptStep, str]:
         script = _SCRIPTS[api_base]
         prompt = prompt_text(messages)
-        step = script.take(prompt)
+        step = script.take(prompt, last_role="tool" if messages and messages[-1].get("role") == "tool" else "user")
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
         if step.error is not None:

@@ -1,0 +1,1 @@
+"""The durable run queue: submit, work, dead-letter, requeue."""

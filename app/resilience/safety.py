@@ -1,0 +1,126 @@
+"""The safety breaker's rules: which inputs and actions end a run.
+
+Plain functions over compiled patterns, so every rule is testable without a
+graph. The nodes in ``nodes/safety.py`` apply them and record the verdicts.
+Verdicts name the rule and the pattern that matched, never the matched text:
+that text may be a card number, and verdicts are stored and traced.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.config import SafetySettings
+from memory.runs import RunStore
+
+JAILBREAK = "jailbreak"
+DANGEROUS_TOOL = "dangerous_tool"
+POLICY = "policy"
+# Jailbreak attempts are counted over the thread's latest runs, newest first.
+THREAD_RUNS_SCANNED = 200
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a rule found: ``terminate`` ends the run, otherwise the finding is only flagged."""
+
+    terminate: bool
+    rule: str
+    reason: str  # a sentence for the user
+    detail: str  # what matched: a tool name or a pattern
+
+    def payload(self) -> dict[str, str]:
+        """The run event's payload."""
+        return {"reason": self.reason, "rule": self.rule, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    """One tool call the model proposed; ``arguments`` is a dict, or the raw string of a malformed call."""
+
+    name: str
+    arguments: Any
+
+
+@dataclass(frozen=True)
+class SafetyPolicy:
+    dangerous_tools: frozenset[str]
+    jailbreak_patterns: tuple[re.Pattern[str], ...]
+    jailbreak_limit: int
+    policy_patterns: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def from_settings(cls, settings: SafetySettings) -> SafetyPolicy:
+        return cls(
+            dangerous_tools=frozenset(settings.dangerous_tools),
+            jailbreak_patterns=tuple(re.compile(p, re.IGNORECASE) for p in settings.jailbreak_patterns),
+            jailbreak_limit=settings.jailbreak_limit,
+            # Policy patterns carry their own flags: a card number has no case, "(?i)drop table" does.
+            policy_patterns=tuple(re.compile(p) for p in settings.policy_patterns),
+        )
+
+    def jailbreak_attempt(self, text: str) -> str | None:
+        """The jailbreak pattern ``text`` matches, if any."""
+        return _first_match(self.jailbreak_patterns, text)
+
+    def violation(self, text: str) -> str | None:
+        """The policy pattern ``text`` matches, if any."""
+        return _first_match(self.policy_patterns, text)
+
+    def dangerous(self, tool_name: str) -> bool:
+        return tool_name in self.dangerous_tools
+
+    def jailbreak_verdict(self, pattern: str, earlier_attempts: int) -> Verdict:
+        """Flag an attempt that matched ``pattern``; terminate when it is the session's ``jailbreak_limit``-th."""
+        attempt = earlier_attempts + 1
+        if attempt >= self.jailbreak_limit:
+            reason = f"{attempt} jailbreak attempts in this conversation (the limit is {self.jailbreak_limit})"
+            return Verdict(True, JAILBREAK, reason, pattern)
+        reason = f"jailbreak attempt {attempt} of {self.jailbreak_limit} allowed in this conversation"
+        return Verdict(False, JAILBREAK, reason, pattern)
+
+    def screen_decision(self, text: str, calls: list[ToolRequest]) -> Verdict | None:
+        """Terminate on a dangerous tool, a violating tool argument or a violating reply; tools first."""
+        for call in calls:
+            if self.dangerous(call.name):
+                reason = f"the model called {call.name}, a tool marked dangerous"
+                return Verdict(True, DANGEROUS_TOOL, reason, call.name)
+            for value in _leaves(call.arguments):
+                pattern = self.violation(value)
+                if pattern is not None:
+                    reason = f"the arguments of {call.name} broke a content policy"
+                    return Verdict(True, POLICY, reason, f"{call.name}: {pattern}")
+        pattern = self.violation(text)
+        if pattern is not None:
+            return Verdict(True, POLICY, "the model's reply broke a content policy", f"reply: {pattern}")
+        return None
+
+
+def _first_match(patterns: tuple[re.Pattern[str], ...], text: str) -> str | None:
+    return next((p.pattern for p in patterns if p.search(text)), None)
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    """Every scalar inside tool arguments, as text; matched one by one so separate fields never join up."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None:
+        yield str(value)
+
+
+def earlier_jailbreaks(runs: RunStore, thread_id: str, *, excluding: str) -> int:
+    """Jailbreak attempts flagged in the thread's other runs (the session's history)."""
+    return sum(
+        1
+        for run in runs.recent(thread_id=thread_id, limit=THREAD_RUNS_SCANNED)
+        if run.id != excluding
+        for event in runs.events(run.id)
+        if event.kind == "safety_flag" and event.payload.get("rule") == JAILBREAK
+    )

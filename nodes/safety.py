@@ -1,0 +1,71 @@
+"""The safety breaker's nodes: ``screen_input`` before the first model call, ``screen_actions`` after each decision.
+
+A terminating verdict sets status ``terminated``, records a ``terminated`` run
+event and a ``firebreak.safety.terminated`` span event, and the graph goes
+straight to ``respond``, which explains the stop. The rules live in
+:mod:`app.resilience.safety`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, RemoveMessage
+from langgraph.runtime import Runtime
+from opentelemetry import trace
+
+from app.resilience.safety import SafetyPolicy, ToolRequest, Verdict, earlier_jailbreaks
+from graph.state import AgentState, RunContext
+
+
+def _policy(ctx: RunContext) -> SafetyPolicy:
+    # Cheap to rebuild: ``re`` caches compiled patterns, and settings may differ per agent.
+    return SafetyPolicy.from_settings(ctx.services.settings.safety)
+
+
+def _record(ctx: RunContext, node: str, kind: str, verdict: Verdict) -> None:
+    """A run event for the record and an event on the node's span for the trace."""
+    ctx.services.runs.add_event(ctx.run_id, node, kind, verdict.payload())
+    name = "firebreak.safety.terminated" if kind == "terminated" else "firebreak.safety.flagged"
+    trace.get_current_span().add_event(
+        name,
+        {
+            "firebreak.safety.rule": verdict.rule,
+            "firebreak.safety.reason": verdict.reason,
+            "firebreak.safety.detail": verdict.detail,
+        },
+    )
+
+
+def _terminate(ctx: RunContext, node: str, verdict: Verdict) -> dict[str, Any]:
+    _record(ctx, node, "terminated", verdict)
+    return {"status": "terminated", "stop_detail": verdict.reason}
+
+
+def screen_input(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Flag a jailbreak attempt in the question; at the session's limit, end the run before any model call."""
+    ctx = runtime.context
+    policy = _policy(ctx)
+    pattern = policy.jailbreak_attempt(state["messages"][-1].text)
+    if pattern is None:
+        return {}
+    earlier = earlier_jailbreaks(ctx.services.runs, ctx.thread_id, excluding=ctx.run_id)
+    verdict = policy.jailbreak_verdict(pattern, earlier)
+    # Every attempt is flagged, the terminating one too: the flags are the session's count.
+    _record(ctx, "screen_input", "safety_flag", verdict)
+    return _terminate(ctx, "screen_input", verdict) if verdict.terminate else {}
+
+
+def screen_actions(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """End the run on a dangerous tool call, a violating tool argument or a violating reply."""
+    ctx = runtime.context
+    decision = state["messages"][-1]
+    assert isinstance(decision, AIMessage) and decision.id is not None
+    calls = [ToolRequest(call["name"], call["args"]) for call in decision.tool_calls]
+    calls += [ToolRequest(call["name"] or "", call["args"]) for call in decision.invalid_tool_calls]
+    verdict = _policy(ctx).screen_decision(decision.text, calls)
+    if verdict is None:
+        return {}
+    # Drop the decision from the conversation: its text must never be answered or read back to the model
+    # on the next turn, and its tool calls would otherwise stay unanswered in the thread.
+    return {**_terminate(ctx, "screen_actions", verdict), "messages": [RemoveMessage(id=decision.id)]}
