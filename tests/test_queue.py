@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -140,8 +139,8 @@ def test_killing_workers_mid_run_loses_no_run_and_duplicates_no_email(tmp_path, 
     config = tmp_path / "worker.toml"
     config.write_text(
         f'database_url = "{database_url}"\nscript = "{script}"\n'
-        "[agent]\nrun_wall_clock_s = 2.0\n[queue]\nlease_s = 3.0\npoll_s = 0.1\nretry_base_delay_s = 0.0\n"
-        "[idempotency]\nin_flight_lease_s = 1.0\n"
+        "[agent]\nrun_wall_clock_s = 4.0\n[queue]\nlease_s = 5.0\npoll_s = 0.1\nretry_base_delay_s = 0.0\n"
+        "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 1.0\n"
         # a slow outbox: the kill lands between sending an email and recording the step
         "[faults.send_email]\nlatency_after_ms = 150\n"
     )
@@ -178,7 +177,7 @@ def test_killing_workers_mid_run_loses_no_run_and_duplicates_no_email(tmp_path, 
     finisher = subprocess.run(
         [firebreak, "worker", "--until-idle"], env=env, capture_output=True, text=True, timeout=300, check=False
     )
-    time.sleep(3.2)  # the last killed worker's lease runs out
+    time.sleep(5.2)  # the last killed worker's lease runs out
     finisher = subprocess.run(
         [firebreak, "worker", "--until-idle"], env=env, capture_output=True, text=True, timeout=300, check=False
     )
@@ -192,7 +191,6 @@ def test_killing_workers_mid_run_loses_no_run_and_duplicates_no_email(tmp_path, 
     assert len(runs) == total
     assert all(count == 1 for _, count in per_run), per_run  # no duplicated side effect
     assert len(per_run) == counts.get("completed", 0)
-    json.dumps(counts)
 
 
 def _engine(database_url: str):
