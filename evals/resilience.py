@@ -8,19 +8,30 @@ requests spread over 60 seconds run in seconds.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Session, func, select
+
 from app.config import FaultSettings, Settings, load_settings
 from app.errors import CircuitOpen, ModelError, ToolError, ToolUnavailable
 from app.faults import FaultPlan
 from app.gateway import CallContext
-from app.services import Services, build_services
+from app.queue.worker import submit
+from app.services import Services, build_services, prepare_database
 from app.tools.registry import ToolContext, tool
 from app.tools.runner import run_tool
+from memory.queue import QueueStore
+from memory.tables import OutboxEmail
 
 REQUESTS = 4000
 SPAN_S = 60.0
@@ -123,7 +134,59 @@ async def dead_model(settings: Settings) -> Scenario:
     return Scenario("dead_model_4000_requests", passed, figures)
 
 
-async def run_resilience(base: Settings | None = None) -> dict[str, Any]:
+def workers_killed(folder: Path, *, runs: int = 40, kills: int = 3) -> Scenario:
+    """Queue ``runs`` runs that each send one email; SIGKILL ``kills`` workers mid-run; finish with a fresh one."""
+    database_url = f"sqlite:///{folder / 'killed.db'}"
+    script = folder / "email.jsonl"
+    email = {"to": "ada@example.com", "subject": "Order", "body": "Shipped."}
+    script.write_text(
+        json.dumps({"repeat": True, "after": "user", "tool_calls": [{"name": "send_email", "arguments": email}]})
+        + "\n"
+        + json.dumps({"repeat": True, "after": "tool", "text": "Sent."})
+        + "\n"
+    )
+    config = folder / "worker.toml"
+    config.write_text(
+        f'database_url = "{database_url}"\nscript = "{script}"\n'
+        "[agent]\nrun_wall_clock_s = 4.0\n[queue]\nlease_s = 5.0\npoll_s = 0.1\nretry_base_delay_s = 0.0\n"
+        "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 1.0\n"
+        # a slow outbox, so that kills land between sending an email and recording the step
+        "[faults.send_email]\nlatency_after_ms = 150\n"
+    )
+    settings = load_settings(config)
+    store = QueueStore(prepare_database(settings))
+    for n in range(runs):
+        submit(store, settings, f"Email Ada about order {n}", route="scripted/demo")
+    firebreak = str(Path(sys.executable).parent / "firebreak")
+    env = {**os.environ, "FIREBREAK_CONFIG": str(config)}
+    for _ in range(kills):
+        worker = subprocess.Popen([firebreak, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target = store.counts().get("completed", 0) + max(runs // (kills * 3), 1)
+        deadline = time.monotonic() + 60
+        while store.counts().get("completed", 0) < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    time.sleep(settings.queue.lease_s + 0.2)  # the last killed worker's lease runs out
+    subprocess.run([firebreak, "worker", "--until-idle"], env=env, capture_output=True, timeout=600, check=True)
+    counts = store.counts()
+    with Session(store.engine) as session:
+        emails = session.exec(select(OutboxEmail.run_id, func.count()).group_by(OutboxEmail.run_id)).all()
+    store.engine.dispose()
+    figures = {
+        "runs": runs,
+        "workers_killed": kills,
+        "completed": counts.get("completed", 0),
+        "dead_lettered": counts.get("dead", 0),
+        "lost_runs": runs - counts.get("completed", 0) - counts.get("dead", 0),
+        "duplicate_side_effects": sum(count - 1 for _, count in emails if count > 1),
+        "completed_without_their_email": counts.get("completed", 0) - len(emails),
+    }
+    passed = not (figures["lost_runs"] or figures["duplicate_side_effects"] or figures["completed_without_their_email"])
+    return Scenario("workers_killed_mid_run", passed, figures)
+
+
+async def run_resilience(base: Settings | None = None, *, include_process_kills: bool = True) -> dict[str, Any]:
     """Every resilience scenario on a fresh SQLite database (or ``base``'s database when given)."""
     with tempfile.TemporaryDirectory(prefix="firebreak-eval-") as folder:
         script = Path(folder) / "recovery.jsonl"
@@ -131,6 +194,8 @@ async def run_resilience(base: Settings | None = None) -> dict[str, Any]:
         settings = base or load_settings(database_url=f"sqlite:///{Path(folder) / 'eval.db'}")
         settings = settings.model_copy(update={"script": str(script)})
         scenarios = [await dead_tool(settings), await dead_model(settings)]
+        if include_process_kills:
+            scenarios.append(await asyncio.to_thread(workers_killed, Path(folder)))
     return {
         "suite": "resilience",
         "passed": all(s.passed for s in scenarios),

@@ -7,13 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import run
 
 from evals.resilience import run_resilience
 
 
 def test_a_dead_backend_sees_at_most_ten_of_4000_requests_and_recovers(database_url, make_settings):
-    report = run(run_resilience(make_settings(database_url)))
+    report = run(run_resilience(make_settings(database_url), include_process_kills=False))
 
     by_name = {scenario["name"]: scenario for scenario in report["scenarios"]}
     assert set(by_name) == {"dead_tool_4000_requests", "dead_model_4000_requests"}
@@ -25,6 +26,7 @@ def test_a_dead_backend_sees_at_most_ten_of_4000_requests_and_recovers(database_
     assert by_name["dead_model_4000_requests"]["recovered_answer"] == "sku 42 costs 19.50 USD"
 
 
+@pytest.mark.slow
 def test_eval_resilience_json_prints_one_object_with_the_scenarios(tmp_path):
     firebreak = str(Path(sys.executable).parent / "firebreak")
     done = subprocess.run(
@@ -39,4 +41,5 @@ def test_eval_resilience_json_prints_one_object_with_the_scenarios(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["passed"] is True
-    assert all({"name", "passed", "dead_api_backend_calls"} <= set(s) for s in report["scenarios"])
+    figures = {key for scenario in report["scenarios"] for key in scenario}
+    assert {"dead_api_backend_calls", "duplicate_side_effects", "lost_runs"} <= figures

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from conftest import run
 from sqlalchemy import update
-from sqlmodel import Session, func, select
 
 from app.queue.worker import Worker, submit
+from evals.resilience import workers_killed
 from graph.agent import Agent
 from memory.queue import QUEUE, QueueStore
-from memory.tables import OutboxEmail, Run
 
 FAST = {"retries": {"attempts": 1}, "queue": {"retry_base_delay_s": 0.0}}
 EMAIL = {"to": "ada@example.com", "subject": "Order", "body": "Shipped."}
@@ -129,71 +123,11 @@ def test_a_dead_workers_run_is_rescued_when_its_lease_expires(database_url, make
 
 
 @pytest.mark.slow
-def test_killing_workers_mid_run_loses_no_run_and_duplicates_no_email(tmp_path, write_script):
-    database_url = f"sqlite:///{tmp_path / 'fb.db'}"
-    script = rules(
-        write_script,
-        {"after": "user", "tool_calls": [{"name": "send_email", "arguments": EMAIL}]},
-        {"after": "tool", "text": "Sent."},
-    )
-    config = tmp_path / "worker.toml"
-    config.write_text(
-        f'database_url = "{database_url}"\nscript = "{script}"\n'
-        "[agent]\nrun_wall_clock_s = 4.0\n[queue]\nlease_s = 5.0\npoll_s = 0.1\nretry_base_delay_s = 0.0\n"
-        "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 1.0\n"
-        # a slow outbox: the kill lands between sending an email and recording the step
-        "[faults.send_email]\nlatency_after_ms = 150\n"
-    )
-    firebreak = str(Path(sys.executable).parent / "firebreak")
-    env = {**os.environ, "FIREBREAK_CONFIG": str(config)}
-    total = 40
-    for n in range(total):
-        subprocess.run(
-            [firebreak, "submit", "--model", "scripted/demo", f"Email Ada about order {n}"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        ) if n == 0 else None
-    # One process submits the rest quickly (start-up is the slow part of the CLI).
-    submitter = (
-        "from app.config import load_settings\nfrom app.queue.worker import submit\n"
-        "from app.services import prepare_database\nfrom memory.queue import QueueStore\n"
-        "s = load_settings()\nq = QueueStore(prepare_database(s))\n"
-        f"[submit(q, s, f'Email Ada about order {{n}}', route='scripted/demo') for n in range(1, {total})]\n"
-    )
-    subprocess.run([sys.executable, "-c", submitter], env=env, check=True, timeout=60)
-    store = QueueStore(_engine(database_url))
+def test_killing_workers_mid_run_loses_no_run_and_duplicates_no_email(tmp_path):
+    scenario = workers_killed(tmp_path, runs=40, kills=3)
 
-    for _ in range(3):  # start a worker, let it finish a few runs, kill it mid-run
-        worker = subprocess.Popen([firebreak, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        done_before = store.counts().get("completed", 0)
-        deadline = time.monotonic() + 60
-        while store.counts().get("completed", 0) < done_before + 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-
-    finisher = subprocess.run(
-        [firebreak, "worker", "--until-idle"], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    time.sleep(5.2)  # the last killed worker's lease runs out
-    finisher = subprocess.run(
-        [firebreak, "worker", "--until-idle"], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert finisher.returncode == 0, finisher.stderr
-
-    counts = store.counts()
-    assert counts.get("completed", 0) + counts.get("dead", 0) == total, counts  # none lost
-    with Session(store.engine) as session:
-        per_run = session.exec(select(OutboxEmail.run_id, func.count()).group_by(OutboxEmail.run_id)).all()
-        runs = session.exec(select(Run.id)).all()
-    assert len(runs) == total
-    assert all(count == 1 for _, count in per_run), per_run  # no duplicated side effect
-    assert len(per_run) == counts.get("completed", 0)
-
-
-def _engine(database_url: str):
-    from memory.engine import make_engine
-
-    return make_engine(database_url)
+    assert scenario.figures["lost_runs"] == 0
+    assert scenario.figures["duplicate_side_effects"] == 0
+    assert scenario.figures["completed_without_their_email"] == 0
+    assert scenario.figures["completed"] + scenario.figures["dead_lettered"] == 40
+    assert scenario.passed
