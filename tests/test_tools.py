@@ -114,17 +114,19 @@ def test_a_sync_tool_that_ignores_cancellation_is_abandoned_at_its_budget(contex
     assert not STUCK_FINISHED.is_set()
 
 
-def test_run_code_returns_output_and_its_process_is_killed_at_the_deadline(context, tmp_path):
+def test_run_code_returns_output_and_its_process_group_is_killed_at_the_deadline(context, tmp_path):
     result = json.loads(call(demo.run_code, {"code": "print(6 * 7)"}, context))
     assert (result["exit_code"], result["stdout"].strip()) == (0, "42")
 
     marker = str(tmp_path / "alive")
-    looping = (
+    writer = (
         f"import time, pathlib\nwhile True:\n    pathlib.Path({marker!r}).write_text(str(time.time()))\n"
         "    time.sleep(0.05)"
     )
+    # The program starts a child that keeps writing, then hangs itself: both must die at the deadline.
+    spawning = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {writer!r}])\ntime.sleep(60)"
     with pytest.raises(ToolTimeout):
-        call(demo.run_code, {"code": looping}, context, timeout_s=1.0)
+        call(demo.run_code, {"code": spawning}, context, timeout_s=1.5)
     time.sleep(0.3)
     last_write = Path(marker).read_text()
     time.sleep(0.3)

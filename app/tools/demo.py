@@ -6,7 +6,10 @@ They are the starter's examples; add your own module to ``[tools] modules``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import signal
 import sys
 import tempfile
 from functools import cache
@@ -130,13 +133,15 @@ async def run_code(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             preexec_fn=_limit_resources,
+            start_new_session=True,  # its own process group, so children it spawns die with it
         )
         try:
             stdout, stderr = await process.communicate()
         finally:
-            # Cancelled at the tool's deadline: the program must not outlive its budget.
+            # Cancelled at the tool's deadline: the program and anything it started must not outlive the budget.
             if process.returncode is None:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
     return {
         "exit_code": process.returncode,
