@@ -6,6 +6,7 @@ becomes a tool message the model can read and correct; nothing here crashes the 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -66,7 +67,8 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                     item,
                     arguments,
                     tool_context,
-                    timeout_s=services.budgets.timeout_for(item),
+                    # A tool never runs past the run's wall clock, whatever its own budget.
+                    timeout_s=max(min(services.budgets.timeout_for(item), ctx.deadline - time.monotonic()), 0.001),
                     runtime=services.tool_runtime,
                     deadline=ctx.deadline,
                 )

@@ -206,3 +206,22 @@ def test_a_call_that_keeps_failing_stops_the_run_instead_of_retrying_forever(dat
     assert 'update_order({"order_id": 999, "status": "shipped"}) kept failing' in result.answer
     stops = [e.payload for e in agent.services.runs.events(result.run_id) if e.kind == "stopped"]
     assert stops == [{"reason": "repeated_failure", "call": 'update_order({"order_id": 999, "status": "shipped"})'}]
+
+
+def test_the_wall_clock_ends_a_run_that_chains_slow_tools(database_url, make_settings, write_script):
+    slow = {"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "shipping"}}]}
+    # More slow steps than the wall clock allows; the unused replies are expected, so the script is not settled.
+    script = write_script(*[slow] * 10)
+    settings = make_settings(
+        database_url, script=script, agent={"run_wall_clock_s": 1.5}, faults={"knowledge_search": {"latency_ms": 400}}
+    )
+
+    async def ask():
+        async with Agent.open(settings) as agent:
+            return await agent.ask("Tell me everything about shipping", route=ROUTE), agent
+
+    result, agent = run(ask())
+    assert result.status == "timed_out"
+    assert "wall clock" in result.error
+    tools = [e.payload for e in agent.services.runs.events(result.run_id) if e.kind == "tool_result"]
+    assert 1 <= len(tools) < 10

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.traces import TraceLine
-from memory.tables import Breaker, BreakerTransition, Run
+from memory.tables import Alert, Breaker, BreakerTransition, DeadLetter, Run
 from ui import render
 
 
@@ -189,3 +189,131 @@ def test_transitions_html_explains_an_empty_log_and_escapes_reasons() -> None:
     html = render.transitions_html([transition("tool:x", "closed", "open", NOW, "<script>boom</script>")])
     assert "<script>" not in html
     assert "&lt;script&gt;boom&lt;/script&gt;" in html
+
+
+def dead_letter(**overrides: Any) -> DeadLetter:
+    values: dict[str, Any] = {
+        "id": 7,
+        "run_id": "0f3c9a2e-run",
+        "tenant_id": "acme",
+        "reason": "scripted server error",
+        "attempts": 3,
+        "checkpoint_id": "1f0-checkpoint",
+        "partial_state": {
+            "next": ["decide"],
+            "steps": 2,
+            "messages": [
+                {"type": "human", "content": "Where is order 42?", "tool_calls": []},
+                {
+                    "type": "ai",
+                    "content": "",
+                    "tool_calls": [{"name": "sql_lookup", "args": {"order_id": 42}, "id": "call-1"}],
+                },
+                {"type": "tool", "content": "USB-C dock, shipped", "tool_calls": []},
+            ],
+        },
+        "tool_outputs": [
+            {"seq": 2, "node": "act", "kind": "tool_result", "tool": "sql_lookup", "status": "success", "output": "ok"}
+        ],
+        "decisions": [
+            {"seq": 1, "node": "decide", "kind": "decision", "model": "scripted/demo", "tool_calls": [{"n": 1}]},
+            {"seq": 2, "node": "act", "kind": "tool_result", "tool": "sql_lookup", "status": "success"},
+        ],
+        "created_at": NOW,
+    }
+    values.update(overrides)
+    return DeadLetter(**values)
+
+
+def test_queue_counts_always_show_the_four_statuses_then_any_other() -> None:
+    html = render.queue_counts_html({"dead": 2, "queued": 5, "paused": 1})
+    found = re.findall(r'<span class="queue-count" data-status="([^"]+)"><b>(\d+)</b>', html)
+    assert found == [("queued", "5"), ("running", "0"), ("completed", "0"), ("dead", "2"), ("paused", "1")]
+    assert "No run has been queued yet." in render.queue_counts_html({})
+    assert 'data-status="&lt;i&gt;"><b>1</b>&lt;i&gt;</span>' in render.queue_counts_html({"<i>": 1})
+
+
+def test_runs_html_lists_status_id_question_tokens_and_cost() -> None:
+    html = render.runs_html([make_run(), make_run(id="run-2", status="failed", question="<i>" + "long " * 30)])
+    assert re.findall(r'<tr class="run-row" data-run="([^"]+)" data-status="([^"]+)">', html) == [
+        ("run-1", "answered"),
+        ("run-2", "failed"),
+    ]
+    assert '<a href="?run=run-1"><code>run-1</code></a>' in html
+    assert "<td>Where is order 42?</td>" in html
+    assert "143 in / 13 out" in html and "$0.000169" in html
+    assert "<i>" not in html and "&lt;i&gt;long long" in html
+    assert "…</td>" in html  # long questions are cut
+    assert "No runs yet." in render.runs_html([])
+
+
+def test_dead_letters_html_lists_each_letter_with_an_escaped_truncated_reason() -> None:
+    reason = "<script>alert(1)</script> " + "x" * 300
+    html = render.dead_letters_html([dead_letter(), dead_letter(id=6, run_id="run-b", reason=reason, attempts=4)])
+    assert re.findall(r'<tr class="dead-letter-row" data-id="(\d+)" data-run="([^"]+)">', html) == [
+        ("7", "0f3c9a2e-run"),
+        ("6", "run-b"),
+    ]
+    assert "<td>2025-03-14 09:26:53</td>" in html  # UTC
+    assert '<td class="number">4</td>' in html
+    assert "<script>" not in html
+    cells = re.findall(r'<td title="[^"]*">([^<]*)</td>', html)
+    assert cells[0] == "scripted server error"
+    assert cells[1].startswith("&lt;script&gt;alert(1)&lt;/script&gt; xxx") and cells[1].endswith("…")
+    assert len(cells[1]) < 150
+    assert "The dead-letter queue is empty." in render.dead_letters_html([])
+
+
+def test_dead_letter_choices_label_the_letter_and_carry_its_id() -> None:
+    label, value = render.dead_letter_choice(dead_letter(reason="boom " * 40))
+    assert value == "7"
+    assert label.startswith("#7 · 0f3c9a2e · boom boom")
+    assert label.endswith("…")
+
+
+def test_dead_letter_detail_shows_reason_checkpoint_messages_tools_and_decisions() -> None:
+    html = render.dead_letter_detail_html(dead_letter())
+    assert '<div class="detail-text detail-reason">scripted server error</div>' in html
+    assert "Checkpoint <code>1f0-checkpoint</code> · next node <code>decide</code> · steps 2" in html
+    assert "3 attempts" in html and "<code>acme</code>" in html
+    assert re.findall(r'<li class="detail-message" data-type="([^"]+)">', html) == ["human", "ai", "tool"]
+    assert "calls <code>sql_lookup</code> <code>{&quot;order_id&quot;: 42}</code>" in html
+    assert '<li class="detail-tool-output" data-tool="sql_lookup"><b>sql_lookup</b> · success' in html
+    assert re.findall(r'<li class="detail-decision" data-kind="([^"]+)"><b>([^<]+)</b>', html) == [
+        ("decision", "#1 decide · decision"),
+        ("tool_result", "#2 act · tool_result"),
+    ]
+    assert "model=scripted/demo · tool_calls=[{&quot;n&quot;: 1}]" in html
+    assert "requeued" not in html
+
+
+def test_dead_letter_detail_explains_empty_parts_and_escapes_content() -> None:
+    assert "Pick a dead letter" in render.dead_letter_detail_html(None)
+    html = render.dead_letter_detail_html(
+        dead_letter(
+            reason="<b>bad</b>",
+            checkpoint_id=None,
+            partial_state={"messages": [{"type": "human", "content": "<script>x</script>"}]},
+            tool_outputs=[],
+            decisions=[],
+            requeued_at=NOW + 60,
+        )
+    )
+    assert "<b>bad</b>" not in html and "&lt;b&gt;bad&lt;/b&gt;" in html
+    assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+    assert "Checkpoint <code>—</code> · next node <code>—</code> · steps —" in html
+    assert "No tool outputs." in html and "No decisions recorded." in html
+    assert "requeued 2025-03-14 09:27:53 UTC" in html
+    assert "No messages." in render.dead_letter_detail_html(dead_letter(partial_state={}))
+
+
+def test_alerts_html_shows_time_kind_message_and_payload_escaped() -> None:
+    alert = Alert(
+        kind="dlq_spike", message="5 runs <dead>", payload={"dead_letters": 5, "window_s": 300.0}, created_at=NOW
+    )
+    html = render.alerts_html([alert])
+    assert '<tr class="alert-row" data-kind="dlq_spike">' in html
+    assert "<td>2025-03-14 09:26:53</td>" in html
+    assert "<td>5 runs &lt;dead&gt;</td>" in html
+    assert "dead_letters=5 · window_s=300.0" in html
+    assert "No alerts." in render.alerts_html([])

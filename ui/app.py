@@ -1,5 +1,7 @@
 """The Gradio UI: a streaming chat with threads, a Traces tab that draws each run's span tree,
-and a Resilience tab that shows every backend's circuit breaker and its recent transitions.
+a Resilience tab that shows every backend's circuit breaker and its recent transitions, and a
+Runs & DLQ tab with the run queue's counts, recent runs, the dead-letter queue (to inspect and
+requeue) and recent alerts.
 
 ``launch(settings)`` serves it on ``settings.ui.host:port``; ``start(settings)`` does the same
 without blocking, for tests and embedding apps (close it with ``demo.close()``).
@@ -21,12 +23,14 @@ from app.errors import FirebreakError
 from app.services import Services
 from app.traces import trace_lines
 from graph.agent import Agent, RunResult, Token
+from memory.queue import QueueStore
 from memory.runs import RunStore
 from ui import render
 
-CHAT_TAB, TRACES_TAB, RESILIENCE_TAB = "chat", "traces", "resilience"
+CHAT_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB = "chat", "traces", "resilience", "queue"
 RECENT_RUNS = 50
 RECENT_TRANSITIONS = 100
+RECENT_ALERTS = 20
 THREAD_HISTORY_RUNS = 100
 Messages = list[dict[str, Any]]
 
@@ -77,6 +81,10 @@ async def _services(slot: AgentSlot) -> Services:
 
 async def _runs(slot: AgentSlot) -> RunStore:
     return (await _services(slot)).runs
+
+
+async def _queue(slot: AgentSlot) -> QueueStore:
+    return QueueStore((await _services(slot)).engine)
 
 
 async def _trace_view(slot: AgentSlot, run_id: str) -> str:
@@ -161,6 +169,47 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             render.transitions_html(store.transitions(limit=RECENT_TRANSITIONS)),
         )
 
+    async def queue_views(selected: str | None) -> tuple[Any, ...]:
+        """Counts, recent runs, the dead letters (keeping the pick while it is still dead), its detail, alerts."""
+        services = await _services(slot)
+        store = QueueStore(services.engine)
+        letters = store.dead_letters()
+        picked = next((letter for letter in letters if str(letter.id) == selected), None)
+        return (
+            render.queue_counts_html(store.counts()),
+            render.runs_html(services.runs.recent(limit=RECENT_RUNS)),
+            render.dead_letters_html(letters),
+            gr.Dropdown(
+                choices=[render.dead_letter_choice(letter) for letter in letters],
+                value=None if picked is None else str(picked.id),
+            ),
+            render.dead_letter_detail_html(picked),
+            render.alerts_html(store.alerts(limit=RECENT_ALERTS)),
+        )
+
+    async def pick_dead_letter(selected: str | None) -> str:
+        letter = (await _queue(slot)).dead_letter(int(selected)) if selected else None
+        return render.dead_letter_detail_html(letter)
+
+    async def requeue(selected: str | None) -> tuple[Any, ...]:
+        """Requeue the picked dead letter's run; the views then show the list without it."""
+        store = await _queue(slot)
+        letter = store.dead_letter(int(selected)) if selected else None
+        if letter is None:
+            message = "Pick a dead letter to requeue."
+        elif store.requeue(letter.run_id, now=time.time()):
+            message = f"Requeued run `{letter.run_id}` (dead letter #{letter.id})."
+        else:
+            message = f"Run `{letter.run_id}` is no longer dead: nothing to requeue."
+        return (message, *(await queue_views(None)))
+
+    async def requeue_all() -> tuple[Any, ...]:
+        store = await _queue(slot)
+        run_ids = dict.fromkeys(letter.run_id for letter in store.dead_letters())
+        requeued = sum(store.requeue(run_id, now=time.time()) for run_id in run_ids)
+        message = f"Requeued {requeued} of {len(run_ids)} dead runs." if run_ids else "No dead letters to requeue."
+        return (message, *(await queue_views(None)))
+
     with gr.Blocks(title="Firebreak", analytics_enabled=False) as demo:
         last_run = gr.State("")
         with gr.Tabs(selected=CHAT_TAB, elem_id="tabs") as tabs:
@@ -201,6 +250,30 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 transitions_view = gr.HTML(
                     render.transitions_html([]), css_template=render.BREAKER_CSS, elem_id="breaker-transitions-view"
                 )
+            with gr.Tab("Runs & DLQ", id=QUEUE_TAB, elem_id="queue-tab") as queue_tab:
+                refresh_queue_btn = gr.Button("Refresh", elem_id="refresh-queue")
+                gr.Markdown("### Run queue")
+                counts_view = gr.HTML(
+                    render.queue_counts_html({}), css_template=render.QUEUE_CSS, elem_id="queue-counts"
+                )
+                gr.Markdown("### Recent runs")
+                queue_runs_view = gr.HTML(
+                    render.runs_html([]), css_template=render.QUEUE_CSS, elem_id="recent-runs-view"
+                )
+                gr.Markdown("### Dead letters")
+                dead_letters_view = gr.HTML(
+                    render.dead_letters_html([]), css_template=render.QUEUE_CSS, elem_id="dead-letters-view"
+                )
+                with gr.Row():
+                    dead_letter_pick = gr.Dropdown(label="Dead letter", choices=[], elem_id="dead-letter-pick", scale=4)
+                    requeue_btn = gr.Button("Requeue", variant="primary", elem_id="requeue-button", scale=1)
+                    requeue_all_btn = gr.Button("Requeue all", elem_id="requeue-all-button", scale=1)
+                requeue_result = gr.Markdown(elem_id="requeue-result")
+                dead_letter_detail = gr.HTML(
+                    render.dead_letter_detail_html(None), css_template=render.QUEUE_CSS, elem_id="dead-letter-detail"
+                )
+                gr.Markdown("### Recent alerts")
+                alerts_view = gr.HTML(render.alerts_html([]), css_template=render.QUEUE_CSS, elem_id="alerts-view")
 
         chat_outputs = [chatbot, question_box, thread_box, last_run]
         question_box.submit(send, [question_box, chatbot, thread_box], chat_outputs)
@@ -218,6 +291,21 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         refresh_breakers_btn.click(breaker_views, None, breaker_outputs)
         resilience_tab.select(breaker_views, None, breaker_outputs)
         demo.load(breaker_views, None, breaker_outputs)
+        queue_outputs = [
+            counts_view,
+            queue_runs_view,
+            dead_letters_view,
+            dead_letter_pick,
+            dead_letter_detail,
+            alerts_view,
+        ]
+        refresh_queue_btn.click(queue_views, dead_letter_pick, queue_outputs)
+        queue_tab.select(queue_views, dead_letter_pick, queue_outputs)
+        demo.load(queue_views, dead_letter_pick, queue_outputs)
+        # Only a person's pick redraws the detail: queue_views already draws it when it updates the dropdown.
+        dead_letter_pick.input(pick_dead_letter, dead_letter_pick, dead_letter_detail)
+        requeue_btn.click(requeue, dead_letter_pick, [requeue_result, *queue_outputs])
+        requeue_all_btn.click(requeue_all, None, [requeue_result, *queue_outputs])
     return demo
 
 

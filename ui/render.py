@@ -1,21 +1,24 @@
-"""Pure rendering helpers for the UI: chat messages, the trace waterfall and the breakers as Markdown/HTML.
+"""Pure rendering helpers for the UI: chat messages, the trace waterfall, the breakers, the run queue and
+its dead letters as Markdown/HTML.
 
 Nothing here touches Gradio or the database, so every function is testable on plain values.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
 from app.traces import TraceLine
-from memory.tables import Breaker, BreakerTransition, Run
+from memory.tables import Alert, Breaker, BreakerTransition, DeadLetter, Run
 
 QUESTION_PREFIX_CHARS = 48
+REASON_PREFIX_CHARS = 120
 FAILED_STATUSES = {"failed", "timed_out"}
 DETAIL_LABELS = {
     "gen_ai.request.model": "model",
@@ -45,17 +48,41 @@ TRACE_CSS = """
 STATE_COLOURS = {"closed": "#15803d", "half_open": "#b45309", "open": "#b91c1c"}
 UNKNOWN_STATE_COLOUR = "#6b7280"
 
-# Scoped to each breaker table by css_template, like TRACE_CSS.
-BREAKER_CSS = """
-.breaker-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
+# The tables' shared rules; each component's css_template scopes them, like TRACE_CSS.
+TABLE_CSS = """
 table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
 th { text-align: left; color: var(--body-text-color-subdued); font-weight: 600; }
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--border-color-primary); }
 td.mono { font-family: var(--font-mono); }
 td.number { text-align: right; }
+"""
+
+BREAKER_CSS = (
+    TABLE_CSS
+    + """
+.breaker-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 .breaker-badge { display: inline-block; padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 0.85em;
                  font-weight: 600; white-space: nowrap; }
 """
+)
+
+QUEUE_STATUSES = ("queued", "running", "completed", "dead")
+
+# The Runs & DLQ tab's counts, tables and dead-letter detail, scoped like BREAKER_CSS.
+QUEUE_CSS = (
+    TABLE_CSS
+    + """
+.queue-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
+.queue-counts { display: flex; gap: 24px; flex-wrap: wrap; }
+.queue-count b { font-size: 1.4em; margin-right: 4px; }
+.queue-count[data-status="dead"] b { color: var(--error-text-color, #b91c1c); }
+.dead-letter-detail h4 { margin: 12px 0 4px; }
+.dead-letter-detail ol, .dead-letter-detail ul { margin: 0; padding-left: 24px; }
+.dead-letter-detail li { margin: 2px 0; }
+.detail-text { white-space: pre-wrap; font-family: var(--font-mono); font-size: 0.85em; }
+.detail-fields { color: var(--body-text-color-subdued); font-size: 0.85em; }
+"""
+)
 
 
 def format_cost(cost_usd: float) -> str:
@@ -100,12 +127,15 @@ def run_messages(run: Run) -> list[dict[str, Any]]:
     ]
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis when longer."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def run_choice(run: Run) -> tuple[str, str]:
     """A (label, run id) pair for the recent-runs dropdown."""
-    question = " ".join(run.question.split())
-    if len(question) > QUESTION_PREFIX_CHARS:
-        question = question[: QUESTION_PREFIX_CHARS - 1] + "…"
-    return f"{run.id[:8]} · {run.status} · {question}", run.id
+    return f"{run.id[:8]} · {run.status} · {shorten(run.question, QUESTION_PREFIX_CHARS)}", run.id
 
 
 def _details_text(details: dict[str, Any]) -> str:
@@ -224,4 +254,171 @@ def transitions_html(rows: Sequence[BreakerTransition]) -> str:
     return (
         '<table class="breaker-transitions"><thead><tr><th>Time (UTC)</th><th>Backend</th>'
         f"<th>Change</th><th>Reason</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def date_time(at: float) -> str:
+    """Epoch seconds as a UTC date and time, for rows that may be days old."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def fields_text(values: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
+    """``key=value`` pairs on one line; nested values as JSON."""
+    return " · ".join(f"{key}={_value_text(value)}" for key, value in values.items() if key not in skip)
+
+
+def _empty(message: str) -> str:
+    return f'<div class="queue-empty">{escape(message)}</div>'
+
+
+def _run_link(run_id: str) -> str:
+    return f'<a href="{escape(trace_href(run_id))}"><code>{escape(run_id)}</code></a>'
+
+
+def queue_counts_html(counts: Mapping[str, int]) -> str:
+    """How many queued runs are in each status; the four known statuses always show, others after them."""
+    if not counts:
+        return _empty("No run has been queued yet.")
+    statuses = [*QUEUE_STATUSES, *sorted(set(counts) - set(QUEUE_STATUSES))]
+    items = "".join(
+        f'<span class="queue-count" data-status="{escape(status)}">'
+        f"<b>{counts.get(status, 0)}</b>{escape(status)}</span>"
+        for status in statuses
+    )
+    return f'<div class="queue-counts">{items}</div>'
+
+
+def _run_row(run: Run) -> str:
+    return (
+        f'<tr class="run-row" data-run="{escape(run.id)}" data-status="{escape(run.status)}">'
+        f"<td>{escape(run.status)}</td>"
+        f'<td class="mono">{_run_link(run.id)}</td>'
+        f"<td>{escape(shorten(run.question, QUESTION_PREFIX_CHARS))}</td>"
+        f'<td class="number">{run.input_tokens} in / {run.output_tokens} out</td>'
+        f'<td class="number">{format_cost(run.cost_usd)}</td>'
+        "</tr>"
+    )
+
+
+def runs_html(runs: Sequence[Run]) -> str:
+    """The recent runs, in the order given (the store's newest first), each linking to its trace."""
+    if not runs:
+        return _empty("No runs yet.")
+    body = "".join(_run_row(run) for run in runs)
+    return (
+        '<table class="runs"><thead><tr><th>Status</th><th>Run</th><th>Question</th><th>Tokens</th>'
+        f"<th>Cost</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def dead_letter_choice(letter: DeadLetter) -> tuple[str, str]:
+    """A (label, dead letter id) pair for the dead-letter dropdown."""
+    return f"#{letter.id} · {letter.run_id[:8]} · {shorten(letter.reason, QUESTION_PREFIX_CHARS)}", str(letter.id)
+
+
+def _dead_letter_row(letter: DeadLetter) -> str:
+    return (
+        f'<tr class="dead-letter-row" data-id="{letter.id}" data-run="{escape(letter.run_id)}">'
+        f'<td class="number">{letter.id}</td>'
+        f'<td class="mono">{_run_link(letter.run_id)}</td>'
+        f'<td class="number">{letter.attempts}</td>'
+        f'<td title="{escape(letter.reason)}">{escape(shorten(letter.reason, REASON_PREFIX_CHARS))}</td>'
+        f"<td>{date_time(letter.created_at)}</td>"
+        "</tr>"
+    )
+
+
+def dead_letters_html(rows: Sequence[DeadLetter]) -> str:
+    """The dead-letter queue, in the order given (the store's newest first)."""
+    if not rows:
+        return _empty("The dead-letter queue is empty.")
+    body = "".join(_dead_letter_row(letter) for letter in rows)
+    return (
+        '<table class="dead-letters"><thead><tr><th>Id</th><th>Run</th><th>Attempts</th><th>Reason</th>'
+        f"<th>Dead since (UTC)</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _message_item(message: Mapping[str, Any]) -> str:
+    calls = "".join(
+        f"<li>calls <code>{escape(str(call.get('name', '?')))}</code> "
+        f"<code>{escape(_value_text(call.get('args', call.get('arguments', {}))))}</code></li>"
+        for call in message.get("tool_calls") or []
+    )
+    kind = escape(str(message.get("type", "message")))
+    return (
+        f'<li class="detail-message" data-type="{kind}"><b>{kind}</b>'
+        f'<div class="detail-text">{escape(str(message.get("content") or ""))}</div>'
+        f"{f'<ul>{calls}</ul>' if calls else ''}</li>"
+    )
+
+
+def _tool_output_item(output: Mapping[str, Any]) -> str:
+    return (
+        f'<li class="detail-tool-output" data-tool="{escape(str(output.get("tool", "")))}">'
+        f"<b>{escape(str(output.get('tool', '?')))}</b> · {escape(str(output.get('status', '?')))}"
+        f'<div class="detail-text">{escape(_value_text(output.get("output", "")))}</div></li>'
+    )
+
+
+def _decision_item(decision: Mapping[str, Any]) -> str:
+    kind = str(decision.get("kind", "?"))
+    return (
+        f'<li class="detail-decision" data-kind="{escape(kind)}">'
+        f"<b>#{escape(str(decision.get('seq', '?')))} {escape(str(decision.get('node', '?')))} · {escape(kind)}</b>"
+        f'<div class="detail-fields">{escape(fields_text(decision, skip=("seq", "node", "kind")))}</div></li>'
+    )
+
+
+def _detail_list(title: str, items: Sequence[str], empty: str) -> str:
+    body = f"<ol>{''.join(items)}</ol>" if items else _empty(empty)
+    return f"<h4>{escape(title)}</h4>{body}"
+
+
+def dead_letter_detail_html(letter: DeadLetter | None) -> str:
+    """Everything a person needs to triage one dead letter: why, where it stopped, and what happened."""
+    if letter is None:
+        return _empty("Pick a dead letter to see its detail.")
+    state = letter.partial_state
+    next_nodes = ", ".join(str(node) for node in state.get("next") or []) or "—"
+    steps = state.get("steps")
+    requeued = f" · requeued {date_time(letter.requeued_at)} UTC" if letter.requeued_at is not None else ""
+    return (
+        f'<div class="dead-letter-detail" data-id="{letter.id}" data-run="{escape(letter.run_id)}">'
+        f"<div>Dead letter <b>#{letter.id}</b> · run {_run_link(letter.run_id)} · tenant "
+        f"<code>{escape(letter.tenant_id)}</code> · {letter.attempts} attempts · "
+        f"dead since {date_time(letter.created_at)} UTC{requeued}</div>"
+        f'<h4>Reason</h4><div class="detail-text detail-reason">{escape(letter.reason)}</div>'
+        f"<div>Checkpoint <code>{escape(letter.checkpoint_id or '—')}</code> · next node "
+        f"<code>{escape(next_nodes)}</code> · steps {'—' if steps is None else escape(str(steps))}</div>"
+        + _detail_list("Messages", [_message_item(m) for m in state.get("messages") or []], "No messages.")
+        + _detail_list("Tool outputs", [_tool_output_item(o) for o in letter.tool_outputs], "No tool outputs.")
+        + _detail_list("Decision history", [_decision_item(d) for d in letter.decisions], "No decisions recorded.")
+        + "</div>"
+    )
+
+
+def _alert_row(alert: Alert) -> str:
+    return (
+        f'<tr class="alert-row" data-kind="{escape(alert.kind)}">'
+        f"<td>{date_time(alert.created_at)}</td>"
+        f'<td class="mono">{escape(alert.kind)}</td>'
+        f"<td>{escape(alert.message)}</td>"
+        f'<td class="mono">{escape(fields_text(alert.payload))}</td>'
+        "</tr>"
+    )
+
+
+def alerts_html(rows: Sequence[Alert]) -> str:
+    """Recent alerts, in the order given (the store's newest first)."""
+    if not rows:
+        return _empty("No alerts.")
+    body = "".join(_alert_row(alert) for alert in rows)
+    return (
+        '<table class="alerts"><thead><tr><th>Time (UTC)</th><th>Kind</th><th>Message</th>'
+        f"<th>Details</th></tr></thead><tbody>{body}</tbody></table>"
     )
