@@ -1,5 +1,6 @@
 """The UI in a real browser: a scripted run streams into the chat, its trace opens in the Traces tab,
-and the Resilience tab shows the breakers its model and tool calls went through.
+and the Resilience tab shows the breakers its model and tool calls went through; a run a real worker
+dead-lettered shows in the Runs & DLQ tab, with its detail, and is requeued from there.
 
 Nothing of Firebreak is mocked: the UI serves a real Agent on a temporary SQLite database, and the
 scripted model calls the real ``sql_lookup`` tool against the seeded demo orders.
@@ -11,13 +12,18 @@ import re
 import shutil
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urljoin
 
 import pytest
-from conftest import ScriptWriter, unavailable
+from conftest import ScriptWriter, run, unavailable
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from app.config import Settings
+from app.queue.worker import Worker, submit
+from graph.agent import Agent
+from memory.queue import QueueStore
 from ui.app import start
 
 pytestmark = pytest.mark.browser
@@ -35,12 +41,35 @@ CHROMIUM_ARGS = [
 PRICES = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002, "context_window": 8000}
 EXPECTED_SPANS = ("invoke_agent firebreak", "chat scripted/demo", "execute_tool sql_lookup")
 EXPECTED_BREAKERS = ("model:scripted/demo", "tool:sql_lookup")
+# Every model call fails and is not retried; each run attempt follows the last at once, so a run dies fast.
+FAST_DEATH = {"retries": {"attempts": 1}, "queue": {"retry_base_delay_s": 0.0, "dlq_alert_threshold": 1}}
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def ui_settings(make_settings: Callable[..., Settings], database_url: str, script: str, **overrides: Any) -> Settings:
+    return make_settings(
+        database_url,
+        script=script,
+        ui={"host": "127.0.0.1", "port": free_port()},
+        models={"scripted/demo": PRICES},
+        **overrides,
+    )
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The UI on ``settings.ui``, answering with the scripted route; yields its URL."""
+    demo = start(settings, route="scripted/demo")
+    try:
+        assert demo.local_url is not None
+        yield demo.local_url
+    finally:
+        demo.close()
 
 
 @pytest.fixture
@@ -50,18 +79,34 @@ def ui_url(sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[
         # The expectation proves the real tool's result reached the model.
         {"expect": "USB-C dock", "text": "Order 42 is a USB-C dock and it has shipped."},
     )
-    settings = make_settings(
-        sqlite_url,
-        script=script,
-        ui={"host": "127.0.0.1", "port": free_port()},
-        models={"scripted/demo": PRICES},
-    )
-    demo = start(settings, route="scripted/demo")
+    with serve(ui_settings(make_settings, sqlite_url, script)) as url:
+        yield url
+
+
+async def dead_letter_a_run(settings: Settings) -> str:
+    """Submit a question and let a real worker try it until it is dead-lettered; returns its run id."""
+    agent = await Agent.create(settings)
     try:
-        assert demo.local_url is not None
-        yield demo.local_url
+        store = QueueStore(agent.services.engine)
+        job = submit(store, settings, "Where is order 42?", route="scripted/demo")
+        await Worker(agent, store).run_until_idle()
     finally:
-        demo.close()
+        await agent.close()
+    dead = store.get(job.id)
+    assert dead is not None and dead.status == "dead"
+    return job.id
+
+
+@pytest.fixture
+def dead_run_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, str]]:
+    """The UI on a database where one run was dead-lettered before the page opened: (url, run id)."""
+    script = write_script({"repeat": True, "error": "server"}, name="failing.jsonl")
+    settings = ui_settings(make_settings, sqlite_url, script, **FAST_DEATH)
+    run_id = run(dead_letter_a_run(settings))
+    with serve(settings) as url:
+        yield url, run_id
 
 
 @pytest.fixture
@@ -120,4 +165,39 @@ def test_chat_streams_an_answer_links_to_its_trace_and_shows_its_breakers(ui_url
 
     # Every model and tool call went through its breaker, and a healthy run leaves both closed.
     expect_closed_breakers(page)
+    page.close()
+
+
+def test_a_dead_lettered_run_is_inspected_and_requeued_from_the_runs_and_dlq_tab(
+    dead_run_ui: tuple[str, str], browser: Browser
+) -> None:
+    url, run_id = dead_run_ui
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Runs & DLQ").click()
+
+    counts = page.locator("#queue-counts")
+    expect(counts.locator('.queue-count[data-status="dead"] b')).to_have_text("1", timeout=TIMEOUT_MS)
+    expect(page.locator(f'#recent-runs-view .run-row[data-run="{run_id}"]')).to_have_attribute(
+        "data-status", "failed", timeout=TIMEOUT_MS
+    )
+    row = page.locator(f'#dead-letters-view .dead-letter-row[data-run="{run_id}"]')
+    expect(row).to_be_visible(timeout=TIMEOUT_MS)
+    expect(row).to_contain_text("scripted server error")
+    expect(page.locator('#alerts-view .alert-row[data-kind="dlq_spike"]')).to_be_visible(timeout=TIMEOUT_MS)
+
+    page.locator("#dead-letter-pick input").click()
+    page.get_by_role("option").filter(has_text=run_id[:8]).click()
+    detail = page.locator("#dead-letter-detail")
+    expect(detail.locator(f'.dead-letter-detail[data-run="{run_id}"]')).to_be_visible(timeout=TIMEOUT_MS)
+    expect(detail.locator(".detail-reason")).to_contain_text("scripted server error")
+    expect(detail.locator('.detail-message[data-type="human"]')).to_contain_text("Where is order 42?")
+
+    page.locator("#requeue-button").click()
+    expect(page.locator("#requeue-result")).to_contain_text(f"Requeued run {run_id}", timeout=TIMEOUT_MS)
+    expect(page.locator("#dead-letters-view")).to_contain_text("The dead-letter queue is empty.", timeout=TIMEOUT_MS)
+    expect(row).to_have_count(0)
+    expect(detail).to_contain_text("Pick a dead letter")
+    expect(counts.locator('.queue-count[data-status="queued"] b')).to_have_text("1")
+    expect(counts.locator('.queue-count[data-status="dead"] b')).to_have_text("0")
     page.close()
