@@ -83,30 +83,29 @@ def ui_url(sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[
         yield url
 
 
-async def dead_letter_a_run(settings: Settings) -> str:
-    """Submit a question and let a real worker try it until it is dead-lettered; returns its run id."""
+async def dead_letter_runs(settings: Settings, *questions: str) -> list[str]:
+    """Submit the questions and let a real worker try them until each is dead-lettered; returns their run ids."""
     agent = await Agent.create(settings)
     try:
         store = QueueStore(agent.services.engine)
-        job = submit(store, settings, "Where is order 42?", route="scripted/demo")
+        jobs = [submit(store, settings, question, route="scripted/demo") for question in questions]
         await Worker(agent, store).run_until_idle()
     finally:
         await agent.close()
-    dead = store.get(job.id)
-    assert dead is not None and dead.status == "dead"
-    return job.id
+    assert store.counts() == {"dead": len(jobs)}
+    return [job.id for job in jobs]
 
 
 @pytest.fixture
 def dead_run_ui(
     sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
-) -> Iterator[tuple[str, str]]:
-    """The UI on a database where one run was dead-lettered before the page opened: (url, run id)."""
+) -> Iterator[tuple[str, list[str]]]:
+    """The UI on a database where two runs were dead-lettered before the page opened: (url, run ids)."""
     script = write_script({"repeat": True, "error": "server"}, name="failing.jsonl")
     settings = ui_settings(make_settings, sqlite_url, script, **FAST_DEATH)
-    run_id = run(dead_letter_a_run(settings))
+    run_ids = run(dead_letter_runs(settings, "Where is order 42?", "Cancel order 7."))
     with serve(settings) as url:
-        yield url, run_id
+        yield url, run_ids
 
 
 @pytest.fixture
@@ -168,16 +167,16 @@ def test_chat_streams_an_answer_links_to_its_trace_and_shows_its_breakers(ui_url
     page.close()
 
 
-def test_a_dead_lettered_run_is_inspected_and_requeued_from_the_runs_and_dlq_tab(
-    dead_run_ui: tuple[str, str], browser: Browser
+def test_dead_lettered_runs_are_inspected_and_requeued_from_the_runs_and_dlq_tab(
+    dead_run_ui: tuple[str, list[str]], browser: Browser
 ) -> None:
-    url, run_id = dead_run_ui
+    url, (run_id, other_run_id) = dead_run_ui
     page = browser.new_page()
     page.goto(url)
     page.get_by_role("tab", name="Runs & DLQ").click()
 
     counts = page.locator("#queue-counts")
-    expect(counts.locator('.queue-count[data-status="dead"] b')).to_have_text("1", timeout=TIMEOUT_MS)
+    expect(counts.locator('.queue-count[data-status="dead"] b')).to_have_text("2", timeout=TIMEOUT_MS)
     expect(page.locator(f'#recent-runs-view .run-row[data-run="{run_id}"]')).to_have_attribute(
         "data-status", "failed", timeout=TIMEOUT_MS
     )
@@ -194,10 +193,18 @@ def test_a_dead_lettered_run_is_inspected_and_requeued_from_the_runs_and_dlq_tab
     expect(detail.locator('.detail-message[data-type="human"]')).to_contain_text("Where is order 42?")
 
     page.locator("#requeue-button").click()
-    expect(page.locator("#requeue-result")).to_contain_text(f"Requeued run {run_id}", timeout=TIMEOUT_MS)
-    expect(page.locator("#dead-letters-view")).to_contain_text("The dead-letter queue is empty.", timeout=TIMEOUT_MS)
-    expect(row).to_have_count(0)
+    result = page.locator("#requeue-result")
+    expect(result).to_contain_text(f"Requeued run {run_id}", timeout=TIMEOUT_MS)
+    expect(row).to_have_count(0, timeout=TIMEOUT_MS)
+    expect(page.locator(f'#dead-letters-view .dead-letter-row[data-run="{other_run_id}"]')).to_be_visible()
     expect(detail).to_contain_text("Pick a dead letter")
+    expect(page.locator("#dead-letter-pick input")).to_have_value("")  # the requeued letter is no longer picked
     expect(counts.locator('.queue-count[data-status="queued"] b')).to_have_text("1")
+    expect(counts.locator('.queue-count[data-status="dead"] b')).to_have_text("1")
+
+    page.locator("#requeue-all-button").click()
+    expect(result).to_contain_text("Requeued 1 of 1 dead runs.", timeout=TIMEOUT_MS)
+    expect(page.locator("#dead-letters-view")).to_contain_text("The dead-letter queue is empty.", timeout=TIMEOUT_MS)
+    expect(counts.locator('.queue-count[data-status="queued"] b')).to_have_text("2")
     expect(counts.locator('.queue-count[data-status="dead"] b')).to_have_text("0")
     page.close()
