@@ -73,6 +73,18 @@ class CallContext:
     thread_id: str | None = None
 
 
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat call as the gateway received it; every attempt and fallback works on the same request."""
+
+    route: str
+    settings: RouteSettings
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None
+    context: CallContext
+    on_token: TokenSink | None
+
+
 @dataclass
 class _Deployments:
     router: litellm.Router | None = None
@@ -175,19 +187,16 @@ class Gateway:
 
         ``deadline`` (a ``time.monotonic()`` value) bounds every attempt and every backoff.
         """
-        route_settings = self.settings.route(route)
+        request = ChatRequest(route, self.settings.route(route), messages, tools, context, on_token)
         last_error: ModelError | None = None
         fallback_reason: str | None = None
-        for position, model in enumerate(route_settings.models):
-            call = self._call_for(
-                model, position, route, route_settings, messages, tools, context, on_token, fallback_reason, deadline
-            )
+        for position, model in enumerate(request.settings.models):
             try:
                 return await self.guard.call(
                     f"model:{model}",
-                    call,
+                    self._attempt_for(request, model, position, fallback_reason, deadline),
                     is_transient=lambda exc: isinstance(exc, ModelError) and exc.transient,
-                    slow_after_s=route_settings.timeout_s / 2,
+                    slow_after_s=request.settings.timeout_s / 2,
                     deadline=deadline,
                 )
             except CircuitOpen as exc:
@@ -203,42 +212,21 @@ class Gateway:
         assert last_error is not None
         raise last_error
 
-    def _call_for(
-        self,
-        model: str,
-        position: int,
-        route: str,
-        route_settings: RouteSettings,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
-        context: CallContext,
-        on_token: TokenSink | None,
-        fallback_reason: str | None,
-        deadline: float | None,
+    def _attempt_for(
+        self, request: ChatRequest, model: str, position: int, fallback_reason: str | None, deadline: float | None
     ) -> Callable[[], Awaitable[ModelReply]]:
         def attempt() -> Awaitable[ModelReply]:
-            timeout_s = route_settings.timeout_s
+            timeout_s = request.settings.timeout_s
             if deadline is not None:
                 timeout_s = max(min(timeout_s, deadline - time.monotonic()), 0.001)
-            return self._attempt(
-                model, position, route, route_settings, messages, tools, context, on_token, fallback_reason, timeout_s
-            )
+            return self._attempt(request, model, position, fallback_reason, timeout_s)
 
         return attempt
 
     async def _attempt(
-        self,
-        model: str,
-        position: int,
-        route: str,
-        route_settings: RouteSettings,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
-        context: CallContext,
-        on_token: TokenSink | None,
-        fallback_reason: str | None,
-        timeout_s: float,
+        self, request: ChatRequest, model: str, position: int, fallback_reason: str | None, timeout_s: float
     ) -> ModelReply:
+        route, route_settings, context = request.route, request.settings, request.context
         router = self._router_for(model)
         tracer = self.telemetry.tracer
         with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
@@ -257,11 +245,11 @@ class Gateway:
             if fallback_reason is not None:
                 span.set_attribute("firebreak.fallback_reason", fallback_reason)
                 span.add_event("firebreak.fallback", {"firebreak.route": route, "firebreak.reason": fallback_reason})
-            self.telemetry.content(span, "gen_ai.input.messages", messages)
+            self.telemetry.content(span, "gen_ai.input.messages", request.messages)
             started = time.perf_counter()
             try:
                 reply = await asyncio.wait_for(
-                    self._call(router, model, route, route_settings, messages, tools, on_token),
+                    self._call(router, model, request),
                     timeout=timeout_s,
                 )
             except BaseException as exc:
@@ -300,41 +288,32 @@ class Gateway:
             return exc
         return model_error(exc, model)
 
-    async def _call(
-        self,
-        router: litellm.Router,
-        model: str,
-        route: str,
-        route_settings: RouteSettings,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
-        on_token: TokenSink | None,
-    ) -> ModelReply:
+    async def _call(self, router: litellm.Router, model: str, request: ChatRequest) -> ModelReply:
         fault = self._faults.draw(model)
         if fault is not None:
             await fault.delay()
             if fault.error_kind is not None:
                 raise provider_exception(fault.error_kind, f"injected {fault.error_kind} fault", model)
-        request: dict[str, Any] = {
+        arguments: dict[str, Any] = {
             "model": model,
-            "messages": messages,
-            "max_tokens": route_settings.max_output_tokens,
-            "temperature": route_settings.temperature,
+            "messages": request.messages,
+            "max_tokens": request.settings.max_output_tokens,
+            "temperature": request.settings.temperature,
         }
-        if tools:
-            request["tools"] = tools
-        if on_token is None:
-            response = await router.acompletion(**request)
+        if request.tools:
+            arguments["tools"] = request.tools
+        if request.on_token is None:
+            response = await router.acompletion(**arguments)
         else:
-            stream = await router.acompletion(**request, stream=True, stream_options={"include_usage": True})
+            stream = await router.acompletion(**arguments, stream=True, stream_options={"include_usage": True})
             chunks = []
             async for chunk in stream:
                 chunks.append(chunk)
                 delta = chunk.choices[0].delta if chunk.choices else None
                 if delta is not None and delta.content:
-                    on_token(delta.content)
-            response = litellm.stream_chunk_builder(chunks, messages=messages)
-        return self._reply(response, model, route)
+                    request.on_token(delta.content)
+            response = litellm.stream_chunk_builder(chunks, messages=request.messages)
+        return self._reply(response, model, request.route)
 
     def _reply(self, response: Any, model: str, route: str) -> ModelReply:
         message = response.choices[0].message
