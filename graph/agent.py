@@ -232,7 +232,7 @@ class Agent:
                     graph_input,
                     config={
                         "configurable": {"thread_id": context.thread_id},
-                        "recursion_limit": self.services.settings.agent.max_steps * 4 + 10,
+                        "recursion_limit": self.services.settings.agent.max_steps * 6 + 10,
                     },
                     context=context,
                     stream_mode=["custom", "values"],

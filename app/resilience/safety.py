@@ -79,7 +79,7 @@ class SafetyPolicy:
         if attempt >= self.jailbreak_limit:
             reason = f"{attempt} jailbreak attempts in this conversation (the limit is {self.jailbreak_limit})"
             return Verdict(True, JAILBREAK, reason, pattern)
-        reason = f"jailbreak attempt {attempt} of {self.jailbreak_limit} allowed in this conversation"
+        reason = f"jailbreak attempt {attempt} in this conversation (attempt {self.jailbreak_limit} ends the run)"
         return Verdict(False, JAILBREAK, reason, pattern)
 
     def screen_decision(self, text: str, calls: list[ToolRequest]) -> Verdict | None:
