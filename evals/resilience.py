@@ -148,8 +148,9 @@ def workers_killed(folder: Path, *, runs: int = 40, kills: int = 3) -> Scenario:
     config = folder / "worker.toml"
     config.write_text(
         f'database_url = "{database_url}"\nscript = "{script}"\n'
-        "[agent]\nrun_wall_clock_s = 4.0\n[queue]\nlease_s = 5.0\npoll_s = 0.1\nretry_base_delay_s = 0.0\n"
-        "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 1.0\n"
+        # budgets generous enough for a loaded CI machine: this scenario is about kills, not timeouts
+        "[agent]\nrun_wall_clock_s = 8.0\n[queue]\nlease_s = 10.0\npoll_s = 0.1\nretry_base_delay_s = 0.0\n"
+        "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 5.0\n"
         # a slow outbox, so that kills land between sending an email and recording the step
         "[faults.send_email]\nlatency_after_ms = 150\n"
     )

@@ -40,6 +40,6 @@ def test_eval_resilience_json_prints_one_object_with_the_scenarios(tmp_path):
 
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["passed"] is True
+    assert report["passed"] is True, report
     figures = {key for scenario in report["scenarios"] for key in scenario}
     assert {"dead_api_backend_calls", "duplicate_side_effects", "lost_runs"} <= figures

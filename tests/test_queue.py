@@ -130,4 +130,4 @@ def test_killing_workers_mid_run_loses_no_run_and_duplicates_no_email(tmp_path):
     assert scenario.figures["duplicate_side_effects"] == 0
     assert scenario.figures["completed_without_their_email"] == 0
     assert scenario.figures["completed"] + scenario.figures["dead_lettered"] == 40
-    assert scenario.passed
+    assert scenario.passed, scenario.figures
