@@ -241,6 +241,41 @@ def dlq_requeue(
     typer.echo(f"requeued {len(moved)} run(s)")
 
 
+@cli.command()
+def budgets(
+    scope: Annotated[str, typer.Option("--scope", help="Prefix such as day:acme or session:t-1.")] = "",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Usage against the blast-radius caps, per scope (request, session, tenant day)."""
+    from app.services import prepare_database
+    from memory.ledger import LedgerStore
+
+    settings = _settings(config)
+    rows = LedgerStore(prepare_database(settings)).usage(scope)
+    caps = {"request": settings.limits.request, "session": settings.limits.session, "day": settings.limits.day}
+    report = [
+        {
+            "scope": row.scope,
+            "resource": row.resource,
+            "used": row.used,
+            "reserved": row.reserved,
+            "limit": getattr(caps[row.scope.split(":", 1)[0]], row.resource),
+        }
+        for row in rows
+    ]
+    if as_json:
+        _echo_json(report)
+        return
+    if not report:
+        typer.echo("nothing has been spent yet")
+    for line in report:
+        typer.echo(
+            f"{line['scope']:<60} {line['resource']:<13} {line['used']:>10g} used "
+            f"{line['reserved']:>8g} held / {line['limit']:g}"
+        )
+
+
 @eval_cli.command("resilience")
 def eval_resilience(as_json: JsonOption = False) -> None:
     """The seed's dead-API story, measured: how many calls reach a dead backend (target: at most 10)."""

@@ -121,6 +121,24 @@ class IdempotencySettings(Section):
     in_flight_lease_s: float = Field(gt=0)
 
 
+class Caps(Section):
+    tokens: float = Field(ge=0)
+    tool_calls: float = Field(ge=0)
+    db_mutations: float = Field(ge=0)
+    emails: float = Field(ge=0)
+    cost_usd: float = Field(ge=0)
+
+
+class LimitSettings(Section):
+    read_only: bool
+    unpriced_input_cost_per_token: float = Field(gt=0)
+    unpriced_output_cost_per_token: float = Field(gt=0)
+    reservation_ttl_s: float = Field(gt=0)
+    request: Caps
+    session: Caps
+    day: Caps
+
+
 class SafetySettings(Section):
     dangerous_tools: list[str]
     jailbreak_patterns: list[str]
@@ -167,6 +185,7 @@ class Settings(BaseSettings):
     retries: RetrySettings
     idempotency: IdempotencySettings
     safety: SafetySettings
+    limits: LimitSettings
     queue: QueueSettings
     telemetry: TelemetrySettings
     ui: UiSettings

@@ -8,6 +8,7 @@ retried, what the model is told to correct, and what a developer must fix::
     ├── StoreUnavailable       a configured durable store cannot be reached; the app refuses to run
     ├── ScriptError            the scripted provider was over- or under-consumed, or an expectation failed
     ├── CircuitOpen            a backend's breaker is open: fail fast, no call made; the gateway falls back
+    ├── BudgetExceeded         a call would cross a blast-radius cap: not made; the run stops and alerts
     ├── ModelError             a model call failed after the gateway gave up (kind says why)
     │   └── transient=True     timeouts, 5xx, 429, connection: retried, then counted by the breaker
     ├── RunDeadlineExceeded    the run's wall clock ran out; the run stops with what it has
@@ -22,6 +23,7 @@ retried, what the model is told to correct, and what a developer must fix::
 from __future__ import annotations
 
 __all__ = [
+    "BudgetExceeded",
     "CircuitOpen",
     "ConfigError",
     "FirebreakError",
@@ -61,6 +63,16 @@ class CircuitOpen(FirebreakError):
         super().__init__(f"{backend} is unavailable (circuit open); retry after {max(retry_after_s, 0):.1f}s")
         self.backend = backend
         self.retry_after_s = max(retry_after_s, 0.0)
+
+
+class BudgetExceeded(FirebreakError):
+    """A call would cross a cap of its request, session or day; it was not made."""
+
+    def __init__(self, *, scope: str, resource: str, limit: float, used: float, requested: float) -> None:
+        super().__init__(
+            f"{resource} cap of {scope} reached: {used:g} used or held of {limit:g}, this call needs {requested:g}"
+        )
+        self.scope, self.resource, self.limit, self.used, self.requested = scope, resource, limit, used, requested
 
 
 class ModelError(FirebreakError):

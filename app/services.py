@@ -15,6 +15,7 @@ from app.config import Settings
 from app.errors import StoreUnavailable
 from app.faults import FaultPlan
 from app.gateway import Gateway
+from app.limits.ledger import BlastRadius
 from app.resilience.breaker import BreakerPolicy, CircuitBreakers, Transition
 from app.resilience.retry import Guard, RetryPolicy
 from app.telemetry import Telemetry, setup_telemetry
@@ -22,6 +23,7 @@ from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets, ToolRuntime
 from memory.breakers import BreakerStore
 from memory.engine import make_engine
+from memory.ledger import LedgerStore
 from memory.migrate import is_current, upgrade
 from memory.operations import OperationLog
 from memory.runs import RunStore
@@ -39,6 +41,7 @@ class Services:
     telemetry: Telemetry
     gateway: Gateway
     breakers: CircuitBreakers
+    limits: BlastRadius
     tools: ToolRegistry
     budgets: ToolBudgets
     tool_runtime: ToolRuntime
@@ -96,18 +99,21 @@ def build_services(
         on_transition=breaker_span_event,
     )
     guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random(), sleep=sleep)
+    limits = BlastRadius(LedgerStore(engine), settings.limits, clock=clock)
     return Services(
         settings=settings,
         engine=engine,
         runs=runs,
         telemetry=telemetry,
-        gateway=Gateway(settings, telemetry, runs.record_model_call, guard, fault_plan),
+        gateway=Gateway(settings, telemetry, runs.record_model_call, guard, limits, fault_plan),
+        limits=limits,
         breakers=breakers,
         tools=tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules),
         budgets=ToolBudgets(settings.tools.class_timeouts_s, settings.tools.timeouts_s),
         tool_runtime=ToolRuntime(
             guard=guard,
             faults=fault_plan,
+            limits=limits,
             operations=OperationLog(
                 engine,
                 ttl_s=settings.idempotency.ttl_s,

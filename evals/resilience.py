@@ -134,7 +134,7 @@ async def dead_model(settings: Settings) -> Scenario:
     return Scenario("dead_model_4000_requests", passed, figures)
 
 
-def workers_killed(folder: Path, *, runs: int = 40, kills: int = 3) -> Scenario:
+def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario:
     """Queue ``runs`` runs that each send one email; SIGKILL ``kills`` workers mid-run; finish with a fresh one."""
     database_url = f"sqlite:///{folder / 'killed.db'}"
     script = folder / "email.jsonl"

@@ -18,14 +18,16 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 from opentelemetry.trace import SpanKind
 
+from app.alerts import raise_alert
 from app.config import Settings
-from app.errors import FirebreakError, RunDeadlineExceeded, ScriptError
+from app.errors import BudgetExceeded, FirebreakError, RunDeadlineExceeded, ScriptError
 from app.gateway import Usage
 from app.services import Services, build_services
 from app.telemetry import mark_error
 from graph.builder import GraphBuilder, default_builder
 from graph.state import RunContext
 from memory.checkpointer import open_checkpointer
+from memory.queue import QueueStore
 from memory.tables import Run
 
 MAX_QUESTION_CHARS = 20_000
@@ -69,6 +71,8 @@ class Token:
 def _status_for(exc: BaseException) -> str:
     if isinstance(exc, RunDeadlineExceeded):
         return "timed_out"
+    if isinstance(exc, BudgetExceeded):
+        return "budget_exceeded"
     return "failed"
 
 
@@ -177,6 +181,23 @@ class Agent:
         assert isinstance(result, RunResult)
         return result
 
+    def _budget_alert(self, context: RunContext, exc: BudgetExceeded) -> None:
+        raise_alert(
+            QueueStore(self.services.engine),
+            "budget_breach",
+            f"run {context.run_id} stopped: {exc}",
+            {
+                "run_id": context.run_id,
+                "tenant_id": context.tenant_id,
+                "scope": exc.scope,
+                "resource": exc.resource,
+                "limit": exc.limit,
+                "used": exc.used,
+                "requested": exc.requested,
+            },
+            webhook=self.services.settings.queue.alert_webhook,
+        )
+
     async def snapshot(self, run_id: str) -> dict[str, Any]:
         """The run's last checkpoint as plain data, for a dead letter: its id and the messages so far."""
         run = self.services.runs.get(run_id)
@@ -245,6 +266,8 @@ class Agent:
             except FirebreakError as exc:
                 status, error = _status_for(exc), str(exc)
                 mark_error(span, exc)
+                if isinstance(exc, BudgetExceeded):
+                    self._budget_alert(context, exc)
             except BaseException as exc:
                 # Record the run before the unexpected error propagates: nothing is lost silently.
                 mark_error(span, exc)

@@ -33,6 +33,7 @@ class IdempotencyConflict(FirebreakError):
 class Claim:
     kind: ClaimKind
     result: str | None = None
+    first: bool = True  # False when an earlier execution of this op_id already ran (and was charged)
 
 
 class OperationLog:
@@ -73,7 +74,7 @@ class OperationLog:
             existing, {**fresh, "attempts": 1 if expired else existing.attempts + 1, "result": None, "error": None}
         )
         return (
-            Claim("run")
+            Claim("run", first=expired)
             if taken
             else self.claim(op_id, tool=tool, args_hash=args_hash, tenant_id=tenant_id, run_id=run_id, now=now)
         )

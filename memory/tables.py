@@ -242,3 +242,27 @@ class Alert(SQLModel, table=True):
     message: str = Field(sa_column=Column(Text, nullable=False))
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: float = Field(index=True)
+
+
+class BudgetUsage(SQLModel, table=True):
+    """What one scope (a run, a session, a tenant's day) has used and holds reserved of one resource."""
+
+    __tablename__ = "budget_usage"
+
+    scope: str = Field(primary_key=True, max_length=256)
+    resource: str = Field(primary_key=True, max_length=32)
+    used: float = 0.0
+    reserved: float = 0.0
+    updated_at: float = 0.0
+
+
+class BudgetReservation(SQLModel, table=True):
+    """Amounts held for one call until it settles; released when its lease expires (its worker died)."""
+
+    __tablename__ = "budget_reservations"
+
+    id: str = Field(primary_key=True, max_length=36)
+    run_id: str | None = Field(default=None, index=True, max_length=36)
+    entries: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(index=True, max_length=16)  # open | settled | expired
+    expires_at: float = Field(index=True)

@@ -45,6 +45,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             engine=services.engine,
             settings=services.settings,
             op_id=op_id_for(ctx.run_id, step, index, name),
+            thread_id=ctx.thread_id,
         )
         with services.telemetry.tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL) as span:
             span.set_attributes(

@@ -149,3 +149,19 @@ def test_doctor_names_the_missing_provider_key(tmp_path):
 
     assert result.returncode == 1
     assert "FAIL  model openai/gpt-4o-mini" in result.stdout and "set OPENAI_API_KEY" in result.stdout
+
+
+def test_budgets_lists_usage_against_the_caps(tmp_path, write_script):
+    env = {
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_SCRIPT": write_script(
+            {"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "refund"}}]}, {"text": "30 days."}
+        ),
+    }
+    assert firebreak("ask", "--model", "scripted/demo", "--tenant", "acme", "Refunds?", env=env).returncode == 0
+    result = firebreak("budgets", "--scope", "day:acme", "--json", env=env)
+
+    assert result.returncode == 0, result.stderr
+    rows = {row["resource"]: row for row in json.loads(result.stdout)}
+    assert rows["tool_calls"]["used"] == 1 and rows["tool_calls"]["limit"] == 500
+    assert rows["tokens"]["used"] > 0 and rows["tokens"]["reserved"] == 0

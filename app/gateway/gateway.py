@@ -9,10 +9,11 @@ draw; see docs/decisions/0003-gateway-walks-fallbacks.md.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import litellm
@@ -26,6 +27,7 @@ from app.gateway.provider_errors import model_error, provider_exception
 from app.gateway.script import Script
 from app.gateway.scripted import PROVIDER as SCRIPTED
 from app.gateway.scripted import register_scripted_provider, script_handle
+from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
 from memory.tables import ModelCall
@@ -74,6 +76,25 @@ class CallContext:
 
 
 @dataclass(frozen=True)
+class Prices:
+    """USD per token; ``known`` is False when the configured worst-case price stands in."""
+
+    input_per_token: float
+    output_per_token: float
+    known: bool
+
+    def cost(self, input_tokens: float, output_tokens: float) -> float:
+        return input_tokens * self.input_per_token + output_tokens * self.output_per_token
+
+
+def estimate_prompt_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
+    """A high-leaning estimate of prompt tokens (3 characters each, plus framing per message), used only to
+    reserve budget before a call; the settled figure is the provider's own count."""
+    text = json.dumps(messages, default=str) + (json.dumps(tools) if tools else "")
+    return len(text) // 3 + 8 * len(messages)
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     """One chat call as the gateway received it; every attempt and fallback works on the same request."""
 
@@ -100,10 +121,12 @@ class Gateway:
         telemetry: Telemetry,
         record_call: Callable[[ModelCall], None],
         guard: Guard,
+        limits: BlastRadius,
         faults: FaultPlan | None = None,
     ) -> None:
         self.settings = settings
         self.guard = guard
+        self.limits = limits
         self.telemetry = telemetry
         self._record_call = record_call
         self._faults = faults or FaultPlan(settings.faults)
@@ -228,6 +251,16 @@ class Gateway:
     ) -> ModelReply:
         route, route_settings, context = request.route, request.settings, request.context
         router = self._router_for(model)
+        prices = self._prices(model)
+        # The worst case is held before the call: a call that could cross a cap is never made.
+        worst_input = estimate_prompt_tokens(request.messages, request.tools)
+        reservation = self.limits.reserve(
+            Scope(context.run_id, context.thread_id, context.tenant_id),
+            {
+                "tokens": worst_input + route_settings.max_output_tokens,
+                "cost_usd": prices.cost(worst_input, route_settings.max_output_tokens),
+            },
+        )
         tracer = self.telemetry.tracer
         with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
             span.set_attributes(
@@ -255,10 +288,24 @@ class Gateway:
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
+                self.limits.settle(reservation, {})
                 error = self._model_error(exc, model, timeout_s)
                 mark_error(span, error)
                 self._audit(context, route, model, started, Usage(), status="error", error_kind=error.kind)
                 raise error from None
+            if not prices.known:
+                # Unpriced usage is charged at the configured worst-case price, and flagged, never free.
+                reply = replace(
+                    reply,
+                    usage=replace(
+                        reply.usage, cost_usd=prices.cost(reply.usage.input_tokens, reply.usage.output_tokens)
+                    ),
+                )
+                span.set_attribute("firebreak.cost_unpriced", True)
+            self.limits.settle(
+                reservation,
+                {"tokens": reply.usage.input_tokens + reply.usage.output_tokens, "cost_usd": reply.usage.cost_usd},
+            )
             span.set_attributes(
                 {
                     "gen_ai.response.model": reply.model,
@@ -275,6 +322,17 @@ class Gateway:
             )
             self._audit(context, route, model, started, reply.usage, status="ok", error_kind=None)
             return reply
+
+    def _prices(self, model: str) -> Prices:
+        try:
+            info: dict[str, Any] = dict(litellm.get_model_info(model))
+        except Exception:  # LiteLLM raises a bare Exception for models it cannot price
+            info = {}
+        pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+        if pin is None or pout is None:
+            limits = self.settings.limits
+            return Prices(limits.unpriced_input_cost_per_token, limits.unpriced_output_cost_per_token, known=False)
+        return Prices(float(pin), float(pout), known=True)
 
     def _model_error(self, exc: BaseException, model: str, timeout_s: float) -> ModelError:
         # A broken script is the test's verdict, not an outage: never let a fallback hide it.

@@ -27,6 +27,7 @@ from graph.agent import Agent, RunResult
 from memory.queue import QueueStore
 from memory.tables import DeadLetter, QueuedRun
 
+# A budget breach is a decision, not an outage: retrying it would only spend more.
 RETRYABLE = frozenset({"failed", "timed_out"})
 
 

@@ -93,7 +93,7 @@ def update_order(
         return {"order_id": order_id, "previous_status": previous, "status": status}
 
 
-@tool(kind="write", cost_class="db")
+@tool(kind="write", cost_class="db", consumes={"emails": 1})
 def send_email(
     to: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Recipient address")],
     subject: Annotated[str, Field(min_length=1, max_length=200)],

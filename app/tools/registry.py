@@ -31,7 +31,8 @@ class ToolContext:
     user_id: str
     engine: Engine
     settings: Any = field(repr=False)
-    op_id: str | None = None  # set for write tools: use it as the dedup key of the side effect
+    op_id: str | None = None
+    thread_id: str | None = None  # set for write tools: use it as the dedup key of the side effect
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Tool:
     cost_class: CostClass
     timeout_s: float | None
     retries: int | None  # attempts for transient failures; None uses [retries] attempts
+    consumes: dict[str, float]  # blast-radius resources one call uses, besides one tool call
     args_model: type[BaseModel]
     fn: Callable[..., Any]
     context_param: str | None
@@ -99,12 +101,15 @@ def tool(
     cost_class: CostClass = "external_api",
     timeout_s: float | None = None,
     retries: int | None = None,
+    consumes: dict[str, float] | None = None,
     name: str | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Declare a tool. Its docstring is the description; its annotated parameters are the schema.
 
     ``timeout_s`` overrides the budget of its ``cost_class``; ``[tools.timeouts_s]`` overrides both.
     ``retries`` is the number of attempts on transient failures (default: ``[retries] attempts``).
+    ``consumes`` names the blast-radius resources a call uses (default: a write to the database is one
+    ``db_mutations``); every call also counts one ``tool_calls``.
     """
 
     def declare(fn: Callable[..., Any]) -> Tool:
@@ -129,12 +134,17 @@ def tool(
             cost_class=cost_class,
             timeout_s=timeout_s,
             retries=retries,
+            consumes=consumes if consumes is not None else default_consumption(kind, cost_class),
             args_model=model,
             fn=fn,
             context_param=context_param,
         )
 
     return declare
+
+
+def default_consumption(kind: ToolKind, cost_class: CostClass) -> dict[str, float]:
+    return {"db_mutations": 1.0} if kind == "write" and cost_class == "db" else {}
 
 
 class ToolRegistry:

@@ -19,8 +19,9 @@ from typing import Any
 from opentelemetry import trace
 from pydantic import BaseModel
 
-from app.errors import ToolError, ToolFailed, ToolTimeout, ToolUnavailable
+from app.errors import CircuitOpen, ToolError, ToolFailed, ToolTimeout, ToolUnavailable
 from app.faults import Fault, FaultPlan
+from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.tools.registry import Tool, ToolContext
 from memory.operations import OperationLog
@@ -35,6 +36,7 @@ class ToolRuntime:
     guard: Guard
     faults: FaultPlan
     operations: OperationLog
+    limits: BlastRadius
     max_result_chars: int
     clock: Callable[[], float] = time.time
 
@@ -173,13 +175,35 @@ async def run_tool(
         )
         return render_result(result, runtime.max_result_chars)
 
+    async def spent(charge: bool = True) -> str:
+        """The call inside its blast-radius reservation: held before, settled after."""
+        amounts = {"tool_calls": 1.0, **item.consumes} if charge else {}
+        reservation = runtime.limits.reserve(Scope(context.run_id, context.thread_id, context.tenant_id), amounts)
+        try:
+            output = await guarded()
+        except CircuitOpen:
+            runtime.limits.settle(reservation, {})  # refused before any call: nothing was spent
+            raise
+        except BaseException:
+            runtime.limits.settle(reservation, amounts)
+            raise
+        runtime.limits.settle(reservation, amounts)
+        return output
+
     if item.kind == "read":
-        return await guarded()
-    return await _once(item, arguments, context, runtime, guarded)
+        return await spent()
+    if runtime.limits.settings.read_only:
+        raise ToolFailed(f"{item.name} is a write tool and this environment is read-only", tool=item.name)
+    # A replay of a completed write spends nothing: only an execution reserves budget.
+    return await _once(item, arguments, context, runtime, spent)
 
 
 async def _once(
-    item: Tool, arguments: BaseModel, context: ToolContext, runtime: ToolRuntime, run: Callable[[], Awaitable[str]]
+    item: Tool,
+    arguments: BaseModel,
+    context: ToolContext,
+    runtime: ToolRuntime,
+    run: Callable[[bool], Awaitable[str]],
 ) -> str:
     """Run a write at most once per op_id; a timeout leaves its outcome *unknown* for a retry to settle."""
     if context.op_id is None:
@@ -199,7 +223,8 @@ async def _once(
     if claim.kind == "in_progress":
         raise ToolFailed(f"operation {op_id} ({item.name}) is already in progress; wait for it", tool=item.name)
     try:
-        output = await run()
+        # Only the first execution of an op_id is charged: a retry settles the same operation.
+        output = await run(claim.first)
     except ToolTimeout as exc:
         operations.finish(op_id, "unknown", error=str(exc), now=runtime.clock())
         raise

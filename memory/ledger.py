@@ -1,0 +1,152 @@
+"""Storage for blast-radius budgets: usage per scope and resource, and open reservations.
+
+A reservation is one transaction of conditional updates, ``reserved + :amount``
+only ``WHERE used + reserved + :amount <= :limit``, in a fixed row order (no
+deadlocks between workers). If any row refuses, nothing is reserved. So any
+number of concurrent callers can never together exceed a cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from memory.tables import BudgetReservation, BudgetUsage, table_of
+from memory.upsert import insert_ignore
+
+USAGE = table_of(BudgetUsage)
+RESERVATIONS = table_of(BudgetReservation)
+
+
+@dataclass(frozen=True)
+class Entry:
+    scope: str
+    resource: str
+    amount: float
+    limit: float
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The first cap a reservation would have crossed."""
+
+    entry: Entry
+    used: float
+    reserved: float
+
+
+class _Refused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+
+
+class LedgerStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def reserve(
+        self, reservation_id: str, run_id: str | None, entries: list[Entry], *, expires_at: float, now: float
+    ) -> Refusal | None:
+        """Hold every amount or none; ``None`` when the reservation was taken."""
+        ordered = sorted(entries, key=lambda e: (e.scope, e.resource))
+        try:
+            self._hold(reservation_id, run_id, ordered, expires_at=expires_at, now=now)
+        except _Refused as refused:  # the transaction rolled back: nothing is held
+            return refused.refusal
+        return None
+
+    def _hold(
+        self, reservation_id: str, run_id: str | None, ordered: list[Entry], *, expires_at: float, now: float
+    ) -> None:
+        with self.engine.begin() as connection:
+            for entry in ordered:
+                insert_ignore(
+                    connection,
+                    USAGE,
+                    {"scope": entry.scope, "resource": entry.resource, "used": 0.0, "reserved": 0.0, "updated_at": now},
+                )
+            for entry in ordered:
+                taken = connection.execute(
+                    update(USAGE)
+                    .where(
+                        USAGE.c.scope == entry.scope,
+                        USAGE.c.resource == entry.resource,
+                        USAGE.c.used + USAGE.c.reserved + entry.amount <= entry.limit,
+                    )
+                    .values(reserved=USAGE.c.reserved + entry.amount, updated_at=now)
+                ).rowcount
+                if taken != 1:
+                    raise _Refused(self._refusal(connection, entry))
+            connection.execute(
+                RESERVATIONS.insert().values(
+                    id=reservation_id,
+                    run_id=run_id,
+                    status="open",
+                    expires_at=expires_at,
+                    entries=[{"scope": e.scope, "resource": e.resource, "amount": e.amount} for e in ordered],
+                )
+            )
+
+    def settle(self, reservation_id: str, actual: dict[str, float], *, now: float) -> None:
+        """Turn a reservation into real usage (``actual`` per resource; missing resources used nothing)."""
+        with self.engine.begin() as connection:
+            row = connection.execute(select(RESERVATIONS).where(RESERVATIONS.c.id == reservation_id)).one()
+            still_held = self._close(connection, reservation_id, "settled")
+            for entry in row.entries:
+                values = {"used": USAGE.c.used + actual.get(entry["resource"], 0.0), "updated_at": now}
+                if still_held:
+                    values["reserved"] = USAGE.c.reserved - entry["amount"]
+                connection.execute(
+                    update(USAGE)
+                    .where(USAGE.c.scope == entry["scope"], USAGE.c.resource == entry["resource"])
+                    .values(**values)
+                )
+
+    def release_expired(self, now: float) -> int:
+        """Give back what dead workers held; returns how many reservations were released."""
+        with self.engine.begin() as connection:
+            stale = connection.execute(
+                select(RESERVATIONS).where(RESERVATIONS.c.status == "open", RESERVATIONS.c.expires_at < now)
+            ).all()
+            released = 0
+            for row in stale:
+                if not self._close(connection, row.id, "expired"):
+                    continue
+                released += 1
+                for entry in row.entries:
+                    connection.execute(
+                        update(USAGE)
+                        .where(USAGE.c.scope == entry["scope"], USAGE.c.resource == entry["resource"])
+                        .values(reserved=USAGE.c.reserved - entry["amount"], updated_at=now)
+                    )
+        return released
+
+    def usage(self, scope_prefix: str = "") -> Sequence[BudgetUsage]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(USAGE).where(USAGE.c.scope.startswith(scope_prefix)).order_by(USAGE.c.scope, USAGE.c.resource)
+            ).all()
+        return [BudgetUsage(**row._mapping) for row in rows]
+
+    @staticmethod
+    def _close(connection: Connection, reservation_id: str, status: str) -> bool:
+        return (
+            connection.execute(
+                update(RESERVATIONS)
+                .where(RESERVATIONS.c.id == reservation_id, RESERVATIONS.c.status == "open")
+                .values(status=status)
+            ).rowcount
+            == 1
+        )
+
+    @staticmethod
+    def _refusal(connection: Connection, entry: Entry) -> Refusal:
+        row = connection.execute(
+            select(USAGE.c.used, USAGE.c.reserved).where(
+                USAGE.c.scope == entry.scope, USAGE.c.resource == entry.resource
+            )
+        ).one()
+        return Refusal(entry, float(row.used), float(row.reserved))
