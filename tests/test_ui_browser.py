@@ -1,5 +1,6 @@
 """The UI in a real browser: a scripted run streams into the chat, its trace opens in the Traces tab,
-and the Resilience tab shows the breakers its model and tool calls went through; a run a real worker
+and the Resilience tab shows the breakers its model and tool calls went through and the budget it spent; a
+run a real worker
 dead-lettered shows in the Runs & DLQ tab, with its detail, and is requeued from there.
 
 Nothing of Firebreak is mocked: the UI serves a real Agent on a temporary SQLite database, and the
@@ -73,14 +74,18 @@ def serve(settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def ui_url(sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]) -> Iterator[str]:
+def chat_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, Settings]]:
+    """The UI on an empty database, answering with one ``sql_lookup`` call: (url, its settings)."""
     script = write_script(
         {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 42}}]},
         # The expectation proves the real tool's result reached the model.
         {"expect": "USB-C dock", "text": "Order 42 is a USB-C dock and it has shipped."},
     )
-    with serve(ui_settings(make_settings, sqlite_url, script)) as url:
-        yield url
+    settings = ui_settings(make_settings, sqlite_url, script)
+    with serve(settings) as url:
+        yield url, settings
 
 
 async def dead_letter_runs(settings: Settings, *questions: str) -> list[str]:
@@ -137,7 +142,18 @@ def expect_closed_breakers(page: Page) -> None:
     expect(page.locator("#breaker-transitions-view")).to_contain_text("No transitions yet.", timeout=TIMEOUT_MS)
 
 
-def test_chat_streams_an_answer_links_to_its_trace_and_shows_its_breakers(ui_url: str, browser: Browser) -> None:
+def expect_tool_call_spent(page: Page, tenant: str) -> None:
+    """The run's one tool call is used (settled, nothing held) in its tenant's day, under the day cap."""
+    row = page.locator(f'#budgets-view .budget-row[data-scope^="day:{tenant}:"][data-resource="tool_calls"]')
+    expect(row).to_be_visible(timeout=TIMEOUT_MS)
+    expect(row.locator(".budget-used")).to_have_text("1")
+    expect(row.locator(".budget-held")).to_have_text("0")
+
+
+def test_chat_streams_an_answer_links_to_its_trace_and_shows_its_breakers_and_budgets(
+    chat_ui: tuple[str, Settings], browser: Browser
+) -> None:
+    ui_url, settings = chat_ui
     page = browser.new_page()
     page.goto(ui_url)
     page.locator("#question textarea").fill("Where is order 42?")
@@ -164,6 +180,7 @@ def test_chat_streams_an_answer_links_to_its_trace_and_shows_its_breakers(ui_url
 
     # Every model and tool call went through its breaker, and a healthy run leaves both closed.
     expect_closed_breakers(page)
+    expect_tool_call_spent(page, settings.identity.default_tenant)
     page.close()
 
 

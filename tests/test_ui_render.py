@@ -6,8 +6,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from app.config import Caps
 from app.traces import TraceLine
-from memory.tables import Alert, Breaker, BreakerTransition, DeadLetter, Run
+from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Run
 from ui import render
 
 
@@ -189,6 +190,113 @@ def test_transitions_html_explains_an_empty_log_and_escapes_reasons() -> None:
     html = render.transitions_html([transition("tool:x", "closed", "open", NOW, "<script>boom</script>")])
     assert "<script>" not in html
     assert "&lt;script&gt;boom&lt;/script&gt;" in html
+
+
+def caps(tokens: float, tool_calls: float, cost_usd: float) -> Caps:
+    return Caps(tokens=tokens, tool_calls=tool_calls, db_mutations=5, emails=1, cost_usd=cost_usd)
+
+
+LIMITS: dict[str, object] = {
+    "request": caps(8000, 10, 0.5),
+    "session": caps(50000, 50, 5.0),
+    "day": caps(500000, 500, 50.0),
+}
+
+
+def usage(scope: str, resource: str, used: float, reserved: float = 0.0, updated_at: float = NOW) -> BudgetUsage:
+    return BudgetUsage(scope=scope, resource=resource, used=used, reserved=reserved, updated_at=updated_at)
+
+
+def budget_rows(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'<tr class="budget-row" data-scope="([^"]+)" data-resource="([^"]+)"', html)
+
+
+def budget_row(html: str, scope: str, resource: str) -> str:
+    match = re.search(
+        rf'<tr class="budget-row" data-scope="{re.escape(scope)}" data-resource="{resource}".*?</tr>', html
+    )
+    assert match is not None
+    return match.group(0)
+
+
+def test_budgets_html_groups_tenant_days_then_sessions_then_requests() -> None:
+    rows = [
+        usage("request:run-1", "tokens", 120, updated_at=NOW),
+        usage("session:thread-1", "tool_calls", 1, updated_at=NOW - 10),
+        usage("day:acme:2025-03-13", "tokens", 900, updated_at=NOW - 86400),
+        usage("day:acme:2025-03-14", "tool_calls", 1, updated_at=NOW),
+        usage("day:acme:2025-03-14", "tokens", 120, updated_at=NOW),
+        usage("session:thread-2", "tokens", 40, updated_at=NOW - 5),
+    ]
+    html = render.budgets_html(rows, LIMITS)
+    assert re.findall(r'<tbody class="budget-scope" data-scope="([^"]+)">', html) == [
+        "day:acme:2025-03-14",
+        "day:acme:2025-03-13",
+        "session:thread-2",
+        "session:thread-1",
+        "request:run-1",
+    ]
+    # Within a scope the resources keep the ledger's order: tokens before tool calls.
+    assert budget_rows(html)[:2] == [("day:acme:2025-03-14", "tokens"), ("day:acme:2025-03-14", "tool_calls")]
+    assert '<span class="budget-kind">tenant day</span>' in html
+
+
+def test_budgets_html_shows_only_the_most_recently_updated_scopes() -> None:
+    rows = [usage(f"request:run-{n}", "tokens", 1, updated_at=NOW + n) for n in range(render.RECENT_SCOPES + 5)]
+    html = render.budgets_html(rows, LIMITS)
+    shown = {scope for scope, _ in budget_rows(html)}
+    assert len(shown) == render.RECENT_SCOPES
+    assert "request:run-4" not in shown and "request:run-5" in shown
+    assert f"The {render.RECENT_SCOPES} most recently updated of {render.RECENT_SCOPES + 5} scopes." in html
+
+
+def test_budgets_html_draws_used_plus_held_against_the_limit() -> None:
+    html = render.budgets_html(
+        [
+            usage("request:run-1", "tool_calls", 2, reserved=1),
+            usage("session:thread-1", "tokens", 41000, reserved=500),
+        ],
+        LIMITS,
+    )
+    row = budget_row(html, "request:run-1", "tool_calls")
+    assert '<td class="number budget-used">2</td>' in row
+    assert '<td class="number budget-held">1</td>' in row
+    assert '<td class="number budget-limit">10</td>' in row
+    assert 'style="width:30.0%"' in row and ">30.0%<" in row
+    assert 'data-level="ok"' in row
+    session = budget_row(html, "session:thread-1", "tokens")
+    assert ">41,000<" in session and ">50,000<" in session and ">83.0%<" in session
+    assert 'data-level="high"' in session
+    # Past a cap (a cap lowered after the spending), the bar stops at its end and the percent says by how much.
+    over_html = render.budgets_html([usage("request:run-2", "tool_calls", 12, reserved=3)], LIMITS)
+    over = budget_row(over_html, "request:run-2", "tool_calls")
+    assert 'style="width:100.0%"' in over and ">150.0%<" in over and 'data-level="full"' in over
+    # A zero cap leaves no headroom at all, whatever was spent.
+    no_emails = {"request": Caps(tokens=1, tool_calls=1, db_mutations=0, emails=0, cost_usd=1)}
+    zero = budget_row(render.budgets_html([usage("request:run-3", "emails", 0)], no_emails), "request:run-3", "emails")
+    assert ">100.0%<" in zero and 'data-level="full"' in zero
+
+
+def test_budgets_html_shows_cost_as_dollars_with_four_places() -> None:
+    html = render.budgets_html([usage("request:run-1", "cost_usd", 0.000169, reserved=0.0125)], LIMITS)
+    row = budget_row(html, "request:run-1", "cost_usd")
+    assert '<td class="number budget-used">$0.0002</td>' in row
+    assert '<td class="number budget-held">$0.0125</td>' in row
+    assert '<td class="number budget-limit">$0.5000</td>' in row
+
+
+def test_budgets_html_explains_an_empty_ledger_and_uncapped_rows() -> None:
+    assert "Nothing has been spent yet." in render.budgets_html([], LIMITS)
+    html = render.budgets_html([usage("request:run-1", "tokens", 5)], {})
+    row = budget_row(html, "request:run-1", "tokens")
+    assert '<td class="number budget-limit">—</td>' in row and "no cap" in row and "budget-bar" not in row
+
+
+def test_budgets_html_escapes_scope_names() -> None:
+    html = render.budgets_html([usage('session:<b>"x"</b>', "tokens", 1)], LIMITS)
+    assert "<b>" not in html
+    assert 'data-scope="session:&lt;b&gt;&quot;x&quot;&lt;/b&gt;"' in html
+    assert "<code>session:&lt;b&gt;&quot;x&quot;&lt;/b&gt;</code>" in html
 
 
 def dead_letter(**overrides: Any) -> DeadLetter:

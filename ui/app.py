@@ -1,5 +1,6 @@
 """The Gradio UI: a streaming chat with threads, a Traces tab that draws each run's span tree,
-a Resilience tab that shows every backend's circuit breaker and its recent transitions, and a
+a Resilience tab that shows every backend's circuit breaker, its recent transitions and the
+blast-radius budgets (usage against the caps per request, session and tenant day), and a
 Runs & DLQ tab with the run queue's counts, recent runs, the dead-letter queue (to inspect and
 requeue) and recent alerts.
 
@@ -161,12 +162,18 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     async def view_run(run_id: str) -> str:
         return await _trace_view(slot, run_id)
 
-    async def breaker_views() -> tuple[str, str]:
-        """Every breaker with its state, and the latest transitions, newest first."""
-        store = (await _services(slot)).breakers.store
+    async def resilience_views() -> tuple[str, str, str]:
+        """Every breaker with its state, the latest transitions (newest first), and the budgets' usage."""
+        services = await _services(slot)
+        store = services.breakers.store
+        limits = services.settings.limits
         return (
             render.breakers_html(store.all(), time.time()),
             render.transitions_html(store.transitions(limit=RECENT_TRANSITIONS)),
+            render.budgets_html(
+                services.limits.store.usage(),
+                {"request": limits.request, "session": limits.session, "day": limits.day},
+            ),
         )
 
     async def queue_views(selected: str | None) -> tuple[Any, ...]:
@@ -250,6 +257,10 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 transitions_view = gr.HTML(
                     render.transitions_html([]), css_template=render.BREAKER_CSS, elem_id="breaker-transitions-view"
                 )
+                gr.Markdown("### Budgets")
+                budgets_view = gr.HTML(
+                    render.budgets_html([], {}), css_template=render.BUDGET_CSS, elem_id="budgets-view"
+                )
             with gr.Tab("Runs & DLQ", id=QUEUE_TAB, elem_id="queue-tab") as queue_tab:
                 refresh_queue_btn = gr.Button("Refresh", elem_id="refresh-queue")
                 gr.Markdown("### Run queue")
@@ -287,10 +298,10 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         run_box.submit(view_run, run_box, trace_view)
         view_btn.click(view_run, run_box, trace_view)
         demo.load(on_load, None, [tabs, run_box, trace_view, runs_list])
-        breaker_outputs = [breakers_view, transitions_view]
-        refresh_breakers_btn.click(breaker_views, None, breaker_outputs)
-        resilience_tab.select(breaker_views, None, breaker_outputs)
-        demo.load(breaker_views, None, breaker_outputs)
+        resilience_outputs = [breakers_view, transitions_view, budgets_view]
+        refresh_breakers_btn.click(resilience_views, None, resilience_outputs)
+        resilience_tab.select(resilience_views, None, resilience_outputs)
+        demo.load(resilience_views, None, resilience_outputs)
         queue_outputs = [
             counts_view,
             queue_runs_view,

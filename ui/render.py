@@ -1,5 +1,5 @@
-"""Pure rendering helpers for the UI: chat messages, the trace waterfall, the breakers, the run queue and
-its dead letters as Markdown/HTML.
+"""Pure rendering helpers for the UI: chat messages, the trace waterfall, the breakers, the blast-radius
+budgets, the run queue and its dead letters as Markdown/HTML.
 
 Nothing here touches Gradio or the database, so every function is testable on plain values.
 """
@@ -14,8 +14,9 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from app.limits.ledger import RESOURCES
 from app.traces import TraceLine
-from memory.tables import Alert, Breaker, BreakerTransition, DeadLetter, Run
+from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Run
 
 QUESTION_PREFIX_CHARS = 48
 REASON_PREFIX_CHARS = 120
@@ -63,6 +64,30 @@ BREAKER_CSS = (
 .breaker-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 .breaker-badge { display: inline-block; padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 0.85em;
                  font-weight: 600; white-space: nowrap; }
+"""
+)
+
+# Scope kinds in the order the budgets panel groups them: the tenant's day, then sessions, then requests.
+SCOPE_KINDS = ("day", "session", "request")
+SCOPE_KIND_LABELS = {"day": "tenant day", "session": "session", "request": "request"}
+RECENT_SCOPES = 30
+BUDGET_HIGH_PERCENT = 80.0
+
+BUDGET_CSS = (
+    TABLE_CSS
+    + """
+.budget-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
+.budget-note { color: var(--body-text-color-subdued); font-size: 0.85em; margin-bottom: 4px; }
+tr.budget-scope-head th { padding-top: 12px; color: var(--body-text-color); font-weight: 400; }
+.budget-kind { display: inline-block; padding: 1px 8px; margin-right: 6px; border-radius: 9px; font-size: 0.85em;
+               font-weight: 600; background: var(--background-fill-secondary); }
+.budget-updated { color: var(--body-text-color-subdued); font-size: 0.85em; margin-left: 6px; }
+.budget-track { display: inline-block; width: 160px; height: 10px; vertical-align: middle; overflow: hidden;
+                background: var(--background-fill-secondary); border-radius: 2px; }
+.budget-bar { display: block; height: 100%; background: #15803d; border-radius: 2px; }
+.budget-row[data-level="high"] .budget-bar { background: #b45309; }
+.budget-row[data-level="full"] .budget-bar { background: #b91c1c; }
+.budget-percent { margin-left: 8px; font-family: var(--font-mono); font-size: 0.85em; }
 """
 )
 
@@ -260,6 +285,100 @@ def transitions_html(rows: Sequence[BreakerTransition]) -> str:
 def date_time(at: float) -> str:
     """Epoch seconds as a UTC date and time, for rows that may be days old."""
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def scope_kind(scope: str) -> str:
+    """``day``, ``session`` or ``request``: a ledger scope's prefix before its first colon."""
+    return scope.split(":", 1)[0]
+
+
+def budget_amount(resource: str, value: float) -> str:
+    """Dollars with 4 places for cost; whole counts with separators; anything fractional with 2 places."""
+    if resource == "cost_usd":
+        return f"${value:.4f}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def budget_percent(spent: float, limit: float) -> float:
+    """How much of ``limit`` is used or held; a zero cap has no headroom at all, so it is full."""
+    return 100 * spent / limit if limit > 0 else 100.0
+
+
+def _budget_row(row: BudgetUsage, limit: float | None) -> str:
+    spent = row.used + row.reserved
+    if limit is None:
+        level, limit_text, usage = "uncapped", "—", '<span class="budget-percent">no cap</span>'
+    else:
+        percent = budget_percent(spent, limit)
+        level = "full" if percent >= 100 else "high" if percent >= BUDGET_HIGH_PERCENT else "ok"
+        limit_text = budget_amount(row.resource, limit)
+        usage = (
+            f'<span class="budget-track"><span class="budget-bar" style="width:{min(percent, 100.0):.1f}%"></span>'
+            f'</span><span class="budget-percent">{percent:.1f}%</span>'
+        )
+    return (
+        f'<tr class="budget-row" data-scope="{escape(row.scope)}" data-resource="{escape(row.resource)}" '
+        f'data-level="{level}">'
+        f'<td class="mono">{escape(row.resource)}</td>'
+        f'<td class="number budget-used">{budget_amount(row.resource, row.used)}</td>'
+        f'<td class="number budget-held">{budget_amount(row.resource, row.reserved)}</td>'
+        f'<td class="number budget-limit">{limit_text}</td>'
+        f'<td class="budget-usage">{usage}</td>'
+        "</tr>"
+    )
+
+
+def _resource_order(row: BudgetUsage) -> tuple[int, str]:
+    known = RESOURCES.index(row.resource) if row.resource in RESOURCES else len(RESOURCES)
+    return known, row.resource
+
+
+def _kind_order(kind: str) -> int:
+    return SCOPE_KINDS.index(kind) if kind in SCOPE_KINDS else len(SCOPE_KINDS)
+
+
+def _cap(caps: object, resource: str) -> float | None:
+    limit = getattr(caps, resource, None)
+    return None if limit is None else float(limit)
+
+
+def _budget_scope(scope: str, rows: Sequence[BudgetUsage], updated: float, limits_by_kind: Mapping[str, object]) -> str:
+    kind = scope_kind(scope)
+    caps = limits_by_kind.get(kind)
+    body = "".join(_budget_row(row, _cap(caps, row.resource)) for row in sorted(rows, key=_resource_order))
+    return (
+        f'<tbody class="budget-scope" data-scope="{escape(scope)}">'
+        f'<tr class="budget-scope-head"><th colspan="5">'
+        f'<span class="budget-kind">{escape(SCOPE_KIND_LABELS.get(kind, kind))}</span>'
+        f'<code>{escape(scope)}</code><span class="budget-updated">updated {date_time(updated)} UTC</span>'
+        f"</th></tr>{body}</tbody>"
+    )
+
+
+def budgets_html(rows: Sequence[BudgetUsage], limits_by_kind: Mapping[str, object]) -> str:
+    """Usage against the caps of the most recently updated scopes: tenant days, then sessions, then requests.
+
+    ``limits_by_kind`` maps a scope kind to its caps (an object with one attribute per resource); a row
+    whose kind or resource has no cap shows "no cap" instead of a bar.
+    """
+    if not rows:
+        return '<div class="budget-empty">Nothing has been spent yet.</div>'
+    by_scope: dict[str, list[BudgetUsage]] = {}
+    for row in rows:
+        by_scope.setdefault(row.scope, []).append(row)
+    updated = {scope: max(row.updated_at for row in scope_rows) for scope, scope_rows in by_scope.items()}
+    recent = sorted(by_scope, key=lambda scope: updated[scope], reverse=True)[:RECENT_SCOPES]
+    shown = sorted(recent, key=lambda scope: (_kind_order(scope_kind(scope)), -updated[scope], scope))
+    note = (
+        f'<div class="budget-note">The {RECENT_SCOPES} most recently updated of {len(by_scope)} scopes.</div>'
+        if len(by_scope) > RECENT_SCOPES
+        else ""
+    )
+    body = "".join(_budget_scope(scope, by_scope[scope], updated[scope], limits_by_kind) for scope in shown)
+    return (
+        f'{note}<table class="budgets"><thead><tr><th>Resource</th><th>Used</th><th>Held</th><th>Limit</th>'
+        f"<th>Used + held of limit</th></tr></thead>{body}</table>"
+    )
 
 
 def _value_text(value: Any) -> str:
