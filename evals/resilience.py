@@ -151,6 +151,8 @@ def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario
         # budgets generous enough for a loaded CI machine: this scenario is about kills, not timeouts
         "[agent]\nrun_wall_clock_s = 8.0\n[queue]\nlease_s = 10.0\npoll_s = 0.1\nretry_base_delay_s = 0.0\n"
         "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 5.0\n"
+        # one tenant sends an email per run: lift its daily caps, which have their own tests
+        "[limits.day]\ntokens = 1e9\ntool_calls = 1e6\ndb_mutations = 1e6\nemails = 1e6\ncost_usd = 1e6\n"
         # a slow outbox, so that kills land between sending an email and recording the step
         "[faults.send_email]\nlatency_after_ms = 150\n"
     )

@@ -68,6 +68,16 @@ class Token:
     text: str
 
 
+def _fresh_input(question: str) -> dict[str, Any]:
+    return {
+        "messages": [HumanMessage(content=question)],
+        "steps": 0,
+        "status": "running",
+        "answer": "",
+        "stop_detail": "",
+    }
+
+
 def _status_for(exc: BaseException) -> str:
     if isinstance(exc, RunDeadlineExceeded):
         return "timed_out"
@@ -159,14 +169,7 @@ class Agent:
             question=question,
         )
         self.services.runs.start(run)
-        fresh = {
-            "messages": [HumanMessage(content=question)],
-            "steps": 0,
-            "status": "running",
-            "answer": "",
-            "stop_detail": "",
-        }
-        async for item in self._execute(self._context(run, stream_tokens), fresh):
+        async for item in self._execute(self._context(run, stream_tokens), _fresh_input(question)):
             yield item
 
     async def resume(self, run_id: str) -> RunResult:
@@ -174,9 +177,29 @@ class Agent:
         run = self.services.runs.get(run_id)
         if run is None:
             raise FirebreakError(f"no run {run_id!r} to resume")
+        state = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        graph_input: dict[str, Any] | None = None
+        if state.metadata is None or state.metadata.get("run_id") != run_id:
+            # The run died before its first checkpoint: start it (same run id) from its question.
+            graph_input = _fresh_input(run.question)
+        elif not state.next:
+            # The graph finished; only recording the outcome was lost. Record it, run nothing again.
+            values = state.values
+            record = self.services.runs.finish(
+                run_id, status=values.get("status", "failed"), answer=values.get("answer")
+            )
+            return RunResult(
+                run_id,
+                run.thread_id,
+                record.status,
+                record.answer,
+                record.trace_id,
+                Usage(record.input_tokens, record.output_tokens, record.cost_usd),
+                record.error,
+            )
         self.services.runs.restart(run_id)
         result = None
-        async for item in self._execute(self._context(run, stream_tokens=False), None):
+        async for item in self._execute(self._context(run, stream_tokens=False), graph_input):
             result = item
         assert isinstance(result, RunResult)
         return result
@@ -253,6 +276,8 @@ class Agent:
                     graph_input,
                     config={
                         "configurable": {"thread_id": context.thread_id},
+                        # Checkpoints name their run, so a resume can tell its own progress from the thread's past.
+                        "metadata": {"run_id": context.run_id},
                         "recursion_limit": self.services.settings.agent.max_steps * 6 + 10,
                     },
                     context=context,

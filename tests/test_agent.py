@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from app.errors import ScriptError
 from graph.agent import Agent, RunResult
-from memory.tables import DemoOrder, ModelCall, OutboxEmail
+from memory.tables import DemoOrder, ModelCall, OutboxEmail, Run
 
 ROUTE = "scripted/demo"
 
@@ -225,3 +225,43 @@ def test_the_wall_clock_ends_a_run_that_chains_slow_tools(database_url, make_set
     assert "wall clock" in result.error
     tools = [e.payload for e in agent.services.runs.events(result.run_id) if e.kind == "tool_result"]
     assert 1 <= len(tools) < 10
+
+
+def test_resuming_a_run_that_died_before_its_first_checkpoint_starts_it_from_its_question(
+    database_url, make_settings, write_script
+):
+    settings = make_settings(database_url, script=write_script({"expect": "Where is order 42?", "text": "Delivered."}))
+
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            agent.services.runs.start(
+                Run(
+                    id="run-died-early",
+                    thread_id="t-early",
+                    tenant_id="acme",
+                    user_id="u",
+                    route=ROUTE,
+                    status="running",
+                    question="Where is order 42?",
+                )
+            )
+            return agent.settle_script(await agent.resume("run-died-early"))
+
+    result = run(scenario())
+    assert (result.run_id, result.status, result.answer) == ("run-died-early", "answered", "Delivered.")
+
+
+def test_resuming_a_run_whose_graph_had_finished_records_it_without_running_anything_again(
+    database_url, make_settings, write_script
+):
+    settings = make_settings(database_url, script=write_script({"text": "Done once."}))
+
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            first = await agent.ask("Do it", route=ROUTE)
+            again = await agent.resume(first.run_id)  # a second model call would over-consume the script
+            return agent.settle_script(again), agent
+
+    result, agent = run(scenario())
+    assert (result.status, result.answer) == ("answered", "Done once.")
+    assert len(agent.services.runs.model_calls(result.run_id)) == 1
