@@ -63,6 +63,11 @@ medians.
 | raw LangGraph loop, per step | {overhead["raw_ms_per_step"]:.2f} ms | |
 | ratio (Firebreak / raw) | {overhead["ratio"]:.2f}× | ≤ 1.5× |
 
+What the ratio holds: per tool step the Firebreak graph runs four supersteps (decide, screen_actions, act,
+observe), the raw loop two, and every superstep writes a checkpoint; each model and tool call also reads its
+circuit breaker, reserves and settles its budget, and writes its audit row, run event and spans, all
+durably. The target is not met yet; batching a node's rows into one transaction is the next step.
+
 Raw figures:
 
 ```json
