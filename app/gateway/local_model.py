@@ -17,15 +17,13 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-import httpx
 import litellm
 import llama_cpp
-from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, HTTPHandler
 from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, ModelResponse, Usage
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
@@ -121,67 +119,37 @@ class LocalLLM(litellm.CustomLLM):
         # Tokenizing only reads the vocabulary, so it does not wait for a running generation.
         return len(self._model().llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def completion(
+    def completion(  # type: ignore[override]  # LiteLLM passes everything by keyword
         self,
         model: str,
-        messages: list,
-        api_base: str,
-        custom_prompt_dict: dict,
+        messages: list[dict[str, Any]],
+        *args: Any,
         model_response: ModelResponse,
-        print_verbose: Callable,
-        encoding,
-        api_key,
-        logging_obj,
-        optional_params: dict,
-        acompletion=None,
-        litellm_params=None,
-        logger_fn=None,
-        headers={},  # noqa: B006 - the signature is LiteLLM's
-        timeout: float | httpx.Timeout | None = None,
-        client: HTTPHandler | None = None,
+        optional_params: dict[str, Any],
+        **kwargs: Any,
     ) -> ModelResponse:
         request = _request(model, messages, optional_params)
         return _fill_response(model_response, _drain(self._events(request, threading.Event())))
 
-    def streaming(
+    def streaming(  # type: ignore[override]
         self,
         model: str,
-        messages: list,
-        api_base: str,
-        custom_prompt_dict: dict,
+        messages: list[dict[str, Any]],
+        *args: Any,
         model_response: ModelResponse,
-        print_verbose: Callable,
-        encoding,
-        api_key,
-        logging_obj,
-        optional_params: dict,
-        acompletion=None,
-        litellm_params=None,
-        logger_fn=None,
-        headers={},  # noqa: B006 - the signature is LiteLLM's
-        timeout: float | httpx.Timeout | None = None,
-        client: HTTPHandler | None = None,
+        optional_params: dict[str, Any],
+        **kwargs: Any,
     ) -> Iterator[GenericStreamingChunk]:
         return self._chunks(_request(model, messages, optional_params), threading.Event())
 
-    async def acompletion(
+    async def acompletion(  # type: ignore[override]
         self,
         model: str,
-        messages: list,
-        api_base: str,
-        custom_prompt_dict: dict,
+        messages: list[dict[str, Any]],
+        *args: Any,
         model_response: ModelResponse,
-        print_verbose: Callable,
-        encoding,
-        api_key,
-        logging_obj,
-        optional_params: dict,
-        acompletion=None,
-        litellm_params=None,
-        logger_fn=None,
-        headers={},  # noqa: B006 - the signature is LiteLLM's
-        timeout: float | httpx.Timeout | None = None,
-        client: AsyncHTTPHandler | None = None,
+        optional_params: dict[str, Any],
+        **kwargs: Any,
     ) -> ModelResponse:
         request = _request(model, messages, optional_params)
         stop = threading.Event()
@@ -194,21 +162,11 @@ class LocalLLM(litellm.CustomLLM):
     async def astreaming(  # type: ignore[override]  # declared as a coroutine, called as an async generator
         self,
         model: str,
-        messages: list,
-        api_base: str,
-        custom_prompt_dict: dict,
+        messages: list[dict[str, Any]],
+        *args: Any,
         model_response: ModelResponse,
-        print_verbose: Callable,
-        encoding,
-        api_key,
-        logging_obj,
-        optional_params: dict,
-        acompletion=None,
-        litellm_params=None,
-        logger_fn=None,
-        headers={},  # noqa: B006 - the signature is LiteLLM's
-        timeout: float | httpx.Timeout | None = None,
-        client: AsyncHTTPHandler | None = None,
+        optional_params: dict[str, Any],
+        **kwargs: Any,
     ) -> AsyncIterator[GenericStreamingChunk]:
         request = _request(model, messages, optional_params)
         loop = asyncio.get_running_loop()
