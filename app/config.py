@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -148,6 +148,7 @@ class SafetySettings(Section):
 
 class QueueSettings(Section):
     max_attempts: int = Field(ge=1, le=20)
+    max_attempts_by_task: dict[str, Annotated[int, Field(ge=1, le=20)]]
     lease_s: float = Field(gt=0)
     poll_s: float = Field(gt=0)
     retry_base_delay_s: float = Field(ge=0)

@@ -76,6 +76,26 @@ def test_a_run_that_always_fails_is_dead_lettered_after_exactly_three_attempts_t
     assert store.dead_letters() == []  # requeued letters leave the list
 
 
+def test_a_task_type_can_have_its_own_attempt_limit(database_url, make_settings, write_script):
+    settings = make_settings(
+        database_url,
+        script=rules(write_script, {"error": "server"}),
+        **{**FAST, "queue": {**FAST["queue"], "max_attempts_by_task": {"nightly_report": 5}}},
+    )
+
+    async def scenario():
+        agent, store = await work(settings, until_idle=False)
+        nightly = submit(store, settings, "Build the report", route="scripted/demo", task_type="nightly_report")
+        ordinary = submit(store, settings, "Answer a question", route="scripted/demo")
+        await Worker(agent, store).run_until_idle()
+        await agent.close()
+        return store.get(nightly.id), store.get(ordinary.id)
+
+    nightly, ordinary = run(scenario())
+    assert (nightly.status, nightly.attempts, nightly.max_attempts) == ("dead", 5, 5)
+    assert (ordinary.status, ordinary.attempts, ordinary.max_attempts) == ("dead", 3, 3)
+
+
 def test_two_workers_claiming_at_once_never_take_the_same_run(database_url, make_settings):
     settings = make_settings(database_url)
 

@@ -44,9 +44,13 @@ def submit(
     tenant_id: str | None = None,
     user_id: str | None = None,
     route: str | None = None,
+    task_type: str = "ask",
     clock: Callable[[], float] = time.time,
 ) -> QueuedRun:
-    """Queue one question; a worker will run it. Returns the queued run (its id is the run id)."""
+    """Queue one question; a worker will run it. Returns the queued run (its id is the run id).
+
+    ``task_type`` picks the attempt limit from ``[queue] max_attempts_by_task`` (default ``max_attempts``).
+    """
     question = question.strip()
     if not question:
         raise FirebreakError("the question is empty")
@@ -60,7 +64,8 @@ def submit(
         route=route or settings.agent.default_route,
         question=question,
         status="queued",
-        max_attempts=settings.queue.max_attempts,
+        task_type=task_type,
+        max_attempts=settings.queue.max_attempts_by_task.get(task_type, settings.queue.max_attempts),
         available_at=now,
         created_at=now,
         updated_at=now,
