@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -94,7 +95,8 @@ def build_services(
     fault_plan = faults or FaultPlan(settings.faults)
     breakers = CircuitBreakers(
         BreakerStore(engine),
-        lambda backend: BreakerPolicy(**settings.breakers.for_backend(backend).model_dump()),
+        # Built once per backend: the breaker asks for its policy on every acquire and record.
+        functools.cache(lambda backend: BreakerPolicy(**settings.breakers.for_backend(backend).model_dump())),
         clock=clock,
         on_transition=breaker_span_event,
     )

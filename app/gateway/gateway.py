@@ -131,6 +131,7 @@ class Gateway:
         self._record_call = record_call
         self._faults = faults or FaultPlan(settings.faults)
         self._deployments = _Deployments()
+        self._price_cache: dict[str, Prices] = {}
         self._script: Script | None = None
         for model, prices in settings.models.items():
             self._register_price(model, prices.input_cost_per_token, prices.output_cost_per_token)
@@ -324,6 +325,12 @@ class Gateway:
             return reply
 
     def _prices(self, model: str) -> Prices:
+        """The model's price, looked up once: every attempt needs it to reserve and settle its budget."""
+        if model not in self._price_cache:
+            self._price_cache[model] = self._lookup_prices(model)
+        return self._price_cache[model]
+
+    def _lookup_prices(self, model: str) -> Prices:
         try:
             info: dict[str, Any] = dict(litellm.get_model_info(model))
         except Exception:  # LiteLLM raises a bare Exception for models it cannot price
