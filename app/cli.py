@@ -25,10 +25,14 @@ trace_cli = typer.Typer(no_args_is_help=True, help="Inspect traces.")
 db_cli = typer.Typer(no_args_is_help=True, help="Manage the database schema.")
 eval_cli = typer.Typer(no_args_is_help=True, help="Run evaluation suites.")
 dlq_cli = typer.Typer(no_args_is_help=True, help="Inspect and requeue dead-lettered runs.")
+escalations_cli = typer.Typer(no_args_is_help=True, help="The reviewer's inbox: list, show and answer escalations.")
+labels_cli = typer.Typer(no_args_is_help=True, help="Human answers as labeled data.")
 cli.add_typer(trace_cli, name="trace")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(eval_cli, name="eval")
 cli.add_typer(dlq_cli, name="dlq")
+cli.add_typer(escalations_cli, name="escalations")
+cli.add_typer(labels_cli, name="labels")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -71,9 +75,20 @@ def ask(
             return agent.settle_script(result)
 
     result = asyncio.run(main())
+    _report(result, as_json)
+
+
+def _report(result: Any, as_json: bool) -> None:
+    """Print a run's outcome. Exit 0 when answered (by the agent or a person), 3 when it waits for one, else 1."""
     if as_json:
         _echo_json(result.as_dict())
-    elif result.status == "answered":
+    elif result.status == "waiting":
+        for item in result.escalations:
+            who = "you" if item["audience"] == "user" else "a reviewer"
+            options = f" [{' / '.join(item['options'])}]" if item["options"] else ""
+            typer.echo(f"\nwaiting for {who}: {item['question']}{options}", err=True)
+            typer.echo(f"answer: firebreak escalations answer {item['id'][:8]} <answer>", err=True)
+    elif result.status in ("answered", "handed_off"):
         usage = result.usage
         typer.echo(
             f"\n\nrun {result.run_id} · {usage.input_tokens} in / {usage.output_tokens} out tokens"
@@ -81,8 +96,12 @@ def ask(
             err=True,
         )
     else:
-        typer.echo(f"error: run {result.run_id} {result.status}: {result.error or 'no answer'}", err=True)
-    if result.status != "answered":
+        typer.echo(
+            f"error: run {result.run_id} {result.status}: {result.error or result.answer or 'no answer'}", err=True
+        )
+    if result.status == "waiting":
+        raise typer.Exit(3)
+    if result.status not in ("answered", "handed_off"):
         raise typer.Exit(1)
 
 
@@ -260,7 +279,8 @@ def budgets(
             "resource": row.resource,
             "used": row.used,
             "reserved": row.reserved,
-            "limit": getattr(caps[row.scope.split(":", 1)[0]], row.resource),
+            "limit": getattr(caps[row.scope.split(":", 1)[0]], row.resource) + row.granted,
+            "granted": row.granted,
         }
         for row in rows
     ]
@@ -276,12 +296,157 @@ def budgets(
         )
 
 
+def _with_agent(config: Path | None, work: Callable[[Any], Any]) -> Any:
+    """Open the agent (so answers can resume runs), run ``work(agent)``, close it."""
+    from graph.agent import Agent
+
+    async def main() -> Any:
+        async with Agent.open(_settings(config)) as agent:
+            result = work(agent)
+            return await result if asyncio.iscoroutine(result) else result
+
+    return asyncio.run(main())
+
+
+def _escalation_line(row: Any) -> str:
+    import time
+
+    due = row.due_at - time.time()
+    wait = f"due in {due / 60:.0f} min" if due > 0 else f"overdue {-due / 60:.0f} min"
+    level = f" level {row.level}" if row.level else ""
+    return (
+        f"{row.id[:8]}  {row.type:<18} {row.trigger:<20} {row.status:<8}{level} run {row.run_id[:8]}  "
+        f"{wait if row.status == 'open' else row.answer!r}\n          {row.question[:140]}"
+    )
+
+
+@escalations_cli.command("list")
+def escalations_list(
+    status: Annotated[str, typer.Option("--status", help="open, answered, expired or all.")] = "open",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Escalations, oldest open first. Overdue ones are passed up or expired first, by their policy."""
+
+    async def work(agent: Any) -> Any:
+        await agent.sweep()
+        return agent.services.escalations.list(status=None if status == "all" else status)
+
+    rows = _with_agent(config, work)
+    if as_json:
+        _echo_json([row.model_dump() for row in rows])
+        return
+    if not rows:
+        typer.echo(f"no {status} escalations" if status != "all" else "no escalations")
+    for row in rows:
+        typer.echo(_escalation_line(row))
+
+
+@escalations_cli.command("show")
+def escalations_show(escalation_id: str, config: ConfigOption = None) -> None:
+    """One escalation in full: why, the question, its options and its context (summary, history, action)."""
+    from app.services import prepare_database
+    from memory.escalations import EscalationStore
+
+    _echo_json(EscalationStore(prepare_database(_settings(config))).find(escalation_id).model_dump())
+
+
+@escalations_cli.command("answer")
+def escalations_answer(
+    escalation_id: Annotated[str, typer.Argument(help="The id, or its first characters.")],
+    answer: Annotated[str, typer.Argument(help="One of its options (approve, reject, yes, no, raise, stop) or text.")],
+    note: Annotated[str | None, typer.Option("--note", help="Why; kept with the label.")] = None,
+    by: Annotated[str, typer.Option("--by", help="Who answers.")] = "reviewer",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer an escalation. If its run was waiting only for this, the run resumes here and its outcome prints."""
+    result = _with_agent(config, lambda agent: agent.answer(escalation_id, answer, by=by, note=note))
+    if result is None:
+        if as_json:
+            _echo_json({"answered": escalation_id, "run": None})
+        else:
+            typer.echo(f"answered {escalation_id}; its run waits for other answers or goes on by itself")
+        return
+    if not as_json and result.answer:
+        typer.echo(result.answer)
+    _report(result, as_json)
+
+
+@escalations_cli.command("sweep")
+def escalations_sweep(config: ConfigOption = None) -> None:
+    """Pass up or expire every overdue escalation now (list does this too)."""
+    handled = _with_agent(config, lambda agent: agent.sweep())
+    for row, action in handled:
+        typer.echo(f"{row.id[:8]} {action}")
+    typer.echo(f"{len(handled)} overdue escalation(s) handled")
+
+
+@labels_cli.command("export")
+def labels_export(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl is the only format.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Every human answer as one JSON line: what was asked, with what context, and the answer."""
+    from app.containment.labels import export_jsonl
+    from app.services import prepare_database
+    from memory.escalations import EscalationStore
+
+    if fmt != "jsonl":
+        raise FirebreakError(f"unknown format {fmt!r}: use jsonl")
+    lines = export_jsonl(EscalationStore(prepare_database(_settings(config))).answered())
+    if output is None:
+        for line in lines:
+            typer.echo(line)
+    else:
+        output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        typer.echo(f"wrote {len(lines)} label(s) to {output}", err=True)
+
+
+@eval_cli.command("gate")
+def eval_gate(
+    route: Annotated[str | None, typer.Option("--route", help="Only this route's decisions.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Calibration of the confidence gate from its stored scores and outcomes: how often each band was right."""
+    from app.services import prepare_database
+    from evals.gate import calibration
+    from memory.gate import GateStore
+
+    settings = _settings(config)
+    thresholds = settings.gate.for_route(route or settings.agent.default_route)
+    report = calibration(GateStore(prepare_database(settings)).all(route=route), thresholds)
+    if as_json:
+        _echo_json(report)
+        return
+    for band in report["bands"]:
+        accuracy = "—" if band["accuracy"] is None else f"{band['accuracy']:.0%}"
+        typer.echo(
+            f"{band['band']:<8} {band['range']:<12} decisions={band['decisions']:<5} "
+            f"with outcome={band['with_outcome']:<5} right={band['right']:<5} accuracy={accuracy}"
+        )
+    typer.echo(report["advice"])
+
+
+@eval_cli.command("containment")
+def eval_containment(as_json: JsonOption = False) -> None:
+    """The seed's $200 and production-mutation stories, measured: spend caps, overshoot, unapproved writes."""
+    from evals.containment import main as run_containment
+
+    _print_eval(run_containment(), as_json)
+
+
 @eval_cli.command("resilience")
 def eval_resilience(as_json: JsonOption = False) -> None:
     """The seed's dead-API story, measured: how many calls reach a dead backend (target: at most 10)."""
     from evals.resilience import main as run_resilience
 
-    report = run_resilience()
+    _print_eval(run_resilience(), as_json)
+
+
+def _print_eval(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _echo_json(report)
     else:

@@ -146,6 +146,78 @@ class SafetySettings(Section):
     policy_patterns: list[str]
 
 
+class GateThresholds(Section):
+    execute_above: float = Field(ge=0, le=1)
+    confirm_above: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GateThresholds:
+        if self.confirm_above > self.execute_above:
+            raise ValueError("confirm_above must not be above execute_above")
+        return self
+
+    def band(self, score: float) -> Literal["execute", "confirm", "human"]:
+        """The seed's routing: above execute_above run it, above confirm_above ask the user, else a human."""
+        if score > self.execute_above:
+            return "execute"
+        return "confirm" if score >= self.confirm_above else "human"
+
+
+class GateSettings(GateThresholds):
+    estimator: Literal["self_critique", "verifier", "fixed"]
+    verifier_route: str
+    critique_max_tokens: int = Field(gt=0)
+    actions: list[Literal["read", "write", "answer"]]
+    fixed_default: float = Field(ge=0, le=1)
+    fixed_scores: dict[str, Annotated[float, Field(ge=0, le=1)]]
+    require_approval: list[str]
+    routes: dict[str, dict[str, float]]
+
+    @model_validator(mode="after")
+    def _routes_are_valid(self) -> GateSettings:
+        for route in self.routes:
+            self.for_route(route)
+        return self
+
+    def for_route(self, route: str) -> GateThresholds:
+        """This route's thresholds: the defaults with its overrides applied."""
+        values = {
+            "execute_above": self.execute_above,
+            "confirm_above": self.confirm_above,
+            **self.routes.get(route, {}),
+        }
+        return GateThresholds.model_validate(values)
+
+
+class TriggerSettings(Section):
+    human_request_patterns: list[str]
+    high_risk_topics: dict[str, list[str]]
+    negative_sentiment_threshold: float = Field(ge=-1, le=1)
+    sentiment_spike: float = Field(ge=0, le=2)
+    rephrase_similarity: float = Field(gt=0, le=1)
+    rephrase_count: int = Field(ge=1)
+
+
+EscalationType = Literal["targeted", "confirmation", "full_handoff", "immediate_transfer", "collaborative"]
+
+
+class EscalationPolicy(Section):
+    timeout_s: float = Field(gt=0)
+    on_timeout: Literal["expire", "escalate"]
+
+
+class EscalationSettings(Section):
+    max_level: int = Field(ge=0)
+    policies: dict[EscalationType, EscalationPolicy]
+
+    @model_validator(mode="after")
+    def _every_type_has_a_policy(self) -> EscalationSettings:
+        missing = set(EscalationType.__args__) - set(self.policies)  # type: ignore[attr-defined]
+        if missing:
+            raise ValueError(f"[escalation.policies] is missing {sorted(missing)}")
+        return self
+
+
 class QueueSettings(Section):
     max_attempts: int = Field(ge=1, le=20)
     max_attempts_by_task: dict[str, Annotated[int, Field(ge=1, le=20)]]
@@ -187,6 +259,9 @@ class Settings(BaseSettings):
     idempotency: IdempotencySettings
     safety: SafetySettings
     limits: LimitSettings
+    gate: GateSettings
+    triggers: TriggerSettings
+    escalation: EscalationSettings
     queue: QueueSettings
     telemetry: TelemetrySettings
     ui: UiSettings

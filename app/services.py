@@ -8,11 +8,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import trace
 from sqlalchemy.engine import Engine
 
+from app.alerts import raise_alert
 from app.config import Settings
+from app.containment.gate import Estimator, build_estimator
 from app.errors import StoreUnavailable
 from app.faults import FaultPlan
 from app.gateway import Gateway
@@ -24,9 +27,12 @@ from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets, ToolRuntime
 from memory.breakers import BreakerStore
 from memory.engine import make_engine
+from memory.escalations import EscalationStore
+from memory.gate import GateStore
 from memory.ledger import LedgerStore
 from memory.migrate import is_current, upgrade
 from memory.operations import OperationLog
+from memory.queue import QueueStore
 from memory.runs import RunStore
 
 RELEASE = "0.1.0"
@@ -46,6 +52,16 @@ class Services:
     tools: ToolRegistry
     budgets: ToolBudgets
     tool_runtime: ToolRuntime
+    escalations: EscalationStore
+    gate: GateStore
+    estimator: Estimator
+    clock: Callable[[], float] = time.time
+
+    def alert(self, kind: str, message: str, payload: dict[str, Any]) -> None:
+        """Record an alert row, log it, and post it to ``[queue] alert_webhook`` if one is set."""
+        raise_alert(
+            QueueStore(self.engine), kind, message, payload, webhook=self.settings.queue.alert_webhook, clock=self.clock
+        )
 
     def close(self) -> None:
         self.telemetry.shutdown()
@@ -102,12 +118,13 @@ def build_services(
     )
     guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random(), sleep=sleep)
     limits = BlastRadius(LedgerStore(engine), settings.limits, clock=clock)
+    gateway = Gateway(settings, telemetry, runs.record_model_call, guard, limits, fault_plan)
     return Services(
         settings=settings,
         engine=engine,
         runs=runs,
         telemetry=telemetry,
-        gateway=Gateway(settings, telemetry, runs.record_model_call, guard, limits, fault_plan),
+        gateway=gateway,
         limits=limits,
         breakers=breakers,
         tools=tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules),
@@ -124,4 +141,8 @@ def build_services(
             max_result_chars=settings.tools.max_result_chars,
             clock=clock,
         ),
+        escalations=EscalationStore(engine),
+        gate=GateStore(engine),
+        estimator=build_estimator(settings.gate, gateway),
+        clock=clock,
     )

@@ -12,14 +12,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.messages import HumanMessage
+from langgraph.types import Command
 from opentelemetry.trace import SpanKind
 
-from app.alerts import raise_alert
 from app.config import Settings
+from app.containment.escalation import APPROVALS, expiry_answer
 from app.errors import BudgetExceeded, FirebreakError, RunDeadlineExceeded, ScriptError
 from app.gateway import Usage
 from app.services import Services, build_services
@@ -27,10 +28,10 @@ from app.telemetry import mark_error
 from graph.builder import GraphBuilder, default_builder
 from graph.state import RunContext
 from memory.checkpointer import open_checkpointer
-from memory.queue import QueueStore
-from memory.tables import Run
+from memory.tables import Escalation, Run
 
 MAX_QUESTION_CHARS = 20_000
+REFUSALS = frozenset({"no", "n", "reject", "cancel", "stop"})
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,11 @@ class RunResult:
     trace_id: str | None
     usage: Usage
     error: str | None = None
+    escalations: list[dict[str, Any]] = field(default_factory=list)  # what a waiting run waits for
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "escalations": self.escalations,
             "run_id": self.run_id,
             "thread_id": self.thread_id,
             "status": self.status,
@@ -75,6 +78,26 @@ def _fresh_input(question: str) -> dict[str, Any]:
         "status": "running",
         "answer": "",
         "stop_detail": "",
+        "verdicts": {},
+        "gate_ids": {},
+        "rejected": [],
+        "breach": None,
+        "escalation": None,
+        "resume_to": "",
+        "pauses": 0,
+    }
+
+
+def escalation_view(row: Escalation) -> dict[str, Any]:
+    """What a waiting run's caller needs to know about one escalation."""
+    return {
+        "id": row.id,
+        "type": row.type,
+        "audience": row.audience,
+        "trigger": row.trigger,
+        "question": row.question,
+        "options": row.options,
+        "status": row.status,
     }
 
 
@@ -157,6 +180,11 @@ class Agent:
             raise FirebreakError(
                 f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
             )
+        if thread_id is not None:
+            waiting = await self._answer_waiting_thread(thread_id, question, user_id or settings.identity.default_user)
+            if waiting is not None:
+                yield waiting
+                return
         route = route or settings.agent.default_route
         self.services.gateway.prepare(route)  # a configuration mistake fails before anything is recorded
         run = Run(
@@ -204,9 +232,81 @@ class Agent:
         assert isinstance(result, RunResult)
         return result
 
+    async def _answer_waiting_thread(self, thread_id: str, text: str, user_id: str) -> RunResult | None:
+        """A paused conversation takes no new question: "yes"/"no" answer its confirmation; else a clear error."""
+        pending = [row for row in self.services.escalations.list(thread_id=thread_id) if row.pauses_run]
+        if not pending:
+            return None
+        confirmations = [row for row in pending if row.audience == "user"]
+        word = text.strip().strip(".!").lower()
+        if confirmations and word in APPROVALS | REFUSALS:
+            answer = "yes" if word in APPROVALS else "no"
+            result = None
+            for row in confirmations:
+                result = await self.answer(row.id, answer, by=f"user:{user_id}") or result
+            return result
+        if confirmations:
+            raise FirebreakError(
+                f"this conversation is waiting for your answer: {confirmations[0].question} (yes or no)"
+            )
+        raise FirebreakError(
+            f"this conversation is waiting for a reviewer ({pending[0].type}: {pending[0].reason}); "
+            "the reply will appear here once they answer"
+        )
+
+    async def answer(self, escalation_id: str, answer: str, *, by: str, note: str | None = None) -> RunResult | None:
+        """Record a person's answer; when it was the last one its run waits for, resume the run and return it.
+
+        ``escalation_id`` may be a unique prefix. Works from any process: the answers are rows and the
+        run resumes from its checkpoint.
+        """
+        store = self.services.escalations
+        row = store.find(escalation_id)
+        if row.options and answer not in row.options and answer.lower() not in APPROVALS | REFUSALS:
+            raise FirebreakError(f"{answer!r} is not an answer to escalation {row.id[:8]}: use one of {row.options}")
+        store.answer(row.id, answer, by=by, note=note, now=self.services.clock())
+        return await self._resume_if_ready(row.run_id) if row.pauses_run else None
+
+    async def sweep(self) -> list[tuple[Escalation, str]]:
+        """Handle overdue escalations by their type's policy (pass up a level, or expire) and resume
+        the runs whose last answer that was. Returns (escalation, "escalated" | "expired") pairs."""
+        services = self.services
+        settings = services.settings.escalation
+        now = services.clock()
+        handled: list[tuple[Escalation, str]] = []
+        for row in services.escalations.overdue(now):
+            policy = settings.policies[row.type]  # type: ignore[index]
+            if policy.on_timeout == "escalate" and row.level < settings.max_level:
+                if services.escalations.escalate(row.id, due_at=now + policy.timeout_s):
+                    handled.append((row, "escalated"))
+            elif services.escalations.expire(row.id, expiry_answer(row), now=now):
+                handled.append((row, "expired"))
+        for row, action in handled:
+            services.alert(
+                f"escalation_{action}",
+                f"escalation {row.id[:8]} ({row.type}, {row.trigger}) was not answered in time and {action}",
+                {"escalation_id": row.id, "run_id": row.run_id, "level": row.level + (action == "escalated")},
+            )
+        for run_id in {row.run_id for row, action in handled if action == "expired" and row.pauses_run}:
+            await self._resume_if_ready(run_id)
+        return handled
+
+    async def _resume_if_ready(self, run_id: str) -> RunResult | None:
+        """Resume a waiting run once none of its pausing escalations is open; exactly one process wins."""
+        if any(row.status == "open" and row.pauses_run for row in self.services.escalations.for_run(run_id)):
+            return None
+        if not self.services.runs.claim_waiting(run_id):
+            return None
+        run = self.services.runs.get(run_id)
+        assert run is not None
+        result = None
+        async for item in self._execute(self._context(run, stream_tokens=False), Command(resume={"answered": True})):
+            result = item
+        assert isinstance(result, RunResult)
+        return result
+
     def _budget_alert(self, context: RunContext, exc: BudgetExceeded) -> None:
-        raise_alert(
-            QueueStore(self.services.engine),
+        self.services.alert(
             "budget_breach",
             f"run {context.run_id} stopped: {exc}",
             {
@@ -218,7 +318,6 @@ class Agent:
                 "used": exc.used,
                 "requested": exc.requested,
             },
-            webhook=self.services.settings.queue.alert_webhook,
         )
 
     async def snapshot(self, run_id: str) -> dict[str, Any]:
@@ -251,7 +350,7 @@ class Agent:
         )
 
     async def _execute(
-        self, context: RunContext, graph_input: dict[str, Any] | None
+        self, context: RunContext, graph_input: dict[str, Any] | Command[Any] | None
     ) -> AsyncIterator[Token | RunResult]:
         """Run the graph inside the run's ``invoke_agent`` span and settle the run row, whatever happens."""
         runs = self.services.runs
@@ -263,11 +362,11 @@ class Agent:
                     "gen_ai.operation.name": "invoke_agent",
                     "gen_ai.agent.name": "firebreak",
                     "firebreak.route": context.route,
-                    "firebreak.resumed": graph_input is None,
+                    "firebreak.resumed": not isinstance(graph_input, dict),
                     **context.ids,
                 }
             )
-            if graph_input is not None:
+            if isinstance(graph_input, dict):
                 self.services.telemetry.content(span, "gen_ai.input.messages", graph_input["messages"][0].text)
             trace_id = format(span.get_span_context().trace_id, "032x")
             runs.set_trace(context.run_id, trace_id)
@@ -286,6 +385,8 @@ class Agent:
                 ):
                     if mode == "custom" and "token" in chunk:
                         yield Token(chunk["token"])
+                    elif mode == "values" and "__interrupt__" in chunk:
+                        status = "waiting"
                     elif mode == "values":
                         status, answer = chunk.get("status", status), chunk.get("answer") or answer
             except FirebreakError as exc:
@@ -301,6 +402,14 @@ class Agent:
                 raise
             span.set_attribute("firebreak.status", status)
             self.services.telemetry.content(span, "gen_ai.output.messages", answer or "")
+        waiting_for: list[dict[str, Any]] = []
+        if status == "waiting":
+            answer = None
+            waiting_for = [
+                escalation_view(row)
+                for row in self.services.escalations.for_run(context.run_id)
+                if row.status == "open" and row.pauses_run
+            ]
         record = runs.finish(context.run_id, status=status, answer=answer, error=error)
         self.services.telemetry.flush()
         yield RunResult(
@@ -311,6 +420,7 @@ class Agent:
             trace_id=trace_id,
             usage=Usage(record.input_tokens, record.output_tokens, record.cost_usd),
             error=error,
+            escalations=waiting_for,
         )
 
 

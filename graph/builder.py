@@ -1,13 +1,18 @@
 """Build the agent graph from a small, editable spec.
 
-The default layout is ``START → screen_input → decide → screen_actions ─tool
-calls→ act → observe ─→ decide``, ``screen_actions ─answer→ respond → END``.
+The default layout::
+
+    START → screen_input → screen_triggers → decide → screen_actions → confidence_gate
+        confidence_gate ─tool calls→ act → observe → decide …   ─answer→ respond → END
+        confidence_gate / screen_triggers ─a person is needed→ hitl → (act | decide | respond)
+        decide / act / confidence_gate ─a cap was hit→ budget_guard → hitl
+
 ``observe`` goes to ``respond`` when it stops the loop, and both screening nodes
 (the safety breaker) go to ``respond`` when they terminate the run. Add a node
 by inserting it on an edge, or after a node on all of its edges::
 
     builder = default_builder()
-    builder.insert("redact", redact, after="screen_actions", before="act")
+    builder.insert("redact", redact, after="confidence_gate", before="act")
     builder.insert("audit", audit, after="decide")
 
 Every node is wrapped so that it runs inside a span and stops the run once its
@@ -29,10 +34,22 @@ from langgraph.runtime import Runtime
 
 from app.errors import ConfigError, RunDeadlineExceeded
 from app.telemetry import mark_error
-from graph.routing import after_decide, after_observe, after_screen_input
+from graph.routing import (
+    after_act,
+    after_decide,
+    after_gate,
+    after_hitl,
+    after_observe,
+    after_screen_actions,
+    after_screen_input,
+    after_screen_triggers,
+)
 from graph.state import AgentState, RunContext
 from nodes.act import act
+from nodes.budget_guard import budget_guard
+from nodes.confidence_gate import confidence_gate, screen_triggers
 from nodes.decide import decide
+from nodes.hitl import hitl
 from nodes.observe import observe
 from nodes.respond import respond
 from nodes.safety import screen_actions, screen_input
@@ -132,16 +149,39 @@ def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]]
 
 
 def default_builder() -> GraphBuilder:
-    """The built-in single-agent graph, with the safety breaker screening its input and every decision."""
+    """The built-in single-agent graph: screened, gated, budgeted, with people in the loop."""
     builder = GraphBuilder()
-    for name, fn in (("decide", decide), ("act", act), ("observe", observe), ("respond", respond)):
+    for name, fn in (
+        ("screen_input", screen_input),
+        ("screen_triggers", screen_triggers),
+        ("decide", decide),
+        ("screen_actions", screen_actions),
+        ("confidence_gate", confidence_gate),
+        ("act", act),
+        ("observe", observe),
+        ("budget_guard", budget_guard),
+        ("hitl", hitl),
+        ("respond", respond),
+    ):
         builder.add_node(name, fn)
-    builder.add_edge(START, "decide")
-    builder.add_branch("decide", after_decide, {"act": "act", "respond": "respond"})
-    builder.add_edge("act", "observe")
+    builder.add_edge(START, "screen_input")
+    builder.add_branch("screen_input", after_screen_input, {"screen_triggers": "screen_triggers", "respond": "respond"})
+    builder.add_branch("screen_triggers", after_screen_triggers, {"decide": "decide", "hitl": "hitl"})
+    builder.add_branch("decide", after_decide, {"screen_actions": "screen_actions", "budget_guard": "budget_guard"})
+    builder.add_branch(
+        "screen_actions", after_screen_actions, {"confidence_gate": "confidence_gate", "respond": "respond"}
+    )
+    builder.add_branch(
+        "confidence_gate",
+        after_gate,
+        {"act": "act", "respond": "respond", "hitl": "hitl", "budget_guard": "budget_guard"},
+    )
+    builder.add_branch("act", after_act, {"observe": "observe", "budget_guard": "budget_guard"})
     builder.add_branch("observe", after_observe, {"decide": "decide", "respond": "respond"})
-    builder.add_edge("respond", END)
-    builder.insert("screen_input", screen_input, after=START, before="decide")
-    builder.add_branch("screen_input", after_screen_input, {"decide": "decide", "respond": "respond"})
-    # On every edge out of decide, so answers are screened as well as tool calls.
-    return builder.insert("screen_actions", screen_actions, after="decide")
+    builder.add_edge("budget_guard", "hitl")
+    builder.add_branch(
+        "hitl",
+        after_hitl,
+        {"act": "act", "decide": "decide", "respond": "respond", "confidence_gate": "confidence_gate"},
+    )
+    return builder.add_edge("respond", END)

@@ -6,22 +6,49 @@ from langchain_core.messages import AIMessage
 
 from graph.state import AgentState
 
-STOPPED = frozenset({"step_limit", "repeated_failure", "terminated"})
+STOPPED = frozenset({"step_limit", "repeated_failure", "terminated", "budget_exceeded", "handed_off"})
+
+
+def _stopped(state: AgentState) -> bool:
+    return state.get("status") in STOPPED
+
+
+def after_screen_input(state: AgentState) -> str:
+    return "respond" if _stopped(state) else "screen_triggers"
+
+
+def after_screen_triggers(state: AgentState) -> str:
+    return "hitl" if state.get("escalation") else "decide"
 
 
 def after_decide(state: AgentState) -> str:
-    """Where a decision leads: ``act`` on tool calls, else ``respond``; a decision the screening stopped never acts."""
-    if state.get("status") in STOPPED:
-        return "respond"
+    """A decision is screened; a refused model call (a cap) goes to ``budget_guard`` instead."""
+    return "budget_guard" if state.get("breach") else "screen_actions"
+
+
+def after_screen_actions(state: AgentState) -> str:
+    return "respond" if _stopped(state) else "confidence_gate"
+
+
+def after_gate(state: AgentState) -> str:
+    """``act`` on tool calls, else ``respond``; a person first when the gate asked for one."""
+    if state.get("breach"):
+        return "budget_guard"
+    if state.get("escalation"):
+        return "hitl"
     last = state["messages"][-1]
     if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
         return "act"
     return "respond"
 
 
+def after_act(state: AgentState) -> str:
+    return "budget_guard" if state.get("breach") else "observe"
+
+
 def after_observe(state: AgentState) -> str:
-    return "respond" if state.get("status") in STOPPED else "decide"
+    return "respond" if _stopped(state) else "decide"
 
 
-def after_screen_input(state: AgentState) -> str:
-    return "respond" if state.get("status") in STOPPED else "decide"
+def after_hitl(state: AgentState) -> str:
+    return "respond" if _stopped(state) else state.get("resume_to") or "respond"

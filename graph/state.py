@@ -24,6 +24,14 @@ class AgentState(TypedDict, total=False):
     status: str
     answer: str
     stop_detail: str  # why observe stopped the loop, for respond to explain
+    # Containment, reset by every run:
+    verdicts: dict[str, str]  # call id (or "answer") -> execute | approved | rejected | hedge, from the gate and hitl
+    gate_ids: dict[str, int]  # call id -> its gate_decisions row, to record the outcome
+    rejected: list[str]  # actions a person rejected in this run: never proposed into execution again
+    breach: dict[str, Any] | None  # a cap a call hit; budget_guard turns it into an escalation
+    escalation: dict[str, Any] | None  # {"ids": [...], "resume_to": node}: hitl waits for these answers
+    resume_to: str  # where hitl sends the run once the answers are in
+    pauses: int  # escalations so far in this run: part of each escalation's stable id
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class Refusal:
     entry: Entry
     used: float
     reserved: float
+    granted: float
 
 
 class _Refused(Exception):
@@ -74,7 +75,7 @@ class LedgerStore:
                     .where(
                         USAGE.c.scope == entry.scope,
                         USAGE.c.resource == entry.resource,
-                        USAGE.c.used + USAGE.c.reserved + entry.amount <= entry.limit,
+                        USAGE.c.used + USAGE.c.reserved + entry.amount <= entry.limit + USAGE.c.granted,
                     )
                     .values(reserved=USAGE.c.reserved + entry.amount, updated_at=now)
                 ).rowcount
@@ -104,6 +105,20 @@ class LedgerStore:
                     .where(USAGE.c.scope == entry["scope"], USAGE.c.resource == entry["resource"])
                     .values(**values)
                 )
+
+    def grant(self, scope: str, resource: str, amount: float, *, now: float) -> None:
+        """Raise one scope's cap of one resource by ``amount``: a reviewer's one-off answer to a breach."""
+        with self.engine.begin() as connection:
+            insert_ignore(
+                connection,
+                USAGE,
+                {"scope": scope, "resource": resource, "used": 0.0, "reserved": 0.0, "updated_at": now},
+            )
+            connection.execute(
+                update(USAGE)
+                .where(USAGE.c.scope == scope, USAGE.c.resource == resource)
+                .values(granted=USAGE.c.granted + amount, updated_at=now)
+            )
 
     def release_expired(self, now: float) -> int:
         """Give back what dead workers held; returns how many reservations were released."""
@@ -145,8 +160,8 @@ class LedgerStore:
     @staticmethod
     def _refusal(connection: Connection, entry: Entry) -> Refusal:
         row = connection.execute(
-            select(USAGE.c.used, USAGE.c.reserved).where(
+            select(USAGE.c.used, USAGE.c.reserved, USAGE.c.granted).where(
                 USAGE.c.scope == entry.scope, USAGE.c.resource == entry.resource
             )
         ).one()
-        return Refusal(entry, float(row.used), float(row.reserved))
+        return Refusal(entry, float(row.used), float(row.reserved), float(row.granted))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -49,7 +49,9 @@ class RunStore:
                 ).where(ModelCall.run_id == run_id)
             ).one()
             run.input_tokens, run.output_tokens, run.cost_usd = int(totals[0]), int(totals[1]), float(totals[2])
-            run.status, run.answer, run.error, run.finished_at = status, answer, error, utcnow()
+            # A waiting run is paused for a person, not finished.
+            finished_at = None if status == "waiting" else utcnow()
+            run.status, run.answer, run.error, run.finished_at = status, answer, error, finished_at
             session.add(run)
             session.commit()
             session.refresh(run)
@@ -63,6 +65,18 @@ class RunStore:
                 run.status, run.error, run.finished_at = "running", None, None
                 session.add(run)
                 session.commit()
+
+    def claim_waiting(self, run_id: str) -> bool:
+        """Take a waiting run to resume it; False when another process took it first (or it is not waiting)."""
+        runs = table_of(Run)
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == "waiting")
+                .values(status="running")
+                .returning(runs.c.id)
+            ).first()
+        return taken is not None
 
     def add_event(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
         # One INSERT … SELECT instead of an ORM round trip: this runs on every step of every run.

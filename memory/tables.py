@@ -253,6 +253,7 @@ class BudgetUsage(SQLModel, table=True):
     resource: str = Field(primary_key=True, max_length=32)
     used: float = 0.0
     reserved: float = 0.0
+    granted: float = 0.0  # one-off raises a reviewer approved on a breach, on top of the configured cap
     updated_at: float = 0.0
 
 
@@ -266,3 +267,58 @@ class BudgetReservation(SQLModel, table=True):
     entries: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: str = Field(index=True, max_length=16)  # open | settled | expired
     expires_at: float = Field(index=True)
+
+
+class Escalation(SQLModel, table=True):
+    """A question for a person: who must answer, why, in which format, and what they answered.
+
+    Escalations are rows, not only graph interrupts, so one reviewer can serve
+    many paused runs, answers survive restarts, and each answer is labeled data.
+    """
+
+    __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_status_due", "status", "due_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    run_id: str = Field(index=True, max_length=36)
+    thread_id: str = Field(index=True, max_length=128)
+    tenant_id: str = Field(max_length=128)
+    type: str = Field(max_length=32)  # targeted | confirmation | full_handoff | immediate_transfer | collaborative
+    trigger: str = Field(max_length=32)  # low_confidence, medium_confidence, budget_breach, human_requested, ...
+    audience: str = Field(max_length=16)  # reviewer | user
+    pauses_run: bool = True  # collaborative escalations let the agent go on
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    question: str = Field(sa_column=Column(Text, nullable=False))
+    options: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=16)  # open | answered | expired
+    level: int = 0  # times it was passed up unanswered
+    answer: str | None = Field(default=None, sa_column=Column(Text))
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    answered_by: str | None = Field(default=None, max_length=128)
+    created_at: float = Field(index=True)
+    due_at: float
+    answered_at: float | None = None
+    delivered_at: float | None = None  # a collaborative note reached the agent's next turn
+
+
+class GateDecision(SQLModel, table=True):
+    """One confidence score, its band and what became of the action: the data thresholds are tuned on."""
+
+    __tablename__ = "gate_decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, max_length=36)
+    route: str = Field(max_length=256)
+    step: int
+    call_id: str = Field(max_length=128)
+    target: str = Field(max_length=128)  # the tool's name, or "answer"
+    action_kind: str = Field(max_length=16)  # read | write | answer
+    estimator: str = Field(max_length=32)
+    score: float
+    band: str = Field(index=True, max_length=16)  # execute | confirm | human
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    escalation_id: str | None = Field(default=None, max_length=36)
+    outcome: str | None = Field(default=None, max_length=16)  # executed | failed | approved | rejected | expired
+    created_at: float = Field(index=True)
+    decided_at: float | None = None

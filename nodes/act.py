@@ -2,6 +2,12 @@
 
 Every failure (unknown tool, invalid arguments, timeout, a tool's own error)
 becomes a tool message the model can read and correct; nothing here crashes the run.
+
+The gate is enforced here, not only by routing: a call of a gated kind runs
+only with the verdict ``execute`` or ``approved``, so no path through the graph
+(a retry, a replan, a node someone inserted) runs a write nobody cleared. A
+call that hits a blast-radius cap stops the node: the calls already made keep
+their results, and the rest run after a reviewer raises the cap.
 """
 
 from __future__ import annotations
@@ -13,31 +19,58 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 from opentelemetry.trace import SpanKind
 
-from app.errors import CircuitOpen, InvalidToolArguments, ToolError
+from app.errors import BudgetExceeded, CircuitOpen, InvalidToolArguments, ToolError, UnknownTool
 from app.telemetry import mark_error
 from app.tools.registry import ToolContext
 from app.tools.runner import op_id_for, run_tool
 from graph.state import AgentState, RunContext
 from memory.operations import IdempotencyConflict
+from nodes.budget_guard import breach
+
+CLEARED = frozenset({"execute", "approved"})
 
 
-def _pending_calls(message: AIMessage) -> list[tuple[str, str, Any, str | None]]:
-    """(id, name, arguments, parse error) for every call, valid or malformed, in order."""
+def _pending_calls(messages: list[Any]) -> list[tuple[int, str, str, Any, str | None]]:
+    """(index, id, name, arguments, parse error) of the last decision's calls that have no result yet."""
+    position = max(i for i, m in enumerate(messages) if isinstance(m, AIMessage))
+    message = messages[position]
+    answered = {m.tool_call_id for m in messages[position + 1 :] if isinstance(m, ToolMessage)}
     calls: list[tuple[str, str, Any, str | None]] = [
         (call["id"] or "", call["name"], call["args"], None) for call in message.tool_calls
     ]
     calls += [(c["id"] or "", c["name"] or "", c["args"], c["error"]) for c in message.invalid_tool_calls]
-    return calls
+    return [(index, *call) for index, call in enumerate(calls) if call[0] not in answered]
+
+
+def _refusal(state: AgentState, ctx: RunContext, call_id: str, name: str) -> str | None:
+    """Why a gated call may not run, or None when it may."""
+    try:
+        item = ctx.services.tools.get(name)
+    except UnknownTool:
+        return None  # run_tool reports it to the model
+    gate = ctx.services.settings.gate
+    if item.kind not in gate.actions and name not in gate.require_approval:
+        return None
+    verdict = (state.get("verdicts") or {}).get(call_id)
+    if verdict in CLEARED:
+        return None
+    if verdict == "rejected":
+        return f"Rejected: {name} was not run because a person declined it. Do not propose it again."
+    return f"Not run: {name} was not cleared by the confidence gate."
 
 
 async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     services = ctx.services
-    decision = state["messages"][-1]
-    assert isinstance(decision, AIMessage)
     step = state.get("steps", 0)
-    results = []
-    for index, (call_id, name, arguments, parse_error) in enumerate(_pending_calls(decision)):
+    results: list[ToolMessage] = []
+    gate_ids = state.get("gate_ids") or {}
+    for index, call_id, name, arguments, parse_error in _pending_calls(state["messages"]):
+        refusal = _refusal(state, ctx, call_id, name)
+        if refusal is not None:
+            services.runs.add_event(ctx.run_id, "act", "refused", {"tool": name, "call_id": call_id, "why": refusal})
+            results.append(ToolMessage(content=refusal, tool_call_id=call_id, name=name, status="error"))
+            continue
         tool_context = ToolContext(
             run_id=ctx.run_id,
             tenant_id=ctx.tenant_id,
@@ -74,6 +107,9 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                     deadline=ctx.deadline,
                 )
                 status, error_type = "success", None
+            except BudgetExceeded as exc:
+                mark_error(span, exc)
+                return {"messages": results, **breach(exc, "act")}
             except CircuitOpen as exc:
                 mark_error(span, exc)
                 output = f"Error: {exc}. Do not call {name} again in this run; answer without it."
@@ -95,5 +131,9 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 "output": output,
             },
         )
+        if call_id in gate_ids:
+            services.gate.settle(
+                gate_ids[call_id], "executed" if status == "success" else "failed", now=services.clock()
+            )
         results.append(ToolMessage(content=output, tool_call_id=call_id, name=name, status=status))
     return {"messages": results}

@@ -6,23 +6,30 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from app.errors import BudgetExceeded
 from app.gateway import CallContext
 from graph.messages import ai_message, to_openai
 from graph.state import AgentState, RunContext
+from nodes.budget_guard import breach
 
 
 async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     services = ctx.services
     writer = runtime.stream_writer
-    reply = await services.gateway.chat(
-        to_openai(state["messages"], services.settings.agent.system_prompt),
-        route=ctx.route,
-        context=CallContext(tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id),
-        tools=services.tools.specs() or None,
-        on_token=(lambda text: writer({"token": text})) if ctx.stream_tokens else None,
-        deadline=ctx.deadline,
-    )
+    try:
+        reply = await services.gateway.chat(
+            to_openai(state["messages"], services.settings.agent.system_prompt),
+            route=ctx.route,
+            context=CallContext(
+                tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id
+            ),
+            tools=services.tools.specs() or None,
+            on_token=(lambda text: writer({"token": text})) if ctx.stream_tokens else None,
+            deadline=ctx.deadline,
+        )
+    except BudgetExceeded as exc:
+        return breach(exc, "decide")
     services.runs.add_event(
         ctx.run_id,
         "decide",

@@ -20,7 +20,12 @@ def _stopped_answer(state: AgentState) -> str | None:
         return f"I stopped because {state.get('stop_detail')} kept failing; this needs a person to look at it."
     if status == "terminated":
         return f"This run was stopped by the safety breaker: {state.get('stop_detail')}."
+    if status == "budget_exceeded":
+        return f"I stopped because this request reached its budget: {state.get('stop_detail')}."
     return None
+
+
+HEDGE = "\n\n(I am not fully sure about this answer; please check it before you rely on it.)"
 
 
 def respond(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -29,6 +34,10 @@ def respond(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     if stopped is not None:
         answer, status, messages = stopped, str(state["status"]), [AIMessage(content=stopped)]
     else:
-        answer, status, messages = state["messages"][-1].text, "answered", []
+        # A handoff's answer is the person's reply, already the last message.
+        answer, messages = state["messages"][-1].text, []
+        status = "handed_off" if state.get("status") == "handed_off" else "answered"
+        if (state.get("verdicts") or {}).get("answer") == "hedge":
+            answer += HEDGE
     ctx.services.runs.add_event(ctx.run_id, "respond", "answer", {"status": status, "answer": answer})
     return {"answer": answer, "status": status, "messages": messages}

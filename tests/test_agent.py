@@ -119,6 +119,8 @@ def test_write_tools_change_the_database(database_url, make_settings, write_scri
                 },
             ]
         },
+        {"text": "0.95"},  # the self-critique of each write
+        {"text": "0.95"},
         {"text": "Cancelled order 2 and emailed Alan."},
     )
     result, agent = run(_ask(make_settings(database_url, script=script), "Cancel order 2 and tell Alan"))

@@ -206,12 +206,19 @@ class Gateway:
         tools: list[dict[str, Any]] | None = None,
         on_token: TokenSink | None = None,
         deadline: float | None = None,
+        max_output_tokens: int | None = None,
     ) -> ModelReply:
         """Ask the route's models in order: each through its breaker, transient errors retried, then the next.
 
-        ``deadline`` (a ``time.monotonic()`` value) bounds every attempt and every backoff.
+        ``deadline`` (a ``time.monotonic()`` value) bounds every attempt and every backoff;
+        ``max_output_tokens`` lowers the route's (a short answer reserves a small budget).
         """
-        request = ChatRequest(route, self.settings.route(route), messages, tools, context, on_token)
+        settings = self.settings.route(route)
+        if max_output_tokens is not None:
+            settings = settings.model_copy(
+                update={"max_output_tokens": min(max_output_tokens, settings.max_output_tokens)}
+            )
+        request = ChatRequest(route, settings, messages, tools, context, on_token)
         last_error: ModelError | None = None
         fallback_reason: str | None = None
         for position, model in enumerate(request.settings.models):

@@ -69,7 +69,7 @@ class BlastRadius:
             raise BudgetExceeded(
                 scope=entry.scope,
                 resource=entry.resource,
-                limit=entry.limit,
+                limit=entry.limit + refusal.granted,
                 used=refusal.used + refusal.reserved,
                 requested=entry.amount,
             )
@@ -77,3 +77,13 @@ class BlastRadius:
 
     def settle(self, reservation: Reservation, actual: dict[str, float]) -> None:
         self.store.settle(reservation.id, actual, now=self._clock())
+
+    def raise_once(self, scope: str, resource: str) -> float:
+        """Raise ``scope``'s cap of ``resource`` by one more configured cap (a reviewer's answer to a breach).
+
+        Returns the amount added. Only that scope (one request, one session or one day) gets the room.
+        """
+        caps = {"request": self.settings.request, "session": self.settings.session, "day": self.settings.day}
+        amount = float(getattr(caps[scope.split(":", 1)[0]], resource))
+        self.store.grant(scope, resource, amount, now=self._clock())
+        return amount

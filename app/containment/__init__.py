@@ -1,0 +1,1 @@
+"""Containment: when a conversation leaves the bot and goes to a human."""

@@ -1,0 +1,123 @@
+"""The human escalation protocol: the seed's four formats, plus the user's own confirmation.
+
+| Trigger                         | Type               | Who       | Format                                        |
+|---------------------------------|--------------------|-----------|-----------------------------------------------|
+| confidence below confirm_above  | targeted           | reviewer  | the action, its score, approve / reject        |
+| budget cap reached              | targeted           | reviewer  | the cap, its use, raise once / stop            |
+| repeated rephrasing             | targeted           | reviewer  | "what does the user want?", free text          |
+| confidence in the confirm band  | confirmation       | the user  | "Shall I …?", yes / no                         |
+| high-risk topic                 | full_handoff       | reviewer  | context summary + the whole history            |
+| user asks for a human           | immediate_transfer | reviewer  | warm handoff: summary + the last messages      |
+| negative sentiment spike        | collaborative      | reviewer  | the agent goes on; the reviewer may add a note |
+
+Plain functions that build rows and read answers; the graph's ``hitl`` node uses them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
+
+from app.config import EscalationSettings
+from memory.tables import Escalation
+
+APPROVALS = frozenset({"approve", "approved", "yes", "y", "ok", "confirm", "raise"})
+WARM_HANDOFF_MESSAGES = 6
+
+
+@dataclass(frozen=True)
+class Where:
+    """The run an escalation belongs to, and the pause it is part of (for stable ids on replay)."""
+
+    run_id: str
+    thread_id: str
+    tenant_id: str
+    pause: int
+
+
+def escalation_id(where: Where, key: str) -> str:
+    """Stable per run, pause and subject: a node that runs again after a crash opens the same rows."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"firebreak:{where.run_id}/{where.pause}/{key}"))
+
+
+def is_approval(answer: str | None) -> bool:
+    return (answer or "").strip().lower() in APPROVALS
+
+
+def transcript(messages: Sequence[AnyMessage]) -> list[dict[str, str]]:
+    """The conversation as a reviewer reads it: who said what, tool calls and results included."""
+    lines = []
+    for message in messages:
+        if isinstance(message, HumanMessage):
+            lines.append({"role": message.name or "user", "text": message.text})
+        elif isinstance(message, AIMessage):
+            calls = ", ".join(f"{call['name']}({call['args']})" for call in message.tool_calls)
+            lines.append({"role": "assistant", "text": message.text + (f" [calls {calls}]" if calls else "")})
+        elif isinstance(message, ToolMessage):
+            lines.append({"role": f"tool {message.name}", "text": message.text[:1000]})
+    return lines
+
+
+def summary(messages: Sequence[AnyMessage], reason: str) -> str:
+    """A deterministic context summary: what the user wants, what happened, why a person is needed."""
+    questions = [m.text for m in messages if isinstance(m, HumanMessage) and m.name != "reviewer"]
+    tools = sorted({m.name or "" for m in messages if isinstance(m, ToolMessage)})
+    parts = [f"The user asks: {questions[-1]!r}." if questions else "The conversation has no question yet."]
+    if len(questions) > 1:
+        parts.append(f"Earlier in this conversation they asked {len(questions) - 1} other question(s).")
+    if tools:
+        parts.append(f"Tools used so far: {', '.join(tools)}.")
+    parts.append(f"Escalated because {reason}.")
+    return " ".join(parts)
+
+
+def build(
+    where: Where,
+    key: str,
+    *,
+    type: str,
+    trigger: str,
+    reason: str,
+    question: str,
+    options: Sequence[str] = (),
+    context: dict[str, Any] | None = None,
+    messages: Sequence[AnyMessage] = (),
+    settings: EscalationSettings,
+    now: float,
+) -> Escalation:
+    """One escalation row in its type's format (see the module table)."""
+    body: dict[str, Any] = dict(context or {})
+    if type in ("full_handoff", "immediate_transfer", "collaborative"):
+        body["summary"] = summary(messages, reason)
+        history = transcript(messages)
+        body["history"] = history if type == "full_handoff" else history[-WARM_HANDOFF_MESSAGES:]
+    return Escalation(
+        id=escalation_id(where, key),
+        run_id=where.run_id,
+        thread_id=where.thread_id,
+        tenant_id=where.tenant_id,
+        type=type,
+        trigger=trigger,
+        audience="user" if type == "confirmation" else "reviewer",
+        pauses_run=type != "collaborative",
+        reason=reason,
+        question=question,
+        options=list(options),
+        context=body,
+        status="open",
+        created_at=now,
+        due_at=now + settings.policies[type].timeout_s,  # type: ignore[index]
+    )
+
+
+def expiry_answer(escalation: Escalation) -> str:
+    """What an unanswered escalation means when it expires: never a yes."""
+    if escalation.trigger == "budget_breach":
+        return "stop"
+    if escalation.options:
+        return "reject" if "reject" in escalation.options else "no"
+    return ""
