@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from memory.queue import QueueStore
 from memory.runs import RunStore
 
 RELEASE = "0.1.0"
+_MIGRATING = threading.Lock()
 
 
 @dataclass
@@ -84,9 +86,12 @@ def breaker_span_event(transition: Transition) -> None:
 def prepare_database(settings: Settings) -> Engine:
     """Connect, then migrate (``auto_migrate``) or refuse to run on an old schema."""
     engine = make_engine(settings.database_url)
+    if is_current(engine):
+        return engine
     if settings.auto_migrate:
-        upgrade(engine)
-    elif not is_current(engine):
+        with _MIGRATING:  # Alembic's command API keeps module globals: one migration per process at a time
+            upgrade(engine)
+    else:
         raise StoreUnavailable("the database schema is not current: run `firebreak db upgrade`")
     return engine
 

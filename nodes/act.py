@@ -51,6 +51,8 @@ def _refusal(state: AgentState, ctx: RunContext, call_id: str, name: str) -> str
     gate = ctx.services.settings.gate
     if item.kind not in gate.actions and name not in gate.require_approval:
         return None
+    if item.kind == "write" and ctx.services.settings.limits.read_only:
+        return None  # run_tool refuses it with the read-only reason
     verdict = (state.get("verdicts") or {}).get(call_id)
     if verdict in CLEARED:
         return None

@@ -51,6 +51,8 @@ def gated_actions(decision: AIMessage, ctx: RunContext) -> list[ProposedAction]:
             kind = ctx.services.tools.get(call["name"]).kind
         except UnknownTool:
             continue
+        if kind == "write" and ctx.services.settings.limits.read_only:
+            continue  # denied by the read-only switch whatever anyone answers: nobody is asked
         if kind in kinds or call["name"] in ctx.services.settings.gate.require_approval:
             actions.append(ProposedAction(call["id"] or "", kind, call["name"], call["args"], decision.text))
     if not decision.tool_calls and "answer" in kinds:

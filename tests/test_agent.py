@@ -201,7 +201,8 @@ def test_script_misuse_is_a_script_error_type():
 
 def test_a_call_that_keeps_failing_stops_the_run_instead_of_retrying_forever(database_url, make_settings, write_script):
     dead = {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 999, "status": "shipped"}}]}
-    script = write_script(dead, dead, dead)
+    sure = {"text": "0.95"}  # the self-critique of each write
+    script = write_script(dead, sure, dead, sure, dead, sure)
     result, agent = run(_ask(make_settings(database_url, script=script), "Ship order 999"))
 
     assert result.status == "repeated_failure"

@@ -109,7 +109,10 @@ def test_doctor_reports_every_store_and_model(database_url, write_script):
     script = write_script({"text": "unused"})
     config = Path(script).with_name("routes.toml")
     config.write_text(
-        '[routes.chat]\nmodels = ["scripted/demo"]\nmax_output_tokens = 64\ntemperature = 0.0\ntimeout_s = 5.0\n'
+        "".join(
+            f'[routes.{route}]\nmodels = ["scripted/demo"]\nmax_output_tokens = 64\ntemperature = 0.0\ntimeout_s = 5.0\n'
+            for route in ("chat", "verifier")
+        )
     )
     env = {"FIREBREAK_DATABASE_URL": database_url, "FIREBREAK_SCRIPT": script}
     before = firebreak("doctor", "--config", str(config), env=env)

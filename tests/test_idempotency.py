@@ -141,7 +141,9 @@ def test_keys_are_forgotten_after_their_ttl(database_url, make_settings):
 
 def test_a_run_killed_after_its_email_went_out_resumes_without_sending_it_again(tmp_path, write_script):
     database_url = f"sqlite:///{tmp_path / 'fb.db'}"
-    script = write_script({"tool_calls": [{"name": "send_email", "arguments": EMAIL}]}, name="worker.jsonl")
+    script = write_script(
+        {"tool_calls": [{"name": "send_email", "arguments": EMAIL}]}, {"text": "0.95"}, name="worker.jsonl"
+    )
     # The resumed run continues at the interrupted tool call: its only model call sees the replayed result.
     rest = write_script({"expect": '"already_sent": true', "text": "Sent."}, name="resume.jsonl")
     # The worker sends the email, then hangs before recording the step; the test kills it with SIGKILL.

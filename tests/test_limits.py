@@ -107,8 +107,10 @@ def test_the_200_dollar_request_is_stopped_at_its_cap_with_no_overshoot_and_an_a
             return await agent.ask("Research everything, spare no expense"), agent
 
     result, agent = run(ask())
-    assert result.status == "budget_exceeded"
-    assert "cost_usd cap of request:" in result.error
+    # Escalated, not dropped: the run waits for a reviewer to raise the cap once or stop it.
+    assert result.status == "waiting"
+    (escalation,) = result.escalations
+    assert escalation["trigger"] == "budget_breach" and escalation["options"] == ["raise", "stop"]
     with Session(agent.services.engine) as session:
         calls = session.exec(select(ModelCall).where(ModelCall.run_id == result.run_id)).all()
         alerts = session.exec(select(Alert).where(Alert.kind == "budget_breach")).all()

@@ -16,6 +16,7 @@ from app.config import LocalModelSettings, load_settings
 from app.errors import ConfigError
 from app.gateway.local_model import LOCAL_MODEL, LocalLLM, register_local_provider
 from app.gateway.model_files import MODEL_FILE_NAME, assemble_model, locate_parts, marker_path
+from app.tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +114,28 @@ def test_calls_a_tool_with_arguments_that_match_its_schema(local_provider: str) 
     arguments = json.loads(call.function.arguments)
     assert isinstance(arguments["order_id"], int)
     assert response.usage.completion_tokens > 0
+
+
+def test_a_tool_with_long_string_bounds_gets_arguments_instead_of_a_crash(local_provider: str) -> None:
+    # send_email's body allows 5,000 characters: spelled out as a grammar, llama.cpp refused it and crashed.
+    (email,) = [
+        spec
+        for spec in ToolRegistry.from_modules(["app.tools.demo"]).specs()
+        if spec["function"]["name"] == "send_email"
+    ]
+    response = asyncio.run(
+        litellm.acompletion(
+            model=local_provider,
+            messages=[{"role": "user", "content": "Email ada@example.com that her order shipped"}],
+            tools=[email],
+            tool_choice={"type": "function", "function": {"name": "send_email"}},
+            max_tokens=96,
+        )
+    )
+
+    (call,) = response.choices[0].message.tool_calls
+    assert call.function.name == "send_email"
+    assert isinstance(json.loads(call.function.arguments), dict)
 
 
 def test_answers_a_tool_result_in_plain_text(local_provider: str) -> None:

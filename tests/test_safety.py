@@ -103,10 +103,11 @@ def test_default_graph_screens_the_input_and_every_decision():
 
     assert edges[START] == "screen_input"
     assert isinstance(edges["screen_input"], Branch)
-    assert edges["screen_input"].targets == {"decide": "decide", "respond": "respond"}
-    assert edges["decide"] == "screen_actions"
+    assert edges["screen_input"].targets == {"screen_triggers": "screen_triggers", "respond": "respond"}
+    assert isinstance(edges["decide"], Branch)
+    assert edges["decide"].targets == {"screen_actions": "screen_actions", "budget_guard": "budget_guard"}
     assert isinstance(edges["screen_actions"], Branch)
-    assert edges["screen_actions"].targets == {"act": "act", "respond": "respond"}
+    assert edges["screen_actions"].targets == {"confidence_gate": "confidence_gate", "respond": "respond"}
 
 
 def test_insert_after_a_node_without_edges_is_refused():

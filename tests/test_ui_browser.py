@@ -1,10 +1,14 @@
 """The UI in a real browser: a scripted run streams into the chat, its trace opens in the Traces tab,
 and the Resilience tab shows the breakers its model and tool calls went through and the budget it spent; a
-run a real worker
-dead-lettered shows in the Runs & DLQ tab, with its detail, and is requeued from there.
+run a real worker dead-lettered shows in the Runs & DLQ tab, with its detail, and is requeued from there.
+
+The production mutation behind the confidence gate: a scripted model proposes ``update_order`` and grades
+it low, so the chat says the run waits for a reviewer; the reviewer approves (or rejects) it in the Inbox
+tab and the run resumes there: the order changes exactly once (or never). A medium grade asks the user in
+the chat instead, and their "yes" runs it once.
 
 Nothing of Firebreak is mocked: the UI serves a real Agent on a temporary SQLite database, and the
-scripted model calls the real ``sql_lookup`` tool against the seeded demo orders.
+scripted model calls the real ``sql_lookup`` and ``update_order`` tools against the seeded demo orders.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from urllib.parse import urljoin
 import pytest
 from conftest import ScriptWriter, run, unavailable
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlmodel import Session, select
 
 from app.config import Settings
 from app.queue.worker import Worker, submit
 from graph.agent import Agent
+from memory.engine import make_engine
 from memory.queue import QueueStore
-from ui.app import start
+from memory.tables import DemoOrder, Operation
+from ui.app import AgentSlot, start
 
 pytestmark = pytest.mark.browser
 
@@ -63,9 +70,9 @@ def ui_settings(make_settings: Callable[..., Settings], database_url: str, scrip
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
+def serve(settings: Settings, slot: AgentSlot | None = None) -> Iterator[str]:
     """The UI on ``settings.ui``, answering with the scripted route; yields its URL."""
-    demo = start(settings, route="scripted/demo")
+    demo = start(settings, route="scripted/demo", agent=slot)
     try:
         assert demo.local_url is not None
         yield demo.local_url
@@ -224,4 +231,277 @@ def test_dead_lettered_runs_are_inspected_and_requeued_from_the_runs_and_dlq_tab
     expect(page.locator("#dead-letters-view")).to_contain_text("The dead-letter queue is empty.", timeout=TIMEOUT_MS)
     expect(counts.locator('.queue-count[data-status="queued"] b')).to_have_text("2")
     expect(counts.locator('.queue-count[data-status="dead"] b')).to_have_text("0")
+    page.close()
+
+
+# The production mutation: the model cancels demo order 2 (seeded "pending") and grades its own action.
+CANCEL_ORDER_2 = {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}}]}
+ORDER_2_BEFORE = "pending"
+CANCELLED = "Order 2 is cancelled."
+NOT_CANCELLED = "I did not cancel order 2: a person declined it."
+ACTION = 'call update_order({"order_id": 2, "status": "cancelled"})'
+REVIEWER_QUESTION = f"Is this the right thing to do: {ACTION}?"
+
+
+def gated_cancel_script(write_script: ScriptWriter, score: str, *, executed: bool) -> str:
+    """Propose the cancellation, grade it ``score`` (the self-critique), then answer once the person decided.
+
+    The final reply's ``expect`` proves what the model saw after the pause: the real tool's result, or
+    the refusal ``act`` writes for a rejected call.
+    """
+    final = (
+        {"expect": '"previous_status": "pending"', "text": CANCELLED}
+        if executed
+        else {"expect": "a person declined it", "text": NOT_CANCELLED}
+    )
+    return write_script(CANCEL_ORDER_2, {"text": score}, final)
+
+
+@contextmanager
+def gated_ui(settings: Settings) -> Iterator[str]:
+    """The UI, and after the test the proof its scripted model was asked exactly what the script says."""
+    slot = AgentSlot(settings)
+    with serve(settings, slot) as url:
+        yield url
+        agent = slot.current
+        assert agent is not None
+        agent.services.gateway.verify_script_consumed()
+
+
+def order_2(settings: Settings) -> tuple[str, list[Operation]]:
+    """Demo order 2's status, and the completed ``update_order`` operations, read from the database."""
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            order = session.get(DemoOrder, 2)
+            assert order is not None
+            completed = session.exec(
+                select(Operation).where(Operation.tool == "update_order", Operation.status == "completed")
+            ).all()
+            return order.status, list(completed)
+    finally:
+        engine.dispose()
+
+
+def ask(page: Page, question: str) -> None:
+    page.locator("#question textarea").fill(question)
+    page.locator("#send").click()
+
+
+def last_run_id(page: Page) -> str:
+    """The run id of the newest trace link in the chat."""
+    link = page.locator("#chat").get_by_role("link", name="trace").last
+    href = link.get_attribute("href", timeout=TIMEOUT_MS)
+    assert href is not None and href.startswith("?run=")
+    return href.removeprefix("?run=")
+
+
+def chat_messages(page: Page) -> list[tuple[str, str]]:
+    """The chat's messages in order as (user | bot, text); a bot message's run line is cut after "tokens"."""
+    bubbles = page.locator('#chat [data-testid="user"], #chat [data-testid="bot"]')
+    found = bubbles.evaluate_all("nodes => nodes.map(node => [node.dataset.testid, node.innerText.trim()])")
+    return [(role, re.sub(r"(· tokens).*", r"\1", text, flags=re.S)) for role, text in found]
+
+
+def thread_id(page: Page) -> str:
+    box = page.locator("#thread-id textarea, #thread-id input").first
+    expect(box).not_to_have_value("", timeout=TIMEOUT_MS)
+    return box.input_value()
+
+
+def ask_for_a_reviewer(page: Page) -> str:
+    """Ask to cancel order 2; the chat says the run waits for a reviewer. Returns the run id."""
+    ask(page, "Please cancel order 2.")
+    chat = page.locator("#chat")
+    expect(chat).to_contain_text("Waiting for a reviewer", timeout=TIMEOUT_MS)
+    expect(chat).to_contain_text("targeted, confidence 0.40 is below the confirm threshold")
+    expect(chat).to_contain_text("the reply will appear here")
+    expect(chat).to_contain_text("waiting · tokens")
+    return last_run_id(page)
+
+
+def answer_in_the_inbox(page: Page, run_id: str, option: str, note: str) -> None:
+    """In the Inbox: find the run's escalation, check its format, answer it with ``option``."""
+    page.get_by_role("tab", name="Inbox").click()
+    row = page.locator(f'#inbox-open .escalation-row[data-run="{run_id}"]')
+    expect(row).to_be_visible(timeout=TIMEOUT_MS)
+    expect(row).to_have_attribute("data-type", "targeted")
+    expect(row).to_have_attribute("data-audience", "reviewer")
+    expect(row).to_contain_text("low_confidence")
+    expect(row.locator(".escalation-due")).to_contain_text("due in")
+    short_id = row.locator("td").first.inner_text().strip()
+
+    page.locator("#inbox-pick input").click()
+    page.get_by_role("option").filter(has_text=short_id).click()
+    detail = page.locator("#inbox-detail")
+    expect(detail.locator(f'.escalation-detail[data-run="{run_id}"]')).to_be_visible(timeout=TIMEOUT_MS)
+    expect(detail.locator(".escalation-reason")).to_have_text("confidence 0.40 is below the confirm threshold")
+    action = detail.locator('.escalation-action[data-target="update_order"]')
+    expect(action).to_contain_text(ACTION)
+    expect(action.locator(".escalation-score")).to_have_text("0.40")
+    expect(detail.locator(".escalation-options li")).to_have_count(2)
+
+    page.locator("#inbox-option").get_by_label(option).check()
+    page.locator("#inbox-note textarea").fill(note)
+    page.locator("#inbox-answer-button").click()
+
+
+def expect_answered(page: Page, run_id: str, answer: str, note: str) -> None:
+    """The escalation left the open list and shows in "Recently answered" with who answered and how fast."""
+    expect(page.locator(f'#inbox-open .escalation-row[data-run="{run_id}"]')).to_have_count(0, timeout=TIMEOUT_MS)
+    expect(page.locator("#inbox-open")).to_contain_text("No open escalations")
+    answered = page.locator('#inbox-answered .answered-row[data-status="answered"]')
+    expect(answered).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(answered.locator(".answered-answer")).to_have_text(answer)
+    expect(answered.locator(".answered-by")).to_have_text("reviewer:ui")
+    expect(answered.locator(".answered-latency")).to_have_text(re.compile(r"^\d[\d.]*(s| min)"))
+    expect(answered).to_contain_text(note)
+    expect(page.locator("#inbox-detail")).to_contain_text("Pick an escalation")
+
+
+def reopen_thread(page: Page, url: str, thread: str) -> None:
+    """A fresh page load, then the thread reopened by its id: what the store holds, not what the page kept."""
+    page.goto(url)
+    box = page.locator("#thread-id textarea, #thread-id input").first
+    box.fill(thread)
+    box.press("Enter")
+
+
+@pytest.fixture
+def approve_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, Settings]]:
+    settings = ui_settings(make_settings, sqlite_url, gated_cancel_script(write_script, "0.4", executed=True))
+    with gated_ui(settings) as url:
+        yield url, settings
+
+
+@pytest.fixture
+def reject_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, Settings]]:
+    settings = ui_settings(make_settings, sqlite_url, gated_cancel_script(write_script, "0.4", executed=False))
+    with gated_ui(settings) as url:
+        yield url, settings
+
+
+@pytest.fixture
+def confirm_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, Settings]]:
+    settings = ui_settings(make_settings, sqlite_url, gated_cancel_script(write_script, "0.7", executed=True))
+    with gated_ui(settings) as url:
+        yield url, settings
+
+
+def test_a_low_confidence_order_change_waits_for_a_reviewer_who_approves_it_in_the_inbox(
+    approve_ui: tuple[str, Settings], browser: Browser
+) -> None:
+    url, settings = approve_ui
+    page = browser.new_page()
+    page.goto(url)
+    run_id = ask_for_a_reviewer(page)
+    thread = thread_id(page)
+    assert order_2(settings) == (ORDER_2_BEFORE, [])  # nothing changed while the run waits
+
+    # A new message in a thread that waits for a reviewer is refused with the reason, not run.
+    ask(page, "Any news?")
+    expect(page.locator("#chat")).to_contain_text("this conversation is waiting for a reviewer", timeout=TIMEOUT_MS)
+
+    answer_in_the_inbox(page, run_id, "approve", "customer asked by phone")
+    result = page.locator("#inbox-result")
+    expect(result).to_contain_text("with approve", timeout=TIMEOUT_MS)
+    expect(result).to_contain_text("The run resumed and ended answered")
+    expect(result).to_contain_text(CANCELLED)
+    expect(result).to_contain_text(run_id)
+    expect_answered(page, run_id, "approve", "customer asked by phone")
+
+    status, completed = order_2(settings)
+    assert status == "cancelled"
+    assert [(operation.run_id, operation.attempts) for operation in completed] == [(run_id, 1)]
+
+    # The chat thread, reopened, shows the reviewer's answer and then the run's final answer.
+    reopen_thread(page, url, thread)
+    expect(page.locator("#chat")).to_contain_text(CANCELLED, timeout=TIMEOUT_MS)
+    assert chat_messages(page) == [
+        ("user", "Please cancel order 2."),
+        ("bot", f"{REVIEWER_QUESTION}\n\n— a reviewer (reviewer:ui) answered approve — note: customer asked by phone"),
+        ("bot", f"{CANCELLED}\n\nrun {run_id} · answered · tokens"),
+    ]
+    page.close()
+
+
+def test_a_reviewer_who_rejects_the_order_change_in_the_inbox_leaves_the_order_untouched(
+    reject_ui: tuple[str, Settings], browser: Browser
+) -> None:
+    url, settings = reject_ui
+    page = browser.new_page()
+    page.goto(url)
+    run_id = ask_for_a_reviewer(page)
+    thread = thread_id(page)
+
+    note = "not without the customer's consent"
+    answer_in_the_inbox(page, run_id, "reject", note)
+    result = page.locator("#inbox-result")
+    expect(result).to_contain_text("with reject", timeout=TIMEOUT_MS)
+    expect(result).to_contain_text(NOT_CANCELLED)
+    expect_answered(page, run_id, "reject", note)
+    assert order_2(settings) == (ORDER_2_BEFORE, [])
+
+    reopen_thread(page, url, thread)
+    expect(page.locator("#chat")).to_contain_text(NOT_CANCELLED, timeout=TIMEOUT_MS)
+    assert chat_messages(page) == [
+        ("user", "Please cancel order 2."),
+        ("bot", f"{REVIEWER_QUESTION}\n\n— a reviewer (reviewer:ui) answered reject — note: {note}"),
+        ("bot", f"{NOT_CANCELLED}\n\nrun {run_id} · answered · tokens"),
+    ]
+    page.close()
+
+
+def test_a_medium_confidence_order_change_asks_the_user_in_the_chat_and_runs_once_on_yes(
+    confirm_ui: tuple[str, Settings], browser: Browser
+) -> None:
+    url, settings = confirm_ui
+    page = browser.new_page()
+    page.goto(url)
+    ask(page, "Please cancel order 2.")
+    chat = page.locator("#chat")
+    expect(chat).to_contain_text("Waiting for your answer", timeout=TIMEOUT_MS)
+    expect(chat).to_contain_text(f"shall I {ACTION}?")
+    expect(chat).to_contain_text("Reply yes or no")
+    run_id = last_run_id(page)
+    thread = thread_id(page)
+
+    # The Inbox lists it too (audience: the user), though only the user answers it.
+    page.get_by_role("tab", name="Inbox").click()
+    row = page.locator(f'#inbox-open .escalation-row[data-run="{run_id}"]')
+    expect(row).to_have_attribute("data-audience", "user", timeout=TIMEOUT_MS)
+    expect(row).to_have_attribute("data-type", "confirmation")
+    page.get_by_role("tab", name="Chat").click()
+
+    # Anything but yes or no is refused with the question again.
+    ask(page, "What will that do?")
+    expect(chat).to_contain_text("this conversation is waiting for your answer", timeout=TIMEOUT_MS)
+    assert order_2(settings) == (ORDER_2_BEFORE, [])
+
+    ask(page, "yes")
+    expect(chat).to_contain_text(CANCELLED, timeout=TIMEOUT_MS)
+    expect(chat).to_contain_text(f"run {run_id} · answered")
+    status, completed = order_2(settings)
+    assert status == "cancelled"
+    assert [(operation.run_id, operation.attempts) for operation in completed] == [(run_id, 1)]
+
+    # Reopened: the question, the user's "yes", then the answer.
+    reopen_thread(page, url, thread)
+    expect(chat).to_contain_text(CANCELLED, timeout=TIMEOUT_MS)
+    assert chat_messages(page) == [
+        ("user", "Please cancel order 2."),
+        ("bot", f"Before I go on: shall I {ACTION}?"),
+        ("user", "yes"),
+        ("bot", f"{CANCELLED}\n\nrun {run_id} · answered · tokens"),
+    ]
+    page.get_by_role("tab", name="Inbox").click()
+    expect(page.locator(f'#inbox-open .escalation-row[data-run="{run_id}"]')).to_have_count(0, timeout=TIMEOUT_MS)
+    answered = page.locator('#inbox-answered .answered-row[data-status="answered"]')
+    expect(answered.locator(".answered-by")).to_have_text("user:local", timeout=TIMEOUT_MS)
     page.close()

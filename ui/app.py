@@ -1,5 +1,6 @@
-"""The Gradio UI: a streaming chat with threads, a Traces tab that draws each run's span tree,
-a Resilience tab that shows every backend's circuit breaker, its recent transitions and the
+"""The Gradio UI: a streaming chat with threads (a run that waits for a person says so there), an
+Inbox tab where a reviewer answers open escalations (and the run resumes), a Traces tab that draws each
+run's span tree, a Resilience tab that shows every backend's circuit breaker, its recent transitions and the
 blast-radius budgets (usage against the caps per request, session and tenant day), and a
 Runs & DLQ tab with the run queue's counts, recent runs, the dead-letter queue (to inspect and
 requeue) and recent alerts.
@@ -24,11 +25,17 @@ from app.errors import FirebreakError
 from app.services import Services
 from app.traces import trace_lines
 from graph.agent import Agent, RunResult, Token
+from memory.escalations import EscalationStore
 from memory.queue import QueueStore
 from memory.runs import RunStore
+from memory.tables import Escalation
 from ui import render
 
-CHAT_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB = "chat", "traces", "resilience", "queue"
+CHAT_TAB, INBOX_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB = "chat", "inbox", "traces", "resilience", "queue"
+REVIEWER = "reviewer:ui"
+OPEN_ESCALATIONS = 200
+RECENT_ANSWERED = 20
+THREAD_ESCALATIONS = 500
 RECENT_RUNS = 50
 RECENT_TRANSITIONS = 100
 RECENT_ALERTS = 20
@@ -47,6 +54,11 @@ class AgentSlot:
         self._settings = settings
         self._agent: Agent | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def current(self) -> Agent | None:
+        """The agent if it was opened (by a first request), else None."""
+        return self._agent
 
     async def get(self) -> Agent:
         # The lock stops two first requests from opening two agents (and two connections).
@@ -72,12 +84,43 @@ def _assistant(content: str) -> dict[str, str]:
     return {"role": "assistant", "content": content}
 
 
-async def _services(slot: AgentSlot) -> Services:
-    """The agent's services; an unreachable store becomes a readable message in the page, not a bare "Error"."""
+async def _agent(slot: AgentSlot) -> Agent:
+    """The agent; an unreachable store becomes a readable message in the page, not a bare "Error"."""
     try:
-        return (await slot.get()).services
+        return await slot.get()
     except FirebreakError as exc:
         raise gr.Error(str(exc)) from exc
+
+
+async def _services(slot: AgentSlot) -> Services:
+    return (await _agent(slot)).services
+
+
+def _waiting_for(agent: Agent, result: RunResult) -> list[Escalation]:
+    """The rows a waiting run waits for (the result names them; the rows carry the reasons)."""
+    rows = (agent.services.escalations.get(item["id"]) for item in result.escalations)
+    return [row for row in rows if row is not None]
+
+
+def _result_message(agent: Agent, result: RunResult) -> str:
+    """The assistant's message for a finished (or paused) run, with its run line."""
+    usage = result.usage
+    line = render.run_line(result.run_id, result.status, usage.input_tokens, usage.output_tokens, usage.cost_usd)
+    if result.status == "waiting":
+        return f"{render.waiting_message(_waiting_for(agent, result))}\n\n{line}"
+    return render.answer_message(result.answer, result.status, result.error, line)
+
+
+def _recently_closed(store: EscalationStore) -> list[Escalation]:
+    rows = [*store.list(status="answered", limit=RECENT_ANSWERED), *store.list(status="expired", limit=RECENT_ANSWERED)]
+    rows.sort(key=lambda row: row.answered_at or row.created_at, reverse=True)
+    return rows[:RECENT_ANSWERED]
+
+
+def _option_picker(row: Escalation | None) -> gr.Radio:
+    """The picked escalation's options, nothing chosen; hidden when its answer is free text."""
+    options = list(row.options) if row is not None else []
+    return gr.Radio(choices=options, value=None, visible=bool(options))
 
 
 async def _runs(slot: AgentSlot) -> RunStore:
@@ -117,23 +160,24 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                     history[-1] = _assistant(answer)
                     yield history, gr.skip(), gr.skip(), gr.skip()
                 elif isinstance(item, RunResult):
-                    usage = item.usage
-                    line = render.run_line(
-                        item.run_id, item.status, usage.input_tokens, usage.output_tokens, usage.cost_usd
-                    )
-                    history[-1] = _assistant(render.answer_message(item.answer, item.status, item.error, line))
+                    # A waiting run asks its question here; a "yes"/"no" typed next answers a confirmation.
+                    history[-1] = _assistant(_result_message(agent, item))
                     yield history, gr.skip(), gr.skip(), item.run_id
         except FirebreakError as exc:
             history[-1] = _assistant(render.error_message(exc))
             yield history, gr.skip(), gr.skip(), gr.skip()
 
     async def open_thread(thread_id: str) -> Messages:
-        """Show an earlier thread's questions and answers so the user can continue it."""
+        """Show an earlier thread's questions, escalations and answers so the user can continue it."""
         thread_id = thread_id.strip()
         if not thread_id:
             return []
-        runs = (await _runs(slot)).recent(limit=THREAD_HISTORY_RUNS, thread_id=thread_id)
-        return [message for run in reversed(runs) for message in render.run_messages(run)]
+        services = await _services(slot)
+        runs = services.runs.recent(limit=THREAD_HISTORY_RUNS, thread_id=thread_id)
+        by_run: dict[str, list[Escalation]] = {}
+        for row in services.escalations.list(status=None, thread_id=thread_id, limit=THREAD_ESCALATIONS):
+            by_run.setdefault(row.run_id, []).append(row)
+        return [message for run in reversed(runs) for message in render.run_messages(run, by_run.get(run.id, []))]
 
     def new_thread() -> tuple[Messages, str, str]:
         return [], str(uuid.uuid4()), ""
@@ -161,6 +205,53 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
 
     async def view_run(run_id: str) -> str:
         return await _trace_view(slot, run_id)
+
+    async def inbox_views(selected: str | None) -> tuple[Any, ...]:
+        """Pass up or expire overdue escalations, then: the open ones (keeping the pick while it is open),
+        the picked one's detail and options, and the recently answered ones."""
+        agent = await _agent(slot)
+        try:
+            await agent.sweep()
+        except FirebreakError as exc:
+            raise gr.Error(f"could not pass up overdue escalations: {exc}") from exc
+        store = agent.services.escalations
+        now = agent.services.clock()
+        rows = store.list(status="open", limit=OPEN_ESCALATIONS)
+        picked = next((row for row in rows if row.id == selected), None)
+        return (
+            render.escalations_html(rows, now),
+            gr.Dropdown(
+                choices=[render.escalation_choice(row) for row in rows], value=None if picked is None else picked.id
+            ),
+            render.escalation_detail_html(picked, now),
+            # A still-open pick keeps the option the reviewer may have chosen already.
+            _option_picker(None) if picked is None else gr.skip(),
+            render.answered_html(_recently_closed(store)),
+        )
+
+    async def pick_escalation(selected: str | None) -> tuple[Any, ...]:
+        services = await _services(slot)
+        row = services.escalations.get(selected) if selected else None
+        return render.escalation_detail_html(row, services.clock()), _option_picker(row), ""
+
+    async def answer_escalation(selected: str | None, option: str | None, text: str, note: str) -> tuple[Any, ...]:
+        """Answer the picked escalation: its option, else the written answer; show what the resumed run did."""
+        agent = await _agent(slot)
+        row = agent.services.escalations.get(selected) if selected else None
+        answer = (option or "").strip() or text.strip()
+        cleared: tuple[Any, ...] = (gr.skip(), gr.skip())
+        if row is None:
+            message = "Pick an escalation to answer."
+        elif not answer:
+            message = "Choose one of its options or write an answer." if row.options else "Write an answer."
+        else:
+            try:
+                result = await agent.answer(row.id, answer, by=REVIEWER, note=note.strip() or None)
+            except FirebreakError as exc:
+                message = render.answer_error(exc)
+            else:
+                message, cleared = render.answer_outcome(row, answer, result), ("", "")
+        return (message, *cleared, *(await inbox_views(selected)))
 
     async def resilience_views() -> tuple[str, str, str]:
         """Every breaker with its state, the latest transitions (newest first), and the budgets' usage."""
@@ -237,6 +328,40 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                     )
                     send_btn = gr.Button("Send", variant="primary", elem_id="send", scale=1)
                     show_trace_btn = gr.Button("Show trace", elem_id="show-trace", scale=1)
+            with gr.Tab("Inbox", id=INBOX_TAB, elem_id="inbox-tab") as inbox_tab:
+                refresh_inbox_btn = gr.Button("Refresh", elem_id="refresh-inbox")
+                gr.Markdown("### Open escalations")
+                inbox_view = gr.HTML(
+                    render.escalations_html([], time.time()), css_template=render.INBOX_CSS, elem_id="inbox-open"
+                )
+                inbox_pick = gr.Dropdown(label="Escalation", choices=[], elem_id="inbox-pick")
+                inbox_detail = gr.HTML(
+                    render.escalation_detail_html(None, time.time()),
+                    css_template=render.INBOX_CSS,
+                    elem_id="inbox-detail",
+                )
+                inbox_option = gr.Radio(label="Answer", choices=[], visible=False, elem_id="inbox-option")
+                with gr.Row():
+                    inbox_answer = gr.Textbox(
+                        label="Written answer",
+                        placeholder="for questions without options (a handoff's reply); an option above wins",
+                        elem_id="inbox-answer",
+                        lines=2,
+                        scale=3,
+                    )
+                    inbox_note = gr.Textbox(
+                        label="Note (optional)",
+                        placeholder="why; kept with the answer as labeled data",
+                        elem_id="inbox-note",
+                        lines=2,
+                        scale=2,
+                    )
+                answer_btn = gr.Button("Answer", variant="primary", elem_id="inbox-answer-button")
+                inbox_result = gr.Markdown(elem_id="inbox-result")
+                gr.Markdown("### Recently answered")
+                answered_view = gr.HTML(
+                    render.answered_html([]), css_template=render.INBOX_CSS, elem_id="inbox-answered"
+                )
             with gr.Tab("Traces", id=TRACES_TAB, elem_id="traces-tab") as traces_tab:
                 with gr.Row():
                     runs_list = gr.Dropdown(label="Recent runs", choices=[], elem_id="runs-list", scale=5)
@@ -298,6 +423,16 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         run_box.submit(view_run, run_box, trace_view)
         view_btn.click(view_run, run_box, trace_view)
         demo.load(on_load, None, [tabs, run_box, trace_view, runs_list])
+        inbox_outputs = [inbox_view, inbox_pick, inbox_detail, inbox_option, answered_view]
+        refresh_inbox_btn.click(inbox_views, inbox_pick, inbox_outputs)
+        inbox_tab.select(inbox_views, inbox_pick, inbox_outputs)
+        # Only a person's pick redraws the detail: inbox_views already draws it when it updates the dropdown.
+        inbox_pick.input(pick_escalation, inbox_pick, [inbox_detail, inbox_option, inbox_answer])
+        answer_btn.click(
+            answer_escalation,
+            [inbox_pick, inbox_option, inbox_answer, inbox_note],
+            [inbox_result, inbox_answer, inbox_note, *inbox_outputs],
+        )
         resilience_outputs = [breakers_view, transitions_view, budgets_view]
         refresh_breakers_btn.click(resilience_views, None, resilience_outputs)
         resilience_tab.select(resilience_views, None, resilience_outputs)
@@ -320,9 +455,12 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     return demo
 
 
-def start(settings: Settings, *, route: str | None = None) -> gr.Blocks:
-    """Serve the UI on ``settings.ui.host:port`` in the background; ``demo.close()`` stops it and the agent."""
-    slot = AgentSlot(settings)
+def start(settings: Settings, *, route: str | None = None, agent: AgentSlot | None = None) -> gr.Blocks:
+    """Serve the UI on ``settings.ui.host:port`` in the background; ``demo.close()`` stops it and the agent.
+
+    Pass ``agent`` to look at the UI's agent from outside (tests check its scripted model was used up).
+    """
+    slot = agent or AgentSlot(settings)
     demo = build_ui(settings, route=route, agent=slot)
     demo.launch(
         server_name=settings.ui.host,

@@ -11,16 +11,20 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from app.limits.ledger import RESOURCES
 from app.traces import TraceLine
-from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Run
+from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Escalation, Run
+
+if TYPE_CHECKING:
+    from graph.agent import RunResult
 
 QUESTION_PREFIX_CHARS = 48
 REASON_PREFIX_CHARS = 120
 FAILED_STATUSES = {"failed", "timed_out"}
+HANDOFF_TYPES = frozenset({"full_handoff", "immediate_transfer"})
 DETAIL_LABELS = {
     "gen_ai.request.model": "model",
     "gen_ai.tool.name": "tool",
@@ -56,12 +60,12 @@ th { text-align: left; color: var(--body-text-color-subdued); font-weight: 600; 
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--border-color-primary); }
 td.mono { font-family: var(--font-mono); }
 td.number { text-align: right; }
+.empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 """
 
 BREAKER_CSS = (
     TABLE_CSS
     + """
-.breaker-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 .breaker-badge { display: inline-block; padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 0.85em;
                  font-weight: 600; white-space: nowrap; }
 """
@@ -76,7 +80,6 @@ BUDGET_HIGH_PERCENT = 80.0
 BUDGET_CSS = (
     TABLE_CSS
     + """
-.budget-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 .budget-note { color: var(--body-text-color-subdued); font-size: 0.85em; margin-bottom: 4px; }
 tr.budget-scope-head th { padding-top: 12px; color: var(--body-text-color); font-weight: 400; }
 .budget-kind { display: inline-block; padding: 1px 8px; margin-right: 6px; border-radius: 9px; font-size: 0.85em;
@@ -97,7 +100,6 @@ QUEUE_STATUSES = ("queued", "running", "completed", "dead")
 QUEUE_CSS = (
     TABLE_CSS
     + """
-.queue-empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 .queue-counts { display: flex; gap: 24px; flex-wrap: wrap; }
 .queue-count b { font-size: 1.4em; margin-right: 4px; }
 .queue-count[data-status="dead"] b { color: var(--error-text-color, #b91c1c); }
@@ -120,6 +122,25 @@ def trace_href(run_id: str) -> str:
     return f"?run={quote(run_id)}"
 
 
+def _empty(message: str) -> str:
+    return f'<div class="empty">{escape(message)}</div>'
+
+
+def _table(name: str, headers: Sequence[str], rows: Sequence[str], empty: str) -> str:
+    """A table of pre-rendered ``<tr>`` rows under plain headers, or ``empty`` (escaped) when there are none."""
+    if not rows:
+        return _empty(empty)
+    head = "".join(f"<th>{escape(header)}</th>" for header in headers)
+    return f'<table class="{escape(name)}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _run_link(run_id: str, *, short: bool = False) -> str:
+    """A link to the run's trace; ``short`` shows its first eight characters, the whole id as a tooltip."""
+    title = f' title="{escape(run_id)}"' if short else ""
+    shown = run_id[:8] if short else run_id
+    return f'<a href="{escape(trace_href(run_id))}"{title}><code>{escape(shown)}</code></a>'
+
+
 def run_line(run_id: str, status: str, input_tokens: int, output_tokens: int, cost_usd: float) -> str:
     """The small Markdown line shown under an answer."""
     return (
@@ -129,27 +150,82 @@ def run_line(run_id: str, status: str, input_tokens: int, output_tokens: int, co
 
 
 def answer_message(answer: str | None, status: str, error: str | None, line: str) -> str:
-    """The assistant's final message: the answer, or a readable failure, then the run line."""
+    """The assistant's final message: the answer, or a readable failure, then the run line.
+
+    A handed-off run's answer is the reply of the person who took over, and says so.
+    """
     if status in FAILED_STATUSES:
         reason = error or "no answer was produced"
         body = f"**The run {status.replace('_', ' ')}:** {reason}"
+    elif status == "handed_off":
+        body = f"**A person replied:** {answer or '_(no reply)_'}"
     else:
         body = answer or "_(no answer)_"
     return f"{body}\n\n{line}"
 
 
 def error_message(error: Exception) -> str:
-    """A refused question (empty, too long, bad route): the message without a stack trace."""
+    """A refused question (empty, too long, bad route, a thread that waits for an answer): no stack trace."""
     return f"**Could not run this question:** {error}"
 
 
-def run_messages(run: Run) -> list[dict[str, Any]]:
-    """A stored run as the user/assistant message pair the chatbot shows."""
-    line = run_line(run.id, run.status, run.input_tokens, run.output_tokens, run.cost_usd)
+def _reply_options(options: Sequence[str]) -> str:
+    words = [f"**{option}**" for option in options] or ["**yes**", "**no**"]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def waiting_message(rows: Sequence[Escalation]) -> str:
+    """What a waiting run asks, as the assistant's message: the user's own question, or who it waits for.
+
+    ``rows`` are the open escalations the run waits for. A confirmation (audience ``user``) is the
+    question and "Reply yes or no"; anything else waits for a reviewer, whose reply comes back here.
+    """
+    parts = []
+    for row in rows:
+        if row.audience == "user":
+            parts.append(f"**Waiting for your answer:** {row.question}\n\nReply {_reply_options(row.options)}.")
+        else:
+            parts.append(
+                f"**Waiting for a reviewer** ({row.type}, {row.reason}) — the reply will appear here.\n\n"
+                f"> {' '.join(row.question.split())}"
+            )
+    return "\n\n".join(parts) or "**Waiting for a person** — the reply will appear here."
+
+
+def _closed_exchange(row: Escalation) -> list[dict[str, Any]]:
+    """A closed escalation in a reopened thread: what was asked and what came back."""
+    if row.status == "expired":
+        answer = f" (taken as **{row.answer}**)" if row.answer else ""
+        return [_message("assistant", f"{row.question}\n\n— nobody answered in time{answer}.")]
+    if row.type in HANDOFF_TYPES:
+        return []  # the person's reply is the run's answer, shown after this
+    if row.audience == "user":
+        return [_message("assistant", row.question), _message("user", row.answer or "")]
+    note = f" — note: {row.note}" if row.note else ""
     return [
-        {"role": "user", "content": run.question},
-        {"role": "assistant", "content": answer_message(run.answer, run.status, run.error, line)},
+        _message("assistant", f"{row.question}\n\n— a reviewer ({row.answered_by}) answered **{row.answer}**{note}")
     ]
+
+
+def _message(role: str, content: str) -> dict[str, Any]:
+    return {"role": role, "content": content}
+
+
+def run_messages(run: Run, escalations: Sequence[Escalation] = ()) -> list[dict[str, Any]]:
+    """A stored run as the chatbot shows it: the question, each answered escalation, then the answer.
+
+    ``escalations`` are the run's; a waiting run ends with what it waits for instead of an answer.
+    """
+    line = run_line(run.id, run.status, run.input_tokens, run.output_tokens, run.cost_usd)
+    ordered = sorted(escalations, key=lambda row: row.created_at)
+    messages = [_message("user", run.question)]
+    messages += [message for row in ordered if row.status != "open" for message in _closed_exchange(row)]
+    if run.status == "waiting":
+        waiting = [row for row in ordered if row.status == "open" and row.pauses_run]
+        messages.append(_message("assistant", f"{waiting_message(waiting)}\n\n{line}"))
+    else:
+        messages.append(_message("assistant", answer_message(run.answer, run.status, run.error, line)))
+    return messages
 
 
 def shorten(text: str, limit: int) -> str:
@@ -248,13 +324,11 @@ def _breaker_row(breaker: Breaker, now: float) -> str:
 
 def breakers_html(rows: Sequence[Breaker], now: float) -> str:
     """The Resilience tab's breaker table: one row per backend that has been called."""
-    if not rows:
-        return '<div class="breaker-empty">No breaker has been used yet.</div>'
-    body = "".join(_breaker_row(breaker, now) for breaker in rows)
-    return (
-        '<table class="breakers"><thead><tr><th>Backend</th><th>State</th><th>Next probe</th>'
-        "<th>Trips</th><th>Last change (UTC)</th></tr></thead>"
-        f"<tbody>{body}</tbody></table>"
+    return _table(
+        "breakers",
+        ("Backend", "State", "Next probe", "Trips", "Last change (UTC)"),
+        [_breaker_row(breaker, now) for breaker in rows],
+        "No breaker has been used yet.",
     )
 
 
@@ -272,13 +346,12 @@ def _transition_row(transition: BreakerTransition) -> str:
 
 def transitions_html(rows: Sequence[BreakerTransition]) -> str:
     """The breaker transition log, newest first (a stable sort keeps the store's order for equal times)."""
-    if not rows:
-        return '<div class="breaker-empty">No transitions yet.</div>'
     newest_first = sorted(rows, key=lambda transition: transition.at, reverse=True)
-    body = "".join(_transition_row(transition) for transition in newest_first)
-    return (
-        '<table class="breaker-transitions"><thead><tr><th>Time (UTC)</th><th>Backend</th>'
-        f"<th>Change</th><th>Reason</th></tr></thead><tbody>{body}</tbody></table>"
+    return _table(
+        "breaker-transitions",
+        ("Time (UTC)", "Backend", "Change", "Reason"),
+        [_transition_row(transition) for transition in newest_first],
+        "No transitions yet.",
     )
 
 
@@ -362,7 +435,7 @@ def budgets_html(rows: Sequence[BudgetUsage], limits_by_kind: Mapping[str, objec
     whose kind or resource has no cap shows "no cap" instead of a bar.
     """
     if not rows:
-        return '<div class="budget-empty">Nothing has been spent yet.</div>'
+        return _empty("Nothing has been spent yet.")
     by_scope: dict[str, list[BudgetUsage]] = {}
     for row in rows:
         by_scope.setdefault(row.scope, []).append(row)
@@ -388,14 +461,6 @@ def _value_text(value: Any) -> str:
 def fields_text(values: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
     """``key=value`` pairs on one line; nested values as JSON."""
     return " · ".join(f"{key}={_value_text(value)}" for key, value in values.items() if key not in skip)
-
-
-def _empty(message: str) -> str:
-    return f'<div class="queue-empty">{escape(message)}</div>'
-
-
-def _run_link(run_id: str) -> str:
-    return f'<a href="{escape(trace_href(run_id))}"><code>{escape(run_id)}</code></a>'
 
 
 def queue_counts_html(counts: Mapping[str, int]) -> str:
@@ -425,12 +490,8 @@ def _run_row(run: Run) -> str:
 
 def runs_html(runs: Sequence[Run]) -> str:
     """The recent runs, in the order given (the store's newest first), each linking to its trace."""
-    if not runs:
-        return _empty("No runs yet.")
-    body = "".join(_run_row(run) for run in runs)
-    return (
-        '<table class="runs"><thead><tr><th>Status</th><th>Run</th><th>Question</th><th>Tokens</th>'
-        f"<th>Cost</th></tr></thead><tbody>{body}</tbody></table>"
+    return _table(
+        "runs", ("Status", "Run", "Question", "Tokens", "Cost"), [_run_row(run) for run in runs], "No runs yet."
     )
 
 
@@ -453,12 +514,11 @@ def _dead_letter_row(letter: DeadLetter) -> str:
 
 def dead_letters_html(rows: Sequence[DeadLetter]) -> str:
     """The dead-letter queue, in the order given (the store's newest first)."""
-    if not rows:
-        return _empty("The dead-letter queue is empty.")
-    body = "".join(_dead_letter_row(letter) for letter in rows)
-    return (
-        '<table class="dead-letters"><thead><tr><th>Id</th><th>Run</th><th>Attempts</th><th>Reason</th>'
-        f"<th>Dead since (UTC)</th></tr></thead><tbody>{body}</tbody></table>"
+    return _table(
+        "dead-letters",
+        ("Id", "Run", "Attempts", "Reason", "Dead since (UTC)"),
+        [_dead_letter_row(letter) for letter in rows],
+        "The dead-letter queue is empty.",
     )
 
 
@@ -534,10 +594,265 @@ def _alert_row(alert: Alert) -> str:
 
 def alerts_html(rows: Sequence[Alert]) -> str:
     """Recent alerts, in the order given (the store's newest first)."""
-    if not rows:
-        return _empty("No alerts.")
-    body = "".join(_alert_row(alert) for alert in rows)
-    return (
-        '<table class="alerts"><thead><tr><th>Time (UTC)</th><th>Kind</th><th>Message</th>'
-        f"<th>Details</th></tr></thead><tbody>{body}</tbody></table>"
+    return _table(
+        "alerts", ("Time (UTC)", "Kind", "Message", "Details"), [_alert_row(alert) for alert in rows], "No alerts."
     )
+
+
+# The Inbox tab: open escalations, the picked one in its type's format, and the recent answers.
+INBOX_CSS = (
+    TABLE_CSS
+    + """
+.escalation-row[data-overdue="true"] .escalation-due { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+.escalation-detail h4 { margin: 12px 0 4px; }
+.escalation-detail ol, .escalation-detail ul { margin: 0; padding-left: 24px; }
+.escalation-detail li { margin: 2px 0; }
+.escalation-question { font-weight: 600; }
+.escalation-score { font-family: var(--font-mono); font-weight: 700; }
+.escalation-facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 0; }
+.escalation-facts dt { color: var(--body-text-color-subdued); }
+.escalation-facts dd { margin: 0; font-family: var(--font-mono); }
+.history-line b { margin-right: 6px; }
+.detail-text { white-space: pre-wrap; font-family: var(--font-mono); font-size: 0.85em; }
+.detail-fields { color: var(--body-text-color-subdued); font-size: 0.85em; }
+"""
+)
+ESCALATION_QUESTION_CHARS = 120
+
+
+def duration_text(seconds: float) -> str:
+    """A short human duration: 0.4s, 42s, 14 min, 2 h 5 min, 3 d 4 h."""
+    seconds = max(seconds, 0.0)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+    return f"{seconds // 86400:.0f} d {seconds % 86400 // 3600:.0f} h"
+
+
+def due_text(due_at: float, now: float) -> str:
+    """ "due in 14 min", or "overdue 3 min" once the deadline has passed."""
+    remaining = due_at - now
+    return f"due in {duration_text(remaining)}" if remaining >= 0 else f"overdue {duration_text(-remaining)}"
+
+
+def _level_text(level: int) -> str:
+    return f"passed up ×{level}" if level else ""
+
+
+def escalation_choice(row: Escalation) -> tuple[str, str]:
+    """A (label, escalation id) pair for the Inbox's picker."""
+    label = f"{row.id[:8]} · {row.type} · {row.trigger} · {shorten(row.question, QUESTION_PREFIX_CHARS)}"
+    return label, row.id
+
+
+def _escalation_row(row: Escalation, now: float) -> str:
+    level = _level_text(row.level)
+    return (
+        f'<tr class="escalation-row" data-id="{escape(row.id)}" data-run="{escape(row.run_id)}" '
+        f'data-type="{escape(row.type)}" data-audience="{escape(row.audience)}" '
+        f'data-overdue="{"true" if row.due_at < now else "false"}" data-level="{row.level}">'
+        f'<td class="mono" title="{escape(row.id)}">{escape(row.id[:8])}</td>'
+        f"<td>{escape(row.type)}</td>"
+        f"<td>{escape(row.trigger)}</td>"
+        f"<td>{escape(row.audience)}</td>"
+        f'<td class="mono">{_run_link(row.run_id, short=True)}</td>'
+        f'<td class="escalation-due">{due_text(row.due_at, now)}{f" · {level}" if level else ""}</td>'
+        f'<td title="{escape(row.question)}">{escape(shorten(row.question, ESCALATION_QUESTION_CHARS))}</td>'
+        "</tr>"
+    )
+
+
+def escalations_html(rows: Sequence[Escalation], now: float) -> str:
+    """The open escalations, oldest first: the queue a reviewer works through."""
+    ordered = sorted(rows, key=lambda row: row.created_at)
+    return _table(
+        "escalations",
+        ("Id", "Type", "Trigger", "Audience", "Run", "Due", "Question"),
+        [_escalation_row(row, now) for row in ordered],
+        "No open escalations: nothing waits for a person.",
+    )
+
+
+def latency_text(row: Escalation) -> str:
+    """How long the escalation waited for its answer (or its expiry); "—" while open."""
+    return "—" if row.answered_at is None else duration_text(row.answered_at - row.created_at)
+
+
+def _answered_row(row: Escalation) -> str:
+    closed = "—" if row.answered_at is None else date_time(row.answered_at)
+    return (
+        f'<tr class="answered-row" data-id="{escape(row.id)}" data-status="{escape(row.status)}">'
+        f'<td class="mono" title="{escape(row.id)}">{escape(row.id[:8])}</td>'
+        f"<td>{escape(row.type)}</td>"
+        f"<td>{escape(row.trigger)}</td>"
+        f"<td>{escape(row.status)}</td>"
+        f'<td class="answered-answer" title="{escape(row.answer or "")}">'
+        f"{escape(shorten(row.answer or '—', REASON_PREFIX_CHARS))}</td>"
+        f'<td class="answered-by">{escape(row.answered_by or "—")}</td>'
+        f'<td class="number answered-latency">{latency_text(row)}</td>'
+        f"<td>{escape(shorten(row.note or '', REASON_PREFIX_CHARS))}</td>"
+        f"<td>{closed}</td>"
+        "</tr>"
+    )
+
+
+def answered_html(rows: Sequence[Escalation]) -> str:
+    """Recently closed escalations (answered or expired), most recently closed first."""
+    ordered = sorted(rows, key=lambda row: row.answered_at or row.created_at, reverse=True)
+    return _table(
+        "answered-escalations",
+        ("Id", "Type", "Trigger", "Status", "Answer", "By", "Latency", "Note", "Closed (UTC)"),
+        [_answered_row(row) for row in ordered],
+        "No escalation has been answered yet.",
+    )
+
+
+def _facts(items: Sequence[tuple[str, str, str]]) -> str:
+    """A definition list of (css name, label, value) facts, values escaped."""
+    body = "".join(
+        f'<dt>{escape(label)}</dt><dd class="fact-{escape(name)}">{escape(value)}</dd>' for name, label, value in items
+    )
+    return f'<dl class="escalation-facts">{body}</dl>'
+
+
+def _gate_context(context: Mapping[str, Any]) -> str:
+    score = context.get("score")
+    shown = f"{score:.2f}" if isinstance(score, int | float) else "—"
+    target, kind = escape(str(context.get("target", "?"))), escape(str(context.get("kind", "?")))
+    return (
+        f'<div class="escalation-action" data-target="{target}" data-kind="{kind}">'
+        f"<div>Action: <code>{escape(str(context.get('action', '?')))}</code></div>"
+        f'<div>Confidence score: <span class="escalation-score">{shown}</span> · '
+        f"{kind} action on <code>{target}</code></div></div>"
+    )
+
+
+def _budget_context(context: Mapping[str, Any]) -> str:
+    hit = context.get("breach") or {}
+    resource = str(hit.get("resource", "?"))
+
+    def amount(value: Any) -> str:
+        return budget_amount(resource, float(value)) if isinstance(value, int | float) else "—"
+
+    return (
+        '<div class="escalation-budget">'
+        + _facts(
+            [
+                ("cap", "Cap", f"{resource} of {hit.get('scope', '?')}: {amount(hit.get('limit'))}"),
+                ("used", "Used or held", amount(hit.get("used"))),
+                ("requested", "This call needs", amount(hit.get("requested"))),
+                ("raise-by", "Raise once by", amount(context.get("raise_by"))),
+            ]
+        )
+        + "</div>"
+    )
+
+
+def _history_line(line: Mapping[str, Any]) -> str:
+    role = str(line.get("role", "?"))
+    return (
+        f'<li class="history-line" data-role="{escape(role)}"><b>{escape(role)}</b>'
+        f'<span class="detail-text">{escape(str(line.get("text", "")))}</span></li>'
+    )
+
+
+def _handoff_context(context: Mapping[str, Any]) -> str:
+    lines = "".join(_history_line(line) for line in context.get("history") or [] if isinstance(line, Mapping))
+    history = f'<ol class="escalation-history">{lines}</ol>' if lines else _empty("No messages.")
+    summary = escape(str(context.get("summary") or "—"))
+    return f'<h4>Summary</h4><div class="escalation-summary">{summary}</div><h4>History</h4>{history}'
+
+
+GATE_KEYS = ("call_id", "action", "target", "arguments", "kind", "score")
+BUDGET_KEYS = ("breach", "raise_by")
+HANDOFF_KEYS = ("summary", "history")
+
+
+def escalation_context_html(row: Escalation) -> str:
+    """The context in the escalation's format: the gated action and its score, a budget breach's cap and
+    use, or a handoff's summary and history as a transcript; any other keys as ``key=value`` fields."""
+    context = row.context or {}
+    parts: list[str] = []
+    known: set[str] = set()
+    if "call_id" in context:
+        parts.append(_gate_context(context))
+        known.update(GATE_KEYS)
+    if "breach" in context:
+        parts.append(_budget_context(context))
+        known.update(BUDGET_KEYS)
+    if "summary" in context or "history" in context:
+        parts.append(_handoff_context(context))
+        known.update(HANDOFF_KEYS)
+    rest = {key: value for key, value in context.items() if key not in known}
+    if rest:
+        parts.append(f'<div class="detail-fields escalation-other">{escape(fields_text(rest))}</div>')
+    return "".join(parts) or _empty("No context.")
+
+
+def _options_html(options: Sequence[str]) -> str:
+    if not options:
+        return _empty("No options: the answer is free text.")
+    items = "".join(f'<li data-option="{escape(option)}"><code>{escape(option)}</code></li>' for option in options)
+    return f'<ul class="escalation-options">{items}</ul>'
+
+
+def _answer_html(row: Escalation) -> str:
+    if row.status == "open":
+        return ""
+    at = "" if row.answered_at is None else f" at {date_time(row.answered_at)} UTC"
+    note = f'<div class="escalation-note">Note: {escape(row.note)}</div>' if row.note else ""
+    return (
+        f'<h4>Answer</h4><div class="escalation-answer"><b>{escape(row.answer or "—")}</b> · '
+        f"{escape(row.status)} by {escape(row.answered_by or '—')}{at} · after {latency_text(row)}</div>{note}"
+    )
+
+
+def escalation_detail_html(row: Escalation | None, now: float) -> str:
+    """One escalation in its format: who and why, the question, the options, the context, and any answer."""
+    if row is None:
+        return _empty("Pick an escalation to see it and answer it.")
+    level = _level_text(row.level)
+    due = f" · {due_text(row.due_at, now)}" if row.status == "open" else ""
+    return (
+        f'<div class="escalation-detail" data-id="{escape(row.id)}" data-run="{escape(row.run_id)}" '
+        f'data-type="{escape(row.type)}" data-status="{escape(row.status)}">'
+        f"<div>Escalation <b>{escape(row.id[:8])}</b> · {escape(row.type)} · trigger {escape(row.trigger)} · "
+        f"for the {escape(row.audience)} · {escape(row.status)}{due}{f' · {level}' if level else ''}</div>"
+        f"<div>Run {_run_link(row.run_id)} · thread <code>{escape(row.thread_id)}</code> · tenant "
+        f"<code>{escape(row.tenant_id)}</code> · opened {date_time(row.created_at)} UTC"
+        f"{'' if row.pauses_run else ' · the run goes on meanwhile'}</div>"
+        f'<h4>Reason</h4><div class="escalation-reason">{escape(row.reason)}</div>'
+        f'<h4>Question</h4><div class="escalation-question">{escape(row.question)}</div>'
+        f"<h4>Options</h4>{_options_html(row.options)}"
+        f'<h4>Context</h4><div class="escalation-context">{escalation_context_html(row)}</div>'
+        f"{_answer_html(row)}</div>"
+    )
+
+
+def answer_outcome(row: Escalation, answer: str, result: RunResult | None) -> str:
+    """What answering did, as Markdown: the resumed run's status and answer, or why nothing resumed."""
+    head = f"Answered `{row.id[:8]}` with **{answer}**."
+    if result is None:
+        if not row.pauses_run:
+            return f"{head} The run did not stop for this; the agent reads it on its next turn."
+        return f"{head} The run waits for other answers."
+    usage = result.usage
+    line = run_line(result.run_id, result.status, usage.input_tokens, usage.output_tokens, usage.cost_usd)
+    if result.status == "waiting":
+        asks = "; ".join(item.get("question", "?") for item in result.escalations) or "another answer"
+        body = f"The run resumed and now waits again: {asks}"
+    elif result.status in FAILED_STATUSES:
+        body = f"The run resumed and {result.status.replace('_', ' ')}: {result.error or 'no answer was produced'}"
+    else:
+        body = f"The run resumed and ended **{result.status}**:\n\n> {' '.join((result.answer or '—').split())}"
+    return f"{head} {body}\n\n{line}"
+
+
+def answer_error(error: Exception) -> str:
+    """An answer that was refused (a bad option, an escalation someone else closed first)."""
+    return f"**Not answered:** {error}"

@@ -52,6 +52,7 @@ TOOL_NOTE = (
     "Examples:\n{examples}"
 )
 ANSWER_NOTE = "Reply to the user now, in plain text (no JSON)."
+GRAMMAR_MAX_REPEAT = 64  # longer string bounds are left to the tool's own validation
 ARGUMENTS_NOTE = "Arguments for {name} as JSON matching this schema: {schema}"
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -374,9 +375,30 @@ def _drain(events: Generator[str, None, _Result]) -> _Result:
             return finished.value
 
 
+def _loosened(schema: Any) -> Any:
+    """The schema without what llama.cpp's grammar converter mishandles.
+
+    It spells ``maxLength: 5000`` as 5,000 nested optional rules, and copies a
+    regex ``pattern`` with ``\\s`` into a grammar it cannot parse; either way
+    the parser rejects the grammar and the process then crashes. Both are
+    dropped here: the tool validates its arguments against the real schema, so
+    a bad value still gets a clear error the model can correct.
+    """
+    if isinstance(schema, Mapping):
+        return {
+            key: _loosened(value)
+            for key, value in schema.items()
+            if not (key == "pattern" and isinstance(value, str))  # a property named "pattern" is a dict: kept
+            and not (key in ("maxLength", "minLength") and isinstance(value, int) and value > GRAMMAR_MAX_REPEAT)
+        }
+    if isinstance(schema, list):
+        return [_loosened(item) for item in schema]
+    return schema
+
+
 def _schema_grammar(schema: Mapping[str, Any]) -> LlamaGrammar:
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return LlamaGrammar.from_json_schema(json.dumps(_loosened(schema)), verbose=False)
     except Exception as exc:  # the converter raises bare Exceptions for schema features it lacks
         message = f"cannot constrain output to the JSON schema {schema}: {exc}"
         raise litellm.BadRequestError(message=message, model=LOCAL_MODEL, llm_provider=PROVIDER) from exc
