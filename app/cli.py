@@ -361,7 +361,12 @@ def escalations_answer(
     as_json: JsonOption = False,
 ) -> None:
     """Answer an escalation. If its run was waiting only for this, the run resumes here and its outcome prints."""
-    result = _with_agent(config, lambda agent: agent.answer(escalation_id, answer, by=by, note=note))
+
+    async def work(agent: Any) -> Any:
+        result = await agent.answer(escalation_id, answer, by=by, note=note)
+        return None if result is None else agent.settle_script(result)
+
+    result = _with_agent(config, work)
     if result is None:
         if as_json:
             _echo_json({"answered": escalation_id, "run": None})

@@ -92,7 +92,7 @@ async def runaway_spend(folder: Path) -> Scenario:
     costs = _spend(settings, [first.run_id, second.run_id])
     figures = {
         "cap_usd": cap,
-        "max_request_cost_usd": round(max(costs), 6),
+        "max_request_cost_usd": round(costs[0], 6),
         "overshoot_usd": round(max(0.0, costs[0] - cap), 6),
         "status_at_cap": first.status,
         "escalated": bool(waiting),
@@ -198,7 +198,9 @@ async def _mutation(folder: Path, name: str, score: str, answer: str | None, *, 
         with Session(agent.services.engine) as session:
             waiting = session.get(DemoOrder, 2)
             status_while_waiting = waiting.status if waiting else None
-        final, late, swept = None, None, []
+        final: Any = None
+        late: str | None = None
+        swept: list[str] = []
         if answer is None:  # nobody answers: the policy passes it up a level, then it expires
             for _ in range(settings.escalation.max_level + 1):
                 clock.now += settings.escalation.policies["targeted"].timeout_s + 1
@@ -207,7 +209,8 @@ async def _mutation(folder: Path, name: str, score: str, answer: str | None, *, 
         elif pending:
             final = await agent.answer(pending["id"], answer, by="eval")
             try:  # a second answer (a double click, a second reviewer) must not run the write again
-                late = await agent.answer(pending["id"], answer, by="eval-2")
+                await agent.answer(pending["id"], answer, by="eval-2")
+                late = "accepted"
             except Exception as exc:  # the refusal is the expected outcome
                 late = type(exc).__name__
         with Session(agent.services.engine) as session:

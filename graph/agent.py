@@ -95,6 +95,7 @@ def escalation_view(row: Escalation) -> dict[str, Any]:
         "type": row.type,
         "audience": row.audience,
         "trigger": row.trigger,
+        "reason": row.reason,
         "question": row.question,
         "options": row.options,
         "status": row.status,
@@ -244,7 +245,8 @@ class Agent:
             result = None
             for row in confirmations:
                 result = await self.answer(row.id, answer, by=f"user:{user_id}") or result
-            return result
+            # Still waiting (for a reviewer too): say so, rather than take "yes" for a new question.
+            return result or self._waiting_result(confirmations[0].run_id)
         if confirmations:
             raise FirebreakError(
                 f"this conversation is waiting for your answer: {confirmations[0].question} (yes or no)"
@@ -253,6 +255,18 @@ class Agent:
             f"this conversation is waiting for a reviewer ({pending[0].type}: {pending[0].reason}); "
             "the reply will appear here once they answer"
         )
+
+    def _waiting_result(self, run_id: str) -> RunResult:
+        """A run's outcome as recorded, with what it still waits for."""
+        run = self.services.runs.get(run_id)
+        assert run is not None
+        waiting_for = [
+            escalation_view(row)
+            for row in self.services.escalations.for_run(run_id)
+            if row.status == "open" and row.pauses_run
+        ]
+        usage = Usage(run.input_tokens, run.output_tokens, run.cost_usd)
+        return RunResult(run_id, run.thread_id, run.status, run.answer, run.trace_id, usage, run.error, waiting_for)
 
     async def answer(self, escalation_id: str, answer: str, *, by: str, note: str | None = None) -> RunResult | None:
         """Record a person's answer; when it was the last one its run waits for, resume the run and return it.
@@ -299,6 +313,13 @@ class Agent:
             return None
         run = self.services.runs.get(run_id)
         assert run is not None
+        state = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        if not state.next or (state.metadata or {}).get("run_id") != run_id:
+            # The thread moved on without this run (it cannot, through Agent; but a checkpoint is shared data):
+            # resuming would continue someone else's run. Record it instead of guessing.
+            error = "its checkpoint is no longer the thread's latest; nothing was resumed"
+            record = self.services.runs.finish(run_id, status="failed", error=error)
+            return replace(self._waiting_result(run_id), status=record.status, error=error)
         result = None
         async for item in self._execute(self._context(run, stream_tokens=False), Command(resume={"answered": True})):
             result = item
@@ -402,26 +423,11 @@ class Agent:
                 raise
             span.set_attribute("firebreak.status", status)
             self.services.telemetry.content(span, "gen_ai.output.messages", answer or "")
-        waiting_for: list[dict[str, Any]] = []
         if status == "waiting":
             answer = None
-            waiting_for = [
-                escalation_view(row)
-                for row in self.services.escalations.for_run(context.run_id)
-                if row.status == "open" and row.pauses_run
-            ]
-        record = runs.finish(context.run_id, status=status, answer=answer, error=error)
+        runs.finish(context.run_id, status=status, answer=answer, error=error)
         self.services.telemetry.flush()
-        yield RunResult(
-            run_id=context.run_id,
-            thread_id=context.thread_id,
-            status=status,
-            answer=answer,
-            trace_id=trace_id,
-            usage=Usage(record.input_tokens, record.output_tokens, record.cost_usd),
-            error=error,
-            escalations=waiting_for,
-        )
+        yield replace(self._waiting_result(context.run_id), answer=answer, error=error, trace_id=trace_id)
 
 
 class _AgentContext:

@@ -68,7 +68,8 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     results: list[ToolMessage] = []
     gate_ids = state.get("gate_ids") or {}
     for index, call_id, name, arguments, parse_error in _pending_calls(state["messages"]):
-        refusal = _refusal(state, ctx, call_id, name)
+        # Malformed arguments are reported as such (they can never run): the model can correct them.
+        refusal = None if parse_error is not None else _refusal(state, ctx, call_id, name)
         if refusal is not None:
             services.runs.add_event(ctx.run_id, "act", "refused", {"tool": name, "call_id": call_id, "why": refusal})
             results.append(ToolMessage(content=refusal, tool_call_id=call_id, name=name, status="error"))

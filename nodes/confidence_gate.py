@@ -111,15 +111,18 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
     call = CallContext(tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id)
     verdicts, gate_ids, rows = dict(state.get("verdicts") or {}), dict(state.get("gate_ids") or {}), []
     span = trace.get_current_span()
+    scored = []
     for action in gated_actions(decision, ctx):
         if signature(action) in (state.get("rejected") or []):
             verdicts[action.call_id] = "rejected"
             services.runs.add_event(ctx.run_id, "confidence_gate", "rejected_again", {"action": action.describe()})
             continue
         try:
-            estimate = await services.estimator(action, question, ctx.route, call, ctx.deadline)
+            scored.append((action, await services.estimator(action, question, ctx.route, call, ctx.deadline)))
         except BudgetExceeded as exc:
+            # Nothing is recorded yet: after a raise every action is scored again, each exactly once.
             return breach(exc, "confidence_gate")
+    for action, estimate in scored:
         band = "human" if action.target in services.settings.gate.require_approval else thresholds.band(estimate.score)
         if band == "execute":
             verdict, pending = "execute", None

@@ -110,7 +110,8 @@ def test_doctor_reports_every_store_and_model(database_url, write_script):
     config = Path(script).with_name("routes.toml")
     config.write_text(
         "".join(
-            f'[routes.{route}]\nmodels = ["scripted/demo"]\nmax_output_tokens = 64\ntemperature = 0.0\ntimeout_s = 5.0\n'
+            f'[routes.{route}]\nmodels = ["scripted/demo"]\nmax_output_tokens = 64\n'
+            "temperature = 0.0\ntimeout_s = 5.0\n"
             for route in ("chat", "verifier")
         )
     )
@@ -168,3 +169,112 @@ def test_budgets_lists_usage_against_the_caps(tmp_path, write_script):
     rows = {row["resource"]: row for row in json.loads(result.stdout)}
     assert rows["tool_calls"]["used"] == 1 and rows["tool_calls"]["limit"] == 500
     assert rows["tokens"]["used"] > 0 and rows["tokens"]["reserved"] == 0
+
+
+# -- containment: the reviewer's inbox from the command line ---------------------------------------
+
+CANCEL_ORDER_2 = {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}}]}
+
+
+def _waiting_for_a_reviewer(database_url: str, write_script) -> tuple[dict, dict[str, str]]:
+    """Ask to cancel order 2; the model's self-critique scores the write 0.4, so a reviewer must decide."""
+    script = write_script(CANCEL_ORDER_2, {"text": "0.4"}, name="ask.jsonl")
+    env = {"FIREBREAK_SCRIPT": script, "FIREBREAK_DATABASE_URL": database_url}
+    asked = firebreak("ask", "--model", "scripted/demo", "--json", "Cancel order 2", env=env)
+    assert asked.returncode == 3, asked.stderr  # 3: waiting for a person, not failed
+    return json.loads(asked.stdout), env
+
+
+def test_ask_that_needs_a_reviewer_exits_3_and_says_how_to_answer(database_url, write_script):
+    script = write_script(CANCEL_ORDER_2, {"text": "0.4"})
+    env = {"FIREBREAK_SCRIPT": script, "FIREBREAK_DATABASE_URL": database_url}
+
+    asked = firebreak("ask", "--model", "scripted/demo", "Cancel order 2", env=env)
+
+    assert asked.returncode == 3
+    assert "waiting for a reviewer: Is this the right thing to do: call update_order(" in asked.stderr
+    assert "[approve / reject]" in asked.stderr
+    assert "firebreak escalations answer " in asked.stderr
+
+
+def test_a_reviewer_lists_shows_and_approves_in_another_process_and_the_write_runs_once(database_url, write_script):
+    waiting, env = _waiting_for_a_reviewer(database_url, write_script)
+    (pending,) = waiting["escalations"]
+
+    listed = firebreak("escalations", "list", "--json", env=env)
+    assert [row["id"] for row in json.loads(listed.stdout)] == [pending["id"]]
+    shown = json.loads(firebreak("escalations", "show", pending["id"][:8], env=env).stdout)
+    assert shown["context"]["target"] == "update_order" and shown["context"]["score"] == 0.4
+
+    # The answering process resumes the run from its checkpoint: the model is asked only for its final answer.
+    env["FIREBREAK_SCRIPT"] = write_script({"text": "Order 2 is cancelled."}, name="resume.jsonl")
+    answered = firebreak("escalations", "answer", pending["id"][:8], "approve", "--by", "ana", "--json", env=env)
+
+    assert answered.returncode == 0, answered.stderr
+    result = json.loads(answered.stdout)
+    assert result["run_id"] == waiting["run_id"] and result["status"] == "answered"
+    assert result["answer"] == "Order 2 is cancelled."
+    again = firebreak("escalations", "answer", pending["id"][:8], "approve", env=env)
+    assert again.returncode == 1 and "already answered by ana" in again.stderr
+    assert json.loads(firebreak("escalations", "list", "--json", env=env).stdout) == []
+
+
+def test_an_answer_that_is_not_an_option_is_refused_and_the_escalation_stays_open(database_url, write_script):
+    waiting, env = _waiting_for_a_reviewer(database_url, write_script)
+    (pending,) = waiting["escalations"]
+
+    refused = firebreak("escalations", "answer", pending["id"], "maybe", env=env)
+
+    assert refused.returncode == 1 and "use one of ['approve', 'reject']" in refused.stderr
+    assert [row["status"] for row in json.loads(firebreak("escalations", "list", "--json", env=env).stdout)] == ["open"]
+
+
+def test_labels_export_writes_every_human_answer_as_a_json_line(tmp_path, write_script):
+    database_url = f"sqlite:///{tmp_path / 'fb.db'}"
+    waiting, env = _waiting_for_a_reviewer(database_url, write_script)
+    env["FIREBREAK_SCRIPT"] = write_script({"text": "I did not cancel order 2."}, name="resume.jsonl")
+    rejected = firebreak(
+        "escalations", "answer", waiting["escalations"][0]["id"], "reject", "--note", "wrong order", env=env
+    )
+    assert rejected.returncode == 0, rejected.stderr
+
+    exported = firebreak("labels", "export", "--format", "jsonl", "-o", str(tmp_path / "labels.jsonl"), env=env)
+
+    assert exported.returncode == 0, exported.stderr
+    (label,) = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert label["label"] == "reject" and label["note"] == "wrong order" and label["labeled_by"] == "reviewer"
+    assert label["input"]["context"]["target"] == "update_order" and label["latency_s"] >= 0
+
+
+def test_eval_gate_reports_each_bands_accuracy_from_recorded_outcomes(tmp_path, write_script):
+    database_url = f"sqlite:///{tmp_path / 'fb.db'}"
+    waiting, env = _waiting_for_a_reviewer(database_url, write_script)
+    env["FIREBREAK_SCRIPT"] = write_script({"text": "Done."}, name="resume.jsonl")
+    assert firebreak("escalations", "answer", waiting["escalations"][0]["id"], "approve", env=env).returncode == 0
+
+    report = json.loads(firebreak("eval", "gate", "--json", env=env).stdout)
+
+    human = next(band for band in report["bands"] if band["band"] == "human")
+    assert human == {"band": "human", "range": "< 0.6", "decisions": 1, "with_outcome": 1, "right": 1, "accuracy": 1.0}
+    assert report["thresholds"] == {"execute_above": 0.85, "confirm_above": 0.6}
+
+
+@pytest.mark.slow
+def test_eval_containment_json_passes_every_scenario_with_zero_overshoot_and_no_unapproved_write():
+    result = subprocess.run(
+        [FIREBREAK, "eval", "containment", "--json"], capture_output=True, text=True, timeout=600, check=False
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    scenarios = {scenario["name"]: scenario for scenario in report["scenarios"]}
+    assert set(scenarios) == {
+        "runaway_spend_one_request",
+        "runaway_spend_two_workers_one_session",
+        "production_mutation",
+    }
+    assert all(scenario["passed"] for scenario in scenarios.values())
+    assert scenarios["runaway_spend_one_request"]["max_request_cost_usd"] <= 0.50
+    assert scenarios["runaway_spend_one_request"]["overshoot_usd"] == 0
+    assert scenarios["runaway_spend_two_workers_one_session"]["overshoot_usd"] == 0
+    assert scenarios["production_mutation"]["unapproved_writes"] == 0

@@ -922,17 +922,23 @@ def test_a_graph_without_the_confidence_gate_still_never_runs_a_write(database_u
 # -- found while specifying: these fail on the current product code ----------------------------------------------
 
 
-def test_yes_to_a_confirmation_while_a_reviewer_is_also_asked_starts_no_new_run(
+def test_yes_to_a_confirmation_while_a_reviewer_is_also_asked_starts_no_new_run_and_loses_no_write(
     database_url, make_settings, write_script
 ):
     # One decision, two writes: the update is in the confirm band (the user), the email in the human band.
-    script = write_script({"tool_calls": [UPDATE, EMAIL]}, {"text": "0.7"}, {"text": "0.4"})
+    script = write_script(
+        {"tool_calls": [UPDATE, EMAIL]},
+        {"text": "0.7"},
+        {"text": "0.4"},
+        {"text": "Cancelled order 2 and emailed Alan."},
+    )
 
     async def scenario() -> None:
         async with _open(make_settings(database_url, script=script)) as agent:
             first = await agent.ask("Cancel order 2 and tell Alan", thread_id="t-mixed", route=ROUTE)
             assert sorted(e["type"] for e in first.escalations) == ["confirmation", "targeted"]
             confirmation = next(e for e in first.escalations if e["type"] == "confirmation")
+            targeted = next(e for e in first.escalations if e["type"] == "targeted")
 
             # Either a result that still waits or a clear refusal is fine; treating "yes" as a new question is not.
             with contextlib.suppress(FirebreakError):
@@ -941,7 +947,15 @@ def test_yes_to_a_confirmation_while_a_reviewer_is_also_asked_starts_no_new_run(
             assert escalation(agent, confirmation["id"]).answer == "yes"
             assert [r.id for r in agent.services.runs.recent(thread_id="t-mixed")] == [first.run_id]
             assert agent.services.runs.get(first.run_id).status == "waiting"
-            agent.services.gateway.verify_script_consumed()  # "yes" was never sent to the model
+
+            # The reviewer's approval then resumes the waiting run, and both approved writes run once.
+            done = agent.settle_script(await agent.answer(targeted["id"], "approve", by="reviewer:ada"))
+            assert (done.run_id, done.status, done.answer) == (
+                first.run_id,
+                "answered",
+                "Cancelled order 2 and emailed Alan.",
+            )
+            assert writes(agent, first.run_id) == 1 and writes(agent, first.run_id, "send_email") == 1
 
     run(scenario())
 
@@ -953,7 +967,8 @@ def test_a_cap_hit_while_scoring_the_second_write_leaves_no_gate_decision_withou
     script = write_script(
         {"tool_calls": [UPDATE, EMAIL], "usage": {"input_tokens": 1500, "output_tokens": 10}},
         {"text": "0.95", "usage": {"input_tokens": 400, "output_tokens": 1}},
-        # After the reviewer raises the cap the gate scores the decision again.
+        # After the raise the gate scores the decision again today (two lines); a fix may keep the first score
+        # instead (one line), so the script is not settled: the subject here is the audit rows, not the calls.
         {"text": "0.95"},
         {"text": "0.95"},
         {"text": "Cancelled order 2 and emailed Alan."},
@@ -964,9 +979,13 @@ def test_a_cap_hit_while_scoring_the_second_write_leaves_no_gate_decision_withou
         async with _open(settings) as agent:
             first, pending = await _waiting(agent, "Cancel order 2 and tell Alan")
             breach = escalation(agent, pending["id"]).context["breach"]
-            assert (pending["trigger"], breach["resource"]) == ("budget_breach", "tokens")
+            assert (pending["trigger"], breach["resource"], breach["resume_to"]) == (
+                "budget_breach",
+                "tokens",
+                "confidence_gate",
+            )
 
-            done = agent.settle_script(await agent.answer(pending["id"], "raise", by="reviewer:ada"))
+            done = await agent.answer(pending["id"], "raise", by="reviewer:ada")
 
             assert done.status == "answered"
             assert writes(agent, first.run_id) == 1 and writes(agent, first.run_id, "send_email") == 1

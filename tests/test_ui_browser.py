@@ -320,8 +320,8 @@ def ask_for_a_reviewer(page: Page) -> str:
     return last_run_id(page)
 
 
-def answer_in_the_inbox(page: Page, run_id: str, option: str, note: str) -> None:
-    """In the Inbox: find the run's escalation, check its format, answer it with ``option``."""
+def pick_in_the_inbox(page: Page, run_id: str) -> None:
+    """In the Inbox: find the run's escalation in the open list, pick it, and check its format."""
     page.get_by_role("tab", name="Inbox").click()
     row = page.locator(f'#inbox-open .escalation-row[data-run="{run_id}"]')
     expect(row).to_be_visible(timeout=TIMEOUT_MS)
@@ -341,6 +341,9 @@ def answer_in_the_inbox(page: Page, run_id: str, option: str, note: str) -> None
     expect(action.locator(".escalation-score")).to_have_text("0.40")
     expect(detail.locator(".escalation-options li")).to_have_count(2)
 
+
+def answer_in_the_inbox(page: Page, option: str, note: str) -> None:
+    """Answer the picked escalation with one of its options, and a note."""
     page.locator("#inbox-option").get_by_label(option).check()
     page.locator("#inbox-note textarea").fill(note)
     page.locator("#inbox-answer-button").click()
@@ -408,7 +411,8 @@ def test_a_low_confidence_order_change_waits_for_a_reviewer_who_approves_it_in_t
     ask(page, "Any news?")
     expect(page.locator("#chat")).to_contain_text("this conversation is waiting for a reviewer", timeout=TIMEOUT_MS)
 
-    answer_in_the_inbox(page, run_id, "approve", "customer asked by phone")
+    pick_in_the_inbox(page, run_id)
+    answer_in_the_inbox(page, "approve", "customer asked by phone")
     result = page.locator("#inbox-result")
     expect(result).to_contain_text("with approve", timeout=TIMEOUT_MS)
     expect(result).to_contain_text("The run resumed and ended answered")
@@ -440,9 +444,19 @@ def test_a_reviewer_who_rejects_the_order_change_in_the_inbox_leaves_the_order_u
     run_id = ask_for_a_reviewer(page)
     thread = thread_id(page)
 
-    note = "not without the customer's consent"
-    answer_in_the_inbox(page, run_id, "reject", note)
+    pick_in_the_inbox(page, run_id)
+
+    # A written answer that is none of the options is refused with a readable reason; the pick stays.
+    page.locator("#inbox-answer textarea").fill("maybe")
+    page.locator("#inbox-answer-button").click()
     result = page.locator("#inbox-result")
+    expect(result).to_contain_text("Not answered: 'maybe' is not an answer to escalation", timeout=TIMEOUT_MS)
+    expect(result).to_contain_text("use one of ['approve', 'reject']")
+    expect(page.locator(f'#inbox-open .escalation-row[data-run="{run_id}"]')).to_be_visible()
+    expect(page.locator(f'#inbox-detail .escalation-detail[data-run="{run_id}"]')).to_be_visible()
+
+    note = "not without the customer's consent"
+    answer_in_the_inbox(page, "reject", note)
     expect(result).to_contain_text("with reject", timeout=TIMEOUT_MS)
     expect(result).to_contain_text(NOT_CANCELLED)
     expect_answered(page, run_id, "reject", note)

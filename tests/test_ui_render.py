@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.config import Caps
+from app.errors import FirebreakError
+from app.gateway import Usage
 from app.traces import TraceLine
-from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Run
+from graph.agent import RunResult
+from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Escalation, Run
 from ui import render
 
 
@@ -425,3 +428,363 @@ def test_alerts_html_shows_time_kind_message_and_payload_escaped() -> None:
     assert "<td>5 runs &lt;dead&gt;</td>" in html
     assert "dead_letters=5 · window_s=300.0" in html
     assert "No alerts." in render.alerts_html([])
+
+
+def test_every_table_has_its_headers_and_one_shared_empty_message() -> None:
+    html = render.runs_html([make_run()])
+    assert html.startswith(
+        '<table class="runs"><thead><tr><th>Status</th><th>Run</th><th>Question</th><th>Tokens</th>'
+        "<th>Cost</th></tr></thead><tbody><tr "
+    )
+    assert html.endswith("</tr></tbody></table>")
+    empties = [
+        render.breakers_html([], NOW),
+        render.transitions_html([]),
+        render.budgets_html([], LIMITS),
+        render.runs_html([]),
+        render.dead_letters_html([]),
+        render.alerts_html([]),
+        render.escalations_html([], NOW),
+        render.answered_html([]),
+    ]
+    assert all(re.fullmatch(r'<div class="empty">[^<]+</div>', html) for html in empties), empties
+    assert ".empty {" in render.TABLE_CSS and ".empty {" in render.INBOX_CSS
+
+
+ESCALATION_ID = "24e6f905-cacd-54e6-87e0-acbb24b19ec5"
+ACTION = 'call update_order({"order_id": 2, "status": "cancelled"})'
+
+
+def escalation(**overrides: Any) -> Escalation:
+    """A reviewer's targeted question about a low-confidence write, opened a minute before NOW."""
+    values: dict[str, Any] = {
+        "id": ESCALATION_ID,
+        "run_id": "7b4611af-540b-4147-8f53-191bb04ec622",
+        "thread_id": "thread-1",
+        "tenant_id": "acme",
+        "type": "targeted",
+        "trigger": "low_confidence",
+        "audience": "reviewer",
+        "reason": "confidence 0.40 is below the confirm threshold",
+        "question": f"Is this the right thing to do: {ACTION}?",
+        "options": ["approve", "reject"],
+        "context": {
+            "call_id": "call_1_0",
+            "action": ACTION,
+            "target": "update_order",
+            "arguments": {"order_id": 2, "status": "cancelled"},
+            "kind": "write",
+            "score": 0.4,
+        },
+        "status": "open",
+        "created_at": NOW - 60,
+        "due_at": NOW + 840,
+    }
+    values.update(overrides)
+    return Escalation(**values)
+
+
+def confirmation(**overrides: Any) -> Escalation:
+    values: dict[str, Any] = {
+        "id": "14dc1f45-481c-5d18-89c8-1f93afc13868",
+        "type": "confirmation",
+        "trigger": "medium_confidence",
+        "audience": "user",
+        "reason": "confidence 0.70 is below 0.85",
+        "question": f"Before I go on: shall I {ACTION}?",
+        "options": ["yes", "no"],
+    }
+    values.update(overrides)
+    return escalation(**values)
+
+
+def handoff(**overrides: Any) -> Escalation:
+    values: dict[str, Any] = {
+        "id": "9c1d2e3f-0000-5000-8000-000000000001",
+        "type": "immediate_transfer",
+        "trigger": "human_requested",
+        "reason": "the user asked for a person",
+        "question": "The user asked to talk to a person. Take over and reply to them.",
+        "options": [],
+        "context": {
+            "summary": "The user asks: 'I want to talk to a human'. Escalated because the user asked for a person.",
+            "history": [
+                {"role": "user", "text": "Where is order 42?"},
+                {"role": "assistant", "text": " [calls sql_lookup({'order_id': 42})]"},
+                {"role": "tool sql_lookup", "text": "<shipped>"},
+                {"role": "user", "text": "I want to talk to a human"},
+            ],
+        },
+    }
+    values.update(overrides)
+    return escalation(**values)
+
+
+def budget_breach(**overrides: Any) -> Escalation:
+    values: dict[str, Any] = {
+        "id": "5db53a3e-e9c9-5f83-935f-135b4d7409c4",
+        "trigger": "budget_breach",
+        "reason": "the cost_usd cap of request:run-1 is 0.5 (0.4987 used or held; this call needs 0.0125)",
+        "question": "This run reached its cost_usd cap for request run-1. Raise this cap once by 0.5, or stop?",
+        "options": ["raise", "stop"],
+        "context": {
+            "breach": {
+                "scope": "request:run-1",
+                "resource": "cost_usd",
+                "limit": 0.5,
+                "used": 0.4987,
+                "requested": 0.0125,
+                "message": "...",
+                "resume_to": "decide",
+            },
+            "raise_by": 0.5,
+        },
+    }
+    values.update(overrides)
+    return escalation(**values)
+
+
+def test_duration_and_due_texts_read_like_a_person_would_say_them() -> None:
+    assert [render.duration_text(s) for s in (0.42, 42, 14 * 60 + 59, 2 * 3600 + 5 * 60, 3 * 86400 + 4 * 3600)] == [
+        "0.4s",
+        "42s",
+        "14 min",
+        "2 h 5 min",
+        "3 d 4 h",
+    ]
+    assert render.duration_text(-5) == "0.0s"
+    assert render.due_text(NOW + 840, NOW) == "due in 14 min"
+    assert render.due_text(NOW - 180, NOW) == "overdue 3 min"
+
+
+def test_escalation_choices_label_the_escalation_and_carry_its_whole_id() -> None:
+    label, value = render.escalation_choice(escalation())
+    assert value == ESCALATION_ID
+    assert label.startswith("24e6f905 · targeted · low_confidence · Is this the right thing to do: call")
+    assert label.endswith("…")
+
+
+def escalation_rows(html: str) -> list[tuple[str, ...]]:
+    return re.findall(
+        r'<tr class="escalation-row" data-id="([^"]+)" data-run="[^"]+" data-type="([^"]+)" '
+        r'data-audience="([^"]+)" data-overdue="(true|false)" data-level="(\d+)">',
+        html,
+    )
+
+
+def test_escalations_html_lists_the_open_ones_oldest_first_with_their_deadline() -> None:
+    overdue = confirmation(created_at=NOW - 900, due_at=NOW - 300)
+    passed_up = handoff(created_at=NOW - 30, level=1)
+    html = render.escalations_html([escalation(), passed_up, overdue], NOW)
+    assert escalation_rows(html) == [
+        (overdue.id, "confirmation", "user", "true", "0"),
+        (ESCALATION_ID, "targeted", "reviewer", "false", "0"),
+        (passed_up.id, "immediate_transfer", "reviewer", "false", "1"),
+    ]
+    assert f'<td class="mono" title="{ESCALATION_ID}">24e6f905</td>' in html
+    assert '<a href="?run=7b4611af-540b-4147-8f53-191bb04ec622" title="7b4611af-540b-4147-8f53-191bb04ec622">' in html
+    assert "<code>7b4611af</code></a>" in html
+    assert '<td class="escalation-due">overdue 5 min</td>' in html
+    assert '<td class="escalation-due">due in 14 min</td>' in html
+    assert '<td class="escalation-due">due in 14 min · passed up ×1</td>' in html
+    assert "<td>low_confidence</td>" in html and "<td>reviewer</td>" in html
+    assert "call update_order({&quot;order_id&quot;: 2, &quot;status&quot;: &quot;cancelled&quot;})?</td>" in html
+    assert "No open escalations" in render.escalations_html([], NOW)
+
+
+def test_escalations_html_escapes_and_shortens_questions() -> None:
+    html = render.escalations_html([escalation(question="<script>x</script> " + "why " * 60)], NOW)
+    assert "<script>" not in html
+    cell = re.search(r'<td title="[^"]*">([^<]*)</td></tr>', html)
+    assert cell is not None
+    assert cell.group(1).startswith("&lt;script&gt;x&lt;/script&gt; why") and cell.group(1).endswith("…")
+
+
+def test_answered_html_shows_the_answer_who_gave_it_and_how_long_it_took() -> None:
+    approved = escalation(
+        status="answered", answer="approve", answered_by="reviewer:ui", note="asked by <phone>", answered_at=NOW + 30
+    )
+    expired = confirmation(status="expired", answer="no", answered_by="timeout", answered_at=NOW + 540)
+    html = render.answered_html([approved, expired])
+    assert re.findall(r'<tr class="answered-row" data-id="([^"]+)" data-status="([^"]+)">', html) == [
+        (expired.id, "expired"),  # most recently closed first
+        (ESCALATION_ID, "answered"),
+    ]
+    assert '<td class="answered-answer" title="approve">approve</td>' in html
+    assert '<td class="answered-by">reviewer:ui</td>' in html
+    assert '<td class="number answered-latency">1 min</td>' in html  # opened NOW - 60, answered NOW + 30
+    assert '<td class="number answered-latency">10 min</td>' in html
+    assert "<td>asked by &lt;phone&gt;</td>" in html
+    assert "<td>2025-03-14 09:27:23</td>" in html
+    assert render.latency_text(escalation()) == "—"
+    assert "No escalation has been answered yet." in render.answered_html([])
+
+
+def test_escalation_detail_shows_a_gated_action_with_its_score_and_options() -> None:
+    html = render.escalation_detail_html(escalation(), NOW)
+    assert f'<div class="escalation-detail" data-id="{ESCALATION_ID}"' in html and 'data-status="open"' in html
+    assert (
+        "Escalation <b>24e6f905</b> · targeted · trigger low_confidence · for the reviewer · open · due in 14 min"
+        in html
+    )
+    assert '<a href="?run=7b4611af-540b-4147-8f53-191bb04ec622"><code>' in html
+    assert "thread <code>thread-1</code> · tenant <code>acme</code> · opened 2025-03-14 09:25:53 UTC" in html
+    assert '<div class="escalation-reason">confidence 0.40 is below the confirm threshold</div>' in html
+    assert '<div class="escalation-question">Is this the right thing to do: call update_order(' in html
+    assert re.findall(r'<li data-option="([^"]+)">', html) == ["approve", "reject"]
+    assert '<div class="escalation-action" data-target="update_order" data-kind="write">' in html
+    assert (
+        "Action: <code>call update_order({&quot;order_id&quot;: 2, &quot;status&quot;: &quot;cancelled&quot;})" in html
+    )
+    assert (
+        'Confidence score: <span class="escalation-score">0.40</span> · write action on <code>update_order</code>'
+        in html
+    )
+    assert "escalation-other" not in html  # every gate key is shown in the action's format
+    assert "<h4>Answer</h4>" not in html
+
+
+def test_escalation_detail_shows_a_handoff_summary_and_its_history_as_a_transcript() -> None:
+    html = render.escalation_detail_html(handoff(level=1), NOW)
+    assert "· passed up ×1" in html
+    assert "No options: the answer is free text." in html
+    assert '<div class="escalation-summary">The user asks: &#x27;I want to talk to a human&#x27;.' in html
+    assert re.findall(
+        r'<li class="history-line" data-role="([^"]+)"><b>[^<]+</b><span class="detail-text">([^<]*)', html
+    ) == [
+        ("user", "Where is order 42?"),
+        ("assistant", " [calls sql_lookup({&#x27;order_id&#x27;: 42})]"),
+        ("tool sql_lookup", "&lt;shipped&gt;"),
+        ("user", "I want to talk to a human"),
+    ]
+    assert "No messages." in render.escalation_context_html(handoff(context={"summary": "s", "history": []}))
+
+
+def test_escalation_detail_shows_a_budget_breach_cap_use_request_and_raise() -> None:
+    html = render.escalation_context_html(budget_breach())
+    facts = dict(re.findall(r'<dt>([^<]+)</dt><dd class="fact-[a-z-]+">([^<]*)</dd>', html))
+    assert facts == {
+        "Cap": "cost_usd of request:run-1: $0.5000",
+        "Used or held": "$0.4987",
+        "This call needs": "$0.0125",
+        "Raise once by": "$0.5000",
+    }
+    tokens = budget_breach(context={"breach": {"scope": "day:acme:2025-03-14", "resource": "tokens", "limit": 500000}})
+    facts = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>([^<]*)</dd>", render.escalation_context_html(tokens)))
+    assert facts["Cap"] == "tokens of day:acme:2025-03-14: 500,000"
+    assert facts["Used or held"] == facts["Raise once by"] == "—"
+
+
+def test_escalation_context_shows_unknown_keys_as_fields_and_says_when_there_is_none() -> None:
+    html = render.escalation_context_html(escalation(context={"sentiment": -0.8, "words": ["<angry>"]}))
+    assert (
+        html == '<div class="detail-fields escalation-other">sentiment=-0.8 · words=[&quot;&lt;angry&gt;&quot;]</div>'
+    )
+    assert "No context." in render.escalation_context_html(escalation(context={}))
+
+
+def test_escalation_detail_of_a_closed_one_shows_its_answer_and_escapes_everything() -> None:
+    assert "Pick an escalation" in render.escalation_detail_html(None, NOW)
+    html = render.escalation_detail_html(
+        escalation(
+            status="answered",
+            answer="<b>approve</b>",
+            answered_by="reviewer:ui",
+            note="<i>ok</i>",
+            answered_at=NOW + 30,
+            reason="<script>r</script>",
+            pauses_run=False,
+        ),
+        NOW,
+    )
+    assert "due in" not in html and "· the run goes on meanwhile" in html
+    assert "<b>approve</b>" not in html and "<script>" not in html and "<i>ok</i>" not in html
+    assert (
+        '<div class="escalation-answer"><b>&lt;b&gt;approve&lt;/b&gt;</b> · answered by reviewer:ui at '
+        "2025-03-14 09:27:23 UTC · after 1 min</div>"
+    ) in html
+    assert '<div class="escalation-note">Note: &lt;i&gt;ok&lt;/i&gt;</div>' in html
+
+
+def test_a_waiting_run_asks_the_user_or_says_which_reviewer_it_waits_for() -> None:
+    assert render.waiting_message([confirmation()]) == (
+        f"**Waiting for your answer:** Before I go on: shall I {ACTION}?\n\nReply **yes** or **no**."
+    )
+    assert render.waiting_message([escalation()]) == (
+        "**Waiting for a reviewer** (targeted, confidence 0.40 is below the confirm threshold) — the reply will "
+        f"appear here.\n\n> Is this the right thing to do: {ACTION}?"
+    )
+    both = render.waiting_message([confirmation(), handoff(question="Take\nover.")])
+    assert "Reply **yes** or **no**.\n\n**Waiting for a reviewer** (immediate_transfer, the user" in both
+    assert both.endswith("> Take over.")
+    assert "Reply **raise**, **stop** or **wait**." in render.waiting_message(
+        [confirmation(options=["raise", "stop", "wait"])]
+    )
+    assert render.waiting_message([]) == "**Waiting for a person** — the reply will appear here."
+
+
+def test_a_handed_off_answer_is_the_reply_of_the_person_who_took_over() -> None:
+    assert render.answer_message("I refunded it.", "handed_off", None, "LINE") == (
+        "**A person replied:** I refunded it.\n\nLINE"
+    )
+
+
+def test_a_reopened_waiting_run_ends_with_what_it_waits_for() -> None:
+    user, waiting = render.run_messages(make_run(status="waiting", answer=None), [escalation()])
+    assert user == {"role": "user", "content": "Where is order 42?"}
+    assert waiting["content"].startswith("**Waiting for a reviewer** (targeted, confidence 0.40")
+    assert "run `run-1` · waiting" in waiting["content"]
+
+
+def test_a_reopened_run_shows_each_answered_escalation_before_its_answer() -> None:
+    confirmed = confirmation(status="answered", answer="yes", answered_by="user:local", created_at=NOW - 90)
+    approved = escalation(status="answered", answer="approve", answered_by="reviewer:ui", note="fine")
+    expired = escalation(id="e2", status="expired", answer="reject", answered_by="timeout", created_at=NOW)
+    replied = handoff(status="answered", answer="Hello, I am Ada.", answered_by="reviewer:ui")
+    messages = render.run_messages(make_run(answer="Done."), [expired, approved, replied, confirmed])
+    assert [(m["role"], m["content"].split("\n\n")) for m in messages] == [
+        ("user", ["Where is order 42?"]),
+        ("assistant", [f"Before I go on: shall I {ACTION}?"]),
+        ("user", ["yes"]),
+        (
+            "assistant",
+            [
+                f"Is this the right thing to do: {ACTION}?",
+                "— a reviewer (reviewer:ui) answered **approve** — note: fine",
+            ],
+        ),
+        (
+            "assistant",
+            [f"Is this the right thing to do: {ACTION}?", "— nobody answered in time (taken as **reject**)."],
+        ),
+        ("assistant", ["Done.", render.run_line("run-1", "answered", 143, 13, 0.000169)]),
+    ]  # the handoff's reply is the run's answer, so it is not shown twice
+
+
+def result(status: str, answer: str | None = None, **overrides: Any) -> RunResult:
+    return RunResult("run-1", "thread-1", status, answer, "trace", Usage(200, 17, 0.000247), **overrides)
+
+
+def test_answer_outcomes_say_what_the_resumed_run_did() -> None:
+    row = escalation()
+    answered = render.answer_outcome(row, "approve", result("answered", "Order 2\nis cancelled."))
+    assert answered.startswith(
+        "Answered `24e6f905` with **approve**. The run resumed and ended **answered**:\n\n> Order 2 is cancelled."
+    )
+    assert answered.endswith(render.run_line("run-1", "answered", 200, 17, 0.000247))
+    again = render.answer_outcome(row, "raise", result("waiting", escalations=[{"question": "Shall I send it?"}]))
+    assert "The run resumed and now waits again: Shall I send it?" in again
+    failed = render.answer_outcome(row, "approve", result("timed_out", error="the run's wall clock ran out"))
+    assert "The run resumed and timed out: the run's wall clock ran out" in failed
+    assert render.answer_outcome(row, "approve", None) == (
+        "Answered `24e6f905` with **approve**. The run waits for other answers."
+    )
+    note = render.answer_outcome(escalation(type="collaborative", pauses_run=False), "calm them down", None)
+    assert note.endswith("The run did not stop for this; the agent reads it on its next turn.")
+
+
+def test_a_refused_answer_reads_as_a_message() -> None:
+    error = FirebreakError("escalation 24e6f905 is already answered by reviewer:ui ('approve')")
+    assert render.answer_error(error) == (
+        "**Not answered:** escalation 24e6f905 is already answered by reviewer:ui ('approve')"
+    )
