@@ -50,6 +50,8 @@ class ModelSettings(Section):
     input_cost_per_token: float = Field(ge=0)
     output_cost_per_token: float = Field(ge=0)
     context_window: int = Field(gt=0)
+    # Price of input tokens the provider served from its prompt cache; absent: the input price.
+    cached_input_cost_per_token: float | None = Field(default=None, ge=0)
 
 
 class LocalModelSettings(Section):

@@ -57,6 +57,52 @@ def test_priced_models_are_charged_by_the_token(make_settings, database_url, wri
     assert reply.usage.cost_usd == pytest.approx(0.002 + 0.005)
 
 
+def test_cached_input_tokens_are_charged_at_the_cache_price_and_the_rest_at_the_input_price(
+    make_settings, database_url, write_script
+):
+    usage = {"input_tokens": 1000, "output_tokens": 100, "cached_input_tokens": 800}
+    script = write_script({"text": "hi", "usage": usage})
+    prices = {
+        "scripted/primary": {
+            "input_cost_per_token": 0.00001,
+            "cached_input_cost_per_token": 0.000001,
+            "output_cost_per_token": 0.00002,
+            "context_window": 8192,
+        }
+    }
+    services = services_for(make_settings, database_url, script, models=prices)
+    reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+
+    assert reply.usage.cached_input_tokens == 800
+    assert reply.usage.cost_usd == pytest.approx(200 * 0.00001 + 800 * 0.000001 + 100 * 0.00002)
+
+
+def test_cached_input_without_a_cache_price_is_charged_as_ordinary_input(make_settings, sqlite_url, write_script):
+    usage = {"input_tokens": 1000, "output_tokens": 0, "cached_input_tokens": 1000}
+    script = write_script({"text": "hi", "usage": usage})
+    prices = {
+        "scripted/primary": {"input_cost_per_token": 0.00001, "output_cost_per_token": 0.0, "context_window": 8192}
+    }
+    services = services_for(make_settings, sqlite_url, script, models=prices)
+    reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+
+    assert reply.usage.cost_usd == pytest.approx(1000 * 0.00001)  # never cheaper than what we know it costs
+
+
+def test_reasoning_tokens_reported_apart_from_the_output_are_charged_as_output(make_settings, sqlite_url, write_script):
+    # A provider that counts 10 visible completion tokens and 500 reasoning tokens separately.
+    usage = {"input_tokens": 100, "output_tokens": 10, "reasoning_tokens": 500}
+    script = write_script({"text": "hi", "usage": usage})
+    prices = {
+        "scripted/primary": {"input_cost_per_token": 0.0, "output_cost_per_token": 0.00001, "context_window": 8192}
+    }
+    services = services_for(make_settings, sqlite_url, script, models=prices)
+    reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+
+    assert (reply.usage.output_tokens, reply.usage.reasoning_tokens) == (510, 500)
+    assert reply.usage.cost_usd == pytest.approx(510 * 0.00001)
+
+
 def test_transient_error_falls_back_to_the_next_model(make_settings, database_url, write_script):
     script = write_script({"error": "server"}, {"text": "from the backup"})
     services = services_for(make_settings, database_url, script)

@@ -253,6 +253,13 @@ def test_budgets_html_shows_only_the_most_recently_updated_scopes() -> None:
     assert f"The {render.RECENT_SCOPES} most recently updated of {render.RECENT_SCOPES + 5} scopes." in html
 
 
+def test_a_cap_a_reviewer_raised_once_is_drawn_with_its_grant() -> None:
+    row = usage("request:run-1", "tool_calls", 12)
+    row.granted = 10
+    html = render.budgets_html([row], LIMITS)
+    assert '<td class="number budget-limit">20</td>' in budget_row(html, "request:run-1", "tool_calls")
+
+
 def test_budgets_html_draws_used_plus_held_against_the_limit() -> None:
     html = render.budgets_html(
         [

@@ -410,15 +410,16 @@ def _kind_order(kind: str) -> int:
     return SCOPE_KINDS.index(kind) if kind in SCOPE_KINDS else len(SCOPE_KINDS)
 
 
-def _cap(caps: object, resource: str) -> float | None:
-    limit = getattr(caps, resource, None)
-    return None if limit is None else float(limit)
+def _cap(caps: object, row: BudgetUsage) -> float | None:
+    """The configured cap plus what reviewers granted on a breach (raise once)."""
+    limit = getattr(caps, row.resource, None)
+    return None if limit is None else float(limit) + row.granted
 
 
 def _budget_scope(scope: str, rows: Sequence[BudgetUsage], updated: float, limits_by_kind: Mapping[str, object]) -> str:
     kind = scope_kind(scope)
     caps = limits_by_kind.get(kind)
-    body = "".join(_budget_row(row, _cap(caps, row.resource)) for row in sorted(rows, key=_resource_order))
+    body = "".join(_budget_row(row, _cap(caps, row)) for row in sorted(rows, key=_resource_order))
     return (
         f'<tbody class="budget-scope" data-scope="{escape(scope)}">'
         f'<tr class="budget-scope-head"><th colspan="5">'

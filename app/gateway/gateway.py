@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import litellm
@@ -49,9 +49,11 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int = 0  # all of them, cached ones included
+    output_tokens: int = 0  # all of them, reasoning ones included
     cost_usd: float = 0.0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,32 @@ class Prices:
     input_per_token: float
     output_per_token: float
     known: bool
+    cached_input_per_token: float | None = None  # None: cached input costs what uncached input costs
 
-    def cost(self, input_tokens: float, output_tokens: float) -> float:
-        return input_tokens * self.input_per_token + output_tokens * self.output_per_token
+    def cost(self, input_tokens: float, output_tokens: float, cached_input_tokens: float = 0) -> float:
+        """Every token class at its own price: cached input at the cache price, the rest at the input price."""
+        cached_price = self.input_per_token if self.cached_input_per_token is None else self.cached_input_per_token
+        return (
+            (input_tokens - cached_input_tokens) * self.input_per_token
+            + cached_input_tokens * cached_price
+            + output_tokens * self.output_per_token
+        )
+
+
+def usage_of(response: Any) -> tuple[int, int, int, int]:
+    """(input, output, cached input, reasoning) tokens of a LiteLLM response.
+
+    Reasoning tokens are part of the output by OpenAI's convention; a provider that reports them apart
+    (fewer completion tokens than reasoning tokens) has them added, so they are never billed as free.
+    """
+    usage = getattr(response, "usage", None)
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    cached = int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0)
+    reasoning = int(getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", 0) or 0)
+    if reasoning > completion:
+        completion += reasoning
+    return prompt, completion, min(cached, prompt), reasoning
 
 
 def estimate_prompt_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
@@ -302,13 +327,7 @@ class Gateway:
                 self._audit(context, route, model, started, Usage(), status="error", error_kind=error.kind)
                 raise error from None
             if not prices.known:
-                # Unpriced usage is charged at the configured worst-case price, and flagged, never free.
-                reply = replace(
-                    reply,
-                    usage=replace(
-                        reply.usage, cost_usd=prices.cost(reply.usage.input_tokens, reply.usage.output_tokens)
-                    ),
-                )
+                # Unpriced usage is charged at the configured worst-case price (in _reply), and flagged.
                 span.set_attribute("firebreak.cost_unpriced", True)
             self.limits.settle(
                 reservation,
@@ -319,6 +338,8 @@ class Gateway:
                     "gen_ai.response.model": reply.model,
                     "gen_ai.usage.input_tokens": reply.usage.input_tokens,
                     "gen_ai.usage.output_tokens": reply.usage.output_tokens,
+                    "firebreak.usage.cached_input_tokens": reply.usage.cached_input_tokens,
+                    "firebreak.usage.reasoning_tokens": reply.usage.reasoning_tokens,
                     "firebreak.cost_usd": reply.usage.cost_usd,
                     "gen_ai.response.finish_reasons": ["tool_calls" if reply.tool_calls else "stop"],
                 }
@@ -346,7 +367,9 @@ class Gateway:
         if pin is None or pout is None:
             limits = self.settings.limits
             return Prices(limits.unpriced_input_cost_per_token, limits.unpriced_output_cost_per_token, known=False)
-        return Prices(float(pin), float(pout), known=True)
+        configured = self.settings.models.get(model)
+        cached = configured.cached_input_cost_per_token if configured else info.get("cache_read_input_token_cost")
+        return Prices(float(pin), float(pout), known=True, cached_input_per_token=cached)
 
     def _model_error(self, exc: BaseException, model: str, timeout_s: float) -> ModelError:
         # A broken script is the test's verdict, not an outage: never let a fallback hide it.
@@ -395,19 +418,14 @@ class Gateway:
             )
             for index, call in enumerate(message.tool_calls or [])
         )
-        usage = getattr(response, "usage", None)
-        try:
-            cost = float(litellm.completion_cost(completion_response=response, model=model))
-        except Exception:  # an unpriced model is recorded at zero, and the span says so
-            cost = 0.0
+        input_tokens, output_tokens, cached, reasoning = usage_of(response)
+        # Priced here from the token classes, not by litellm.completion_cost: one formula for every provider,
+        # and unpriced models at the configured worst case (see _attempt), never at zero.
+        cost = self._prices(model).cost(input_tokens, output_tokens, cached)
         return ModelReply(
             text=message.content or "",
             tool_calls=calls,
-            usage=Usage(
-                input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-                cost_usd=cost,
-            ),
+            usage=Usage(input_tokens, output_tokens, cost, cached, reasoning),
             model=model,
             route=route,
         )

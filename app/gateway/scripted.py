@@ -17,7 +17,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import litellm
-from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
+from litellm.types.utils import (
+    CompletionTokensDetailsWrapper,
+    GenericStreamingChunk,
+    ModelResponse,
+    PromptTokensDetailsWrapper,
+    Usage,
+)
 
 from app.gateway.provider_errors import provider_exception
 from app.gateway.providers import register_custom_provider
@@ -51,17 +57,22 @@ def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
-def _usage(step: ScriptStep, prompt: str) -> dict[str, int]:
+def _usage(step: ScriptStep, prompt: str) -> Usage:
     if step.usage is not None:
         prompt_tokens, completion_tokens = int(step.usage["input_tokens"]), int(step.usage["output_tokens"])
     else:
         produced = step.text + "".join(call.arguments for call in step.tool_calls)
         prompt_tokens, completion_tokens = estimate_tokens(prompt), estimate_tokens(produced)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
+    details = step.usage or {}
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        prompt_tokens_details=PromptTokensDetailsWrapper(cached_tokens=int(details.get("cached_input_tokens", 0))),
+        completion_tokens_details=CompletionTokensDetailsWrapper(
+            reasoning_tokens=int(details.get("reasoning_tokens", 0))
+        ),
+    )
 
 
 def _tool_calls(step: ScriptStep) -> list[dict[str, Any]]:
@@ -109,12 +120,7 @@ class ScriptedLLM(litellm.CustomLLM):
                 for c in calls
             ]
         model_response.choices[0].finish_reason = "tool_calls" if calls else "stop"
-        counts = _usage(step, prompt)
-        model_response.usage = Usage(  # type: ignore[attr-defined]
-            prompt_tokens=counts["prompt_tokens"],
-            completion_tokens=counts["completion_tokens"],
-            total_tokens=counts["total_tokens"],
-        )
+        model_response.usage = _usage(step, prompt)  # type: ignore[attr-defined]
         model_response.model = f"{PROVIDER}/{model}"
         return model_response
 
@@ -148,7 +154,7 @@ class ScriptedLLM(litellm.CustomLLM):
             text="",
             is_finished=True,
             finish_reason="tool_calls" if calls else "stop",
-            usage=_usage(step, prompt),  # type: ignore[typeddict-item]
+            usage=_usage(step, prompt).model_dump(),  # type: ignore[typeddict-item]
             index=0,
         )
 
