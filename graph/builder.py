@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -133,12 +134,18 @@ def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]]
                 f"run {ctx.run_id} spent its {ctx.services.settings.agent.run_wall_clock_s:g}s wall clock before {name}"
             )
         tracer = ctx.services.telemetry.tracer
-        with tracer.start_as_current_span(f"node {name}", record_exception=False) as span:
+        with tracer.start_as_current_span(
+            f"node {name}", record_exception=False, set_status_on_exception=False
+        ) as span:
             span.set_attributes({"firebreak.node": name, **ctx.ids})
             try:
                 result = fn(state, runtime) if wants_runtime else fn(state)
                 if inspect.isawaitable(result):
                     result = await result
+            except GraphBubbleUp:
+                # An interrupt() is the run pausing for a person, not a failure of the node.
+                span.add_event("firebreak.paused")
+                raise
             except Exception as exc:
                 mark_error(span, exc)
                 raise

@@ -16,6 +16,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from opentelemetry import trace
 
 from app.containment.escalation import is_approval
 from app.containment.gate import ProposedAction
@@ -35,6 +36,7 @@ def hitl(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     pending = state.get("escalation") or {"ids": [], "resume_to": "respond"}
     ids = list(pending["ids"])
     closed = _closed(ctx, ids)
+    trace.get_current_span().set_attribute("firebreak.escalation_ids", ids)
     while len(closed) < len(ids):
         # One interrupt per wait, carrying every open id: parallel escalations never share an interrupt.
         interrupt({"escalations": [i for i in ids if i not in {r.id for r in closed}]})

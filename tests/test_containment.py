@@ -213,6 +213,45 @@ def test_typing_no_as_the_next_message_of_the_thread_declines_its_confirmation(s
     run(scenario())
 
 
+def test_the_verifier_estimator_asks_another_route_to_grade_the_action(sqlite_url, make_settings, write_script):
+    script = write_script(
+        CANCEL, {"expect": "The assistant's proposed action: call update_order(", "text": "0.95"}, {"text": "Done."}
+    )
+    verifier = {"models": ["scripted/verifier"], "max_output_tokens": 8, "temperature": 0.0, "timeout_s": 5.0}
+    settings = make_settings(sqlite_url, script=script, gate={"estimator": "verifier"}, routes={"verifier": verifier})
+
+    async def scenario() -> None:
+        async with _open(settings) as agent:
+            result = agent.settle_script(await agent.ask("Cancel order 2", route=ROUTE))
+            assert result.status == "answered" and writes(agent, result.run_id) == 1
+            (decision,) = decisions(agent, result.run_id)
+            assert (decision.estimator, decision.score, decision.band) == ("verifier", 0.95, "execute")
+            models = [call.model for call in agent.services.runs.model_calls(result.run_id)]
+            assert models == ["scripted/demo", "scripted/verifier", "scripted/demo"]
+
+    run(scenario())
+
+
+def test_a_paused_run_shows_its_score_and_its_pause_in_the_trace_without_an_error(
+    sqlite_url, make_settings, write_script
+):
+    script = write_script(CANCEL, {"text": "0.4"})
+
+    async def scenario() -> None:
+        async with _open(make_settings(sqlite_url, script=script)) as agent:
+            first, pending = await _waiting(agent, "Cancel order 2")
+            spans = {span.name: span for span in agent.services.runs.spans(first.run_id)}
+            gate, hitl = spans["node confidence_gate"], spans["node hitl"]
+            (scored,) = [event for event in gate.events if event["name"] == "firebreak.gate.scored"]
+            assert scored["attributes"]["firebreak.gate.score"] == 0.4
+            assert scored["attributes"]["firebreak.gate.band"] == "human"
+            assert hitl.status != "ERROR" and hitl.attributes["firebreak.escalation_ids"] == [pending["id"]]
+            assert [event["name"] for event in hitl.events] == ["firebreak.paused"]
+            assert spans["invoke_agent firebreak"].attributes["firebreak.status"] == "waiting"
+
+    run(scenario())
+
+
 def test_a_write_scored_below_confirm_above_goes_to_a_reviewer_and_runs_exactly_once_when_approved(
     database_url, make_settings, write_script
 ):
