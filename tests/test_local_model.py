@@ -13,9 +13,12 @@ import pytest
 from litellm.types.utils import ModelResponse
 
 from app.config import LocalModelSettings, load_settings
+from app.containment.gate import ModelEstimator, ProposedAction
 from app.errors import ConfigError
+from app.gateway import CallContext
 from app.gateway.local_model import LOCAL_MODEL, LocalLLM, register_local_provider
 from app.gateway.model_files import MODEL_FILE_NAME, assemble_model, locate_parts, marker_path
+from app.services import build_services
 from app.tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.slow
@@ -136,6 +139,20 @@ def test_a_tool_with_long_string_bounds_gets_arguments_instead_of_a_crash(local_
     (call,) = response.choices[0].message.tool_calls
     assert call.function.name == "send_email"
     assert isinstance(json.loads(call.function.arguments), dict)
+
+
+def test_the_embedded_models_self_critique_reads_as_a_score(tmp_path: Path) -> None:
+    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'fb.db'}")
+    services = build_services(settings)
+    estimator = ModelEstimator(services.gateway, "self_critique", settings.gate.critique_max_tokens)
+    action = ProposedAction("call_1", "write", "update_order", {"order_id": 2, "status": "cancelled"}, "")
+
+    estimate = asyncio.run(estimator(action, "Cancel order 2", "chat", CallContext("t", "u"), None))
+
+    assert estimate.problem is None and 0 <= estimate.score <= 1
+    # Its grade sits in the confirm band of its own route: its writes ask the user first (decision 0016).
+    assert settings.gate.for_route("chat").band(estimate.score) == "confirm"
+    services.close()
 
 
 def test_answers_a_tool_result_in_plain_text(local_provider: str) -> None:
