@@ -421,7 +421,8 @@ def eval_gate(
     from memory.gate import GateStore
 
     settings = _settings(config)
-    thresholds = settings.gate.for_route(route or settings.agent.default_route)
+    # Bands are recorded with each decision; the thresholds shown are the route's, or the defaults.
+    thresholds = settings.gate.for_route(route) if route else settings.gate
     report = calibration(GateStore(prepare_database(settings)).all(route=route), thresholds)
     if as_json:
         _echo_json(report)

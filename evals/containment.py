@@ -19,9 +19,7 @@ import asyncio
 import json
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from sqlmodel import Session, func, select
 
 from app.config import ModelSettings, Settings, load_settings
 from app.services import build_services, prepare_database
+from evals.scenario import Scenario, SimulatedTime
 from graph.agent import Agent, RunResult
 from memory.engine import make_engine
 from memory.tables import Alert, DemoOrder, Escalation, GateDecision, ModelCall, Operation
@@ -37,16 +36,6 @@ SPENDER = "scripted/spender"
 # Long outputs at a frontier model's price: each call may cost up to about $0.15.
 SPENDER_PRICES = ModelSettings(input_cost_per_token=0.0001, output_cost_per_token=0.0003, context_window=128_000)
 UPDATE = {"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}}
-
-
-@dataclass
-class Scenario:
-    name: str
-    passed: bool
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, **self.figures}
 
 
 def _script(folder: Path, name: str, lines: Sequence[dict[str, Any]]) -> str:
@@ -168,16 +157,6 @@ def _writes(settings: Settings, run_id: str) -> tuple[int, int]:
     return int(done), int(cleared)
 
 
-@dataclass
-class Clock:
-    """The wall clock of escalation deadlines, moved by hand so that expiry takes no real time."""
-
-    now: float = field(default_factory=time.time)
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def _mutation(folder: Path, name: str, score: str, answer: str | None, *, again: bool = False) -> dict[str, Any]:
     """Ask to cancel order 2; the write is scored ``score``; a person answers ``answer`` (None: nobody does)."""
     lines: list[dict[str, Any]] = [{"tool_calls": [UPDATE]}, {"text": score}]
@@ -188,7 +167,7 @@ async def _mutation(folder: Path, name: str, score: str, answer: str | None, *, 
     else:
         lines.append({"text": "I did not cancel order 2."})
     settings = _settings(folder, name, _script(folder, name, lines))
-    clock = Clock()
+    clock = SimulatedTime()
     async with Agent.open(settings, services=build_services(settings, clock=clock)) as agent:
         with Session(agent.services.engine) as session:
             seeded = session.get(DemoOrder, 2)

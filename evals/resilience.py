@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,34 +29,12 @@ from app.queue.worker import submit
 from app.services import Services, build_services, prepare_database
 from app.tools.registry import ToolContext, tool
 from app.tools.runner import run_tool
+from evals.scenario import Scenario, SimulatedTime
 from memory.queue import QueueStore
 from memory.tables import OutboxEmail
 
 REQUESTS = 4000
 SPAN_S = 60.0
-
-
-@dataclass
-class SimulatedTime:
-    """Wall clock for the breakers; sleeping advances it instead of waiting."""
-
-    now: float = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class Scenario:
-    name: str
-    passed: bool
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, **self.figures}
 
 
 def _services(settings: Settings, clock: SimulatedTime, faults: FaultPlan | None = None) -> Services:

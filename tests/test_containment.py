@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from app.containment.labels import export_jsonl
 from app.errors import FirebreakError
 from app.services import build_services
 from evals.gate import calibration
+from evals.scenario import SimulatedTime
 from graph.agent import Agent, RunResult
 from graph.builder import GraphBuilder, default_builder
 from graph.routing import after_gate, after_hitl, after_screen_actions
@@ -50,17 +49,7 @@ PASSWORD_REPHRASINGS = [
 NO_REPHRASING = {"triggers": {"rephrase_count": 10}}
 
 
-@dataclass
-class Clock:
-    """The wall clock of escalation deadlines, moved by hand so that expiry takes no real time."""
-
-    now: float = field(default_factory=time.time)
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _open(settings: Settings, clock: Clock | None = None, **kwargs: Any) -> Any:
+def _open(settings: Settings, clock: SimulatedTime | None = None, **kwargs: Any) -> Any:
     services = build_services(settings, clock=clock) if clock is not None else None
     return Agent.open(settings, services=services, **kwargs)
 
@@ -753,7 +742,7 @@ def test_an_unanswered_reviewer_question_is_passed_up_then_expires_and_the_write
     )
     settings = make_settings(database_url, script=script)
     timeout = settings.escalation.policies["targeted"].timeout_s
-    clock = Clock()
+    clock = SimulatedTime()
 
     async def scenario() -> None:
         async with _open(settings, clock) as agent:
@@ -789,7 +778,7 @@ def test_an_unanswered_reviewer_question_is_passed_up_then_expires_and_the_write
 def test_an_unanswered_confirmation_expires_directly_as_a_no(database_url, make_settings, write_script):
     script = write_script(CANCEL, {"text": "0.7"}, {"text": "I did not cancel order 2."})
     settings = make_settings(database_url, script=script)
-    clock = Clock()
+    clock = SimulatedTime()
 
     async def scenario() -> None:
         async with _open(settings, clock) as agent:
@@ -861,7 +850,7 @@ def test_a_message_that_is_not_yes_or_no_while_a_confirmation_waits_is_refused_w
 
 def test_every_closed_escalation_exports_as_one_labeled_example(database_url, make_settings, write_script):
     script = write_script(CANCEL, {"text": "0.4"}, {"text": "Order 2 is cancelled."}, CANCEL, {"text": "0.3"})
-    clock = Clock()
+    clock = SimulatedTime()
 
     async def scenario() -> None:
         settings = make_settings(database_url, script=script)

@@ -1,0 +1,29 @@
+"""What every eval suite shares: a scenario's verdict and figures, and a clock the scenario moves by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SimulatedTime:
+    """A wall clock the scenario moves by hand; sleeping advances it instead of waiting."""
+
+    now: float = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Scenario:
+    name: str
+    passed: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, **self.figures}
