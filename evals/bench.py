@@ -63,10 +63,12 @@ medians.
 | raw LangGraph loop, per step | {overhead["raw_ms_per_step"]:.2f} ms | |
 | ratio (Firebreak / raw) | {overhead["ratio"]:.2f}× | ≤ 1.5× |
 
-What the ratio holds: per tool step the Firebreak graph runs four supersteps (decide, screen_actions, act,
-observe), the raw loop two, and every superstep writes a checkpoint; each model and tool call also reads its
-circuit breaker, reserves and settles its budget, and writes its audit row, run event and spans, all
-durably. The target is not met yet; batching a node's rows into one transaction is the next step.
+What the ratio holds: per tool step the Firebreak graph runs five supersteps (decide, screen_actions,
+confidence_gate, act, observe), the raw loop two, and every superstep writes a checkpoint; each run also
+screens its input and its secondary triggers once; each model and tool call reads its circuit breaker,
+reserves and settles its budget, and writes its audit row, run event and spans, all durably. The tool here
+is a read, so the gate scores nothing (a gated write adds one model call). The target is not met yet;
+batching a node's rows into one transaction is the next step.
 
 Raw figures:
 
