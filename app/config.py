@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from app.errors import ConfigError
+from app.errors import ConfigError, IdentityRequired
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "firebreak.toml"
 ErrorKind = Literal["server", "rate_limit", "timeout", "connection", "bad_request", "auth"]
@@ -35,8 +35,20 @@ class AgentSettings(Section):
 
 
 class IdentitySettings(Section):
+    allow_default: bool
     default_tenant: str
     default_user: str
+
+    def resolve(self, tenant_id: str | None, user_id: str | None) -> tuple[str, str]:
+        """Who a request acts as: as given, else the defaults, which only a local install allows."""
+        if tenant_id and user_id:
+            return tenant_id, user_id
+        if not self.allow_default:
+            raise IdentityRequired(
+                "this request names no tenant and user, and [identity] allow_default is false: "
+                "pass them (--tenant and --user in the CLI)"
+            )
+        return tenant_id or self.default_tenant, user_id or self.default_user
 
 
 class RouteSettings(Section):
@@ -139,6 +151,16 @@ class LimitSettings(Section):
     request: Caps
     session: Caps
     day: Caps
+
+
+class RateCaps(Section):
+    requests: float = Field(ge=0)
+    tokens: float = Field(ge=0)
+
+
+class RateLimitSettings(Section):
+    tenant: RateCaps
+    user: RateCaps
 
 
 class SafetySettings(Section):
@@ -261,6 +283,7 @@ class Settings(BaseSettings):
     idempotency: IdempotencySettings
     safety: SafetySettings
     limits: LimitSettings
+    rate_limits: RateLimitSettings
     gate: GateSettings
     triggers: TriggerSettings
     escalation: EscalationSettings

@@ -5,10 +5,12 @@ retried, what the model is told to correct, and what a developer must fix::
 
     FirebreakError
     ├── ConfigError            a developer's mistake in firebreak.toml / FIREBREAK_*; never retried
+    ├── IdentityRequired       a request named no tenant/user where defaults are not allowed
     ├── StoreUnavailable       a configured durable store cannot be reached; the app refuses to run
     ├── ScriptError            the scripted provider was over- or under-consumed, or an expectation failed
     ├── CircuitOpen            a backend's breaker is open: fail fast, no call made; the gateway falls back
-    ├── BudgetExceeded         a call would cross a blast-radius cap: not made; the run stops and alerts
+    ├── BudgetExceeded         a call would cross a blast-radius cap: not made; a reviewer raises it or stops
+    ├── RateLimited            a tenant's or user's per-minute limit: not made; retry after ``retry_after_s``
     ├── ModelError             a model call failed after the gateway gave up (kind says why)
     │   └── transient=True     timeouts, 5xx, 429, connection: retried, then counted by the breaker
     ├── RunDeadlineExceeded    the run's wall clock ran out; the run stops with what it has
@@ -27,8 +29,10 @@ __all__ = [
     "CircuitOpen",
     "ConfigError",
     "FirebreakError",
+    "IdentityRequired",
     "InvalidToolArguments",
     "ModelError",
+    "RateLimited",
     "RunDeadlineExceeded",
     "ScriptError",
     "StoreUnavailable",
@@ -46,6 +50,10 @@ class FirebreakError(Exception):
 
 class ConfigError(FirebreakError, ValueError):
     """The configuration is wrong; the message says which key and how to fix it."""
+
+
+class IdentityRequired(FirebreakError):
+    """A request named no tenant and user, and ``[identity] allow_default`` is false."""
 
 
 class StoreUnavailable(FirebreakError, ConnectionError):
@@ -73,6 +81,17 @@ class BudgetExceeded(FirebreakError):
             f"{resource} cap of {scope} reached: {used:g} used or held of {limit:g}, this call needs {requested:g}"
         )
         self.scope, self.resource, self.limit, self.used, self.requested = scope, resource, limit, used, requested
+
+
+class RateLimited(FirebreakError):
+    """A tenant's or user's per-minute rate limit would be crossed; no call was made."""
+
+    def __init__(self, *, scope: str, resource: str, limit: float, retry_after_s: float) -> None:
+        who = scope.split(":")[1:3]
+        super().__init__(
+            f"rate limit of {' '.join(who)}: {limit:g} {resource} per minute; retry after {retry_after_s:.0f} s"
+        )
+        self.scope, self.resource, self.limit, self.retry_after_s = scope, resource, limit, retry_after_s
 
 
 class ModelError(FirebreakError):

@@ -122,7 +122,7 @@ def build_services(
         on_transition=breaker_span_event,
     )
     guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random(), sleep=sleep)
-    limits = BlastRadius(LedgerStore(engine), settings.limits, clock=clock)
+    limits = BlastRadius(LedgerStore(engine), settings.limits, rates=settings.rate_limits, clock=clock)
     gateway = Gateway(settings, telemetry, runs.record_model_call, guard, limits, fault_plan)
     return Services(
         settings=settings,

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from app.config import Settings
 from app.containment.escalation import APPROVALS, expiry_answer
-from app.errors import BudgetExceeded, FirebreakError, RunDeadlineExceeded, ScriptError
+from app.errors import BudgetExceeded, FirebreakError, RateLimited, RunDeadlineExceeded, ScriptError
 from app.gateway import Usage
 from app.services import Services, build_services
 from app.telemetry import mark_error
@@ -107,6 +107,8 @@ def _status_for(exc: BaseException) -> str:
         return "timed_out"
     if isinstance(exc, BudgetExceeded):
         return "budget_exceeded"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
     return "failed"
 
 
@@ -181,8 +183,9 @@ class Agent:
             raise FirebreakError(
                 f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
             )
+        tenant_id, user_id = settings.identity.resolve(tenant_id, user_id)
         if thread_id is not None:
-            waiting = await self._answer_waiting_thread(thread_id, question, user_id or settings.identity.default_user)
+            waiting = await self._answer_waiting_thread(thread_id, question, user_id)
             if waiting is not None:
                 yield waiting
                 return
@@ -191,8 +194,8 @@ class Agent:
         run = Run(
             id=run_id or str(uuid.uuid4()),
             thread_id=thread_id or str(uuid.uuid4()),
-            tenant_id=tenant_id or settings.identity.default_tenant,
-            user_id=user_id or settings.identity.default_user,
+            tenant_id=tenant_id,
+            user_id=user_id,
             route=route,
             status="running",
             question=question,

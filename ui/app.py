@@ -154,7 +154,15 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         answer = ""
         try:
             agent = await slot.get()
-            async for item in agent.stream(question, thread_id=thread_id, route=route):
+            # The UI acts as the configured identity, explicitly (see [identity] in firebreak.toml).
+            identity = settings.identity
+            async for item in agent.stream(
+                question,
+                thread_id=thread_id,
+                route=route,
+                tenant_id=identity.default_tenant,
+                user_id=identity.default_user,
+            ):
                 if isinstance(item, Token):
                     answer += item.text
                     history[-1] = _assistant(answer)

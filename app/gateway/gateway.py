@@ -288,8 +288,9 @@ class Gateway:
         # The worst case is held before the call: a call that could cross a cap is never made.
         worst_input = estimate_prompt_tokens(request.messages, request.tools)
         reservation = self.limits.reserve(
-            Scope(context.run_id, context.thread_id, context.tenant_id),
+            Scope(context.run_id, context.thread_id, context.tenant_id, context.user_id),
             {
+                "requests": 1,
                 "tokens": worst_input + route_settings.max_output_tokens,
                 "cost_usd": prices.cost(worst_input, route_settings.max_output_tokens),
             },
@@ -321,7 +322,7 @@ class Gateway:
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                self.limits.settle(reservation, {})
+                self.limits.settle(reservation, {"requests": 1})  # a failed call still reached the provider
                 error = self._model_error(exc, model, timeout_s)
                 mark_error(span, error)
                 self._audit(context, route, model, started, Usage(), status="error", error_kind=error.kind)
@@ -331,7 +332,11 @@ class Gateway:
                 span.set_attribute("firebreak.cost_unpriced", True)
             self.limits.settle(
                 reservation,
-                {"tokens": reply.usage.input_tokens + reply.usage.output_tokens, "cost_usd": reply.usage.cost_usd},
+                {
+                    "requests": 1,
+                    "tokens": reply.usage.input_tokens + reply.usage.output_tokens,
+                    "cost_usd": reply.usage.cost_usd,
+                },
             )
             span.set_attributes(
                 {

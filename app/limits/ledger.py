@@ -1,8 +1,11 @@
-"""The blast-radius limiter: reserve before a call, settle after, never cross a cap.
+"""The blast-radius limiter and the rate limits: reserve before a call, settle after, never cross a cap.
 
 Scopes are keyed by period, so no job ever resets a window: ``request:<run>``,
-``session:<thread>``, ``day:<tenant>:<YYYY-MM-DD>`` (UTC). Resources are the
-seed's table: tokens, tool_calls, db_mutations, emails, cost_usd.
+``session:<thread>``, ``day:<tenant>:<YYYY-MM-DD>`` (UTC) for the seed's table
+(tokens, tool_calls, db_mutations, emails, cost_usd), and
+``minute:tenant:<tenant>:<minute>``, ``minute:user:<tenant>:<user>:<minute>`` for
+the gateway's rate limits (requests, tokens). One reservation covers them all,
+in one transaction.
 """
 
 from __future__ import annotations
@@ -13,20 +16,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.config import Caps, LimitSettings
-from app.errors import BudgetExceeded
+from app.config import LimitSettings, RateLimitSettings
+from app.errors import BudgetExceeded, RateLimited
 from memory.ledger import Entry, LedgerStore
 
 RESOURCES = ("tokens", "tool_calls", "db_mutations", "emails", "cost_usd")
+RATE_RESOURCES = ("requests", "tokens")
+MINUTE = "minute:"
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Who is spending: the run, its session and its tenant."""
+    """Who is spending: the run, its session, its tenant and (for rate limits) its user."""
 
     run_id: str | None
     thread_id: str | None
     tenant_id: str
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,44 +42,64 @@ class Reservation:
 
 
 class BlastRadius:
-    def __init__(self, store: LedgerStore, settings: LimitSettings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        settings: LimitSettings,
+        *,
+        rates: RateLimitSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.rates = rates
         self._clock = clock
 
-    def caps(self, scope: Scope) -> dict[str, Caps]:
-        day = dt.datetime.fromtimestamp(self._clock(), dt.UTC).date().isoformat()
-        caps = {f"day:{scope.tenant_id}:{day}": self.settings.day}
+    def caps(self, scope: Scope, now: float | None = None) -> dict[str, dict[str, float]]:
+        """Every scope key this spender is capped in, with its caps per resource."""
+        now = self._clock() if now is None else now
+        day = dt.datetime.fromtimestamp(now, dt.UTC).date().isoformat()
+        caps = {f"day:{scope.tenant_id}:{day}": self.settings.day.model_dump()}
         if scope.thread_id:
-            caps[f"session:{scope.thread_id}"] = self.settings.session
+            caps[f"session:{scope.thread_id}"] = self.settings.session.model_dump()
         if scope.run_id:
-            caps[f"request:{scope.run_id}"] = self.settings.request
+            caps[f"request:{scope.run_id}"] = self.settings.request.model_dump()
+        if self.rates is not None:
+            minute = int(now // 60)
+            caps[f"{MINUTE}tenant:{scope.tenant_id}:{minute}"] = self.rates.tenant.model_dump()
+            if scope.user_id:
+                caps[f"{MINUTE}user:{scope.tenant_id}:{scope.user_id}:{minute}"] = self.rates.user.model_dump()
         return caps
 
     def reserve(self, scope: Scope, amounts: dict[str, float]) -> Reservation:
-        """Hold ``amounts`` in every scope, or raise :class:`BudgetExceeded` with nothing held."""
+        """Hold ``amounts`` in every scope that caps them, or raise with nothing held:
+        :class:`RateLimited` for a per-minute limit, :class:`BudgetExceeded` for a budget."""
         now = self._clock()
         self.store.release_expired(now)
         entries = [
-            Entry(key, resource, amount, getattr(caps, resource))
-            for key, caps in self.caps(scope).items()
+            Entry(key, resource, amount, caps[resource])
+            for key, caps in self.caps(scope, now).items()
             for resource, amount in amounts.items()
-            if amount > 0
+            if amount > 0 and resource in caps
         ]
         reservation = Reservation(str(uuid.uuid4()), amounts)
         refusal = self.store.reserve(
             reservation.id, scope.run_id, entries, expires_at=now + self.settings.reservation_ttl_s, now=now
         )
-        if refusal is not None:
-            entry = refusal.entry
-            raise BudgetExceeded(
-                scope=entry.scope,
-                resource=entry.resource,
-                limit=entry.limit + refusal.granted,
-                used=refusal.used + refusal.reserved,
-                requested=entry.amount,
+        if refusal is None:
+            return reservation
+        entry = refusal.entry
+        if entry.scope.startswith(MINUTE):
+            raise RateLimited(
+                scope=entry.scope, resource=entry.resource, limit=entry.limit, retry_after_s=60 - now % 60
             )
-        return reservation
+        raise BudgetExceeded(
+            scope=entry.scope,
+            resource=entry.resource,
+            limit=entry.limit + refusal.granted,
+            used=refusal.used + refusal.reserved,
+            requested=entry.amount,
+        )
 
     def settle(self, reservation: Reservation, actual: dict[str, float]) -> None:
         self.store.settle(reservation.id, actual, now=self._clock())

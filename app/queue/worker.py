@@ -28,7 +28,7 @@ from memory.queue import QueueStore
 from memory.tables import DeadLetter, QueuedRun
 
 # A budget breach is a decision, not an outage: retrying it would only spend more.
-RETRYABLE = frozenset({"failed", "timed_out"})
+RETRYABLE = frozenset({"failed", "timed_out", "rate_limited"})
 
 
 def worker_name() -> str:
@@ -55,12 +55,13 @@ def submit(
     if not question:
         raise FirebreakError("the question is empty")
     settings.route(route or settings.agent.default_route)
+    tenant, user = settings.identity.resolve(tenant_id, user_id)
     now = clock()
     job = QueuedRun(
         id=str(uuid.uuid4()),
         thread_id=thread_id or str(uuid.uuid4()),
-        tenant_id=tenant_id or settings.identity.default_tenant,
-        user_id=user_id or settings.identity.default_user,
+        tenant_id=tenant,
+        user_id=user,
         route=route or settings.agent.default_route,
         question=question,
         status="queued",
