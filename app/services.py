@@ -15,8 +15,10 @@ from opentelemetry import trace
 from sqlalchemy.engine import Engine
 
 from app.alerts import raise_alert
+from app.cache.semantic import SemanticCache
 from app.config import Settings
 from app.containment.gate import Estimator, build_estimator
+from app.embeddings import Embedder
 from app.errors import StoreUnavailable
 from app.faults import FaultPlan
 from app.gateway import Gateway
@@ -27,6 +29,7 @@ from app.telemetry import Telemetry, setup_telemetry
 from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets, ToolRuntime
 from memory.breakers import BreakerStore
+from memory.cache import CacheStore
 from memory.engine import make_engine
 from memory.escalations import EscalationStore
 from memory.gate import GateStore
@@ -57,6 +60,7 @@ class Services:
     escalations: EscalationStore
     gate: GateStore
     estimator: Estimator
+    cache: SemanticCache
     clock: Callable[[], float] = time.time
 
     def alert(self, kind: str, message: str, payload: dict[str, Any]) -> None:
@@ -149,5 +153,12 @@ def build_services(
         escalations=EscalationStore(engine),
         gate=GateStore(engine),
         estimator=build_estimator(settings.gate, gateway),
+        cache=SemanticCache(CacheStore(engine), settings.cache, _embedder, clock),
         clock=clock,
     )
+
+
+def _embedder() -> Embedder:
+    from app.embeddings import default_embedder  # sentence-transformers loads on the first lookup only
+
+    return default_embedder()

@@ -46,9 +46,11 @@ class RunResult:
     usage: Usage
     error: str | None = None
     escalations: list[dict[str, Any]] = field(default_factory=list)  # what a waiting run waits for
+    cache: dict[str, Any] | None = None  # the cache hit that answered the run: similarity, matched, savings
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "cache": self.cache,
             "escalations": self.escalations,
             "run_id": self.run_id,
             "thread_id": self.thread_id,
@@ -85,6 +87,7 @@ def _fresh_input(question: str) -> dict[str, Any]:
         "escalation": None,
         "resume_to": "",
         "pauses": 0,
+        "cache": None,
     }
 
 
@@ -379,7 +382,7 @@ class Agent:
         """Run the graph inside the run's ``invoke_agent`` span and settle the run row, whatever happens."""
         runs = self.services.runs
         tracer = self.services.telemetry.tracer
-        status, answer, error = "failed", None, None
+        status, answer, error, cache = "failed", None, None, None
         with tracer.start_as_current_span("invoke_agent firebreak", kind=SpanKind.INTERNAL) as span:
             span.set_attributes(
                 {
@@ -413,6 +416,7 @@ class Agent:
                         status = "waiting"
                     elif mode == "values":
                         status, answer = chunk.get("status", status), chunk.get("answer") or answer
+                        cache = (chunk.get("cache") or {}).get("hit") or cache
             except FirebreakError as exc:
                 status, error = _status_for(exc), str(exc)
                 mark_error(span, exc)
@@ -430,7 +434,7 @@ class Agent:
             answer = None
         runs.finish(context.run_id, status=status, answer=answer, error=error)
         self.services.telemetry.flush()
-        yield replace(self._waiting_result(context.run_id), answer=answer, error=error, trace_id=trace_id)
+        yield replace(self._waiting_result(context.run_id), answer=answer, error=error, trace_id=trace_id, cache=cache)
 
 
 class _AgentContext:

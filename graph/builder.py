@@ -2,8 +2,9 @@
 
 The default layout::
 
-    START → screen_input → screen_triggers → decide → screen_actions → confidence_gate
-        confidence_gate ─tool calls→ act → observe → decide …   ─answer→ respond → END
+    START → screen_input → screen_triggers → cache_lookup ─miss→ decide → screen_actions → confidence_gate
+        cache_lookup ─hit→ respond → END
+        confidence_gate ─tool calls→ act → observe → decide …   ─answer→ cache_store → respond → END
         confidence_gate / screen_triggers ─a person is needed→ hitl → (act | decide | respond)
         decide / act / confidence_gate ─a cap was hit→ budget_guard → hitl
 
@@ -37,6 +38,7 @@ from app.errors import ConfigError, RunDeadlineExceeded
 from app.telemetry import mark_error
 from graph.routing import (
     after_act,
+    after_cache_lookup,
     after_decide,
     after_gate,
     after_hitl,
@@ -48,6 +50,7 @@ from graph.routing import (
 from graph.state import AgentState, RunContext
 from nodes.act import act
 from nodes.budget_guard import budget_guard
+from nodes.cache import cache_lookup, cache_store
 from nodes.confidence_gate import confidence_gate, screen_triggers
 from nodes.decide import decide
 from nodes.hitl import hitl
@@ -161,6 +164,7 @@ def default_builder() -> GraphBuilder:
     for name, fn in (
         ("screen_input", screen_input),
         ("screen_triggers", screen_triggers),
+        ("cache_lookup", cache_lookup),
         ("decide", decide),
         ("screen_actions", screen_actions),
         ("confidence_gate", confidence_gate),
@@ -168,12 +172,14 @@ def default_builder() -> GraphBuilder:
         ("observe", observe),
         ("budget_guard", budget_guard),
         ("hitl", hitl),
+        ("cache_store", cache_store),
         ("respond", respond),
     ):
         builder.add_node(name, fn)
     builder.add_edge(START, "screen_input")
     builder.add_branch("screen_input", after_screen_input, {"screen_triggers": "screen_triggers", "respond": "respond"})
-    builder.add_branch("screen_triggers", after_screen_triggers, {"decide": "decide", "hitl": "hitl"})
+    builder.add_branch("screen_triggers", after_screen_triggers, {"cache_lookup": "cache_lookup", "hitl": "hitl"})
+    builder.add_branch("cache_lookup", after_cache_lookup, {"decide": "decide", "respond": "respond"})
     builder.add_branch("decide", after_decide, {"screen_actions": "screen_actions", "budget_guard": "budget_guard"})
     builder.add_branch(
         "screen_actions", after_screen_actions, {"confidence_gate": "confidence_gate", "respond": "respond"}
@@ -181,8 +187,9 @@ def default_builder() -> GraphBuilder:
     builder.add_branch(
         "confidence_gate",
         after_gate,
-        {"act": "act", "respond": "respond", "hitl": "hitl", "budget_guard": "budget_guard"},
+        {"act": "act", "cache_store": "cache_store", "hitl": "hitl", "budget_guard": "budget_guard"},
     )
+    builder.add_edge("cache_store", "respond")
     builder.add_branch("act", after_act, {"observe": "observe", "budget_guard": "budget_guard"})
     builder.add_branch("observe", after_observe, {"decide": "decide", "respond": "respond"})
     builder.add_edge("budget_guard", "hitl")

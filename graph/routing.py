@@ -18,7 +18,11 @@ def after_screen_input(state: AgentState) -> str:
 
 
 def after_screen_triggers(state: AgentState) -> str:
-    return "hitl" if state.get("escalation") else "decide"
+    return "hitl" if state.get("escalation") else "cache_lookup"
+
+
+def after_cache_lookup(state: AgentState) -> str:
+    return "respond" if (state.get("cache") or {}).get("hit") else "decide"
 
 
 def after_decide(state: AgentState) -> str:
@@ -39,7 +43,7 @@ def after_gate(state: AgentState) -> str:
     last = state["messages"][-1]
     if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
         return "act"
-    return "respond"
+    return "cache_store"
 
 
 def after_act(state: AgentState) -> str:

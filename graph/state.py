@@ -32,6 +32,7 @@ class AgentState(TypedDict, total=False):
     escalation: dict[str, Any] | None  # {"ids": [...], "resume_to": node}: hitl waits for these answers
     resume_to: str  # where hitl sends the run once the answers are in
     pauses: int  # escalations so far in this run: part of each escalation's stable id
+    cache: dict[str, Any] | None  # {"scope": digest, "hit": {similarity, matched, …} | None} from cache_lookup
 
 
 @dataclass(frozen=True)

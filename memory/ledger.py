@@ -108,6 +108,13 @@ class LedgerStore:
 
     def grant(self, scope: str, resource: str, amount: float, *, now: float) -> None:
         """Raise one scope's cap of one resource by ``amount``: a reviewer's one-off answer to a breach."""
+        self._add(scope, resource, "granted", amount, now=now)
+
+    def count(self, scope: str, resource: str, amount: float, *, now: float) -> None:
+        """Add ``amount`` to an uncapped tally (what the cache saved), outside any reservation."""
+        self._add(scope, resource, "used", amount, now=now)
+
+    def _add(self, scope: str, resource: str, column: str, amount: float, *, now: float) -> None:
         with self.engine.begin() as connection:
             insert_ignore(
                 connection,
@@ -117,7 +124,7 @@ class LedgerStore:
             connection.execute(
                 update(USAGE)
                 .where(USAGE.c.scope == scope, USAGE.c.resource == resource)
-                .values(granted=USAGE.c.granted + amount, updated_at=now)
+                .values({column: USAGE.c[column] + amount, "updated_at": now})
             )
 
     def release_expired(self, now: float) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Table, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -322,3 +322,28 @@ class GateDecision(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=16)  # executed | failed | approved | rejected | expired
     created_at: float = Field(index=True)
     decided_at: float | None = None
+
+
+class CacheEntry(SQLModel, table=True):
+    """One cached item: an answer (semantic layer), a read tool's result or an embedding (exact layers).
+
+    ``scope`` is a digest of everything that must match for the entry to be served (tenant, route,
+    models, system prompt, tool set, conversation so far): another scope's entries are never searched.
+    """
+
+    __tablename__ = "cache_entries"
+    __table_args__ = (Index("ix_cache_entries_scope_id", "scope", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    layer: str = Field(max_length=16)  # llm_response | read_tool | embedding
+    scope: str = Field(max_length=64)
+    key: str | None = Field(default=None, index=True, max_length=64)  # exact layers: the digest looked up
+    tenant_id: str = Field(index=True, max_length=128)
+    route: str = Field(index=True, max_length=256)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: float
+    expires_at: float = Field(index=True)
+    hits: int = 0
+    last_used_at: float = Field(index=True)

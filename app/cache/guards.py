@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
+from difflib import SequenceMatcher
 
 Guard = Callable[[str, str], str | None]
 """Takes (cached, query); returns None, or a reason that starts with the guard's name."""
@@ -39,6 +41,10 @@ def _words(text: str) -> list[str]:
     return [word.lower().removesuffix("'s") for word in _WORD.findall(_normalise(text))]
 
 
+def _has_digit(word: str) -> bool:
+    return any(char.isdigit() for char in word)
+
+
 def _differ(name: str, cached: Iterable[str], query: Iterable[str]) -> str | None:
     """The reason for a guard whose two sides should hold the same items, or None when they do."""
     only_cached = sorted(set(cached) - set(query))
@@ -53,23 +59,8 @@ def _differ(name: str, cached: Iterable[str], query: Iterable[str]) -> str | Non
 
 # --- negation -------------------------------------------------------------------------------------------------
 
-_NEGATORS = frozenset(
-    {
-        "not",
-        "no",
-        "never",
-        "none",
-        "nothing",
-        "nobody",
-        "nowhere",
-        "neither",
-        "nor",
-        "without",
-        "cannot",
-        "unable",
-        "non",
-    }
-)
+_NEGATORS = frozenset({"not", "no", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor", "non"})
+_NEGATORS |= {"without", "cannot", "unable"}  # "can't log in" and "unable to sign in" say the same
 # Apostrophe-less contractions as typed on phones; "cant" and "wont" are rare as real words in support chat.
 _BARE_CONTRACTIONS = frozenset(
     {"dont", "doesnt", "didnt", "cant", "couldnt", "wont", "wouldnt", "shouldnt", "isnt", "arent", "wasnt", "werent"}
@@ -79,8 +70,15 @@ _BARE_CONTRACTIONS = frozenset(
 _NOT_NEGATION = re.compile(r"\b(?:or not|no\.\s*(?=#?\d)|no\s*(?=#\s*\d))", re.I)
 
 
+# "Isn't Paris the capital of France?" asks what "Is Paris the capital of France?" asks: a leading negative
+# auxiliary in a question expects a yes, it does not flip the question.
+_RHETORICAL = re.compile(
+    r"(?:^|(?<=[.!?;]))\s*(?:is|are|was|were|do|does|did|ca|could|wo|would|should|have|has)n'?t\b(?=[^.!?]*\?)", re.I
+)
+
+
 def _negations(text: str) -> list[str]:
-    words = _words(_NOT_NEGATION.sub(" ", _normalise(text)))
+    words = _words(_RHETORICAL.sub(" ", _NOT_NEGATION.sub(" ", _normalise(text))))
     return [word for word in words if word in _NEGATORS or word in _BARE_CONTRACTIONS or word.endswith("n't")]
 
 
@@ -111,8 +109,11 @@ def negation(cached: str, query: str) -> str | None:
         side, words = (CACHED, in_cached) if in_cached else (QUERY, in_query)
         return f"negation: '{words[0]}' only in {side}"
     cached_words, query_words = frozenset(_words(cached)), frozenset(_words(query))
-    prefixed = _prefix_negation(cached_words, query_words) or _prefix_negation(query_words, cached_words)
-    return f"negation: '{prefixed[0]}' vs '{prefixed[1]}'" if prefixed else None
+    if prefixed := _prefix_negation(cached_words, query_words):
+        return f"negation: '{prefixed[0]}' vs '{prefixed[1]}'"
+    if prefixed := _prefix_negation(query_words, cached_words):
+        return f"negation: '{prefixed[1]}' vs '{prefixed[0]}'"
+    return None
 
 
 # --- dates and times ------------------------------------------------------------------------------------------
@@ -217,30 +218,14 @@ def dates(cached: str, query: str) -> str | None:
 # --- numbers --------------------------------------------------------------------------------------------------
 
 _DIGITS = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])(?:\.\d+)?|\d+(?:\.\d+)?")
-_UNIT_WORDS: tuple[str, ...] = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-)
+_UNIT_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_UNIT_WORDS += ("ten", "eleven")
 _UNIT_WORDS += ("twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
-_UNITS = {word: value for value, word in enumerate(_UNIT_WORDS)} | {"twice": 2, "thrice": 3}
+# "one" is left out: it is a pronoun as often as a number ("which one", "share one email" = "the same email").
+_UNITS = {word: value for value, word in enumerate(_UNIT_WORDS) if word != "one"} | {"twice": 2, "thrice": 3}
 _TEN_WORDS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _TENS = {word: 10 * value for value, word in enumerate(_TEN_WORDS, start=2)}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
-# "one" is usually a pronoun after these ("which one", "the new one"), not a quantity.
-_ONE_AS_PRONOUN = frozenset(
-    {"which", "this", "that", "the", "each", "any", "every", "no", "another", "a", "an", "new", "old", "other"}
-    | {"right", "wrong", "last", "first", "same", "some", "cheaper", "better", "little", "big", "small"}
-)
 
 
 def _canonical(digits: str) -> str:
@@ -251,13 +236,12 @@ def _canonical(digits: str) -> str:
 
 
 def _spelled_numbers(words: list[str]) -> list[str]:
-    """Numbers written as words: "two", "twenty-five" (as "twenty", "five"), "a hundred"."""
+    """Numbers written as words: "two", "twenty-five" (as "twenty", "five"), "a hundred", "twice"."""
     found: list[str] = []
     total = current = 0
     in_number = False
     for index, word in enumerate([*words, ""]):
-        is_pronoun = word == "one" and index > 0 and words[index - 1] in _ONE_AS_PRONOUN
-        if word in _UNITS and not is_pronoun:
+        if word in _UNITS:
             current, in_number = current + _UNITS[word], True
         elif word in _TENS:
             current, in_number = current + _TENS[word], True
@@ -295,9 +279,12 @@ def numbers(cached: str, query: str) -> str | None:
 # --- named entities -------------------------------------------------------------------------------------------
 
 _QUOTED = re.compile(r"\"([^\"]{1,80})\"|(?<!\w)'([^']{1,80})'(?!\w)")
-_SENTENCE_END = re.compile(r"[.!?\n]\s*$")
 # Capitalised mid-sentence without being a name: the pronoun, greetings, politeness.
-_NOT_NAMES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "hi", "hello", "hey", "thanks", "please"})
+_NOT_NAMES = frozenset(
+    {"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "hi", "hello", "hey", "thanks", "please", "day"}
+)
+# "P.O. box", "U.S.": initials with dots are one name, compared as "PO", "US".
+_INITIALS = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 # A capitalised function word mid-sentence means Title Case or ALL CAPS: capitals then say nothing about names.
 _FUNCTION_WORDS = frozenset(
     {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "is", "are", "was", "were", "be"}
@@ -308,8 +295,11 @@ _FUNCTION_WORDS = frozenset(
 
 @functools.lru_cache(maxsize=4096)
 def _entities(text: str) -> tuple[dict[str, str], frozenset[str]]:
-    """Names in the text (lower-case key, as written) and every lower-case word, for presence checks."""
-    text = _normalise(text)
+    """Names in the text (lower-case key, as written) and every lower-case word, for presence checks.
+
+    Words with digits ("X200", "2FA") are left to the numbers guard.
+    """
+    text = _INITIALS.sub(lambda match: match.group().replace(".", ""), _normalise(text))
     names: dict[str, str] = {}
     for pattern in (_EMAIL, _URL):
         for match in pattern.finditer(text):
@@ -326,11 +316,12 @@ def _entities(text: str) -> tuple[dict[str, str], frozenset[str]]:
     for match in _WORD.finditer(text):
         word = match.group().removesuffix("'s")
         lower = word.lower()
-        if word == lower or _SENTENCE_END.search(text[: match.start()]) or not text[: match.start()].strip():
-            continue
+        preceding = text[: match.start()].rstrip(" \t")
+        if word == lower or not preceding.strip() or preceding[-1] in ".!?\n":
+            continue  # lower case, or the first word of a sentence: capitalised whatever it is
         if lower in _FUNCTION_WORDS:
             title_case = True
-        elif lower not in _NOT_NAMES and not _day(lower) and lower not in _MONTHS and not word.isdigit():
+        elif lower not in _NOT_NAMES and not _day(lower) and lower not in _MONTHS and not _has_digit(word):
             capitalised.setdefault(lower, word)
     if not title_case:
         names.update(capitalised)
@@ -416,30 +407,258 @@ _OPPOSITES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
-def _sides_present(words: str, pair: tuple[tuple[str, ...], tuple[str, ...]]) -> tuple[str | None, str | None]:
-    """The first word of each side of ``pair`` found in ``words`` (space-joined, padded with spaces)."""
+def _opposite_hits(text: str) -> list[tuple[int, int, str, int]]:
+    """Every opposite-pair phrase in ``text``: (pair index, side, phrase, word position), longest phrases first."""
+    words = _words(text.replace("-", " "))
+    taken = [False] * len(words)
+    hits = []
+    for index, pair in enumerate(_OPPOSITES):
+        phrases = sorted(
+            ((phrase.replace("-", " ").split(), side) for side in (0, 1) for phrase in pair[side]),
+            key=lambda item: -len(item[0]),
+        )
+        for phrase, side in phrases:
+            for start in range(len(words) - len(phrase) + 1):
+                span = range(start, start + len(phrase))
+                if words[start : start + len(phrase)] == phrase and not any(taken[i] for i in span):
+                    hits.append((index, side, " ".join(phrase), start))
+                    for i in span:
+                        taken[i] = True
+    return hits
+
+
+def _sides(hits: list[tuple[int, int, str, int]], pair: int) -> tuple[str | None, str | None]:
+    """The first phrase of each side of one opposite pair among ``hits`` (None for a side not said)."""
     found: list[str | None] = [None, None]
-    phrases = sorted(((phrase, side) for side in (0, 1) for phrase in pair[side]), key=lambda item: -len(item[0]))
-    for phrase, side in phrases:
-        needle = f" {phrase.replace('-', ' ')} "
-        if needle in words:
-            found[side] = found[side] or phrase
-            words = words.replace(needle, " | ")
+    for index, side, phrase, _ in sorted(hits, key=lambda hit: hit[3]):
+        if index == pair and found[side] is None:
+            found[side] = phrase
     return found[0], found[1]
 
 
 def opposites(cached: str, query: str) -> str | None:
     """One text says one side of an opposite pair, the other says only the other side: "add" vs "remove"."""
-    cached_words = f" {' '.join(_words(cached.replace('-', ' ')))} "
-    query_words = f" {' '.join(_words(query.replace('-', ' ')))} "
-    for pair in _OPPOSITES:
-        cached_sides, query_sides = _sides_present(cached_words, pair), _sides_present(query_words, pair)
+    cached_hits, query_hits = _opposite_hits(cached), _opposite_hits(query)
+    for pair in sorted({hit[0] for hit in cached_hits} & {hit[0] for hit in query_hits}):
+        cached_sides, query_sides = _sides(cached_hits, pair), _sides(query_hits, pair)
         for one, other in ((0, 1), (1, 0)):
             said, answered = cached_sides[one], query_sides[other]
-            # Only a clean swap is a conflict: a text that names both sides is a comparison, not a direction.
+            # Only a clean swap is a conflict: a text that names both sides is a comparison (see the order guard).
             if said and answered and cached_sides[other] is None and query_sides[one] is None:
                 return f"opposites: {said} vs {answered}"
     return None
+
+
+# --- units and currencies -------------------------------------------------------------------------------------
+
+_UNIT_NAMES = {
+    "dollar": ("$", "usd", "dollar", "dollars", "bucks"),
+    "euro": ("€", "eur", "euro", "euros"),
+    "pound": ("£", "gbp", "pound", "pounds", "lb", "lbs"),  # weight and money alike: too close to tell apart
+    "yen": ("¥", "jpy", "yen"),
+    "franc": ("chf", "franc", "francs"),
+    "rupee": ("₹", "inr", "rupee", "rupees"),
+    "cent": ("cent", "cents"),
+    "percent": ("%", "percent", "pct"),
+    "mile": ("mi", "mile", "miles", "mph"),
+    "kilometre": ("km", "kms", "kilometer", "kilometers", "kilometre", "kilometres", "kph"),
+    "metre": ("meter", "meters", "metre", "metres"),
+    "centimetre": ("cm", "centimeter", "centimeters", "centimetre", "centimetres"),
+    "inch": ("inch", "inches"),
+    "foot": ("ft", "foot", "feet"),
+    "kilogram": ("kg", "kgs", "kilo", "kilos", "kilogram", "kilograms"),
+    "gram": ("gram", "grams"),
+    "ounce": ("oz", "ounce", "ounces"),
+    "celsius": ("celsius", "centigrade", "°c"),
+    "fahrenheit": ("fahrenheit", "°f"),
+    "litre": ("liter", "liters", "litre", "litres"),
+    "gallon": ("gal", "gallon", "gallons"),
+    "megabyte": ("mb", "megabyte", "megabytes"),
+    "gigabyte": ("gb", "gigabyte", "gigabytes"),
+    "terabyte": ("tb", "terabyte", "terabytes"),
+}
+_UNITS_BY_NAME = {alias: unit for unit, aliases in _UNIT_NAMES.items() for alias in aliases}
+_UNIT_SYMBOL = re.compile(r"°[cf]\b|[$€£¥₹%]", re.IGNORECASE)
+
+
+def _unit_words(text: str) -> list[str | None]:
+    """Per word of ``text``, the unit it names or None ("55-inch" is 55 and inch)."""
+    return [_UNITS_BY_NAME.get(word) for word in _words(text.replace("-", " "))]
+
+
+@functools.lru_cache(maxsize=4096)
+def _units(text: str) -> frozenset[str]:
+    text = _normalise(text)
+    found = {_UNITS_BY_NAME[symbol.lower()] for symbol in _UNIT_SYMBOL.findall(text)}
+    return frozenset(found | {unit for unit in _unit_words(text) if unit})
+
+
+def units(cached: str, query: str) -> str | None:
+    """Different currencies or units where both texts name some: "dollars to euros" is not "dollars to pounds".
+
+    A unit in one text only is no conflict: "$50" and "50" usually mean the same amount.
+    """
+    in_cached, in_query = _units(cached), _units(query)
+    return _differ("units", in_cached, in_query) if in_cached and in_query else None
+
+
+# --- word order -----------------------------------------------------------------------------------------------
+
+# Words that make the order of the two terms around them matter: "Celsius to Fahrenheit", "bigger than".
+_DIRECTED = frozenset({"to", "into", "than", "from", "vs", "versus", "over"})
+
+
+def _key_terms(text: str, names: Iterable[str]) -> list[tuple[str, int, bool]]:
+    """(term, word position, directed) for names, units and opposite phrases; opposites always count as directed."""
+    words = _words(text.replace("-", " "))
+    units_at = _unit_words(text)
+    names = set(names)
+    terms = {(word, at, False) for at, word in enumerate(words) if word in names}
+    terms |= {(unit, at, False) for at, unit in enumerate(units_at) if unit}  # "Celsius" is a name and a unit
+    terms |= {(phrase, at, True) for _, _, phrase, at in _opposite_hits(text)}
+    return sorted(terms, key=lambda term: term[1])
+
+
+def _before(terms: list[tuple[str, int, bool]], words: list[str], first: str, second: str) -> bool:
+    """Whether ``first`` comes before ``second`` (each said once), joined by a directing word unless an opposite."""
+    at = {term: (position, directed) for term, position, directed in terms}
+    (start, directed), (end, _) = at[first], at[second]
+    return start < end and (directed or any(word in _DIRECTED for word in words[start + 1 : end]))
+
+
+def order(cached: str, query: str) -> str | None:
+    """The same two terms in the opposite direction: "Celsius to Fahrenheit" vs "Fahrenheit to Celsius"."""
+    names = [key for key in (*_entities(cached)[0], *_entities(query)[0]) if " " not in key and '"' not in key]
+    cached_terms, query_terms = _key_terms(cached, names), _key_terms(query, names)
+    cached_counts = Counter(term for term, _, _ in cached_terms)
+    query_counts = Counter(term for term, _, _ in query_terms)
+    # Terms said exactly once on both sides: with repeats, "which comes first" has no single answer.
+    shared = sorted(term for term in cached_counts if cached_counts[term] == 1 and query_counts[term] == 1)
+    cached_words, query_words = _words(cached.replace("-", " ")), _words(query.replace("-", " "))
+    for first in shared:
+        for second in shared:
+            if (
+                first != second
+                and _before(cached_terms, cached_words, first, second)
+                and _before(query_terms, query_words, second, first)
+            ):
+                return f"order: {first} … {second} vs {second} … {first}"
+    return None
+
+
+# --- question focus -------------------------------------------------------------------------------------------
+
+_FILLERS = frozenset({"hi", "hello", "hey", "please", "pls", "so", "ok", "okay", "um", "and", "but", "also", "quick"})
+_AUXILIARIES = frozenset(
+    {"is", "are", "am", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should", "shall"}
+    | {"may", "might", "must", "has", "have", "had"}
+)
+_TIME_UNITS = frozenset({"minutes", "hours", "days", "weeks", "months", "years", "nights"})
+_MEASURES = frozenset({"tall", "high", "big", "large", "far", "old", "heavy", "fast", "wide", "deep", "hot", "cold"})
+_FOCUS_AFTER_WHAT = {"time": "time", "year": "time", "day": "time", "date": "time"}
+
+
+def _clause_focus(words: list[str]) -> str | None:
+    """What the clause starting at ``words`` asks for, or None when it does not start as a question."""
+    first, second = words[0], words[1] if len(words) > 1 else ""
+    third = words[2] if len(words) > 2 else ""
+    if first in {"who", "whom", "whose"}:
+        return "who"
+    if first == "when" or (first == "what" and second in _FOCUS_AFTER_WHAT):
+        return "time"
+    if first in {"where", "where's", "wheres"}:
+        return "place"
+    if first in {"why", "why's"} or (first == "how" and second == "come"):
+        return "reason"
+    if first == "how":
+        if second in {"long", "soon", "quickly"} or (second == "many" and third in _TIME_UNITS):
+            return "time"
+        if second == "much":
+            return "amount"
+        if second == "many":
+            return "count"
+        if second == "often":
+            return "frequency"
+        if second in _MEASURES:
+            return "measure"
+        return "open"  # "how do I ...": the manner, which many wordings share
+    base = first.removesuffix("n't") if first.endswith("n't") else first
+    if base in _AUXILIARIES and second in _AUXILIARIES:
+        return None  # "were do you ship": a misspelt "where", not a yes/no question
+    if base in _AUXILIARIES or first in {"can't", "won't", "don't", "isn't", "aren't"}:
+        # "Can you track ..." is a request, not a yes/no question; "A or B?" asks to choose.
+        if second == "you" and base in {"can", "could", "would", "will"}:
+            return "open"
+        return "open" if "or" in words else "yes/no"
+    if first in {"what", "what's", "whats", "which"}:
+        return "open"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _focus(text: str) -> str | None:
+    """The kind of answer the first question in ``text`` asks for: who, time, place, reason, amount, yes/no …"""
+    for clause in re.split(r"[,;.?!:\n]+", _normalise(text)):
+        words = _words(clause)
+        while words and words[0] in _FILLERS:
+            words = words[1:]
+        if words:
+            focus = _clause_focus(words)
+            if focus is not None:
+                return focus
+    return None
+
+
+def question(cached: str, query: str) -> str | None:
+    """Questions after different kinds of answer: "Who invented the telephone?" vs "When was it invented?".
+
+    Open questions ("what ...", "how do I ...") and statements match any kind: they are worded too many ways.
+    """
+    cached_focus, query_focus = _focus(cached), _focus(query)
+    if cached_focus in {None, "open"} or query_focus in {None, "open"} or cached_focus == query_focus:
+        return None
+    return f"question: {cached_focus} vs {query_focus}"
+
+
+# --- one-word substitution -------------------------------------------------------------------------------------
+
+_STOPWORDS = _FUNCTION_WORDS | _AUXILIARIES | _FILLERS
+_STOPWORDS |= {"what's", "where's", "how's", "who's", "that's", "it's", "i", "i'm", "i've", "i'd", "my", "your", "any"}
+_STOPWORDS |= {"there", "here", "some", "all", "just", "get", "got", "need", "want", "please", "yet", "now", "ever"}
+
+
+def _variant(old: str, new: str) -> bool:
+    """The same word inflected ("spider", "spiders") or misspelt ("retrun", "return")."""
+    shared = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
+    inflected = shared >= 4 and shared >= min(len(old), len(new)) - 1
+    return inflected or SequenceMatcher(None, old, new).ratio() >= 0.8
+
+
+def _is_number(word: str) -> bool:
+    return _has_digit(word) or word in _UNITS or word in _TENS or word in _SCALES or word == "one"
+
+
+def substitution(cached: str, query: str) -> str | None:
+    """The same wording but for one content word: "gift wrapping" vs "gift cards", "boiling" vs "freezing" point.
+
+    With everything else shared, the embedding rates such a pair close whatever the swapped word means, and the
+    swapped word is usually what the question is about. A synonym swap ("promo" vs "discount" code) is refused
+    too: that costs a cache miss, not a wrong answer.
+    """
+    old_words, new_words = _words(cached.replace("-", " ")), _words(query.replace("-", " "))
+    changes = SequenceMatcher(None, old_words, new_words, autojunk=False).get_opcodes()
+    # Differences in function words only ("what is" vs "what's") do not count; one content word swapped does.
+    content = [
+        (old_words[i1:i2], new_words[j1:j2])
+        for tag, i1, i2, j1, j2 in changes
+        if tag != "equal" and not set(old_words[i1:i2] + new_words[j1:j2]) <= _STOPWORDS
+    ]
+    if len(content) != 1 or len(content[0][0]) != 1 or len(content[0][1]) != 1:
+        return None
+    (old,), (new,) = content[0]
+    if old in _STOPWORDS or new in _STOPWORDS or _variant(old, new) or _is_number(old) or _is_number(new):
+        return None  # numbers are the numbers guard's: "2" and "two" are one number
+    return f"substitution: {old} vs {new}"
 
 
 GUARDS: list[tuple[str, Guard]] = [
@@ -447,7 +666,11 @@ GUARDS: list[tuple[str, Guard]] = [
     ("numbers", numbers),
     ("dates", dates),
     ("entities", entities),
+    ("units", units),
     ("opposites", opposites),
+    ("order", order),
+    ("question", question),
+    ("substitution", substitution),
 ]
 """Every guard in the order :func:`conflict` runs them; an eval can report what each one contributes."""
 

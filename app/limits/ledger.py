@@ -59,7 +59,7 @@ class BlastRadius:
         """Every scope key this spender is capped in, with its caps per resource."""
         now = self._clock() if now is None else now
         day = dt.datetime.fromtimestamp(now, dt.UTC).date().isoformat()
-        caps = {f"day:{scope.tenant_id}:{day}": self.settings.day.model_dump()}
+        caps = {f"day:{scope.tenant_id}:{day}": self.settings.day.model_dump()}  # day_scope, at ``now``
         if scope.thread_id:
             caps[f"session:{scope.thread_id}"] = self.settings.session.model_dump()
         if scope.run_id:
@@ -103,6 +103,27 @@ class BlastRadius:
 
     def settle(self, reservation: Reservation, actual: dict[str, float]) -> None:
         self.store.settle(reservation.id, actual, now=self._clock())
+
+    def day_scope(self, tenant_id: str) -> str:
+        return f"day:{tenant_id}:{dt.datetime.fromtimestamp(self._clock(), dt.UTC).date().isoformat()}"
+
+    def record_saving(self, tenant_id: str, tokens: float, seconds: float) -> None:
+        """Count what a cache hit saved in the tenant's day: uncapped tallies next to its budgets."""
+        scope = self.day_scope(tenant_id)
+        self.store.count(scope, "cache_saved_tokens", tokens, now=self._clock())
+        self.store.count(scope, "cache_saved_s", seconds, now=self._clock())
+
+    def cap_of(self, scope: str, resource: str) -> float | None:
+        """The configured cap of ``resource`` in ``scope`` (before grants); None for an uncapped tally."""
+        kind = scope.split(":", 2)[:2]
+        if kind[0] == "minute":
+            caps = getattr(self.rates, kind[1], None) if self.rates is not None else None
+        else:
+            caps = {"request": self.settings.request, "session": self.settings.session, "day": self.settings.day}.get(
+                kind[0]
+            )
+        value = getattr(caps, resource, None) if caps is not None else None
+        return None if value is None else float(value)
 
     def raise_once(self, scope: str, resource: str) -> float:
         """Raise ``scope``'s cap of ``resource`` by one more configured cap (a reviewer's answer to a breach).

@@ -182,6 +182,9 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._tools)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
     @classmethod
     def from_modules(cls, modules: Iterable[str]) -> ToolRegistry:
         """Collect every :class:`Tool` defined at the top level of the named modules."""

@@ -1,0 +1,227 @@
+"""The semantic cache: answers by meaning, within one scope, in two stages.
+
+Stage 1 (recall): the query's embedding is searched in its scope's FAISS index
+(exact inner product on normalised vectors; HNSW once a scope outgrows
+``hnsw_above``) for ``candidates`` neighbours at ``recall_similarity`` or more.
+Stage 2 (verification): a candidate is served only at ``serve_similarity`` or
+more and when no guard (``app/cache/guards.py``: negation, numbers, dates,
+entities, opposites) finds a conflict between its question and the query.
+
+The scope is a digest of everything that must match for an answer to be
+reusable (tenant, route and its models, system prompt, tool set, the
+conversation so far), so another tenant's or conversation's entries are never
+even searched: scoping is part of the key, not a filter applied afterwards.
+Entries live in the database (``cache_entries``); each process keeps an index
+per scope and catches up with rows other workers added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.cache.guards import conflict
+from app.config import CacheSettings
+from app.embeddings import Embedder
+from memory.cache import CacheStore
+from memory.tables import CacheEntry
+
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+def scope_key(**parts: Any) -> str:
+    """A digest of the parts (tenant, route, models, system prompt, tools, context…): equal parts, equal scope."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry_id: int
+    similarity: float
+    matched: str  # the earlier question whose answer is served
+    answer: str
+    saved_tokens: int
+    saved_s: float
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a lookup found: the hit, or why there was none (for the span and the eval)."""
+
+    hit: Hit | None
+    candidates: int
+    best_similarity: float | None
+    refused: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ScopeIndex:
+    index: Any
+    dimension: int
+    newest_id: int = 0
+    size: int = 0
+    hnsw: bool = False
+
+
+class SemanticCache:
+    def __init__(
+        self,
+        store: CacheStore,
+        settings: CacheSettings,
+        embedder: Callable[[], Embedder],
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._embedder = embedder  # a factory: the model loads on the first lookup, not at start-up
+        self._clock = clock
+        self._indexes: dict[str, _ScopeIndex] = {}
+        self._lock = threading.Lock()
+
+    # -- embeddings (the cache's own exact layer) --------------------------------------------------------
+
+    def embed(self, text: str) -> np.ndarray:
+        """The text's normalised embedding, from the embedding layer when it was computed before."""
+        now = self._clock()
+        key = hashlib.sha256(f"{EMBEDDING_MODEL}\n{text}".encode()).hexdigest()
+        cached = self.store.exact("embedding", key, now=now)
+        if cached is not None and cached.vector is not None:
+            return np.frombuffer(cached.vector, dtype=np.float32)
+        vector = np.asarray(self._embedder().encode([text])[0], dtype=np.float32)
+        self.store.add(
+            CacheEntry(
+                layer="embedding",
+                scope="embedding",
+                key=key,
+                tenant_id="",
+                route="",
+                text=text[:2000],
+                vector=vector.tobytes(),
+                created_at=now,
+                expires_at=now + self.settings.ttl_s.embedding,
+                last_used_at=now,
+            )
+        )
+        return vector
+
+    # -- the semantic layer ------------------------------------------------------------------------------
+
+    def lookup(self, scope: str, text: str, *, route: str) -> Lookup:
+        """Stage 1 then stage 2; a hit is counted on its entry."""
+        thresholds = self.settings.for_route(route)
+        vector = self.embed(text)
+        index = self._catch_up(scope, vector.shape[0])
+        if index.size == 0:
+            return Lookup(None, 0, None)
+        similarities, ids = index.index.search(vector.reshape(1, -1), min(self.settings.candidates, index.size))
+        found = [
+            (float(s), int(i))
+            for s, i in zip(similarities[0], ids[0], strict=True)
+            if i >= 0 and s >= thresholds.recall_similarity
+        ]
+        now = self._clock()
+        live = self.store.live([entry_id for _, entry_id in found], now=now)
+        best = max((s for s, _ in found), default=None)
+        refused: list[str] = []
+        for similarity, entry_id in found:  # FAISS returns them best first
+            entry = live.get(entry_id)
+            if entry is None:
+                continue  # expired or invalidated since this process indexed it
+            if similarity < thresholds.serve_similarity:
+                refused.append(f"similarity {similarity:.2f} below {thresholds.serve_similarity:g}: {entry.text!r}")
+                continue
+            why = conflict(entry.text, text)
+            if why is not None:
+                refused.append(f"{why}: {entry.text!r}")
+                continue
+            self.store.used(entry_id, now=now)
+            payload = entry.payload
+            hit = Hit(
+                entry_id,
+                similarity,
+                entry.text,
+                str(payload["answer"]),
+                int(payload.get("tokens", 0)),
+                float(payload.get("seconds", 0.0)),
+            )
+            return Lookup(hit, len(found), best, refused)
+        return Lookup(None, len(found), best, refused)
+
+    def put(
+        self,
+        scope: str,
+        text: str,
+        answer: str,
+        *,
+        tenant_id: str,
+        route: str,
+        tokens: int,
+        seconds: float,
+    ) -> int:
+        """Store an answer for ``text`` in ``scope`` (with what it cost, to count what a hit saves)."""
+        now = self._clock()
+        vector = self.embed(text)
+        entry_id = self.store.add(
+            CacheEntry(
+                layer="llm_response",
+                scope=scope,
+                tenant_id=tenant_id,
+                route=route,
+                text=text,
+                vector=vector.tobytes(),
+                payload={"answer": answer, "tokens": tokens, "seconds": round(seconds, 3)},
+                created_at=now,
+                expires_at=now + self.settings.ttl_s.llm_response,
+                last_used_at=now,
+            )
+        )
+        self.store.evict(self.settings.max_entries)
+        return entry_id
+
+    def _catch_up(self, scope: str, dimension: int) -> _ScopeIndex:
+        """This process's index of ``scope``, with every row other workers added since it last looked."""
+        newest = self.store.newest_id(scope)
+        with self._lock:
+            index = self._indexes.get(scope)
+            if index is None:
+                index = self._indexes[scope] = _ScopeIndex(_flat_index(dimension), dimension=dimension)
+            if newest > index.newest_id:
+                rows = self.store.vectors_after(scope, index.newest_id, now=self._clock())
+                self._add(index, rows)
+                index.newest_id = newest
+            return index
+
+    def _add(self, index: _ScopeIndex, rows: Sequence[Any]) -> None:
+        if not rows:
+            return
+        vectors = np.stack([np.frombuffer(row.vector, dtype=np.float32) for row in rows])
+        ids = np.asarray([row.id for row in rows], dtype=np.int64)
+        if not index.hnsw and index.size + len(rows) > self.settings.hnsw_above:
+            # Exact search is linear in the scope's size; past the bound, HNSW keeps lookups in milliseconds.
+            import faiss
+
+            previous = index.index
+            index.index, index.hnsw = _hnsw_index(index.dimension), True
+            if previous.ntotal:
+                old_ids = faiss.vector_to_array(previous.id_map).astype(np.int64)
+                index.index.add_with_ids(previous.index.reconstruct_n(0, previous.ntotal), old_ids)
+        index.index.add_with_ids(vectors, ids)
+        index.size += len(rows)
+
+
+def _flat_index(dimension: int) -> Any:
+    import faiss
+
+    return faiss.IndexIDMap(faiss.IndexFlatIP(dimension))
+
+
+def _hnsw_index(dimension: int) -> Any:
+    import faiss
+
+    return faiss.IndexIDMap(faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT))

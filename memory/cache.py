@@ -1,0 +1,108 @@
+"""Repository for cache entries: the durable half of the cache, shared by every worker and restart."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from memory.tables import CacheEntry, table_of
+
+ENTRIES = table_of(CacheEntry)
+
+
+class CacheStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(self, entry: CacheEntry) -> int:
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                insert(ENTRIES).values(**entry.model_dump(exclude={"id"})).returning(ENTRIES.c.id)
+            ).one()
+        return int(row.id)
+
+    def exact(self, layer: str, key: str, *, now: float) -> CacheEntry | None:
+        """The newest live entry of an exact layer (read-tool results, embeddings) with this key."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(ENTRIES)
+                .where(ENTRIES.c.layer == layer, ENTRIES.c.key == key, ENTRIES.c.expires_at > now)
+                .order_by(ENTRIES.c.id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else CacheEntry(**row._mapping)
+
+    def vectors_after(self, scope: str, after_id: int, *, now: float) -> Sequence[Any]:
+        """(id, vector, expires_at) of a scope's live semantic entries newer than ``after_id``."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(ENTRIES.c.id, ENTRIES.c.vector, ENTRIES.c.expires_at)
+                .where(
+                    ENTRIES.c.scope == scope,
+                    ENTRIES.c.layer == "llm_response",
+                    ENTRIES.c.id > after_id,
+                    ENTRIES.c.expires_at > now,
+                )
+                .order_by(ENTRIES.c.id)
+            ).all()
+
+    def newest_id(self, scope: str) -> int:
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.coalesce(func.max(ENTRIES.c.id), 0)).where(ENTRIES.c.scope == scope)
+                ).scalar_one()
+            )
+
+    def live(self, ids: Sequence[int], *, now: float) -> dict[int, CacheEntry]:
+        """The entries among ``ids`` that still exist and have not expired (invalidation and TTL in one read)."""
+        if not ids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(ENTRIES).where(ENTRIES.c.id.in_(list(ids)), ENTRIES.c.expires_at > now)
+            ).all()
+        return {row.id: CacheEntry(**row._mapping) for row in rows}
+
+    def used(self, entry_id: int, *, now: float) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(ENTRIES).where(ENTRIES.c.id == entry_id).values(hits=ENTRIES.c.hits + 1, last_used_at=now)
+            )
+
+    def invalidate(
+        self, *, tenant_id: str | None = None, route: str | None = None, key: str | None = None, now: float
+    ) -> int:
+        """Delete entries by tenant, route or key (any combination; none given: everything), and expired ones."""
+        conditions = [
+            column == value
+            for column, value in ((ENTRIES.c.tenant_id, tenant_id), (ENTRIES.c.route, route), (ENTRIES.c.key, key))
+            if value is not None
+        ]
+        with self.engine.begin() as connection:
+            removed = connection.execute(delete(ENTRIES).where(*conditions).returning(ENTRIES.c.id)).all()
+            connection.execute(delete(ENTRIES).where(ENTRIES.c.expires_at <= now))
+        return len(removed)
+
+    def evict(self, max_entries: int) -> int:
+        """Keep the ``max_entries`` most recently used entries; returns how many were removed."""
+        with self.engine.begin() as connection:
+            total = int(connection.execute(select(func.count()).select_from(ENTRIES)).scalar_one())
+            if total <= max_entries:
+                return 0
+            oldest = (
+                select(ENTRIES.c.id).order_by(ENTRIES.c.last_used_at, ENTRIES.c.id).limit(total - max_entries)
+            ).scalar_subquery()
+            return len(
+                connection.execute(delete(ENTRIES).where(ENTRIES.c.id.in_(oldest)).returning(ENTRIES.c.id)).all()
+            )
+
+    def count(self, *, tenant_id: str | None = None) -> int:
+        with self.engine.connect() as connection:
+            query = select(func.count()).select_from(ENTRIES)
+            if tenant_id is not None:
+                query = query.where(ENTRIES.c.tenant_id == tenant_id)
+            return int(connection.execute(query).scalar_one())
