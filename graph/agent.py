@@ -88,6 +88,7 @@ def _fresh_input(question: str) -> dict[str, Any]:
         "resume_to": "",
         "pauses": 0,
         "cache": None,
+        "flagged": False,
     }
 
 

@@ -33,6 +33,7 @@ class AgentState(TypedDict, total=False):
     resume_to: str  # where hitl sends the run once the answers are in
     pauses: int  # escalations so far in this run: part of each escalation's stable id
     cache: dict[str, Any] | None  # {"scope": digest, "hit": {similarity, matched, …} | None} from cache_lookup
+    flagged: bool  # screen_input flagged the question (a jailbreak attempt): its answer is never cached
 
 
 @dataclass(frozen=True)

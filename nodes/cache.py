@@ -8,8 +8,8 @@ the cache: a hit must not skip a side effect the user asked for.
 
 ``cache_store`` sits on the edge from the confidence gate to ``respond``: it
 keeps the model's own final answer (before any post-processing node), and only
-from a run that called no write tool and whose answer the gate did not mark as
-uncertain.
+from a run that called no write tool, whose question the safety screen did not
+flag, and whose answer the gate did not mark as uncertain.
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ def cache_store(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, An
     answer = state["messages"][-1]
     if (
         not cached.get("scope")
+        or state.get("flagged")
         or (state.get("verdicts") or {}).get("answer") == "hedge"
         or not isinstance(answer, AIMessage)
         or answer.tool_calls

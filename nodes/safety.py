@@ -53,7 +53,8 @@ def screen_input(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     verdict = policy.jailbreak_verdict(pattern, earlier)
     # Every attempt is flagged, the terminating one too: the flags are the session's count.
     _record(ctx, "screen_input", "safety_flag", verdict)
-    return _terminate(ctx, "screen_input", verdict) if verdict.terminate else {}
+    # A flagged question's answer is never cached: a jailbreak that worked once must not be served again.
+    return _terminate(ctx, "screen_input", verdict) if verdict.terminate else {"flagged": True}
 
 
 def screen_actions(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -923,7 +923,13 @@ def _builder_without_gate() -> GraphBuilder:
     def after_screen_actions_ungated(state: AgentState) -> str:
         return "respond" if after_screen_actions(state) == "respond" else after_gate(state)
 
-    targets = {"act": "act", "respond": "respond", "hitl": "hitl", "budget_guard": "budget_guard"}
+    targets = {
+        "act": "act",
+        "respond": "respond",
+        "cache_store": "cache_store",
+        "hitl": "hitl",
+        "budget_guard": "budget_guard",
+    }
     builder.add_branch("screen_actions", after_screen_actions_ungated, targets)
     return builder.add_branch("hitl", after_hitl, {"act": "act", "decide": "decide", "respond": "respond"})
 

@@ -1,12 +1,15 @@
 """Verification guards for a semantic cache: deterministic rules that reject known false hits.
 
-Sentence embeddings score a query and its negation, or two order numbers, or two
+Sentence embeddings score a query and its negation, two order numbers or two
 weekdays as near-identical (0.87–0.98 on all-MiniLM-L6-v2), so a similarity
-threshold alone cannot keep them apart. Each guard here compares one kind of
-detail that the embedding blurs and returns a short reason when the two texts
-differ in it; :func:`conflict` runs them in order. They are pure Python, need no
-model, and err on the side of refusing: a refused hit costs one agent call, a
-wrong hit serves a wrong answer.
+threshold alone cannot keep them apart. Each guard compares one kind of detail
+the embedding blurs and returns a short reason when the two texts differ in it:
+negation, numbers, dates and times, names, units, opposite words, the direction
+of "X to Y", the kind of answer a question asks for, and a single swapped
+content word. :func:`conflict` runs them in order. They are pure Python, need
+no model, and err on the side of refusing: a refused hit costs one agent call,
+a wrong hit serves a wrong answer. ``evals/cache_pairs.py`` measures what each
+one removes and what it costs.
 """
 
 from __future__ import annotations
@@ -279,9 +282,9 @@ def numbers(cached: str, query: str) -> str | None:
 # --- named entities -------------------------------------------------------------------------------------------
 
 _QUOTED = re.compile(r"\"([^\"]{1,80})\"|(?<!\w)'([^']{1,80})'(?!\w)")
-# Capitalised mid-sentence without being a name: the pronoun, greetings, politeness.
+# Capitalised mid-sentence without being a name: the pronoun, greetings, politeness, "Christmas Day", "No. 12".
 _NOT_NAMES = frozenset(
-    {"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "hi", "hello", "hey", "thanks", "please", "day"}
+    {"i", "i'm", "i've", "i'd", "i'll", "ok", "okay", "hi", "hello", "hey", "thanks", "please", "day", "no"}
 )
 # "P.O. box", "U.S.": initials with dots are one name, compared as "PO", "US".
 _INITIALS = re.compile(r"\b(?:[A-Za-z]\.){2,}")
@@ -407,27 +410,38 @@ _OPPOSITES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
-def _opposite_hits(text: str) -> list[tuple[int, int, str, int]]:
-    """Every opposite-pair phrase in ``text``: (pair index, side, phrase, word position), longest phrases first."""
+# Every phrase as (words, pair index, side), pair by pair and longest first within a pair.
+_OPPOSITE_PHRASES = sorted(
+    (
+        (tuple(phrase.replace("-", " ").split()), index, side)
+        for index, pair in enumerate(_OPPOSITES)
+        for side in (0, 1)
+        for phrase in pair[side]
+    ),
+    key=lambda entry: (entry[1], -len(entry[0])),
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _opposite_hits(text: str) -> tuple[tuple[int, int, str, int], ...]:
+    """Every opposite-pair phrase in ``text``: (pair index, side, phrase, word position); a word counts once."""
     words = _words(text.replace("-", " "))
+    present = set(words)
     taken = [False] * len(words)
     hits = []
-    for index, pair in enumerate(_OPPOSITES):
-        phrases = sorted(
-            ((phrase.replace("-", " ").split(), side) for side in (0, 1) for phrase in pair[side]),
-            key=lambda item: -len(item[0]),
-        )
-        for phrase, side in phrases:
-            for start in range(len(words) - len(phrase) + 1):
-                span = range(start, start + len(phrase))
-                if words[start : start + len(phrase)] == phrase and not any(taken[i] for i in span):
-                    hits.append((index, side, " ".join(phrase), start))
-                    for i in span:
-                        taken[i] = True
-    return hits
+    for phrase, index, side in _OPPOSITE_PHRASES:
+        if phrase[0] not in present:
+            continue
+        for start in range(len(words) - len(phrase) + 1):
+            span = range(start, start + len(phrase))
+            if tuple(words[start : start + len(phrase)]) == phrase and not any(taken[i] for i in span):
+                hits.append((index, side, " ".join(phrase), start))
+                for i in span:
+                    taken[i] = True
+    return tuple(hits)
 
 
-def _sides(hits: list[tuple[int, int, str, int]], pair: int) -> tuple[str | None, str | None]:
+def _sides(hits: Iterable[tuple[int, int, str, int]], pair: int) -> tuple[str | None, str | None]:
     """The first phrase of each side of one opposite pair among ``hits`` (None for a side not said)."""
     found: list[str | None] = [None, None]
     for index, side, phrase, _ in sorted(hits, key=lambda hit: hit[3]):
