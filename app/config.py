@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -25,6 +26,15 @@ class Section(BaseModel):
     """A config table: unknown keys are errors, so a typo never silently falls back to a default."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+S = TypeVar("S", bound="Section")
+
+
+def overridden(shape: type[S], defaults: BaseModel, overrides: Mapping[str, Any]) -> S:
+    """``shape``'s fields from ``defaults`` with ``overrides`` (one route's or backend's table) applied."""
+    values = {name: getattr(defaults, name) for name in shape.model_fields}
+    return shape.model_validate({**values, **overrides})
 
 
 class AgentSettings(Section):
@@ -119,9 +129,7 @@ class BreakerSettings(BreakerThresholds):
 
     def for_backend(self, name: str) -> BreakerThresholds:
         """This backend's thresholds: the defaults with its overrides applied."""
-        values = self.model_dump(exclude={"overrides"})
-        values.update(self.overrides.get(name, {}))
-        return BreakerThresholds.model_validate(values)
+        return overridden(BreakerThresholds, self, self.overrides.get(name, {}))
 
 
 class RetrySettings(Section):
@@ -205,12 +213,7 @@ class GateSettings(GateThresholds):
 
     def for_route(self, route: str) -> GateThresholds:
         """This route's thresholds: the defaults with its overrides applied."""
-        values = {
-            "execute_above": self.execute_above,
-            "confirm_above": self.confirm_above,
-            **self.routes.get(route, {}),
-        }
-        return GateThresholds.model_validate(values)
+        return overridden(GateThresholds, self, self.routes.get(route, {}))
 
 
 class TriggerSettings(Section):
@@ -275,12 +278,8 @@ class CacheSettings(CacheThresholds):
         return self
 
     def for_route(self, route: str) -> CacheThresholds:
-        values = {
-            "recall_similarity": self.recall_similarity,
-            "serve_similarity": self.serve_similarity,
-            **self.routes.get(route, {}),
-        }
-        return CacheThresholds.model_validate(values)
+        """This route's thresholds: the defaults with its overrides applied."""
+        return overridden(CacheThresholds, self, self.routes.get(route, {}))
 
 
 class QueueSettings(Section):
