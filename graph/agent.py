@@ -8,6 +8,7 @@ Use it as an async context manager::
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -137,6 +138,8 @@ class Agent:
         except Exception:
             await stack.aclose()
             raise
+        if settings.cache.enabled:
+            await asyncio.to_thread(services.cache.warm)  # seconds, once per process: not inside a run's wall clock
         graph = (builder or default_builder()).compile(checkpointer)
         return cls(services, graph, stack)
 

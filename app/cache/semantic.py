@@ -84,6 +84,10 @@ class SemanticCache:
         self._indexes: dict[str, _ScopeIndex] = {}
         self._lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Load the embedding model now, so that no run's wall clock pays for it."""
+        self._embedder()
+
     # -- embeddings (the cache's own exact layer) --------------------------------------------------------
 
     def embed(self, text: str) -> np.ndarray:
