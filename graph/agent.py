@@ -422,7 +422,12 @@ class Agent:
                         status, answer = chunk.get("status", status), chunk.get("answer") or answer
                         cache = (chunk.get("cache") or {}).get("hit") or cache
             except FirebreakError as exc:
+                # Whatever failed once the wall clock was spent (a model call cut to the remaining time, say)
+                # failed because the run ran out of time.
                 status, error = _status_for(exc), str(exc)
+                if time.monotonic() >= context.deadline and not isinstance(exc, RunDeadlineExceeded):
+                    wall = self.services.settings.agent.run_wall_clock_s
+                    status, error = "timed_out", f"run {context.run_id} spent its {wall:g}s wall clock ({exc})"
                 mark_error(span, exc)
                 if isinstance(exc, BudgetExceeded):
                     self._budget_alert(context, exc)
