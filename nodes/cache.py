@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
@@ -26,8 +27,8 @@ from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.cache.semantic import scope_key
+from app.containment.escalation import this_run, user_questions
 from graph.state import AgentState, RunContext
-from nodes.confidence_gate import question_of
 
 
 @functools.lru_cache(maxsize=16)
@@ -65,7 +66,7 @@ def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     span = trace.get_current_span()
     if not settings.enabled:
         return {"cache": None}
-    question = question_of(state["messages"])
+    question = user_questions(state["messages"])[-1]
     intent = _write_intent(tuple(settings.write_intent_patterns))
     if intent is not None and intent.search(question):
         span.set_attribute("firebreak.cache.skipped", "write_intent")
@@ -104,25 +105,17 @@ def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     return {"cache": {"scope": scope, "hit": view}, "messages": [AIMessage(content=hit.answer, name="cache")]}
 
 
-def _wrote(messages: list[AnyMessage], ctx: RunContext) -> bool:
+def _wrote(messages: Sequence[AnyMessage], ctx: RunContext) -> bool:
     """Whether this run called a write tool (its answer depends on a side effect: never reused)."""
     names = {m.name for m in messages if isinstance(m, ToolMessage) and m.name in ctx.services.tools}
     return any(ctx.services.tools.get(str(name)).kind == "write" for name in names)
-
-
-def _this_run(messages: list[AnyMessage]) -> list[AnyMessage]:
-    for index in range(len(messages) - 1, -1, -1):
-        message = messages[index]
-        if isinstance(message, HumanMessage) and message.name != "reviewer":
-            return messages[index:]
-    return messages
 
 
 def cache_store(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     services = ctx.services
     cached = state.get("cache") or {}
-    run_messages = _this_run(state["messages"])
+    run_messages = this_run(state["messages"])
     answer = state["messages"][-1]
     if (
         not cached.get("scope")
@@ -138,7 +131,7 @@ def cache_store(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, An
     started = ctx.deadline - services.settings.agent.run_wall_clock_s
     entry_id = services.cache.put(
         cached["scope"],
-        question_of(state["messages"]),
+        user_questions(state["messages"])[-1],
         answer.text,
         tenant_id=ctx.tenant_id,
         route=ctx.route,

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.containment import escalation
+from app.containment.escalation import user_questions
 from app.containment.gate import ProposedAction
 from app.containment.triggers import detect_triggers
 from app.errors import BudgetExceeded, UnknownTool
@@ -33,13 +34,6 @@ from nodes.budget_guard import breach
 def signature(action: ProposedAction) -> str:
     """What makes two proposals the same action: a rejected one is never run in the same run again."""
     return f"{action.target}:{json.dumps(action.arguments, sort_keys=True, default=str)}"
-
-
-def question_of(messages: list[AnyMessage]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, HumanMessage) and message.name != "reviewer":
-            return str(message.text)
-    return ""
 
 
 def gated_actions(decision: AIMessage, ctx: RunContext) -> list[ProposedAction]:
@@ -107,7 +101,7 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
     assert isinstance(decision, AIMessage)
     thresholds = services.settings.gate.for_route(ctx.route)
     where = escalation.Where(ctx.run_id, ctx.thread_id, ctx.tenant_id, state.get("pauses", 0))
-    question = question_of(state["messages"])
+    question = user_questions(state["messages"])[-1]
     call = CallContext(tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id)
     verdicts, gate_ids, rows = dict(state.get("verdicts") or {}), dict(state.get("gate_ids") or {}), []
     span = trace.get_current_span()
@@ -176,11 +170,6 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
     return update
 
 
-def _earlier_questions(messages: list[AnyMessage]) -> list[str]:
-    asked = [str(m.text) for m in messages if isinstance(m, HumanMessage) and m.name != "reviewer"]
-    return asked[:-1]
-
-
 def screen_triggers(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Deliver reviewers' notes, then escalate on the strongest secondary trigger of the question."""
     ctx = runtime.context
@@ -190,17 +179,15 @@ def screen_triggers(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     notes = services.escalations.undelivered_notes(ctx.thread_id)
     if notes:
         services.escalations.mark_delivered([n.id for n in notes], now=services.clock())
-        update["messages"] = [
-            HumanMessage(content=f"A human reviewer adds: {n.answer}", name="reviewer") for n in notes if n.answer
-        ]
-    earlier = _earlier_questions(messages)
+        update["messages"] = [escalation.reviewer_note(n.answer) for n in notes if n.answer]
+    *earlier, question = escalation.user_questions(messages)
     settings = services.settings.triggers
     embedder = None
     if len(earlier) >= settings.rephrase_count:
         from app.embeddings import default_embedder  # loads a model: only when a rephrasing is possible
 
         embedder = default_embedder()
-    fired = detect_triggers(question_of(messages), earlier, settings, embedder)
+    fired = detect_triggers(question, earlier, settings, embedder)
     if not fired:
         return update
     top = fired[0]

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from opentelemetry import trace
 
-from app.containment.escalation import is_approval
+from app.containment.escalation import REVIEWER, is_approval, reviewer_note
 from app.containment.gate import ProposedAction
 from graph.state import AgentState, RunContext
 from memory.tables import Escalation
@@ -77,7 +77,7 @@ def hitl(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             verdicts[call_id] = "approved" if approved else "rejected"
             if not approved and row.context["kind"] == "answer":
                 withheld = row.note or "A reviewer withheld this answer; a person will follow up."
-                messages.append(AIMessage(content=withheld, name="reviewer"))
+                messages.append(AIMessage(content=withheld, name=REVIEWER))
             elif not approved:
                 context = row.context
                 action = ProposedAction(call_id, context["kind"], context["target"], context["arguments"], "")
@@ -93,7 +93,7 @@ def hitl(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             messages.append(AIMessage(content=reply, name="human"))
             update.update(status="handed_off", resume_to="respond")
         elif row.type == "targeted" and row.status == "answered" and row.answer:
-            messages.append(HumanMessage(content=f"A human reviewer adds: {row.answer}", name="reviewer"))
+            messages.append(reviewer_note(row.answer))
     update.update(verdicts=verdicts, rejected=rejected)
     if messages:
         update["messages"] = messages

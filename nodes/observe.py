@@ -10,27 +10,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from langgraph.runtime import Runtime
 
+from app.containment.escalation import this_run
 from graph.state import AgentState, RunContext
 
 REPEATED_FAILURES_LIMIT = 3
-
-
-def _this_run(messages: list[AnyMessage]) -> list[AnyMessage]:
-    """The messages since the run's question."""
-    for index in range(len(messages) - 1, -1, -1):
-        if isinstance(messages[index], HumanMessage):
-            return messages[index + 1 :]
-    return messages
 
 
 def repeated_failure(messages: list[AnyMessage]) -> str | None:
     """The call signature the model has made and seen fail ``REPEATED_FAILURES_LIMIT`` times, if any."""
     calls: dict[str, str] = {}
     failures: dict[str, int] = {}
-    for message in _this_run(messages):
+    for message in this_run(messages):
         if isinstance(message, AIMessage):
             for call in message.tool_calls:
                 calls[call["id"] or ""] = f"{call['name']}({json.dumps(call['args'], sort_keys=True)})"

@@ -26,6 +26,7 @@ from app.config import EscalationSettings
 from memory.tables import Escalation
 
 APPROVALS = frozenset({"approve", "approved", "yes", "y", "ok", "confirm", "raise"})
+REVIEWER = "reviewer"  # the name on a reviewer's note in the conversation: the agent reads it, the user did not say it
 WARM_HANDOFF_MESSAGES = 6
 
 
@@ -48,6 +49,28 @@ def is_approval(answer: str | None) -> bool:
     return (answer or "").strip().lower() in APPROVALS
 
 
+def reviewer_note(text: str) -> HumanMessage:
+    """A reviewer's answer as the agent reads it in the conversation."""
+    return HumanMessage(content=f"A human reviewer adds: {text}", name=REVIEWER)
+
+
+def is_user_question(message: AnyMessage) -> bool:
+    return isinstance(message, HumanMessage) and message.name != REVIEWER
+
+
+def user_questions(messages: Sequence[AnyMessage]) -> list[str]:
+    """What the user asked in the conversation, oldest first (reviewers' notes are not questions)."""
+    return [str(m.text) for m in messages if is_user_question(m)]
+
+
+def this_run(messages: Sequence[AnyMessage]) -> Sequence[AnyMessage]:
+    """The messages from the run's question on (the last thing the user asked)."""
+    for index in range(len(messages) - 1, -1, -1):
+        if is_user_question(messages[index]):
+            return messages[index:]
+    return messages
+
+
 def transcript(messages: Sequence[AnyMessage]) -> list[dict[str, str]]:
     """The conversation as a reviewer reads it: who said what, tool calls and results included."""
     lines = []
@@ -64,7 +87,7 @@ def transcript(messages: Sequence[AnyMessage]) -> list[dict[str, str]]:
 
 def summary(messages: Sequence[AnyMessage], reason: str) -> str:
     """A deterministic context summary: what the user wants, what happened, why a person is needed."""
-    questions = [m.text for m in messages if isinstance(m, HumanMessage) and m.name != "reviewer"]
+    questions = user_questions(messages)
     tools = sorted({m.name or "" for m in messages if isinstance(m, ToolMessage)})
     parts = [f"The user asks: {questions[-1]!r}." if questions else "The conversation has no question yet."]
     if len(questions) > 1:
