@@ -54,21 +54,29 @@ class BlastRadius:
         self.settings = settings
         self.rates = rates
         self._clock = clock
+        # Caps per scope kind, as plain dicts once: every model and tool call reads them.
+        self._caps: dict[str, dict[str, float]] = {
+            "day": settings.day.model_dump(),
+            "session": settings.session.model_dump(),
+            "request": settings.request.model_dump(),
+        }
+        if rates is not None:
+            self._caps[f"{MINUTE}tenant"] = rates.tenant.model_dump()
+            self._caps[f"{MINUTE}user"] = rates.user.model_dump()
 
     def caps(self, scope: Scope, now: float | None = None) -> dict[str, dict[str, float]]:
         """Every scope key this spender is capped in, with its caps per resource."""
         now = self._clock() if now is None else now
-        day = dt.datetime.fromtimestamp(now, dt.UTC).date().isoformat()
-        caps = {f"day:{scope.tenant_id}:{day}": self.settings.day.model_dump()}  # day_scope, at ``now``
+        caps = {self.day_scope(scope.tenant_id, now): self._caps["day"]}
         if scope.thread_id:
-            caps[f"session:{scope.thread_id}"] = self.settings.session.model_dump()
+            caps[f"session:{scope.thread_id}"] = self._caps["session"]
         if scope.run_id:
-            caps[f"request:{scope.run_id}"] = self.settings.request.model_dump()
+            caps[f"request:{scope.run_id}"] = self._caps["request"]
         if self.rates is not None:
             minute = int(now // 60)
-            caps[f"{MINUTE}tenant:{scope.tenant_id}:{minute}"] = self.rates.tenant.model_dump()
+            caps[f"{MINUTE}tenant:{scope.tenant_id}:{minute}"] = self._caps[f"{MINUTE}tenant"]
             if scope.user_id:
-                caps[f"{MINUTE}user:{scope.tenant_id}:{scope.user_id}:{minute}"] = self.rates.user.model_dump()
+                caps[f"{MINUTE}user:{scope.tenant_id}:{scope.user_id}:{minute}"] = self._caps[f"{MINUTE}user"]
         return caps
 
     def reserve(self, scope: Scope, amounts: dict[str, float]) -> Reservation:
@@ -104,8 +112,9 @@ class BlastRadius:
     def settle(self, reservation: Reservation, actual: dict[str, float]) -> None:
         self.store.settle(reservation.id, actual, now=self._clock())
 
-    def day_scope(self, tenant_id: str) -> str:
-        return f"day:{tenant_id}:{dt.datetime.fromtimestamp(self._clock(), dt.UTC).date().isoformat()}"
+    def day_scope(self, tenant_id: str, now: float | None = None) -> str:
+        now = self._clock() if now is None else now
+        return f"day:{tenant_id}:{dt.datetime.fromtimestamp(now, dt.UTC).date().isoformat()}"
 
     def record_saving(self, tenant_id: str, tokens: float, seconds: float) -> None:
         """Count what a cache hit saved in the tenant's day: uncapped tallies next to its budgets."""
@@ -115,22 +124,16 @@ class BlastRadius:
 
     def cap_of(self, scope: str, resource: str) -> float | None:
         """The configured cap of ``resource`` in ``scope`` (before grants); None for an uncapped tally."""
-        kind = scope.split(":", 2)[:2]
-        if kind[0] == "minute":
-            caps = getattr(self.rates, kind[1], None) if self.rates is not None else None
-        else:
-            caps = {"request": self.settings.request, "session": self.settings.session, "day": self.settings.day}.get(
-                kind[0]
-            )
-        value = getattr(caps, resource, None) if caps is not None else None
-        return None if value is None else float(value)
+        parts = scope.split(":", 2)
+        kind = f"{MINUTE}{parts[1]}" if scope.startswith(MINUTE) else parts[0]
+        return self._caps.get(kind, {}).get(resource)
 
     def raise_once(self, scope: str, resource: str) -> float:
         """Raise ``scope``'s cap of ``resource`` by one more configured cap (a reviewer's answer to a breach).
 
         Returns the amount added. Only that scope (one request, one session or one day) gets the room.
         """
-        caps = {"request": self.settings.request, "session": self.settings.session, "day": self.settings.day}
-        amount = float(getattr(caps[scope.split(":", 1)[0]], resource))
+        amount = self.cap_of(scope, resource)
+        assert amount is not None, f"{scope} has no cap of {resource} to raise"
         self.store.grant(scope, resource, amount, now=self._clock())
         return amount
