@@ -224,17 +224,8 @@ class Agent:
         elif not state.next:
             # The graph finished; only recording the outcome was lost. Record it, run nothing again.
             values = state.values
-            record = self.services.runs.finish(
-                run_id, status=values.get("status", "failed"), answer=values.get("answer")
-            )
-            return RunResult(
-                run_id,
-                run.thread_id,
-                record.status,
-                record.answer,
-                record.trace_id,
-                Usage(record.input_tokens, record.output_tokens, record.cost_usd),
-                record.error,
+            return self._result(
+                self.services.runs.finish(run_id, status=values.get("status", "failed"), answer=values.get("answer"))
             )
         self.services.runs.restart(run_id)
         result = None
@@ -256,7 +247,9 @@ class Agent:
             for row in confirmations:
                 result = await self.answer(row.id, answer, by=f"user:{user_id}") or result
             # Still waiting (for a reviewer too): say so, rather than take "yes" for a new question.
-            return result or self._waiting_result(confirmations[0].run_id)
+            waiting = self.services.runs.get(confirmations[0].run_id)
+            assert waiting is not None
+            return result or self._result(waiting)
         if confirmations:
             raise FirebreakError(
                 f"this conversation is waiting for your answer: {confirmations[0].question} (yes or no)"
@@ -266,17 +259,16 @@ class Agent:
             "the reply will appear here once they answer"
         )
 
-    def _waiting_result(self, run_id: str) -> RunResult:
-        """A run's outcome as recorded, with what it still waits for."""
-        run = self.services.runs.get(run_id)
-        assert run is not None
-        waiting_for = [
-            escalation_view(row)
-            for row in self.services.escalations.for_run(run_id)
-            if row.status == "open" and row.pauses_run
-        ]
+    def _result(self, run: Run, cache: dict[str, Any] | None = None) -> RunResult:
+        """A run's outcome as recorded, with what it still waits for when it waits."""
+        waiting_for = []
+        if run.status == "waiting":
+            rows = self.services.escalations.for_run(run.id)
+            waiting_for = [escalation_view(row) for row in rows if row.status == "open" and row.pauses_run]
         usage = Usage(run.input_tokens, run.output_tokens, run.cost_usd)
-        return RunResult(run_id, run.thread_id, run.status, run.answer, run.trace_id, usage, run.error, waiting_for)
+        return RunResult(
+            run.id, run.thread_id, run.status, run.answer, run.trace_id, usage, run.error, waiting_for, cache
+        )
 
     async def answer(self, escalation_id: str, answer: str, *, by: str, note: str | None = None) -> RunResult | None:
         """Record a person's answer; when it was the last one its run waits for, resume the run and return it.
@@ -328,8 +320,7 @@ class Agent:
             # The thread moved on without this run (it cannot, through Agent; but a checkpoint is shared data):
             # resuming would continue someone else's run. Record it instead of guessing.
             error = "its checkpoint is no longer the thread's latest; nothing was resumed"
-            record = self.services.runs.finish(run_id, status="failed", error=error)
-            return replace(self._waiting_result(run_id), status=record.status, error=error)
+            return self._result(self.services.runs.finish(run_id, status="failed", error=error))
         result = None
         async for item in self._execute(self._context(run, stream_tokens=False), Command(resume={"answered": True})):
             result = item
@@ -441,9 +432,9 @@ class Agent:
             self.services.telemetry.content(span, "gen_ai.output.messages", answer or "")
         if status == "waiting":
             answer = None
-        runs.finish(context.run_id, status=status, answer=answer, error=error)
+        record = runs.finish(context.run_id, status=status, answer=answer, error=error)
         self.services.telemetry.flush()
-        yield replace(self._waiting_result(context.run_id), answer=answer, error=error, trace_id=trace_id, cache=cache)
+        yield self._result(record, cache)
 
 
 class _AgentContext:
