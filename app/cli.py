@@ -27,12 +27,14 @@ eval_cli = typer.Typer(no_args_is_help=True, help="Run evaluation suites.")
 dlq_cli = typer.Typer(no_args_is_help=True, help="Inspect and requeue dead-lettered runs.")
 escalations_cli = typer.Typer(no_args_is_help=True, help="The reviewer's inbox: list, show and answer escalations.")
 labels_cli = typer.Typer(no_args_is_help=True, help="Human answers as labeled data.")
+cache_cli = typer.Typer(no_args_is_help=True, help="Inspect and invalidate the semantic cache.")
 cli.add_typer(trace_cli, name="trace")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(eval_cli, name="eval")
 cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(escalations_cli, name="escalations")
 cli.add_typer(labels_cli, name="labels")
+cli.add_typer(cache_cli, name="cache")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -64,18 +66,28 @@ def ask(
 
     async def main() -> RunResult:
         async with Agent.open(settings) as agent:
-            result = None
+            result, streamed = None, ""
             async for item in agent.stream(text, thread_id=thread, tenant_id=tenant, user_id=user, route=model):
                 if isinstance(item, Token):
+                    streamed += item.text
                     if not as_json:
                         typer.echo(item.text, nl=False)
                 else:
                     result = item
             assert result is not None
+            if not as_json and result.answer:
+                typer.echo(_unstreamed(result.answer, streamed), nl=False)
             return agent.settle_script(result)
 
     result = asyncio.run(main())
     _report(result, as_json)
+
+
+def _unstreamed(answer: str, streamed: str) -> str:
+    """What of the answer the stream did not show: all of it for a cached or stopped run, a hedge's note."""
+    if answer.startswith(streamed):
+        return answer[len(streamed) :]
+    return f"\n{answer}"
 
 
 def _report(result: Any, as_json: bool) -> None:
@@ -90,6 +102,10 @@ def _report(result: Any, as_json: bool) -> None:
             typer.echo(f"answer: firebreak escalations answer {item['id'][:8]} <answer>", err=True)
     elif result.status in ("answered", "handed_off"):
         usage = result.usage
+        if result.cache:
+            from app.cache.semantic import hit_note
+
+            typer.echo(f"\n\n{hit_note(result.cache)}", err=True, nl=False)
         typer.echo(
             f"\n\nrun {result.run_id} · {usage.input_tokens} in / {usage.output_tokens} out tokens"
             f" · ${usage.cost_usd:.6f} · thread {result.thread_id}\ntrace: firebreak trace show {result.run_id}",
@@ -412,6 +428,75 @@ def labels_export(
         typer.echo(f"wrote {len(lines)} label(s) to {output}", err=True)
 
 
+def _cache_store(config: Path | None) -> Any:
+    from app.services import prepare_database
+    from memory.cache import CacheStore
+
+    settings = _settings(config)
+    return CacheStore(prepare_database(settings), settings.cache.max_entries)
+
+
+@cache_cli.command("stats")
+def cache_stats(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Live entries and hits per layer, tenant and route."""
+    import time
+
+    rows = _cache_store(config).stats(now=time.time())
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        typer.echo("the cache is empty")
+    for row in rows:
+        typer.echo(
+            f"{row['layer']:<13} tenant={row['tenant_id'] or '-':<16} route={row['route'] or '-':<28} "
+            f"entries={row['entries']:<7} hits={row['hits']}"
+        )
+
+
+@cache_cli.command("list")
+def cache_list(
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The most recently used cached answers, newest first."""
+    import time
+
+    entries = _cache_store(config).recent(limit=limit, tenant_id=tenant, now=time.time())
+    if as_json:
+        _echo_json([entry.model_dump(exclude={"vector", "scope"}) for entry in entries])
+        return
+    for entry in entries:
+        typer.echo(f"#{entry.id:<6} {entry.tenant_id:<16} {entry.route:<28} hits={entry.hits:<4} {entry.text[:60]!r}")
+
+
+@cache_cli.command("invalidate")
+def cache_invalidate(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's entries.")] = None,
+    route: Annotated[str | None, typer.Option("--route", help="Only this route's answers.")] = None,
+    layer: Annotated[str | None, typer.Option("--layer", help="llm_response, read_tool or embedding.")] = None,
+    entry: Annotated[int | None, typer.Option("--entry", help="One entry, by the id `cache list` shows.")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="One exact-layer key (a digest).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every entry of every tenant.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Remove cached entries matching every selector given; --all (alone) empties the cache."""
+    import time
+
+    from memory.cache import LAYERS
+
+    selectors = {"tenant_id": tenant, "route": route, "layer": layer, "entry_id": entry, "key": key}
+    chosen = {name: value for name, value in selectors.items() if value is not None}
+    if bool(chosen) == everything:
+        raise FirebreakError("name what to invalidate (--tenant, --route, --layer, --entry, --key) or pass --all alone")
+    if layer is not None and layer not in LAYERS:
+        raise FirebreakError(f"unknown layer {layer!r}: use one of {', '.join(LAYERS)}")
+    removed = _cache_store(config).invalidate(**chosen, now=time.time())
+    typer.echo(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+
+
 @eval_cli.command("gate")
 def eval_gate(
     route: Annotated[str | None, typer.Option("--route", help="Only this route's decisions.")] = None,
@@ -437,6 +522,50 @@ def eval_gate(
             f"with outcome={band['with_outcome']:<5} right={band['right']:<5} accuracy={accuracy}"
         )
     typer.echo(report["advice"])
+
+
+@eval_cli.command("cache")
+def eval_cache(
+    dataset: Annotated[
+        Path | None,
+        typer.Option("--dataset", help="Your own pairs: JSONL with cached, query, same (and optional kind, tenant)."),
+    ] = None,
+    route: Annotated[str | None, typer.Option("--route", help="Use this route's thresholds.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Precision and recall of the semantic cache on labelled pairs, through the real cache, with a threshold sweep."""
+    from evals.cache_pairs import DatasetError
+    from evals.cache_pairs import main as run_cache_eval
+
+    try:
+        report = run_cache_eval(_settings(config), dataset, route=route)
+    except (DatasetError, FileNotFoundError) as exc:
+        raise FirebreakError(str(exc)) from None
+    if as_json:
+        _echo_json(report)
+    else:
+        default = report["default"]
+        typer.echo(
+            f"{report['pairs']} pairs from {report['dataset']} (route {report['route']}): "
+            f"recall stage {default['recall_threshold']:g}, serve {default['serve_threshold']:g}, guards on"
+        )
+        typer.echo(
+            f"precision {default['precision']:.3f} (target {report['targets']['precision']:g})  "
+            f"recall {default['recall']:.3f} (target {report['targets']['recall']:g})  "
+            f"tp={default['tp']} fp={default['fp']} fn={default['fn']} tn={default['tn']}"
+        )
+        cross = report["cross_tenant"]
+        typer.echo(f"cross-tenant probes: {cross['probes']}, hits: {cross['hits']}")
+        for kind, count in default["false_hits_by_kind"].items():
+            if count:
+                typer.echo(f"false hits ({kind}): {count}")
+        typer.echo("serve threshold sweep (guards on): precision / recall")
+        for row in report["sweep"]:
+            if row["guards"]:
+                typer.echo(f"  {row['serve_threshold']:.2f}  {row['precision']:.3f} / {row['recall']:.3f}")
+    if not report["passed"]:
+        raise typer.Exit(1)
 
 
 @eval_cli.command("containment")

@@ -197,7 +197,6 @@ class GateThresholds(Section):
 
 class GateSettings(GateThresholds):
     estimator: Literal["self_critique", "verifier", "fixed"]
-    verifier_route: str
     critique_max_tokens: int = Field(gt=0)
     actions: list[Literal["read", "write", "answer"]]
     fixed_default: float = Field(ge=0, le=1)
@@ -214,6 +213,21 @@ class GateSettings(GateThresholds):
     def for_route(self, route: str) -> GateThresholds:
         """This route's thresholds: the defaults with its overrides applied."""
         return overridden(GateThresholds, self, self.routes.get(route, {}))
+
+
+# Model calls by task class. "answer" (the agent's turns) and "self_critique" (the deciding model grading its
+# own action) always use the run's route; the others may be sent elsewhere by [routing].
+TaskClass = Literal["answer", "self_critique", "verify"]
+ROUTABLE_TASKS = ("verify",)
+
+
+class RoutingSettings(Section):
+    verify: str  # the route of the gate's verifier estimator
+
+    def route_for(self, task: TaskClass, run_route: str) -> str:
+        """The route that serves ``task`` in a run on ``run_route``."""
+        routed: str = getattr(self, task, "") if task in ROUTABLE_TASKS else ""
+        return routed or run_route
 
 
 class TriggerSettings(Section):
@@ -324,6 +338,7 @@ class Settings(BaseSettings):
     safety: SafetySettings
     limits: LimitSettings
     rate_limits: RateLimitSettings
+    routing: RoutingSettings
     gate: GateSettings
     triggers: TriggerSettings
     escalation: EscalationSettings
@@ -343,6 +358,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment wins over the files, which arrive as init arguments.
         return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _routed_tasks_have_routes(self) -> Settings:
+        for task in ROUTABLE_TASKS:
+            target = getattr(self.routing, task)
+            if target and target not in self.routes and "/" not in target:
+                raise ValueError(f"routing.{task} names route {target!r}, which is not in [routes]")
+        return self
 
     def route(self, name: str) -> RouteSettings:
         """The named route, or a one-model route when ``name`` is a model string."""

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from app.alerts import raise_alert
 from app.cache.semantic import SemanticCache
+from app.cache.tool_results import ToolResultCache
 from app.config import Settings
 from app.containment.gate import Estimator, build_estimator
 from app.embeddings import Embedder
@@ -111,6 +112,7 @@ def build_services(
     """Wire every service from ``settings``; tools, faults, the wall clock and sleeping may be injected."""
     engine = prepare_database(settings)
     runs = RunStore(engine)
+    cache_store = CacheStore(engine, settings.cache.max_entries)
     telemetry = setup_telemetry(
         engine,
         service_name=settings.telemetry.service_name,
@@ -148,12 +150,15 @@ def build_services(
                 in_flight_lease_s=settings.idempotency.in_flight_lease_s,
             ),
             max_result_chars=settings.tools.max_result_chars,
+            results=ToolResultCache(cache_store, settings.cache.ttl_s.read_tool, clock)
+            if settings.cache.enabled
+            else None,
             clock=clock,
         ),
         escalations=EscalationStore(engine),
         gate=GateStore(engine),
         estimator=build_estimator(settings.gate, gateway),
-        cache=SemanticCache(CacheStore(engine), settings.cache, _embedder, clock),
+        cache=SemanticCache(cache_store, settings.cache, _embedder, clock),
         clock=clock,
     )
 

@@ -31,7 +31,7 @@ from app.tools.registry import ToolContext, tool
 from app.tools.runner import run_tool
 from evals.scenario import Scenario, SimulatedTime
 from memory.queue import QueueStore
-from memory.tables import OutboxEmail
+from memory.tables import OutboxEmail, QueuedRun
 
 REQUESTS = 4000
 SPAN_S = 60.0
@@ -132,6 +132,8 @@ def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario
         "[limits.day]\ntokens = 1e9\ntool_calls = 1e6\ndb_mutations = 1e6\nemails = 1e6\ncost_usd = 1e6\n"
         # every email is pre-approved: this scenario is about kills, not the confidence gate (see eval containment)
         '[gate]\nestimator = "fixed"\nfixed_default = 1.0\n'
+        # nor about the cache: every run sends its own email, and the embedding model would only add load
+        "[cache]\nenabled = false\n"
         # a slow outbox, so that kills land between sending an email and recording the step
         "[faults.send_email]\nlatency_after_ms = 150\n"
     )
@@ -154,6 +156,7 @@ def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario
     counts = store.counts()
     with Session(store.engine) as session:
         emails = session.exec(select(OutboxEmail.run_id, func.count()).group_by(OutboxEmail.run_id)).all()
+        completed = set(session.exec(select(QueuedRun.id).where(QueuedRun.status == "completed")).all())
     store.engine.dispose()
     figures = {
         "runs": runs,
@@ -162,7 +165,8 @@ def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario
         "dead_lettered": counts.get("dead", 0),
         "lost_runs": runs - counts.get("completed", 0) - counts.get("dead", 0),
         "duplicate_side_effects": sum(count - 1 for _, count in emails if count > 1),
-        "completed_without_their_email": counts.get("completed", 0) - len(emails),
+        # A dead-lettered run may have sent its email (it is in the DLQ, not lost); a completed one must have.
+        "completed_without_their_email": len(completed - {run_id for run_id, _ in emails}),
     }
     passed = not (figures["lost_runs"] or figures["duplicate_side_effects"] or figures["completed_without_their_email"])
     return Scenario("workers_killed_mid_run", passed, figures)

@@ -11,17 +11,31 @@ from sqlalchemy.engine import Engine
 from memory.tables import CacheEntry, table_of
 
 ENTRIES = table_of(CacheEntry)
+# The layers, each with its own TTL ([cache.ttl_s]): answers found by meaning, and two exact layers.
+LLM_RESPONSE, READ_TOOL, EMBEDDING = "llm_response", "read_tool", "embedding"
+LAYERS = (LLM_RESPONSE, READ_TOOL, EMBEDDING)
 
 
 class CacheStore:
-    def __init__(self, engine: Engine) -> None:
+    """Every layer's entries, bounded to ``max_entries`` in all (least recently used go first)."""
+
+    def __init__(self, engine: Engine, max_entries: int) -> None:
         self.engine = engine
+        self.max_entries = max_entries
+        # Counting the table on every add would cost a scan per answer: the bound is checked every 1% of it,
+        # so it may be overshot by that much per worker between checks.
+        self._check_every = max(1, max_entries // 100)
+        self._adds = 0
 
     def add(self, entry: CacheEntry) -> int:
         with self.engine.begin() as connection:
             row = connection.execute(
                 insert(ENTRIES).values(**entry.model_dump(exclude={"id"})).returning(ENTRIES.c.id)
             ).one()
+        self._adds += 1
+        if self._adds >= self._check_every:
+            self._adds = 0
+            self.evict()
         return int(row.id)
 
     def exact(self, layer: str, key: str, *, now: float) -> CacheEntry | None:
@@ -42,7 +56,7 @@ class CacheStore:
                 select(ENTRIES.c.id, ENTRIES.c.vector, ENTRIES.c.expires_at)
                 .where(
                     ENTRIES.c.scope == scope,
-                    ENTRIES.c.layer == "llm_response",
+                    ENTRIES.c.layer == LLM_RESPONSE,
                     ENTRIES.c.id > after_id,
                     ENTRIES.c.expires_at > now,
                 )
@@ -74,31 +88,67 @@ class CacheStore:
             )
 
     def invalidate(
-        self, *, tenant_id: str | None = None, route: str | None = None, key: str | None = None, now: float
+        self,
+        *,
+        tenant_id: str | None = None,
+        route: str | None = None,
+        key: str | None = None,
+        layer: str | None = None,
+        entry_id: int | None = None,
+        now: float,
     ) -> int:
-        """Delete entries by tenant, route or key (any combination; none given: everything), and expired ones."""
-        conditions = [
-            column == value
-            for column, value in ((ENTRIES.c.tenant_id, tenant_id), (ENTRIES.c.route, route), (ENTRIES.c.key, key))
-            if value is not None
-        ]
+        """Delete entries matching every selector given (none given: everything), and expired ones anyway.
+
+        Returns how many matched (the expired ones swept along are not counted).
+        """
+        selectors = (
+            (ENTRIES.c.tenant_id, tenant_id),
+            (ENTRIES.c.route, route),
+            (ENTRIES.c.key, key),
+            (ENTRIES.c.layer, layer),
+            (ENTRIES.c.id, entry_id),
+        )
+        conditions = [column == value for column, value in selectors if value is not None]
         with self.engine.begin() as connection:
             removed = connection.execute(delete(ENTRIES).where(*conditions).returning(ENTRIES.c.id)).all()
             connection.execute(delete(ENTRIES).where(ENTRIES.c.expires_at <= now))
         return len(removed)
 
-    def evict(self, max_entries: int) -> int:
+    def evict(self) -> int:
         """Keep the ``max_entries`` most recently used entries; returns how many were removed."""
         with self.engine.begin() as connection:
             total = int(connection.execute(select(func.count()).select_from(ENTRIES)).scalar_one())
-            if total <= max_entries:
+            if total <= self.max_entries:
                 return 0
             oldest = (
-                select(ENTRIES.c.id).order_by(ENTRIES.c.last_used_at, ENTRIES.c.id).limit(total - max_entries)
+                select(ENTRIES.c.id).order_by(ENTRIES.c.last_used_at, ENTRIES.c.id).limit(total - self.max_entries)
             ).scalar_subquery()
             return len(
                 connection.execute(delete(ENTRIES).where(ENTRIES.c.id.in_(oldest)).returning(ENTRIES.c.id)).all()
             )
+
+    def stats(self, *, now: float) -> list[dict[str, Any]]:
+        """Live entries and their hits per layer, tenant and route."""
+        columns = (ENTRIES.c.layer, ENTRIES.c.tenant_id, ENTRIES.c.route)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    *columns, func.count().label("entries"), func.coalesce(func.sum(ENTRIES.c.hits), 0).label("hits")
+                )
+                .where(ENTRIES.c.expires_at > now)
+                .group_by(*columns)
+                .order_by(*columns)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def recent(self, *, limit: int, tenant_id: str | None = None, now: float) -> list[CacheEntry]:
+        """The most recently used live answers (the semantic layer), newest first."""
+        query = select(ENTRIES).where(ENTRIES.c.layer == LLM_RESPONSE, ENTRIES.c.expires_at > now)
+        if tenant_id is not None:
+            query = query.where(ENTRIES.c.tenant_id == tenant_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(ENTRIES.c.last_used_at.desc()).limit(limit)).all()
+        return [CacheEntry(**row._mapping) for row in rows]
 
     def count(self, *, tenant_id: str | None = None) -> int:
         with self.engine.connect() as connection:

@@ -67,8 +67,10 @@ class ModelCall(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: str | None = Field(default=None, index=True, max_length=36)
     tenant_id: str = Field(max_length=128)
+    task_class: str = Field(default="answer", max_length=32)  # answer | self_critique | verify ([routing])
     route: str = Field(max_length=256)
     model: str = Field(max_length=256)
+    fallback_position: int = 0  # 0: the route's primary model answered; n: its n-th fallback
     status: str = Field(max_length=32)
     error_kind: str | None = Field(default=None, max_length=32)
     input_tokens: int = 0

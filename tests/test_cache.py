@@ -5,11 +5,18 @@ Real embeddings (all-MiniLM-L6-v2), real FAISS, real databases; the clock is inj
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
+
 import pytest
 from conftest import run
 from sqlmodel import Session, select
 
+from app.cache.semantic import hit_note
+from app.errors import ConfigError
 from app.services import build_services
+from app.tools.registry import ToolContext, ToolRegistry, tool
+from app.tools.runner import run_tool
 from evals.scenario import SimulatedTime
 from graph.agent import Agent
 from memory.tables import BudgetUsage, CacheEntry
@@ -198,3 +205,125 @@ def test_the_answer_to_a_flagged_question_is_never_cached(sqlite_url, make_setti
     _, second, _ = run(_ask_twice(settings, jailbreak, jailbreak))
 
     assert second.cache is None and second.answer == "Still no."
+
+
+# --- the read-tool layer ------------------------------------------------------------------------------------------
+
+
+class Backend:
+    """A help-centre backend that counts its calls, behind a cached read tool and a write tool."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.articles = {"refunds": "Refunds take 5 business days."}
+
+        @tool(kind="read", cost_class="db", cached=True)
+        def article(name: str) -> str:
+            """Read one help-centre article."""
+            self.reads += 1
+            return self.articles.get(name, "no such article")
+
+        @tool(kind="write", cost_class="db")
+        def edit_article(name: str, text: str) -> str:
+            """Replace an article's text."""
+            self.articles[name] = text
+            return "saved"
+
+        self.read, self.write = article, edit_article
+
+    def services(self, make_settings, database_url, clock):
+        return build_services(make_settings(database_url), tools=ToolRegistry([self.read, self.write]), clock=clock)
+
+
+def _call(services, item, arguments, tenant="acme"):
+    context = ToolContext(
+        run_id=uuid.uuid4().hex, tenant_id=tenant, user_id="u1", engine=services.engine, settings=services.settings
+    )
+    if item.kind == "write":
+        context = replace(context, op_id=uuid.uuid4().hex, thread_id="t1")
+    return run(run_tool(item, arguments, context, timeout_s=5.0, runtime=services.tool_runtime))
+
+
+def test_a_cached_read_is_served_again_without_calling_the_tool(sqlite_url, make_settings):
+    backend = Backend()
+    services = backend.services(make_settings, sqlite_url, SimulatedTime())
+
+    first = _call(services, backend.read, {"name": "refunds"})
+    again = _call(services, backend.read, {"name": "refunds"})
+
+    assert first == again == "Refunds take 5 business days."
+    assert backend.reads == 1
+
+
+def test_a_cached_read_is_per_tenant_and_per_arguments(sqlite_url, make_settings):
+    backend = Backend()
+    services = backend.services(make_settings, sqlite_url, SimulatedTime())
+
+    _call(services, backend.read, {"name": "refunds"})
+    _call(services, backend.read, {"name": "refunds"}, tenant="globex")
+    _call(services, backend.read, {"name": "shipping"})
+
+    assert backend.reads == 3
+
+
+def test_a_cached_read_expires_after_the_read_tool_ttl(sqlite_url, make_settings):
+    clock = SimulatedTime()
+    backend = Backend()
+    services = backend.services(make_settings, sqlite_url, clock)
+    _call(services, backend.read, {"name": "refunds"})
+
+    clock.now += services.settings.cache.ttl_s.read_tool - 1
+    _call(services, backend.read, {"name": "refunds"})
+    assert backend.reads == 1
+    clock.now += 2
+    _call(services, backend.read, {"name": "refunds"})
+    assert backend.reads == 2
+
+
+def test_a_write_by_the_tenant_drops_its_cached_reads(sqlite_url, make_settings):
+    backend = Backend()
+    services = backend.services(make_settings, sqlite_url, SimulatedTime())
+    _call(services, backend.read, {"name": "refunds"})
+
+    _call(services, backend.write, {"name": "refunds", "text": "Refunds take 2 days."})
+
+    assert _call(services, backend.read, {"name": "refunds"}) == "Refunds take 2 days."
+    assert backend.reads == 2
+
+
+def test_a_write_tool_cannot_be_declared_cached():
+    with pytest.raises(ConfigError, match="write tools are never cached"):
+
+        @tool(kind="write", cached=True)
+        def delete_everything() -> str:
+            """Never cached."""
+            return "gone"
+
+
+def test_an_embedding_past_its_ttl_is_computed_again(sqlite_url, make_settings):
+    clock = SimulatedTime()
+    cache = _cache(make_settings, sqlite_url, clock)
+    cache.embed(REFUND)
+
+    clock.now += cache.settings.ttl_s.embedding + 1
+    cache.embed(REFUND)
+
+    with Session(cache.store.engine) as session:
+        assert len(session.exec(select(CacheEntry).where(CacheEntry.layer == "embedding")).all()) == 2
+
+
+def test_invalidating_by_route_layer_or_entry_removes_only_those(sqlite_url, make_settings):
+    cache = _cache(make_settings, sqlite_url)
+    kept, dropped = _put(cache, scope="a"), _put(cache, "Do you ship to Canada?", "Yes.", scope="b")
+
+    assert cache.store.invalidate(entry_id=dropped, now=0) == 1
+    assert cache.store.invalidate(route="another/route", now=0) == 0
+    assert cache.lookup("a", REFUND, route=ROUTE).hit.entry_id == kept
+    assert cache.store.invalidate(layer="llm_response", now=0) == 1
+    assert cache.store.count() == 2  # the two questions' embeddings: another layer
+
+
+def test_the_hit_note_says_similarity_match_and_savings():
+    note = hit_note({"similarity": 0.9412, "matched": REFUND, "saved_tokens": 120, "saved_s": 1.54})
+
+    assert note == f"cached (similarity 0.94, matched: \u201c{REFUND}\u201d, saved ~120 tokens, ~1.5 s)"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.cache.guards import GUARDS, conflict
+from app.config import load_settings
 from evals.cache_pairs import (
-    DEFAULT_RECALL_THRESHOLD,
-    DEFAULT_SERVE_THRESHOLD,
     KINDS,
     SWEEP_THRESHOLDS,
     TARGET_PRECISION,
@@ -24,7 +24,7 @@ from evals.cache_pairs import (
     guard_contributions,
     load_pairs,
     main,
-    score_pairs,
+    probe_pairs,
     sweep,
 )
 
@@ -169,7 +169,7 @@ def test_the_dataset_has_at_least_300_pairs_and_both_labels():
     assert len(pairs) >= 360
     assert labels[True] >= 150 and labels[False] >= 150
     assert {pair.kind for pair in pairs} == set(KINDS)
-    assert len({(pair.cached, pair.query) for pair in pairs}) == len(pairs)
+    assert len({(pair.cached, pair.query, pair.cached_tenant, pair.tenant) for pair in pairs}) == len(pairs)
 
 
 def _write(path: Path, rows: Sequence[object]) -> Path:
@@ -198,26 +198,49 @@ def test_a_negative_labelled_as_a_paraphrase_is_rejected(tmp_path):
         load_pairs(path)
 
 
-class CountingEmbedder:
-    """Unit vectors from a fixed table; records every batch it is asked to encode."""
+def test_a_users_file_needs_only_cached_query_and_same(tmp_path):
+    path = _write(
+        tmp_path / "pairs.jsonl",
+        [{"cached": "a?", "query": "b?", "same": True}, {"cached": "a?", "query": "c?", "same": False}],
+    )
+
+    assert [(pair.kind, pair.tenant) for pair in load_pairs(path)] == [
+        ("paraphrase", "default"),
+        ("unlabelled", "default"),
+    ]
+
+
+def test_a_pair_across_tenants_must_not_be_labelled_same(tmp_path):
+    path = _write(tmp_path / "pairs.jsonl", [{**GOOD, "cached_tenant": "acme", "tenant": "globex"}])
+    with pytest.raises(DatasetError, match="another tenant is never to be served"):
+        load_pairs(path)
+
+
+def test_an_empty_file_is_an_error_not_a_perfect_score(tmp_path):
+    with pytest.raises(DatasetError, match="no pairs"):
+        load_pairs(_write(tmp_path / "pairs.jsonl", []))
+
+
+class TableEmbedder:
+    """Unit vectors from a fixed table: the edge of the world for probes that test the eval's bookkeeping."""
 
     def __init__(self, table: dict[str, list[float]]) -> None:
         self.table = table
-        self.batches: list[list[str]] = []
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.batches.append(list(texts))
         return np.asarray([self.table[text] for text in texts], dtype=np.float32)
 
 
-def test_score_pairs_encodes_each_text_once_in_one_batch():
-    embedder = CountingEmbedder({"a": [1.0, 0.0], "b": [0.6, 0.8], "c": [0.0, 2.0]})
-    pairs = [Pair("a", "b", True, "paraphrase"), Pair("a", "c", False, "unrelated"), Pair("b", "c", False, "entity")]
+def test_probes_go_through_the_real_cache_and_never_cross_tenants(tmp_path):
+    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}")
+    embedder = TableEmbedder({"Where is my parcel?": [1.0, 0.0], "Where's my parcel?": [0.96, 0.28]})
+    same = Pair("Where is my parcel?", "Where's my parcel?", True, "paraphrase")
+    crossing = replace(same, same=False, kind="other_tenant", cached_tenant="acme", tenant="globex")
 
-    similarities = score_pairs(pairs, embedder)
+    probes = probe_pairs([same, crossing], settings, embedder, route="chat")
 
-    assert similarities == pytest.approx([0.6, 0.0, 0.8])
-    assert len(embedder.batches) == 1 and sorted(embedder.batches[0]) == ["a", "b", "c"]
+    assert probes[0].served and probes[0].similarity == pytest.approx(0.96)
+    assert not probes[1].served and probes[1].similarity is None  # another scope: never even searched
 
 
 PAIRS = [
@@ -256,7 +279,7 @@ def test_a_recall_threshold_above_the_serve_threshold_is_refused():
 
 
 def test_the_sweep_has_each_threshold_with_and_without_guards():
-    rows = sweep(PAIRS, [0.69, 0.72, 0.98, 0.81])
+    rows = sweep(PAIRS, [0.69, 0.72, 0.98, 0.81], recall_threshold=0.6)
 
     assert [(row["serve_threshold"], row["guards"]) for row in rows] == [
         (threshold, guards) for threshold in SWEEP_THRESHOLDS for guards in (True, False)
@@ -265,7 +288,7 @@ def test_the_sweep_has_each_threshold_with_and_without_guards():
 
 
 def test_each_guard_reports_what_it_removes_and_what_it_costs():
-    rows = guard_contributions(PAIRS, [0.69, 0.72, 0.98, 0.81])
+    rows = guard_contributions(PAIRS, [0.69, 0.72, 0.98, 0.81], recall_threshold=0.6, serve_threshold=0.7)
 
     assert [row["guard"] for row in rows] == [name for name, _ in GUARDS]
     negation = next(row for row in rows if row["guard"] == "negation")
@@ -273,14 +296,17 @@ def test_each_guard_reports_what_it_removes_and_what_it_costs():
 
 
 @pytest.mark.slow  # the real embedder encodes about 950 texts: some 30 s on two CPU cores
-def test_the_default_thresholds_reach_the_targets_on_the_dataset():
-    report = main()
+def test_the_default_thresholds_reach_the_targets_on_the_dataset(tmp_path):
+    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}")
+    report = main(settings)
 
     default = report["default"]
     assert (default["recall_threshold"], default["serve_threshold"]) == (
-        DEFAULT_RECALL_THRESHOLD,
-        DEFAULT_SERVE_THRESHOLD,
+        settings.cache.recall_similarity,
+        settings.cache.serve_similarity,
     )
+    assert report["agrees_with_cache"]
+    assert report["cross_tenant"] == {"probes": 48, "hits": 0}
     assert default["precision"] >= TARGET_PRECISION
     assert default["recall"] >= TARGET_RECALL
     assert report["passed"]

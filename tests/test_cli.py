@@ -278,3 +278,81 @@ def test_eval_containment_json_passes_every_scenario_with_zero_overshoot_and_no_
     assert scenarios["runaway_spend_one_request"]["overshoot_usd"] == 0
     assert scenarios["runaway_spend_two_workers_one_session"]["overshoot_usd"] == 0
     assert scenarios["production_mutation"]["unapproved_writes"] == 0
+
+
+def test_eval_cache_runs_a_users_own_pairs_through_the_real_cache(tmp_path):
+    pairs = [
+        {"cached": "How do I reset my password?", "query": "how can I reset my password", "same": True},
+        {"cached": "Cancel my order 1234", "query": "Don't cancel my order 1234", "same": False},
+        {
+            "cached": "How do I reset my password?",
+            "query": "How do I reset my password?",
+            "same": False,
+            "cached_tenant": "acme",
+            "tenant": "globex",
+        },
+    ]
+    dataset = tmp_path / "mine.jsonl"
+    dataset.write_text("".join(json.dumps(pair) + "\n" for pair in pairs))
+    env = {"FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}"}
+
+    result = firebreak("eval", "cache", "--dataset", str(dataset), "--json", env=env, timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["pairs"] == 3 and report["agrees_with_cache"]
+    assert (report["default"]["tp"], report["default"]["fp"]) == (1, 0)
+    assert report["cross_tenant"] == {"probes": 1, "hits": 0}
+    assert report["kinds"] == {"paraphrase": 1, "unlabelled": 1, "other_tenant": 1}
+
+
+def test_eval_cache_names_the_bad_line_of_a_users_file(tmp_path):
+    dataset = tmp_path / "mine.jsonl"
+    dataset.write_text('{"cached": "a", "query": "b", "same": true}\n{"cached": "a", "query": "b"}\n')
+
+    result = firebreak("eval", "cache", "--dataset", str(dataset), env={}, timeout=300)
+
+    assert result.returncode == 1
+    assert f"{dataset}:2: missing fields ['same']" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_repeated_question_is_answered_from_the_cache_and_says_so(tmp_path, write_script):
+    env = {
+        "FIREBREAK_SCRIPT": write_script({"text": "Refunds take 5 business days."}),
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+    }
+    assert firebreak("ask", "--model", "scripted/demo", "What is your refund policy?", env=env).returncode == 0
+    env["FIREBREAK_SCRIPT"] = write_script(name="no_replies.jsonl")  # a model call would now fail the run
+
+    again = firebreak("ask", "--model", "scripted/demo", "what's your refund policy", env=env)
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "Refunds take 5 business days."  # printed though no token was streamed
+    assert (
+        "cached (similarity 0.9" in again.stderr and "matched: \u201cWhat is your refund policy?\u201d" in again.stderr
+    )
+
+
+def test_cache_stats_and_invalidate_by_tenant(tmp_path, write_script):
+    env = {
+        "FIREBREAK_SCRIPT": write_script({"text": "Refunds take 5 business days."}),
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+    }
+    assert (
+        firebreak(
+            "ask", "--model", "scripted/demo", "--tenant", "acme", "--user", "ann", "Refunds?", env=env
+        ).returncode
+        == 0
+    )
+
+    stats = json.loads(firebreak("cache", "stats", "--json", env=env).stdout)
+    answers = [row for row in stats if row["layer"] == "llm_response"]
+    assert [(row["tenant_id"], row["entries"]) for row in answers] == [("acme", 1)]
+
+    assert "removed 0 cache entries" in firebreak("cache", "invalidate", "--tenant", "globex", env=env).stdout
+    assert (
+        "removed 1 cache entry"
+        in firebreak("cache", "invalidate", "--tenant", "acme", "--layer", "llm_response", env=env).stdout
+    )
+    refused = firebreak("cache", "invalidate", env=env)
+    assert refused.returncode == 1 and "--all" in refused.stderr

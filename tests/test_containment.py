@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from app.config import ModelSettings, Settings
 from app.containment.labels import export_jsonl
-from app.errors import FirebreakError
+from app.errors import ConfigError, FirebreakError
 from app.services import build_services
 from evals.gate import calibration
 from evals.scenario import SimulatedTime
@@ -215,10 +215,22 @@ def test_the_verifier_estimator_asks_another_route_to_grade_the_action(sqlite_ur
             assert result.status == "answered" and writes(agent, result.run_id) == 1
             (decision,) = decisions(agent, result.run_id)
             assert (decision.estimator, decision.score, decision.band) == ("verifier", 0.95, "execute")
-            models = [call.model for call in agent.services.runs.model_calls(result.run_id)]
-            assert models == ["scripted/demo", "scripted/verifier", "scripted/demo"]
+            routed = [(c.task_class, c.route, c.model) for c in agent.services.runs.model_calls(result.run_id)]
+            assert routed == [
+                ("answer", ROUTE, "scripted/demo"),
+                ("verify", "verifier", "scripted/verifier"),  # [routing] verify sends the grading elsewhere
+                ("answer", ROUTE, "scripted/demo"),
+            ]
+            agent.services.telemetry.flush()
+            chats = [s for s in agent.services.runs.spans(result.run_id) if s.name.startswith("chat ")]
+            assert [s.attributes["firebreak.task_class"] for s in chats] == ["answer", "verify", "answer"]
 
     run(scenario())
+
+
+def test_routing_a_task_to_an_unknown_route_is_a_configuration_error(sqlite_url, make_settings):
+    with pytest.raises(ConfigError, match=r"routing\.verify names route .nowhere."):
+        make_settings(sqlite_url, routing={"verify": "nowhere"})
 
 
 def test_a_paused_run_shows_its_score_and_its_pause_in_the_trace_without_an_error(

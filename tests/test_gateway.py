@@ -207,8 +207,11 @@ def test_an_open_breaker_sends_calls_to_the_fallback_without_calling_the_primary
     second = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
 
     assert (first.text, second.text) == ("backup one", "backup two")
-    calls = [(row.model, row.status) for row in reversed(services.runs.recent_model_calls(tenant_id="acme"))]
-    assert calls == [("scripted/primary", "error"), ("scripted/backup", "ok"), ("scripted/backup", "ok")]
+    calls = [
+        (row.model, row.status, row.fallback_position)
+        for row in reversed(services.runs.recent_model_calls(tenant_id="acme"))
+    ]
+    assert calls == [("scripted/primary", "error", 0), ("scripted/backup", "ok", 1), ("scripted/backup", "ok", 1)]
     (breaker,) = [b for b in services.breakers.store.all() if b.name == "model:scripted/primary"]
     assert breaker.state == "open"
     services.telemetry.flush()

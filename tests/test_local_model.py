@@ -144,7 +144,9 @@ def test_a_tool_with_long_string_bounds_gets_arguments_instead_of_a_crash(local_
 def test_the_embedded_models_self_critique_reads_as_a_score(tmp_path: Path) -> None:
     settings = load_settings(database_url=f"sqlite:///{tmp_path / 'fb.db'}")
     services = build_services(settings)
-    estimator = ModelEstimator(services.gateway, "self_critique", settings.gate.critique_max_tokens)
+    estimator = ModelEstimator(
+        services.gateway, "self_critique", settings.gate.critique_max_tokens, task="self_critique"
+    )
     action = ProposedAction("call_1", "write", "update_order", {"order_id": 2, "status": "cancelled"}, "")
 
     estimate = asyncio.run(estimator(action, "Cancel order 2", "chat", CallContext("t", "u"), None))

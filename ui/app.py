@@ -106,6 +106,8 @@ def _result_message(agent: Agent, result: RunResult) -> str:
     """The assistant's message for a finished (or paused) run, with its run line."""
     usage = result.usage
     line = render.run_line(result.run_id, result.status, usage.input_tokens, usage.output_tokens, usage.cost_usd)
+    if result.cache:
+        line = f"{render.cache_line(result.cache)}\n{line}"
     if result.status == "waiting":
         return f"{render.waiting_message(_waiting_for(agent, result))}\n\n{line}"
     return render.answer_message(result.answer, result.status, result.error, line)

@@ -14,6 +14,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from app.cache.semantic import hit_note
 from app.limits.ledger import RESOURCES
 from app.traces import TraceLine
 from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Escalation, Run
@@ -147,6 +148,11 @@ def run_line(run_id: str, status: str, input_tokens: int, output_tokens: int, co
         f"<sub>run `{run_id}` · {status} · tokens {input_tokens} in / {output_tokens} out · "
         f"{format_cost(cost_usd)} · [trace]({trace_href(run_id)})</sub>"
     )
+
+
+def cache_line(hit: Mapping[str, Any]) -> str:
+    """Why an answer came from the cache, and what it saved (the same words as the CLI)."""
+    return f"<sub>{escape(hit_note(hit))}</sub>"
 
 
 def answer_message(answer: str | None, status: str, error: str | None, line: str) -> str:

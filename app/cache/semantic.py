@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ import numpy as np
 from app.cache.guards import conflict
 from app.config import CacheSettings
 from app.embeddings import Embedder
-from memory.cache import CacheStore
+from memory.cache import EMBEDDING, LLM_RESPONSE, CacheStore
 from memory.tables import CacheEntry
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -55,8 +55,8 @@ class Lookup:
     """What a lookup found: the hit, or why there was none (for the span and the eval)."""
 
     hit: Hit | None
-    candidates: int
-    best_similarity: float | None
+    candidates: int  # entries at or above the recall threshold
+    best_similarity: float | None  # the nearest entry in the scope, whatever its similarity; None: scope empty
     refused: list[str] = field(default_factory=list)
 
 
@@ -94,14 +94,14 @@ class SemanticCache:
         """The text's normalised embedding, from the embedding layer when it was computed before."""
         now = self._clock()
         key = hashlib.sha256(f"{EMBEDDING_MODEL}\n{text}".encode()).hexdigest()
-        cached = self.store.exact("embedding", key, now=now)
+        cached = self.store.exact(EMBEDDING, key, now=now)
         if cached is not None and cached.vector is not None:
             return np.frombuffer(cached.vector, dtype=np.float32)
         vector = np.asarray(self._embedder().encode([text])[0], dtype=np.float32)
         self.store.add(
             CacheEntry(
-                layer="embedding",
-                scope="embedding",
+                layer=EMBEDDING,
+                scope=EMBEDDING,
                 key=key,
                 tenant_id="",
                 route="",
@@ -124,14 +124,12 @@ class SemanticCache:
         if index.size == 0:
             return Lookup(None, 0, None)
         similarities, ids = index.index.search(vector.reshape(1, -1), min(self.settings.candidates, index.size))
-        found = [
-            (float(s), int(i))
-            for s, i in zip(similarities[0], ids[0], strict=True)
-            if i >= 0 and s >= thresholds.recall_similarity
-        ]
+        nearest = [(float(s), int(i)) for s, i in zip(similarities[0], ids[0], strict=True) if i >= 0]
+        found = [(s, i) for s, i in nearest if s >= thresholds.recall_similarity]
         now = self._clock()
         live = self.store.live([entry_id for _, entry_id in found], now=now)
-        best = max((s for s, _ in found), default=None)
+        # The nearest entry's similarity even below the recall stage: near misses are what calibration needs.
+        best = nearest[0][0] if nearest else None
         refused: list[str] = []
         for similarity, entry_id in found:  # FAISS returns them best first
             entry = live.get(entry_id)
@@ -173,7 +171,7 @@ class SemanticCache:
         vector = self.embed(text)
         entry_id = self.store.add(
             CacheEntry(
-                layer="llm_response",
+                layer=LLM_RESPONSE,
                 scope=scope,
                 tenant_id=tenant_id,
                 route=route,
@@ -185,7 +183,6 @@ class SemanticCache:
                 last_used_at=now,
             )
         )
-        self.store.evict(self.settings.max_entries)
         return entry_id
 
     def _catch_up(self, scope: str, dimension: int) -> _ScopeIndex:
@@ -217,6 +214,15 @@ class SemanticCache:
                 index.index.add_with_ids(previous.index.reconstruct_n(0, previous.ntotal), old_ids)
         index.index.add_with_ids(vectors, ids)
         index.size += len(rows)
+
+
+def hit_note(hit: Mapping[str, Any]) -> str:
+    """One line saying that an answer came from the cache, why, and what it saved (chat and CLI)."""
+    matched = hit["matched"] if len(hit["matched"]) <= 80 else hit["matched"][:79] + "…"
+    return (
+        f"cached (similarity {hit['similarity']:.2f}, matched: \u201c{matched}\u201d, "
+        f"saved ~{hit['saved_tokens']} tokens, ~{hit['saved_s']:.1f} s)"
+    )
 
 
 def _flat_index(dimension: int) -> Any:

@@ -89,15 +89,15 @@ _INSTRUCTIONS = (
 
 @dataclass(frozen=True)
 class ModelEstimator:
-    """Asks a model for a score: the run's own route (self-critique) or a verifier route."""
+    """Asks a model for a score: the run's own route (self-critique) or the ``[routing] verify`` route."""
 
     gateway: Gateway
     name: str
     max_tokens: int
-    route: str | None = None  # None: the run's route, so the deciding model grades itself
+    task: Literal["self_critique", "verify"]
 
     def messages(self, action: ProposedAction, question: str) -> list[dict[str, str]]:
-        whose = "Your proposed action" if self.route is None else "The assistant's proposed action"
+        whose = "Your proposed action" if self.task == "self_critique" else "The assistant's proposed action"
         return [
             {"role": "system", "content": _INSTRUCTIONS},
             {"role": "user", "content": f"User request: {question}\n{whose}: {action.describe()}\nConfidence:"},
@@ -109,7 +109,8 @@ class ModelEstimator:
         try:
             reply = await self.gateway.chat(
                 self.messages(action, question),
-                route=self.route or route,
+                route=route,
+                task=self.task,
                 context=context,
                 deadline=deadline,
                 max_output_tokens=self.max_tokens,
@@ -127,5 +128,5 @@ def build_estimator(settings: GateSettings, gateway: Gateway) -> Estimator:
     if settings.estimator == "fixed":
         return FixedEstimator(dict(settings.fixed_scores), settings.fixed_default)
     if settings.estimator == "verifier":
-        return ModelEstimator(gateway, "verifier", settings.critique_max_tokens, route=settings.verifier_route)
-    return ModelEstimator(gateway, "self_critique", settings.critique_max_tokens)
+        return ModelEstimator(gateway, "verifier", settings.critique_max_tokens, task="verify")
+    return ModelEstimator(gateway, "self_critique", settings.critique_max_tokens, task="self_critique")

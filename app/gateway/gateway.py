@@ -20,7 +20,7 @@ import litellm
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from app.config import RouteSettings, Settings
+from app.config import RouteSettings, Settings, TaskClass
 from app.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from app.faults import FaultPlan
 from app.gateway.provider_errors import model_error, provider_exception
@@ -129,6 +129,7 @@ class ChatRequest:
     tools: list[dict[str, Any]] | None
     context: CallContext
     on_token: TokenSink | None
+    task: TaskClass = "answer"
 
 
 @dataclass
@@ -228,6 +229,7 @@ class Gateway:
         *,
         route: str,
         context: CallContext,
+        task: TaskClass = "answer",
         tools: list[dict[str, Any]] | None = None,
         on_token: TokenSink | None = None,
         deadline: float | None = None,
@@ -235,15 +237,17 @@ class Gateway:
     ) -> ModelReply:
         """Ask the route's models in order: each through its breaker, transient errors retried, then the next.
 
+        ``route`` is the run's; ``task`` may send the call to another one (``[routing]``).
         ``deadline`` (a ``time.monotonic()`` value) bounds every attempt and every backoff;
         ``max_output_tokens`` lowers the route's (a short answer reserves a small budget).
         """
+        route = self.settings.routing.route_for(task, route)
         settings = self.settings.route(route)
         if max_output_tokens is not None:
             settings = settings.model_copy(
                 update={"max_output_tokens": min(max_output_tokens, settings.max_output_tokens)}
             )
-        request = ChatRequest(route, settings, messages, tools, context, on_token)
+        request = ChatRequest(route, settings, messages, tools, context, on_token, task)
         last_error: ModelError | None = None
         fallback_reason: str | None = None
         for position, model in enumerate(request.settings.models):
@@ -305,6 +309,7 @@ class Gateway:
                     "gen_ai.request.max_tokens": route_settings.max_output_tokens,
                     "gen_ai.request.temperature": route_settings.temperature,
                     "firebreak.route": route,
+                    "firebreak.task_class": request.task,
                     "firebreak.fallback_position": position,
                     "firebreak.tenant_id": context.tenant_id,
                 }
@@ -325,7 +330,7 @@ class Gateway:
                 self.limits.settle(reservation, {"requests": 1})  # a failed call still reached the provider
                 error = self._model_error(exc, model, timeout_s)
                 mark_error(span, error)
-                self._audit(context, route, model, started, Usage(), status="error", error_kind=error.kind)
+                self._audit(request, model, position, started, Usage(), status="error", error_kind=error.kind)
                 raise error from None
             if not prices.known:
                 # Unpriced usage is charged at the configured worst-case price (in _reply), and flagged.
@@ -354,7 +359,7 @@ class Gateway:
                 "gen_ai.output.messages",
                 {"text": reply.text, "tool_calls": [call.__dict__ for call in reply.tool_calls]},
             )
-            self._audit(context, route, model, started, reply.usage, status="ok", error_kind=None)
+            self._audit(request, model, position, started, reply.usage, status="ok", error_kind=None)
             return reply
 
     def _prices(self, model: str) -> Prices:
@@ -437,21 +442,24 @@ class Gateway:
 
     def _audit(
         self,
-        context: CallContext,
-        route: str,
+        request: ChatRequest,
         model: str,
+        position: int,
         started: float,
         usage: Usage,
         *,
         status: str,
         error_kind: str | None,
     ) -> None:
+        """The call's audit row: its routing decision (task, route, deployment, fallback position) and outcome."""
         self._record_call(
             ModelCall(
-                run_id=context.run_id,
-                tenant_id=context.tenant_id,
-                route=route,
+                run_id=request.context.run_id,
+                tenant_id=request.context.tenant_id,
+                task_class=request.task,
+                route=request.route,
                 model=model,
+                fallback_position=position,
                 status=status,
                 error_kind=error_kind,
                 input_tokens=usage.input_tokens,

@@ -43,7 +43,7 @@ def _words(text: str) -> set[str]:
     return {word for word in WORD.findall(text.lower()) if len(word) > 2}
 
 
-@tool(kind="read", cost_class="web_search")
+@tool(kind="read", cost_class="web_search", cached=True)
 def knowledge_search(
     query: Annotated[str, Field(min_length=2, max_length=500, description="What to look for")],
     top_k: Annotated[int, Field(ge=1, le=5)] = 2,

@@ -46,6 +46,7 @@ class Tool:
     timeout_s: float | None
     retries: int | None  # attempts for transient failures; None uses [retries] attempts
     consumes: dict[str, float]  # blast-radius resources one call uses, besides one tool call
+    cached: bool  # a read whose result may be reused for [cache.ttl_s] read_tool (same tenant and arguments)
     args_model: type[BaseModel]
     fn: Callable[..., Any]
     context_param: str | None
@@ -102,6 +103,7 @@ def tool(
     timeout_s: float | None = None,
     retries: int | None = None,
     consumes: dict[str, float] | None = None,
+    cached: bool = False,
     name: str | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Declare a tool. Its docstring is the description; its annotated parameters are the schema.
@@ -110,6 +112,8 @@ def tool(
     ``retries`` is the number of attempts on transient failures (default: ``[retries] attempts``).
     ``consumes`` names the blast-radius resources a call uses (default: a write to the database is one
     ``db_mutations``); every call also counts one ``tool_calls``.
+    ``cached`` marks a deterministic read: its result is reused for the same tenant and arguments for
+    ``[cache.ttl_s] read_tool`` seconds (a write by that tenant drops it). Write tools are never cached.
     """
 
     def declare(fn: Callable[..., Any]) -> Tool:
@@ -124,6 +128,8 @@ def tool(
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[param.name] = (annotation, default)
         tool_name = name or fn.__name__
+        if cached and kind == "write":
+            raise ConfigError(f"tool {tool_name}: write tools are never cached (cached=True needs kind='read')")
         model = create_model(  # type: ignore[call-overload]
             f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
         )
@@ -135,6 +141,7 @@ def tool(
             timeout_s=timeout_s,
             retries=retries,
             consumes=consumes if consumes is not None else default_consumption(kind, cost_class),
+            cached=cached,
             args_model=model,
             fn=fn,
             context_param=context_param,

@@ -19,11 +19,13 @@ from typing import Any
 from opentelemetry import trace
 from pydantic import BaseModel
 
+from app.cache.tool_results import ToolResultCache
 from app.errors import CircuitOpen, ToolError, ToolFailed, ToolTimeout, ToolUnavailable
 from app.faults import Fault, FaultPlan
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.tools.registry import Tool, ToolContext
+from memory.cache import READ_TOOL
 from memory.operations import OperationLog
 
 TRANSIENT_FAULTS = frozenset({"server", "rate_limit", "connection"})
@@ -38,6 +40,7 @@ class ToolRuntime:
     operations: OperationLog
     limits: BlastRadius
     max_result_chars: int
+    results: ToolResultCache | None = None  # the read-tool cache layer; None when [cache] is off
     clock: Callable[[], float] = time.time
 
 
@@ -190,12 +193,26 @@ async def run_tool(
         runtime.limits.settle(reservation, amounts)
         return output
 
+    results = runtime.results
     if item.kind == "read":
-        return await spent()
+        if not item.cached or results is None:
+            return await spent()
+        digest = arguments_hash(arguments)
+        span = trace.get_current_span()
+        cached = results.get(context.tenant_id, item.name, digest)
+        span.set_attributes({"firebreak.cache.layer": READ_TOOL, "firebreak.cache.hit": cached is not None})
+        if cached is not None:
+            return cached  # no call was made: nothing is charged
+        output = await spent()
+        results.put(context.tenant_id, item.name, digest, output)
+        return output
     if runtime.limits.settings.read_only:
         raise ToolFailed(f"{item.name} is a write tool and this environment is read-only", tool=item.name)
     # A replay of a completed write spends nothing: only an execution reserves budget.
-    return await _once(item, arguments, context, runtime, spent)
+    output = await _once(item, arguments, context, runtime, spent)
+    if results is not None:
+        results.forget(context.tenant_id)  # the write may have changed what the tenant's cached reads say
+    return output
 
 
 async def _once(
