@@ -519,3 +519,39 @@ def test_a_medium_confidence_order_change_asks_the_user_in_the_chat_and_runs_onc
     answered = page.locator('#inbox-answered .answered-row[data-status="answered"]')
     expect(answered.locator(".answered-by")).to_have_text("user:local", timeout=TIMEOUT_MS)
     page.close()
+
+
+def test_a_repeated_question_in_a_new_thread_says_it_was_cached_and_the_cache_tab_invalidates_it(
+    chat_ui: tuple[str, Settings], browser: Browser
+) -> None:
+    ui_url, _ = chat_ui  # one scripted answer: the second question can only be answered from the cache
+    page = browser.new_page()
+    page.goto(ui_url)
+    chat = page.locator("#chat")
+    page.locator("#question textarea").fill("Where is order 42?")
+    page.locator("#send").click()
+    expect(chat).to_contain_text("answered", timeout=TIMEOUT_MS)
+
+    page.locator("#new-thread").click()
+    page.locator("#question textarea").fill("where is order 42")
+    page.locator("#send").click()
+
+    expect(chat).to_contain_text("Order 42 is a USB-C dock and it has shipped.", timeout=TIMEOUT_MS)
+    expect(chat).to_contain_text(
+        re.compile(r"cached \(similarity 0\.9\d, matched: \u201cWhere is order 42\?\u201d, saved ~[1-9]\d* tokens"),
+        timeout=TIMEOUT_MS,
+    )
+    page.get_by_role("tab", name="Cache").click()
+    answers = page.locator('#cache-stats-view .cache-stats-row[data-layer="llm_response"]')
+    expect(answers).to_contain_text("1", timeout=TIMEOUT_MS)
+    entry = page.locator("#cache-entries-view .cache-entry-row").first
+    expect(entry).to_contain_text("Where is order 42?", timeout=TIMEOUT_MS)
+    entry_id = entry.get_attribute("data-id")
+    assert entry_id is not None
+
+    page.locator("#cache-entry input, #cache-entry textarea").first.fill(entry_id)
+    page.locator("#cache-invalidate").click()
+
+    expect(page.locator("#cache-invalidate-result")).to_contain_text("Removed 1 cache entry.", timeout=TIMEOUT_MS)
+    expect(page.locator("#cache-entries-view")).to_contain_text("No cached answers.", timeout=TIMEOUT_MS)
+    page.close()

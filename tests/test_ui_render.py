@@ -11,7 +11,7 @@ from app.errors import FirebreakError
 from app.gateway import Usage
 from app.traces import TraceLine
 from graph.agent import RunResult
-from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Escalation, Run
+from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, CacheEntry, DeadLetter, Escalation, Run
 from ui import render
 
 
@@ -453,9 +453,32 @@ def test_every_table_has_its_headers_and_one_shared_empty_message() -> None:
         render.alerts_html([]),
         render.escalations_html([], NOW),
         render.answered_html([]),
+        render.cache_stats_html([]),
+        render.cache_entries_html([]),
     ]
     assert all(re.fullmatch(r'<div class="empty">[^<]+</div>', html) for html in empties), empties
     assert ".empty {" in render.TABLE_CSS and ".empty {" in render.INBOX_CSS
+
+
+def test_cache_entries_html_escapes_and_shortens_the_cached_question() -> None:
+    text = "<b>Where</b> is my parcel? " + "x" * 200
+    entry = CacheEntry(
+        id=7,
+        layer="llm_response",
+        scope="s",
+        tenant_id="acme",
+        route="chat",
+        text=text,
+        hits=3,
+        created_at=NOW,
+        expires_at=NOW + 60,
+        last_used_at=NOW,
+    )
+
+    html = render.cache_entries_html([entry])
+
+    assert 'data-id="7"' in html and "&lt;b&gt;Where&lt;/b&gt;" in html and "<b>Where" not in html
+    assert html.count("x" * 200) == 1 and "x…</td>" in html  # the cell is shortened; the full text is its tooltip
 
 
 ESCALATION_ID = "24e6f905-cacd-54e6-87e0-acbb24b19ec5"

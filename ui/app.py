@@ -31,7 +31,14 @@ from memory.runs import RunStore
 from memory.tables import Escalation
 from ui import render
 
-CHAT_TAB, INBOX_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB = "chat", "inbox", "traces", "resilience", "queue"
+CHAT_TAB, INBOX_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB, CACHE_TAB = (
+    "chat",
+    "inbox",
+    "traces",
+    "resilience",
+    "queue",
+    "cache",
+)
 REVIEWER = "reviewer:ui"
 OPEN_ESCALATIONS = 200
 RECENT_ANSWERED = 20
@@ -318,6 +325,29 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         message = f"Requeued {requeued} of {len(run_ids)} dead runs." if run_ids else "No dead letters to requeue."
         return (message, *(await queue_views(None)))
 
+    async def cache_views() -> tuple[str, str]:
+        """Entries and hits per layer, tenant and route, and the most recently used answers."""
+        store = (await _services(slot)).cache.store
+        now = time.time()
+        return render.cache_stats_html(store.stats(now=now)), render.cache_entries_html(
+            store.recent(limit=RECENT_RUNS, now=now)
+        )
+
+    async def invalidate_cache(tenant: str, entry: str) -> tuple[str, ...]:
+        """Drop one entry (by id) or every entry of one tenant; both empty refuses rather than wiping everything."""
+        tenant, entry = tenant.strip(), entry.strip().lstrip("#")
+        if not tenant and not entry:
+            message = "Name a tenant or an entry id to invalidate (`firebreak cache invalidate --all` empties it)."
+        elif entry and not entry.isdigit():
+            message = f"Entry id {entry!r} is not a number."
+        else:
+            store = (await _services(slot)).cache.store
+            removed = store.invalidate(
+                tenant_id=tenant or None, entry_id=int(entry) if entry else None, now=time.time()
+            )
+            message = f"Removed {removed} cache entr{'y' if removed == 1 else 'ies'}."
+        return (message, *(await cache_views()))
+
     with gr.Blocks(title="Firebreak", analytics_enabled=False) as demo:
         last_run = gr.State("")
         with gr.Tabs(selected=CHAT_TAB, elem_id="tabs") as tabs:
@@ -420,6 +450,21 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 )
                 gr.Markdown("### Recent alerts")
                 alerts_view = gr.HTML(render.alerts_html([]), css_template=render.QUEUE_CSS, elem_id="alerts-view")
+            with gr.Tab("Cache", id=CACHE_TAB, elem_id="cache-tab") as cache_tab:
+                refresh_cache_btn = gr.Button("Refresh", elem_id="refresh-cache")
+                gr.Markdown("### Entries by layer, tenant and route")
+                cache_stats_view = gr.HTML(
+                    render.cache_stats_html([]), css_template=render.QUEUE_CSS, elem_id="cache-stats-view"
+                )
+                gr.Markdown("### Recently used answers")
+                cache_entries_view = gr.HTML(
+                    render.cache_entries_html([]), css_template=render.QUEUE_CSS, elem_id="cache-entries-view"
+                )
+                with gr.Row():
+                    cache_tenant = gr.Textbox(label="Tenant", elem_id="cache-tenant", scale=2)
+                    cache_entry = gr.Textbox(label="Entry id", elem_id="cache-entry", scale=1)
+                    invalidate_btn = gr.Button("Invalidate", variant="stop", elem_id="cache-invalidate", scale=1)
+                invalidate_result = gr.Markdown(elem_id="cache-invalidate-result")
 
         chat_outputs = [chatbot, question_box, thread_box, last_run]
         question_box.submit(send, [question_box, chatbot, thread_box], chat_outputs)
@@ -462,6 +507,10 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         dead_letter_pick.input(pick_dead_letter, dead_letter_pick, dead_letter_detail)
         requeue_btn.click(requeue, dead_letter_pick, [requeue_result, *queue_outputs])
         requeue_all_btn.click(requeue_all, None, [requeue_result, *queue_outputs])
+        cache_outputs = [cache_stats_view, cache_entries_view]
+        refresh_cache_btn.click(cache_views, None, cache_outputs)
+        cache_tab.select(cache_views, None, cache_outputs)
+        invalidate_btn.click(invalidate_cache, [cache_tenant, cache_entry], [invalidate_result, *cache_outputs])
     return demo
 
 

@@ -17,7 +17,16 @@ from urllib.parse import quote
 from app.cache.semantic import hit_note
 from app.limits.ledger import RESOURCES
 from app.traces import TraceLine
-from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, DeadLetter, Escalation, Run
+from memory.tables import (
+    Alert,
+    Breaker,
+    BreakerTransition,
+    BudgetUsage,
+    CacheEntry,
+    DeadLetter,
+    Escalation,
+    Run,
+)
 
 if TYPE_CHECKING:
     from graph.agent import RunResult
@@ -863,3 +872,48 @@ def answer_outcome(row: Escalation, answer: str, result: RunResult | None) -> st
 def answer_error(error: Exception) -> str:
     """An answer that was refused (a bad option, an escalation someone else closed first)."""
     return f"**Not answered:** {error}"
+
+
+def _cache_stats_row(row: Mapping[str, Any]) -> str:
+    return (
+        f'<tr class="cache-stats-row" data-layer="{escape(row["layer"])}">'
+        f"<td>{escape(row['layer'])}</td>"
+        f"<td>{escape(row['tenant_id'] or '—')}</td>"
+        f'<td class="mono">{escape(row["route"] or "—")}</td>'
+        f'<td class="number">{row["entries"]}</td>'
+        f'<td class="number">{row["hits"]}</td>'
+        "</tr>"
+    )
+
+
+def cache_stats_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Live cache entries and their hits per layer, tenant and route (``CacheStore.stats``)."""
+    return _table(
+        "cache-stats",
+        ("Layer", "Tenant", "Route", "Entries", "Hits"),
+        [_cache_stats_row(row) for row in rows],
+        "The cache is empty.",
+    )
+
+
+def _cache_entry_row(entry: CacheEntry) -> str:
+    return (
+        f'<tr class="cache-entry-row" data-id="{entry.id}">'
+        f'<td class="number">{entry.id}</td>'
+        f"<td>{escape(entry.tenant_id)}</td>"
+        f'<td class="mono">{escape(entry.route)}</td>'
+        f'<td class="number">{entry.hits}</td>'
+        f'<td title="{escape(entry.text)}">{escape(shorten(entry.text, REASON_PREFIX_CHARS))}</td>'
+        f"<td>{date_time(entry.last_used_at)}</td>"
+        "</tr>"
+    )
+
+
+def cache_entries_html(entries: Sequence[CacheEntry]) -> str:
+    """The most recently used cached answers, in the order given (newest first)."""
+    return _table(
+        "cache-entries",
+        ("Entry", "Tenant", "Route", "Hits", "Question", "Last used"),
+        [_cache_entry_row(entry) for entry in entries],
+        "No cached answers.",
+    )
