@@ -120,9 +120,10 @@ def _status_for(exc: BaseException) -> str:
 class Agent:
     """Runs questions through the graph and records each run."""
 
-    def __init__(self, services: Services, graph: Any, stack: AsyncExitStack) -> None:
+    def __init__(self, services: Services, graph: Any, stack: AsyncExitStack, graph_digest: str = "") -> None:
         self.services = services
         self.graph = graph
+        self.graph_digest = graph_digest
         self._stack = stack
 
     @classmethod
@@ -140,8 +141,8 @@ class Agent:
             raise
         if settings.cache.enabled:
             await asyncio.to_thread(services.cache.warm)  # seconds, once per process: not inside a run's wall clock
-        graph = (builder or default_builder()).compile(checkpointer)
-        return cls(services, graph, stack)
+        builder = builder or default_builder()
+        return cls(services, builder.compile(checkpointer), stack, builder.digest())
 
     @classmethod
     def open(cls, settings: Settings, **kwargs: Any) -> _AgentContext:
@@ -369,6 +370,7 @@ class Agent:
             route=run.route,
             deadline=time.monotonic() + self.services.settings.agent.run_wall_clock_s,
             stream_tokens=stream_tokens,
+            graph_digest=self.graph_digest,
         )
 
     async def _execute(

@@ -22,7 +22,9 @@ wall clock is spent.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -110,6 +112,22 @@ class GraphBuilder:
             self.edges[after] = name
         return self.add_edge(name, before)
 
+    def digest(self) -> str:
+        """A fingerprint of the graph's shape and code (nodes, their functions, edges, routers).
+
+        Part of the semantic cache's scope: an answer the graph gave is not reused by another graph.
+        """
+        shape = {
+            "nodes": {name: _qualified(fn) for name, fn in self.nodes.items()},
+            "edges": {
+                source: {"router": _qualified(edge.router), "targets": edge.targets}
+                if isinstance(edge, Branch)
+                else edge
+                for source, edge in self.edges.items()
+            },
+        }
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+
     def compile(self, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
         graph = StateGraph(AgentState, context_schema=RunContext)
         for name, fn in self.nodes.items():
@@ -120,6 +138,10 @@ class GraphBuilder:
             else:
                 graph.add_edge(source, edge)
         return graph.compile(checkpointer=checkpointer)
+
+
+def _qualified(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
 
 
 def _branches_to(edge: str | Branch, target: str) -> bool:

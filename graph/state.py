@@ -48,6 +48,7 @@ class RunContext:
     route: str
     deadline: float  # time.monotonic() value after which the run must stop
     stream_tokens: bool = True  # False when nobody reads tokens: models then answer in one piece
+    graph_digest: str = ""  # GraphBuilder.digest() of the running graph: part of the cache's scope
 
     @property
     def ids(self) -> dict[str, Any]:

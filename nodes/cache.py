@@ -55,6 +55,7 @@ def _scope(state: AgentState, ctx: RunContext) -> str:
         models=settings.route(ctx.route).models,
         system_prompt=settings.agent.system_prompt,
         tools=_tools_digest(json.dumps(ctx.services.tools.specs(), sort_keys=True)),
+        graph=ctx.graph_digest,
         context=_context(state["messages"]),
     )
 

@@ -212,9 +212,10 @@ def test_a_call_that_keeps_failing_stops_the_run_instead_of_retrying_forever(dat
 
 
 def test_the_wall_clock_ends_a_run_that_chains_slow_tools(database_url, make_settings, write_script):
-    slow = {"tool_calls": [{"name": "knowledge_search", "arguments": {"query": "shipping"}}]}
     # More slow steps than the wall clock allows; the unused replies are expected, so the script is not settled.
-    script = write_script(*[slow] * 10)
+    # Each asks something new: a repeated read would be served from the read-tool cache, without the latency.
+    slow = [{"tool_calls": [{"name": "knowledge_search", "arguments": {"query": f"shipping {n}"}}]} for n in range(10)]
+    script = write_script(*slow)
     settings = make_settings(
         database_url, script=script, agent={"run_wall_clock_s": 1.5}, faults={"knowledge_search": {"latency_ms": 400}}
     )

@@ -19,6 +19,7 @@ from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import run_tool
 from evals.scenario import SimulatedTime
 from graph.agent import Agent
+from graph.builder import default_builder
 from memory.tables import BudgetUsage, CacheEntry
 
 ROUTE = "scripted/demo"
@@ -327,3 +328,25 @@ def test_the_hit_note_says_similarity_match_and_savings():
     note = hit_note({"similarity": 0.9412, "matched": REFUND, "saved_tokens": 120, "saved_s": 1.54})
 
     assert note == f"cached (similarity 0.94, matched: \u201c{REFUND}\u201d, saved ~120 tokens, ~1.5 s)"
+
+
+def test_another_graph_on_the_same_database_does_not_reuse_the_first_graphs_answers(
+    sqlite_url, make_settings, write_script
+):
+    first = make_settings(sqlite_url, script=write_script(ANSWER))
+    second = make_settings(sqlite_url, script=write_script({"text": "Refunds: see the policy page."}, name="2.jsonl"))
+
+    def polite(state):
+        """A node a team inserted before the model decides: answers of this graph may differ."""
+        return {}
+
+    async def scenario():
+        async with Agent.open(first) as agent:
+            await agent.ask(REFUND, route=ROUTE)
+        other = default_builder().insert("polite", polite, after="cache_lookup", before="decide")
+        async with Agent.open(second, builder=other) as agent:
+            return agent.settle_script(await agent.ask(REFUND, route=ROUTE))
+
+    result = run(scenario())
+
+    assert result.cache is None and result.answer == "Refunds: see the policy page."

@@ -8,7 +8,7 @@ more and when no guard (``app/cache/guards.py``: negation, numbers, dates,
 entities, opposites) finds a conflict between its question and the query.
 
 The scope is a digest of everything that must match for an answer to be
-reusable (tenant, route and its models, system prompt, tool set, the
+reusable (tenant, route and its models, system prompt, tool set, graph, the
 conversation so far), so another tenant's or conversation's entries are never
 even searched: scoping is part of the key, not a filter applied afterwards.
 Entries live in the database (``cache_entries``); each process keeps an index
