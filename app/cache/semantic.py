@@ -231,7 +231,12 @@ def _flat_index(dimension: int) -> Any:
     return faiss.IndexIDMap(faiss.IndexFlatIP(dimension))
 
 
+HNSW_SEARCH_DEPTH = 128  # FAISS's default (16) missed a quarter of stored paraphrases at 100k entries (make bench)
+
+
 def _hnsw_index(dimension: int) -> Any:
     import faiss
 
-    return faiss.IndexIDMap(faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT))
+    hnsw = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efSearch = HNSW_SEARCH_DEPTH
+    return faiss.IndexIDMap(hnsw)
