@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import load_settings
+from evals.bench_cache import FAQ, STORED, measure_cache
 from evals.bench_model import measure_local_model
 from evals.bench_overhead import measure_overhead
 
@@ -35,7 +36,96 @@ def machine() -> str:
     )
 
 
-def render(model: dict[str, Any], overhead: dict[str, Any]) -> str:
+def _latency(figures: dict[str, Any]) -> str:
+    return f"p50 {figures['p50_ms']:.2f} ms, p95 {figures['p95_ms']:.2f} ms"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f} s"
+
+
+def _cache_section(cache: dict[str, Any]) -> str:
+    small, large = (cache["search"][size] for size in sorted(cache["search"], key=int))
+    work = cache["workload"]
+    with_cache, without = work["cached"], work["uncached"]
+    rows = []
+    for label, key in (
+        ("search only (FAISS), {entries} entries ({index})", "search"),
+        ("lookup, embedding already stored, {entries} entries", "lookup_embedded"),
+        ("embed + search: lookup of a fresh text, {entries} entries", "lookup_fresh"),
+        ("embedding model alone, one fresh text (during the {entries}-entry lookups)", "embedding_model"),
+    ):
+        for size in (small, large):
+            name = label.format(entries=f"{size['entries']:,}", index=size["index"])
+            rows.append(f"| {name} | {_latency(size[key])} | |")
+    for size in (small, large):
+        rows.append(
+            f"| first lookup of a {size['entries']:,}-entry scope in a process (reads it, builds the index) "
+            f"| {size['index_load_s']:.2f} s | |"
+        )
+    for size in (small, large):
+        rows.append(
+            f"| stored questions served for their paraphrase, {size['entries']:,} entries "
+            f"| {size['paraphrases_served']} of {size['paraphrases']} | |"
+        )
+    problems = [
+        f"{name}: {', '.join(items)}."
+        for name, items in (
+            ("Wrong hits (served another question's answer)", work["wrong_hits"]),
+            ("Repeats or paraphrases not served", work["unserved"]),
+            ("Runs not answered with the cache", with_cache["not_answered"]),
+            ("Runs not answered without the cache", without["not_answered"]),
+        )
+        if items
+    ]
+    return f"""## Semantic cache
+
+Search: the real `SemanticCache` over its `CacheStore` on a temporary SQLite file, `[cache]` as configured
+(`candidates` {cache["settings"]["candidates"]}, `hnsw_above` {cache["settings"]["hnsw_above"]:,}, \
+serve at {cache["settings"]["serve_similarity"]:g}). One scope is filled in bulk with random unit vectors
+(384-d, layer `llm_response`) and {len(STORED)} real questions embedded by all-MiniLM-L6-v2. The queries are a
+paraphrase of each of those questions (served from it) and {len(STORED)} unrelated questions (no candidate:
+random vectors sit near similarity 0); p50 and p95 over every query. *Search only* is the FAISS call of
+`lookup()` on its own, query vectors embedded beforehand. *Lookup, embedding already stored* is `lookup()` of
+a text asked before: no model runs, but it reads the embedding row and the scope's newest id, searches, reads
+the candidates' rows, runs the guards and, on a hit, writes the hit count. *Embed + search* is `lookup()` of
+a text never seen: the same plus the embedding model and the embedding row written; the model alone is timed
+on other unseen texts, interleaved with those lookups, so the difference is the search and the rows. The
+first lookup of a scope in a process reads all its vectors and builds its index (HNSW above `hnsw_above`).
+Random vectors have no neighbourhood structure, which makes HNSW's greedy search harder than real
+embeddings would: a paraphrase not served at {large["entries"]:,} entries is a stored neighbour the HNSW search
+(efSearch {large["hnsw_ef_search"]}) did not reach, which exact search always finds.
+
+| figure | measured | target |
+|---|---|---|
+{chr(10).join(rows)}
+
+Workload: {work["questions"]} questions, each in a new thread: {work["distinct"]} questions the embedded model
+answers without a tool, then each again verbatim, then each paraphrased, as in
+"{FAQ[0][0]}" then "{FAQ[0][1]}".
+They go through the agent on the default route (Qwen2.5-Coder-0.5B, llama.cpp) with the cache, then without
+it, in the same process, each on a fresh SQLite database after one warm-up question. Tokens are input +
+output of the model calls' audit rows; time is the sum of the questions' wall clocks. A hit still embeds the
+question, searches, and writes the run's checkpoints, events and spans.
+
+| figure | measured | target |
+|---|---|---|
+| model tokens, without → with the cache | {without["tokens"]:,} → {with_cache["tokens"]:,} | |
+| tokens, ratio (cache / no cache) | {work["token_ratio"]:.2f}× | |
+| wall time, without → with the cache | {without["wall_s"]:.1f} s → {with_cache["wall_s"]:.1f} s | |
+| time, ratio (cache / no cache) | {work["time_ratio"]:.2f}× | |
+| model calls, without → with the cache | {without["model_calls"]} → {with_cache["model_calls"]} | |
+| hits | {work["hits"]} of {work["questions"]} ({work["hits_by_kind"]["repeat"]} repeats, \
+{work["hits_by_kind"]["paraphrase"]} paraphrases, {work["hits_by_kind"]["first"]} first askings) | |
+| median per question: hit / miss / no cache | {_seconds(work["hit_median_s"])} / {_seconds(work["miss_median_s"])} \
+/ {_seconds(work["uncached_median_s"])} | |
+| tokens the hits claimed to save (cost of the stored runs) | {work["saved_tokens_claimed"]:,} | |
+
+{" ".join(problems) or "Every repeat and paraphrase was served from the question it repeats; no wrong hit."}
+"""
+
+
+def render(model: dict[str, Any], overhead: dict[str, Any], cache: dict[str, Any]) -> str:
     return f"""# Benchmarks
 
 Written by `{COMMAND}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.
@@ -55,7 +145,8 @@ Machine: {machine()}.
 The Firebreak agent (spans, audit rows, run events, budgets of the nodes) against a raw LangGraph tool
 loop, both on the same scripted model, the same tool and the same SQLite checkpointer with durability
 "sync", interleaved run by run; {overhead["runs"]} runs of {overhead["model_calls_per_run"]} model calls each,
-medians.
+medians. The semantic cache is off here (every run asks the same question, so it would answer all but the first)
+and the requests-per-minute limits are raised out of reach (they are still checked on every call).
 
 | figure | measured | target |
 |---|---|---|
@@ -70,10 +161,11 @@ reserves and settles its budget, and writes its audit row, run event and spans, 
 is a read, so the gate scores nothing (a gated write adds one model call). The target is not met yet;
 batching a node's rows into one transaction is the next step.
 
+{_cache_section(cache)}
 Raw figures:
 
 ```json
-{json.dumps({"local_model": model, "overhead": overhead}, indent=2)}
+{json.dumps({"local_model": model, "overhead": overhead, "cache": cache}, indent=2)}
 ```
 """
 
@@ -82,8 +174,9 @@ def main() -> None:
     settings = load_settings()
     model = measure_local_model(settings.local_model)
     overhead = asyncio.run(measure_overhead())
+    cache = measure_cache()
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(render(model, overhead), encoding="utf-8")
+    REPORT.write_text(render(model, overhead, cache), encoding="utf-8")
     print(REPORT.read_text(encoding="utf-8"))
 
 
