@@ -28,6 +28,7 @@ dlq_cli = typer.Typer(no_args_is_help=True, help="Inspect and requeue dead-lette
 escalations_cli = typer.Typer(no_args_is_help=True, help="The reviewer's inbox: list, show and answer escalations.")
 labels_cli = typer.Typer(no_args_is_help=True, help="Human answers as labeled data.")
 cache_cli = typer.Typer(no_args_is_help=True, help="Inspect and invalidate the semantic cache.")
+context_cli = typer.Typer(no_args_is_help=True, help="A thread's context checkpoints (summaries of older turns).")
 cli.add_typer(trace_cli, name="trace")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(eval_cli, name="eval")
@@ -35,6 +36,7 @@ cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(escalations_cli, name="escalations")
 cli.add_typer(labels_cli, name="labels")
 cli.add_typer(cache_cli, name="cache")
+cli.add_typer(context_cli, name="context")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -495,6 +497,35 @@ def cache_invalidate(
         raise FirebreakError(f"unknown layer {layer!r}: use one of {', '.join(LAYERS)}")
     removed = _cache_store(config).invalidate(**chosen, now=time.time())
     typer.echo(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+
+
+@context_cli.command("show")
+def context_show(
+    thread: Annotated[str, typer.Argument(help="The thread id.")],
+    raw: Annotated[bool, typer.Option("--raw", help="Also print the messages each checkpoint replaced.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every context checkpoint of a thread, oldest first: tokens before and after, summary, facts."""
+    from app.services import prepare_database
+    from memory.context import ContextStore
+
+    rows = ContextStore(prepare_database(_settings(config))).for_thread(thread)
+    if as_json:
+        _echo_json([row.model_dump(exclude=set() if raw else {"raw"}) for row in rows])
+        return
+    if not rows:
+        typer.echo(f"thread {thread} has no context checkpoints")
+    for row in rows:
+        facts = "; ".join(f"{name}: {', '.join(values)}" for name, values in sorted(row.facts.items()))
+        typer.echo(
+            f"#{row.id} run {row.run_id[:8]} · {row.messages_replaced} messages replaced · "
+            f"{row.tokens_before} → {row.tokens_after} tokens · by {row.summarized_by}\n  {row.summary}"
+            + (f"\n  facts: {facts}" if facts else "")
+        )
+        if raw:
+            for message in row.raw:
+                typer.echo(f"    {message['role']}: {message.get('content') or ''}")
 
 
 @eval_cli.command("gate")

@@ -217,17 +217,26 @@ class GateSettings(GateThresholds):
 
 # Model calls by task class. "answer" (the agent's turns) and "self_critique" (the deciding model grading its
 # own action) always use the run's route; the others may be sent elsewhere by [routing].
-TaskClass = Literal["answer", "self_critique", "verify"]
-ROUTABLE_TASKS = ("verify",)
+TaskClass = Literal["answer", "self_critique", "verify", "summarize"]
+ROUTABLE_TASKS = ("verify", "summarize")
 
 
 class RoutingSettings(Section):
     verify: str  # the route of the gate's verifier estimator
+    summarize: str  # the route that writes context checkpoints' summaries
 
     def route_for(self, task: TaskClass, run_route: str) -> str:
         """The route that serves ``task`` in a run on ``run_route``."""
         routed: str = getattr(self, task, "") if task in ROUTABLE_TASKS else ""
         return routed or run_route
+
+
+class ContextSettings(Section):
+    enabled: bool
+    max_fraction: float = Field(gt=0, lt=1)
+    every_turns: int = Field(ge=0)
+    keep_recent: int = Field(ge=1)
+    summary_max_tokens: int = Field(gt=0)
 
 
 class TriggerSettings(Section):
@@ -339,6 +348,7 @@ class Settings(BaseSettings):
     limits: LimitSettings
     rate_limits: RateLimitSettings
     routing: RoutingSettings
+    context: ContextSettings
     gate: GateSettings
     triggers: TriggerSettings
     escalation: EscalationSettings

@@ -31,6 +31,7 @@ from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets, ToolRuntime
 from memory.breakers import BreakerStore
 from memory.cache import CacheStore
+from memory.context import ContextStore
 from memory.engine import make_engine
 from memory.escalations import EscalationStore
 from memory.gate import GateStore
@@ -62,6 +63,7 @@ class Services:
     gate: GateStore
     estimator: Estimator
     cache: SemanticCache
+    context: ContextStore
     clock: Callable[[], float] = time.time
 
     def alert(self, kind: str, message: str, payload: dict[str, Any]) -> None:
@@ -159,6 +161,7 @@ def build_services(
         gate=GateStore(engine),
         estimator=build_estimator(settings.gate, gateway),
         cache=SemanticCache(cache_store, settings.cache, _embedder, clock),
+        context=ContextStore(engine),
         clock=clock,
     )
 

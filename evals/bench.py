@@ -154,7 +154,7 @@ and the requests-per-minute limits are raised out of reach (they are still check
 | raw LangGraph loop, per step | {overhead["raw_ms_per_step"]:.2f} ms | |
 | ratio (Firebreak / raw) | {overhead["ratio"]:.2f}× | ≤ 1.5× |
 
-What the ratio holds: per tool step the Firebreak graph runs five supersteps (decide, screen_actions,
+What the ratio holds: per tool step the Firebreak graph runs six supersteps (summarize, decide, screen_actions,
 confidence_gate, act, observe), the raw loop two, and every superstep writes a checkpoint; each run also
 screens its input and its secondary triggers once; each model and tool call reads its circuit breaker,
 reserves and settles its budget, and writes its audit row, run event and spans, all durably. The tool here

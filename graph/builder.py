@@ -59,6 +59,7 @@ from nodes.hitl import hitl
 from nodes.observe import observe
 from nodes.respond import respond
 from nodes.safety import screen_actions, screen_input
+from nodes.summarizer import summarize
 
 NodeFn = Callable[..., dict[str, Any] | Awaitable[dict[str, Any]]]
 Router = Callable[[AgentState], str]
@@ -187,6 +188,7 @@ def default_builder() -> GraphBuilder:
         ("screen_input", screen_input),
         ("screen_triggers", screen_triggers),
         ("cache_lookup", cache_lookup),
+        ("summarize", summarize),
         ("decide", decide),
         ("screen_actions", screen_actions),
         ("confidence_gate", confidence_gate),
@@ -201,7 +203,9 @@ def default_builder() -> GraphBuilder:
     builder.add_edge(START, "screen_input")
     builder.add_branch("screen_input", after_screen_input, {"screen_triggers": "screen_triggers", "respond": "respond"})
     builder.add_branch("screen_triggers", after_screen_triggers, {"cache_lookup": "cache_lookup", "hitl": "hitl"})
-    builder.add_branch("cache_lookup", after_cache_lookup, {"decide": "decide", "respond": "respond"})
+    # Every way into decide passes the context checkpoint first.
+    builder.add_branch("cache_lookup", after_cache_lookup, {"decide": "summarize", "respond": "respond"})
+    builder.add_edge("summarize", "decide")
     builder.add_branch("decide", after_decide, {"screen_actions": "screen_actions", "budget_guard": "budget_guard"})
     builder.add_branch(
         "screen_actions", after_screen_actions, {"confidence_gate": "confidence_gate", "respond": "respond"}
@@ -213,11 +217,11 @@ def default_builder() -> GraphBuilder:
     )
     builder.add_edge("cache_store", "respond")
     builder.add_branch("act", after_act, {"observe": "observe", "budget_guard": "budget_guard"})
-    builder.add_branch("observe", after_observe, {"decide": "decide", "respond": "respond"})
+    builder.add_branch("observe", after_observe, {"decide": "summarize", "respond": "respond"})
     builder.add_edge("budget_guard", "hitl")
     builder.add_branch(
         "hitl",
         after_hitl,
-        {"act": "act", "decide": "decide", "respond": "respond", "confidence_gate": "confidence_gate"},
+        {"act": "act", "decide": "summarize", "respond": "respond", "confidence_gate": "confidence_gate"},
     )
     return builder.add_edge("respond", END)

@@ -349,3 +349,26 @@ class CacheEntry(SQLModel, table=True):
     expires_at: float = Field(index=True)
     hits: int = 0
     last_used_at: float = Field(index=True)
+
+
+class ContextCheckpoint(SQLModel, table=True):
+    """One context checkpoint: the older messages of a thread replaced by a summary and key facts.
+
+    ``raw`` keeps the replaced messages (OpenAI format) for audit; ``key`` (thread and the last replaced
+    message) makes a repeated checkpoint over the same turns find this row instead of writing a second.
+    """
+
+    __tablename__ = "context_checkpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=64)
+    thread_id: str = Field(index=True, max_length=128)
+    run_id: str = Field(max_length=36)
+    messages_replaced: int
+    tokens_before: int
+    tokens_after: int
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    raw: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    summarized_by: str = Field(max_length=256)  # the model that wrote the summary, or "fallback"
+    created_at: float

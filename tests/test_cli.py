@@ -356,3 +356,33 @@ def test_cache_stats_and_invalidate_by_tenant(tmp_path, write_script):
     )
     refused = firebreak("cache", "invalidate", env=env)
     assert refused.returncode == 1 and "--all" in refused.stderr
+
+
+def test_context_show_lists_a_threads_checkpoints_with_the_messages_they_replaced(tmp_path, write_script):
+    script = write_script(
+        {"repeat": True, "expect": "Summary:", "text": "The user asked about gardening."},
+        {"repeat": True, "after": "user", "text": "Plant tomatoes after the last frost."},
+    )
+    env = {
+        "FIREBREAK_SCRIPT": script,
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_CACHE__ENABLED": "false",
+        "FIREBREAK_CONTEXT__EVERY_TURNS": "2",
+        "FIREBREAK_CONTEXT__KEEP_RECENT": "2",
+        "FIREBREAK_CONTEXT__SUMMARY_MAX_TOKENS": "16",
+    }
+    questions = [
+        "My order number is 4321; when should I plant tomatoes in a cold northern garden?",
+        "And which fertiliser suits young tomato plants best in early summer?",
+        "How often should I water them during a hot week?",
+    ]
+    for question in questions:
+        asked = firebreak("ask", "--model", "scripted/demo", "--thread", "garden", question, env=env)
+        assert asked.returncode == 0, asked.stderr
+
+    shown = firebreak("context", "show", "garden", "--raw", env=env)
+
+    assert shown.returncode == 0, shown.stderr
+    assert "messages replaced" in shown.stdout and "The user asked about gardening." in shown.stdout
+    assert "facts: order: 4321" in shown.stdout
+    assert f"user: {questions[0]}" in shown.stdout  # the replaced turn, kept for audit

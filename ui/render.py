@@ -43,6 +43,9 @@ DETAIL_LABELS = {
     "firebreak.cost_usd": "cost",
     "error.type": "error",
     "firebreak.status": "status",
+    "firebreak.context.tokens_before": "context tokens before",
+    "firebreak.context.tokens_after": "after",
+    "firebreak.cache.similarity": "cache similarity",
 }
 
 # Scoped to the trace component by Gradio's css_template, so these rules cannot leak into the page.

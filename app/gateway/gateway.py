@@ -26,7 +26,7 @@ from app.faults import FaultPlan
 from app.gateway.provider_errors import model_error, provider_exception
 from app.gateway.script import Script
 from app.gateway.scripted import PROVIDER as SCRIPTED
-from app.gateway.scripted import register_scripted_provider, script_handle
+from app.gateway.scripted import estimate_tokens, prompt_text, register_scripted_provider, script_handle
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
@@ -215,6 +215,31 @@ class Gateway:
         """Resolve every deployment of ``route`` now, so a configuration mistake surfaces before a run starts."""
         for model in self.settings.route(route).models:
             self._router_for(model)
+
+    def count_tokens(self, messages: list[dict[str, Any]], *, route: str, tools: list[dict[str, Any]] | None) -> int:
+        """Tokens of this prompt for the route's primary model: its own tokenizer where LiteLLM has it
+        (OpenAI's cl100k otherwise); the scripted model's own estimate for scripted models."""
+        model = self.settings.route(route).models[0]
+        if model.split("/", 1)[0] == SCRIPTED:
+            return estimate_tokens(prompt_text(messages))
+        return int(litellm.token_counter(model=model, messages=messages, tools=tools))  # type: ignore[arg-type]
+
+    def context_window(self, route: str) -> int | None:
+        """The smallest context window among the route's models (a fallback must fit the prompt too)."""
+        windows = [self._window(model) for model in self.settings.route(route).models]
+        known = [window for window in windows if window is not None]
+        return min(known) if known else None
+
+    def _window(self, model: str) -> int | None:
+        if model in self.settings.models:
+            return self.settings.models[model].context_window
+        if model.split("/", 1)[0] == "local":
+            return self.settings.local_model.context_window
+        try:
+            window = litellm.get_model_info(model).get("max_input_tokens")
+        except Exception:  # LiteLLM raises a bare Exception for models it does not know
+            return None
+        return int(window) if window else None
 
     def verify_script_consumed(self) -> None:
         """Raise :class:`ScriptError` if a scripted model left replies unused or was misused."""

@@ -11,10 +11,11 @@ One line is one model reply::
     {"expect": "order 1234", "text": "..."}  # the prompt must contain this text
 
 A script whose lines all carry ``"repeat": true`` is a *rules* script for load
-tests and workers: it is never used up, and each call gets the first line
-whose ``"after"`` (``"user"`` or ``"tool"``: the role of the last message)
-matches, or that has no ``"after"``::
+tests, workers and long conversations: it is never used up, and each call gets
+the first line whose ``"after"`` (``"user"`` or ``"tool"``: the role of the last
+message) and ``"expect"`` (text the prompt contains) match, where given::
 
+    {"repeat": true, "expect": "Summary:", "text": "The user greeted us."}
     {"repeat": true, "after": "user", "tool_calls": [{"name": "send_email", "arguments": {...}}]}
     {"repeat": true, "after": "tool", "text": "Sent."}
 
@@ -142,7 +143,14 @@ class Script:
     def take(self, prompt_text: str, last_role: str = "user") -> ScriptStep:
         """The next reply; checks its expectation against the prompt it answers."""
         if self.is_rules:
-            step = next((s for s in self.steps if s.after in (None, last_role)), None)
+            step = next(
+                (
+                    s
+                    for s in self.steps
+                    if s.after in (None, last_role) and (s.expect is None or s.expect in prompt_text)
+                ),
+                None,
+            )
             if step is None:
                 self._fail(f"rules script {self.source} has no line for a call after a {last_role} message")
             self._cursor += 1
