@@ -343,7 +343,7 @@ def test_another_graph_on_the_same_database_does_not_reuse_the_first_graphs_answ
     async def scenario():
         async with Agent.open(first) as agent:
             await agent.ask(REFUND, route=ROUTE)
-        other = default_builder().insert("polite", polite, after="cache_lookup", before="decide")
+        other = default_builder().insert("polite", polite, after="summarize", before="decide")
         async with Agent.open(second, builder=other) as agent:
             return agent.settle_script(await agent.ask(REFUND, route=ROUTE))
 
