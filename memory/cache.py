@@ -17,7 +17,7 @@ LAYERS = (LLM_RESPONSE, READ_TOOL, EMBEDDING)
 
 
 class CacheStore:
-    """Every layer's entries, bounded to ``max_entries`` in all (least recently used go first)."""
+    """Every layer's entries, each layer bounded to ``max_entries`` (least recently used go first)."""
 
     def __init__(self, engine: Engine, max_entries: int) -> None:
         self.engine = engine
@@ -115,17 +115,25 @@ class CacheStore:
         return len(removed)
 
     def evict(self) -> int:
-        """Keep the ``max_entries`` most recently used entries; returns how many were removed."""
+        """Keep the ``max_entries`` most recently used entries of each layer; returns how many were removed.
+
+        Per layer, so that the embeddings of one-off questions never push out answers.
+        """
+        removed = 0
         with self.engine.begin() as connection:
-            total = int(connection.execute(select(func.count()).select_from(ENTRIES)).scalar_one())
-            if total <= self.max_entries:
-                return 0
-            oldest = (
-                select(ENTRIES.c.id).order_by(ENTRIES.c.last_used_at, ENTRIES.c.id).limit(total - self.max_entries)
-            ).scalar_subquery()
-            return len(
-                connection.execute(delete(ENTRIES).where(ENTRIES.c.id.in_(oldest)).returning(ENTRIES.c.id)).all()
-            )
+            totals = connection.execute(select(ENTRIES.c.layer, func.count()).group_by(ENTRIES.c.layer)).all()
+            for layer, total in totals:
+                if total <= self.max_entries:
+                    continue
+                oldest = (
+                    select(ENTRIES.c.id)
+                    .where(ENTRIES.c.layer == layer)
+                    .order_by(ENTRIES.c.last_used_at, ENTRIES.c.id)
+                    .limit(total - self.max_entries)
+                ).scalar_subquery()
+                deleted = connection.execute(delete(ENTRIES).where(ENTRIES.c.id.in_(oldest)).returning(ENTRIES.c.id))
+                removed += len(deleted.all())
+        return removed
 
     def stats(self, *, now: float) -> list[dict[str, Any]]:
         """Live entries and their hits per layer, tenant and route."""

@@ -164,7 +164,11 @@ def test_beyond_max_entries_the_least_recently_used_are_evicted(sqlite_url, make
         clock.now += 1
         _put(cache, f"Where is parcel {number}?", f"Parcel {number} is on its way.")
 
-    assert cache.store.count() == 4
+    with Session(cache.store.engine) as session:
+        answers = session.exec(select(CacheEntry.text).where(CacheEntry.layer == "llm_response")).all()
+        embeddings = session.exec(select(CacheEntry).where(CacheEntry.layer == "embedding")).all()
+    assert sorted(answers) == [f"Where is parcel {number}?" for number in range(1, 5)]  # parcel 0 was used least
+    assert len(embeddings) == 4  # each layer has its own bound: embeddings never push out answers
 
 
 def test_a_scope_past_hnsw_above_is_searched_with_hnsw_and_still_hits(sqlite_url, make_settings):
