@@ -235,10 +235,7 @@ class Gateway:
             return self.settings.models[model].context_window
         if model.split("/", 1)[0] == "local":
             return self.settings.local_model.context_window
-        try:
-            window = litellm.get_model_info(model).get("max_input_tokens")
-        except Exception:  # LiteLLM raises a bare Exception for models it does not know
-            return None
+        window = _model_info(model).get("max_input_tokens")
         return int(window) if window else None
 
     def verify_script_consumed(self) -> None:
@@ -394,10 +391,7 @@ class Gateway:
         return self._price_cache[model]
 
     def _lookup_prices(self, model: str) -> Prices:
-        try:
-            info: dict[str, Any] = dict(litellm.get_model_info(model))
-        except Exception:  # LiteLLM raises a bare Exception for models it cannot price
-            info = {}
+        info = _model_info(model)
         pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
         if pin is None or pout is None:
             limits = self.settings.limits
@@ -493,6 +487,14 @@ class Gateway:
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
         )
+
+
+def _model_info(model: str) -> dict[str, Any]:
+    """What LiteLLM knows of a model (prices, window); empty for a model it does not know."""
+    try:
+        return dict(litellm.get_model_info(model))
+    except Exception:  # LiteLLM raises a bare Exception for models it does not know
+        return {}
 
 
 def missing_provider_keys(model: str) -> list[str]:
