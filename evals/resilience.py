@@ -130,6 +130,7 @@ def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario
         "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 5.0\n"
         # one tenant sends an email per run: lift its daily caps, which have their own tests
         "[limits.day]\ntokens = 1e9\ntool_calls = 1e6\ndb_mutations = 1e6\nemails = 1e6\ncost_usd = 1e6\n"
+        "[rate_limits.tenant]\nrequests = 1e6\n[rate_limits.user]\nrequests = 1e6\n"
         # every email is pre-approved: this scenario is about kills, not the confidence gate (see eval containment)
         '[gate]\nestimator = "fixed"\nfixed_default = 1.0\n'
         # nor about the cache: every run sends its own email, and the embedding model would only add load

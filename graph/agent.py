@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 from opentelemetry.trace import SpanKind
 
@@ -48,6 +49,7 @@ class RunResult:
     error: str | None = None
     escalations: list[dict[str, Any]] = field(default_factory=list)  # what a waiting run waits for
     cache: dict[str, Any] | None = None  # the cache hit that answered the run: similarity, matched, savings
+    retry_after_s: float | None = None  # a rate-limited run may try again this much later
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,17 +130,26 @@ class Agent:
 
     @classmethod
     async def create(
-        cls, settings: Settings, *, builder: GraphBuilder | None = None, services: Services | None = None
+        cls,
+        settings: Settings,
+        *,
+        builder: GraphBuilder | None = None,
+        services: Services | None = None,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
     ) -> Agent:
-        """Connect every store (failing loudly if one is unreachable) and compile the graph."""
+        """Connect every store (failing loudly if one is unreachable) and compile the graph.
+
+        ``checkpointer`` replaces the one for ``settings.database_url``; its owner opens and closes it.
+        """
         stack = AsyncExitStack()
         services = services or build_services(settings)
         stack.callback(services.close)
-        try:
-            checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
-        except Exception:
-            await stack.aclose()
-            raise
+        if checkpointer is None:
+            try:
+                checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
+            except Exception:
+                await stack.aclose()
+                raise
         if settings.cache.enabled:
             await asyncio.to_thread(services.cache.warm)  # seconds, once per process: not inside a run's wall clock
         builder = builder or default_builder()
@@ -222,8 +233,10 @@ class Agent:
         if state.metadata is None or state.metadata.get("run_id") != run_id:
             # The run died before its first checkpoint: start it (same run id) from its question.
             graph_input = _fresh_input(run.question)
-        elif not state.next:
+        elif not state.tasks:
             # The graph finished; only recording the outcome was lost. Record it, run nothing again.
+            # (Not ``state.next``: it is also empty when a run died after a step's writes were saved but
+            # before the checkpoint that follows them, and such a run must go on from those writes.)
             values = state.values
             return self._result(
                 self.services.runs.finish(run_id, status=values.get("status", "failed"), answer=values.get("answer"))
@@ -380,6 +393,7 @@ class Agent:
         runs = self.services.runs
         tracer = self.services.telemetry.tracer
         status, answer, error, cache = "failed", None, None, None
+        retry_after: float | None = None
         with tracer.start_as_current_span("invoke_agent firebreak", kind=SpanKind.INTERNAL) as span:
             span.set_attributes(
                 {
@@ -418,6 +432,7 @@ class Agent:
                 # Whatever failed once the wall clock was spent (a model call cut to the remaining time, say)
                 # failed because the run ran out of time.
                 status, error = _status_for(exc), str(exc)
+                retry_after = exc.retry_after_s if isinstance(exc, RateLimited) else None
                 if time.monotonic() >= context.deadline and not isinstance(exc, RunDeadlineExceeded):
                     wall = self.services.settings.agent.run_wall_clock_s
                     status, error = "timed_out", f"run {context.run_id} spent its {wall:g}s wall clock ({exc})"
@@ -436,7 +451,7 @@ class Agent:
             answer = None
         record = runs.finish(context.run_id, status=status, answer=answer, error=error)
         self.services.telemetry.flush()
-        yield self._result(record, cache)
+        yield replace(self._result(record, cache), retry_after_s=retry_after)
 
 
 class _AgentContext:

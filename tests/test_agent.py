@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from conftest import run
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlmodel import Session, select
 
 from app.errors import ScriptError
 from graph.agent import Agent, RunResult
+from memory.checkpointer import open_checkpointer
 from memory.tables import DemoOrder, ModelCall, OutboxEmail, Run
 
 ROUTE = "scripted/demo"
@@ -269,3 +271,49 @@ def test_resuming_a_run_whose_graph_had_finished_records_it_without_running_anyt
     result, agent = run(scenario())
     assert (result.status, result.answer) == ("answered", "Done once.")
     assert len(agent.services.runs.model_calls(result.run_id)) == 1
+
+
+class _DiesWhileSavingStep(BaseCheckpointSaver):
+    """The real checkpointer, except that saving the checkpoint of ``step`` fails once: the database (or the
+    worker) died after the step's writes were saved and before the checkpoint that follows them."""
+
+    def __init__(self, saver: BaseCheckpointSaver, step: int) -> None:
+        super().__init__(serde=saver.serde)
+        self.saver, self.step, self.died = saver, step, False
+
+    async def aget_tuple(self, config):
+        return await self.saver.aget_tuple(config)
+
+    def alist(self, config, **kwargs):
+        return self.saver.alist(config, **kwargs)
+
+    async def aput_writes(self, config, writes, task_id, task_path=""):
+        return await self.saver.aput_writes(config, writes, task_id, task_path)
+
+    def get_next_version(self, current, channel):
+        return self.saver.get_next_version(current, channel)
+
+    async def aput(self, config, checkpoint, metadata, new_versions):
+        if metadata.get("step") == self.step and not self.died:
+            self.died = True
+            raise OSError("the database went away")
+        return await self.saver.aput(config, checkpoint, metadata, new_versions)
+
+
+def test_resuming_a_run_that_died_between_a_steps_writes_and_its_checkpoint_goes_on_from_those_writes(
+    database_url, make_settings, write_script
+):
+    settings = make_settings(database_url, script=write_script({"expect": "Where is order 42?", "text": "Delivered."}))
+
+    async def scenario():
+        async with open_checkpointer(database_url) as saver:
+            dying = _DiesWhileSavingStep(saver, step=3)
+            async with Agent.open(settings, checkpointer=dying) as agent:
+                with pytest.raises(OSError):
+                    await agent.ask("Where is order 42?", route=ROUTE, run_id="run-died-mid-step", thread_id="t-mid")
+                return agent.settle_script(await agent.resume("run-died-mid-step"))
+
+    result = run(scenario())
+    # Kept: the steps before the failure are not run again, and the run finishes with its answer
+    # instead of being recorded as done with none.
+    assert (result.status, result.answer) == ("answered", "Delivered.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -74,6 +75,29 @@ def test_a_run_that_always_fails_is_dead_lettered_after_exactly_three_attempts_t
     assert [d["kind"] for d in letter.decisions] == []  # it never got past its first model call
     assert (job.status, record.status, record.answer) == ("completed", "answered", "Recovered.")
     assert store.dead_letters() == []  # requeued letters leave the list
+
+
+def test_a_rate_limited_run_waits_for_its_retry_after_and_keeps_its_attempts(
+    database_url, make_settings, write_script
+):
+    settings = make_settings(
+        database_url, script=rules(write_script, {"text": "Paris."}), rate_limits={"user": {"requests": 1}}, **FAST
+    )
+
+    async def scenario():
+        agent, store = await work(settings, until_idle=False)
+        first = submit(store, settings, "Capital of France?", route="scripted/demo")
+        second = submit(store, settings, "Capital of Italy?", route="scripted/demo")
+        await Worker(agent, store).run_until_idle()
+        await agent.close()
+        return store.get(first.id), store.get(second.id)
+
+    first, second = run(scenario())
+    assert first.status == "completed"
+    # Kept: the second question, queued again for when the minute has room, with all its attempts left.
+    assert (second.status, second.attempts) == ("queued", 0)
+    retry_after = float(re.search(r"retry after (\d+) s", second.last_error).group(1))
+    assert second.available_at - second.updated_at == pytest.approx(retry_after, abs=1)
 
 
 def test_a_task_type_can_have_its_own_attempt_limit(database_url, make_settings, write_script):

@@ -3,7 +3,8 @@
 A run's outcome decides its fate: an answer (or any deliberate stop: step
 limit, repeated failure, safety termination) completes it; a failure or a
 timeout is retried after ``retry_base_delay_s * 2^(attempt-1)`` until
-``max_attempts``, then the run goes to the dead-letter queue with its partial
+``max_attempts``; a rate-limited run waits for its retry-after and keeps its
+attempts. A run out of attempts the run goes to the dead-letter queue with its partial
 state, checkpoint id, tool outputs and decision history. A later attempt (or a
 requeue) resumes from the checkpoint with the same run id, so completed writes
 are never repeated.
@@ -28,7 +29,7 @@ from memory.queue import QueueStore
 from memory.tables import DeadLetter, QueuedRun
 
 # A budget breach is a decision, not an outage: retrying it would only spend more.
-RETRYABLE = frozenset({"failed", "timed_out", "rate_limited"})
+RETRYABLE = frozenset({"failed", "timed_out"})
 
 
 def worker_name() -> str:
@@ -116,8 +117,20 @@ class Worker:
             result = await self._run(job)
             status, error = result.status, result.error or f"run {result.status}"
         except FirebreakError as exc:
-            status, error = "failed", str(exc)
-        if status not in RETRYABLE:
+            result, status, error = None, "failed", str(exc)
+        if result is not None and result.retry_after_s is not None:
+            # A rate limit is back-pressure, not a failure: wait as told, and give the attempt back.
+            self.store.settle(
+                job.id,
+                self.name,
+                now=self.clock(),
+                status="queued",
+                attempts=job.attempts - 1,
+                available_at=self.clock() + result.retry_after_s,
+                last_error=error,
+                lease_owner=None,
+            )
+        elif status not in RETRYABLE:
             self.store.settle(job.id, self.name, now=self.clock(), status="completed", last_error=None)
         elif job.attempts < job.max_attempts:
             delay = self.settings.retry_base_delay_s * 2 ** (job.attempts - 1)
