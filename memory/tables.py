@@ -372,3 +372,29 @@ class ContextCheckpoint(SQLModel, table=True):
     raw: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     summarized_by: str = Field(max_length=256)  # the model that wrote the summary, or "fallback"
     created_at: float
+
+
+class PlanVersion(SQLModel, table=True):
+    """One version of a run's plan: a DAG of steps, and why this version replaced the one before.
+
+    A new structure (planned, patched, replanned) is a new version; its steps' statuses advance in place
+    while it is current, and freeze when a later version replaces it. ``(run_id, version)`` is unique, so
+    two writers racing to make version N+1 cannot both succeed.
+    """
+
+    __tablename__ = "plan_versions"
+    __table_args__ = (Index("ux_plan_versions_run_version", "run_id", "version", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, max_length=36)
+    thread_id: str = Field(max_length=128)
+    tenant_id: str = Field(max_length=128)
+    version: int
+    goal: str = Field(sa_column=Column(Text, nullable=False))
+    steps: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    change: str = Field(max_length=16)  # planned | patched | replanned | escalated
+    trigger: str | None = Field(default=None, max_length=32)  # tool_failed | breaker_open | limit_hit …
+    severity: str | None = Field(default=None, max_length=16)  # minor | major | critical
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    made_by: str = Field(max_length=256)  # the model that wrote it, or "code" for a patch
+    created_at: float
