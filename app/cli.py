@@ -29,6 +29,7 @@ escalations_cli = typer.Typer(no_args_is_help=True, help="The reviewer's inbox: 
 labels_cli = typer.Typer(no_args_is_help=True, help="Human answers as labeled data.")
 cache_cli = typer.Typer(no_args_is_help=True, help="Inspect and invalidate the semantic cache.")
 context_cli = typer.Typer(no_args_is_help=True, help="A thread's context checkpoints (summaries of older turns).")
+plan_cli = typer.Typer(no_args_is_help=True, help="Plans of planned runs: versions, and planned vs executed.")
 cli.add_typer(trace_cli, name="trace")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(eval_cli, name="eval")
@@ -37,6 +38,7 @@ cli.add_typer(escalations_cli, name="escalations")
 cli.add_typer(labels_cli, name="labels")
 cli.add_typer(cache_cli, name="cache")
 cli.add_typer(context_cli, name="context")
+cli.add_typer(plan_cli, name="plan")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -58,6 +60,9 @@ def ask(
     tenant: Annotated[str | None, typer.Option("--tenant")] = None,
     user: Annotated[str | None, typer.Option("--user")] = None,
     model: Annotated[str | None, typer.Option("--model", help="A route name or a model such as scripted/demo.")] = None,
+    plan: Annotated[
+        bool | None, typer.Option("--plan/--no-plan", help="Plan first (default: [planner] enabled).")
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -69,7 +74,9 @@ def ask(
     async def main() -> RunResult:
         async with Agent.open(settings) as agent:
             result, streamed = None, ""
-            async for item in agent.stream(text, thread_id=thread, tenant_id=tenant, user_id=user, route=model):
+            async for item in agent.stream(
+                text, thread_id=thread, tenant_id=tenant, user_id=user, route=model, plan=plan
+            ):
                 if isinstance(item, Token):
                     streamed += item.text
                     if not as_json:
@@ -526,6 +533,29 @@ def context_show(
         if raw:
             for message in row.raw:
                 typer.echo(f"    {message['role']}: {message.get('content') or ''}")
+
+
+@plan_cli.command("show")
+def plan_show(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A run's plan versions (why each replaced the one before) and the tool calls it executed."""
+    from app.planning.report import plan_report, report_lines
+    from app.services import prepare_database
+    from memory.plans import PlanStore
+    from memory.runs import RunStore
+
+    engine = prepare_database(_settings(config))
+    runs = RunStore(engine)
+    if runs.get(run_id) is None:
+        raise FirebreakError(f"no run {run_id!r} in this database")
+    report = {"run_id": run_id, **plan_report(PlanStore(engine).versions(run_id), runs.events(run_id))}
+    if as_json:
+        _echo_json(report)
+        return
+    typer.echo("\n".join(report_lines(report)))
 
 
 @eval_cli.command("gate")

@@ -217,18 +217,25 @@ class GateSettings(GateThresholds):
 
 # Model calls by task class. "answer" (the agent's turns) and "self_critique" (the deciding model grading its
 # own action) always use the run's route; the others may be sent elsewhere by [routing].
-TaskClass = Literal["answer", "self_critique", "verify", "summarize"]
-ROUTABLE_TASKS = ("verify", "summarize")
+TaskClass = Literal["answer", "self_critique", "verify", "summarize", "plan"]
+ROUTABLE_TASKS = ("verify", "summarize", "plan")
 
 
 class RoutingSettings(Section):
     verify: str  # the route of the gate's verifier estimator
     summarize: str  # the route that writes context checkpoints' summaries
+    plan: str  # the route that writes plans and replans (a strong model, where there is one)
 
     def route_for(self, task: TaskClass, run_route: str) -> str:
         """The route that serves ``task`` in a run on ``run_route``."""
         routed: str = getattr(self, task, "") if task in ROUTABLE_TASKS else ""
         return routed or run_route
+
+
+class PlannerSettings(Section):
+    enabled: bool  # plan every run first; a run may also ask for it (``plan=True``, ``ask --plan``)
+    max_steps: int = Field(ge=1)
+    max_replans: int = Field(ge=0)
 
 
 class ContextSettings(Section):
@@ -349,6 +356,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings
     routing: RoutingSettings
     context: ContextSettings
+    planner: PlannerSettings
     gate: GateSettings
     triggers: TriggerSettings
     escalation: EscalationSettings

@@ -38,6 +38,7 @@ from memory.gate import GateStore
 from memory.ledger import LedgerStore
 from memory.migrate import is_current, upgrade
 from memory.operations import OperationLog
+from memory.plans import PlanStore
 from memory.queue import QueueStore
 from memory.runs import RunStore
 
@@ -64,6 +65,7 @@ class Services:
     estimator: Estimator
     cache: SemanticCache
     context: ContextStore
+    plans: PlanStore
     clock: Callable[[], float] = time.time
 
     def alert(self, kind: str, message: str, payload: dict[str, Any]) -> None:
@@ -162,6 +164,7 @@ def build_services(
         estimator=build_estimator(settings.gate, gateway),
         cache=SemanticCache(cache_store, settings.cache, _embedder, clock),
         context=ContextStore(engine),
+        plans=PlanStore(engine),
         clock=clock,
     )
 

@@ -76,9 +76,12 @@ class Token:
     text: str
 
 
-def _fresh_input(question: str) -> dict[str, Any]:
+def _fresh_input(question: str, planning: bool) -> dict[str, Any]:
     return {
         "messages": [HumanMessage(content=question)],
+        "planning": planning,
+        "plan": None,
+        "replans": 0,
         "steps": 0,
         "status": "running",
         "answer": "",
@@ -192,8 +195,10 @@ class Agent:
         route: str | None = None,
         stream_tokens: bool = True,
         run_id: str | None = None,
+        plan: bool | None = None,
     ) -> AsyncIterator[Token | RunResult]:
-        """Yield answer tokens as they come, then the :class:`RunResult`. ``run_id`` is given by the queue."""
+        """Yield answer tokens as they come, then the :class:`RunResult`. ``run_id`` is given by the queue;
+        ``plan`` makes the run plan first (default: ``[planner] enabled``)."""
         settings = self.services.settings
         question = question.strip()
         if not question:
@@ -220,7 +225,8 @@ class Agent:
             question=question,
         )
         self.services.runs.start(run)
-        async for item in self._execute(self._context(run, stream_tokens), _fresh_input(question)):
+        planning = settings.planner.enabled if plan is None else plan
+        async for item in self._execute(self._context(run, stream_tokens), _fresh_input(question, planning)):
             yield item
 
     async def resume(self, run_id: str) -> RunResult:
@@ -232,7 +238,7 @@ class Agent:
         graph_input: dict[str, Any] | None = None
         if state.metadata is None or state.metadata.get("run_id") != run_id:
             # The run died before its first checkpoint: start it (same run id) from its question.
-            graph_input = _fresh_input(run.question)
+            graph_input = _fresh_input(run.question, self.services.settings.planner.enabled)
         elif not state.tasks:
             # The graph finished; only recording the outcome was lost. Record it, run nothing again.
             # (Not ``state.next``: it is also empty when a run died after a step's writes were saved but

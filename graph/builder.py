@@ -2,14 +2,17 @@
 
 The default layout::
 
-    START → screen_input → screen_triggers → cache_lookup ─miss→ decide → screen_actions → confidence_gate
+    START → screen_input → screen_triggers → cache_lookup ─miss→ [plan →] summarize → decide → screen_actions
+          → confidence_gate
         cache_lookup ─hit→ respond → END
-        confidence_gate ─tool calls→ act → observe → decide …   ─answer→ cache_store → respond → END
-        confidence_gate / screen_triggers ─a person is needed→ hitl → (act | decide | respond)
+        confidence_gate ─tool calls→ act → observe → [replan →] summarize → decide …
+        confidence_gate ─answer→ cache_store → respond → END
+        confidence_gate / screen_triggers / replan ─a person is needed→ hitl → (act | decide | respond)
         decide / act / confidence_gate ─a cap was hit→ budget_guard → hitl
 
-``observe`` goes to ``respond`` when it stops the loop, and both screening nodes
-(the safety breaker) go to ``respond`` when they terminate the run. Add a node
+``plan`` and ``replan`` run only in planned runs (``[planner]``). ``observe``
+goes to ``respond`` when it stops the loop, and both screening nodes (the
+safety breaker) go to ``respond`` when they terminate the run. Add a node
 by inserting it on an edge, or after a node on all of its edges::
 
     builder = default_builder()
@@ -45,6 +48,7 @@ from graph.routing import (
     after_gate,
     after_hitl,
     after_observe,
+    after_replan,
     after_screen_actions,
     after_screen_input,
     after_screen_triggers,
@@ -57,6 +61,8 @@ from nodes.confidence_gate import confidence_gate, screen_triggers
 from nodes.decide import decide
 from nodes.hitl import hitl
 from nodes.observe import observe
+from nodes.planner import plan
+from nodes.replan import replan
 from nodes.respond import respond
 from nodes.safety import screen_actions, screen_input
 from nodes.summarizer import summarize
@@ -188,12 +194,14 @@ def default_builder() -> GraphBuilder:
         ("screen_input", screen_input),
         ("screen_triggers", screen_triggers),
         ("cache_lookup", cache_lookup),
+        ("plan", plan),
         ("summarize", summarize),
         ("decide", decide),
         ("screen_actions", screen_actions),
         ("confidence_gate", confidence_gate),
         ("act", act),
         ("observe", observe),
+        ("replan", replan),
         ("budget_guard", budget_guard),
         ("hitl", hitl),
         ("cache_store", cache_store),
@@ -204,7 +212,10 @@ def default_builder() -> GraphBuilder:
     builder.add_branch("screen_input", after_screen_input, {"screen_triggers": "screen_triggers", "respond": "respond"})
     builder.add_branch("screen_triggers", after_screen_triggers, {"cache_lookup": "cache_lookup", "hitl": "hitl"})
     # Every way into decide passes the context checkpoint first.
-    builder.add_branch("cache_lookup", after_cache_lookup, {"decide": "summarize", "respond": "respond"})
+    builder.add_branch(
+        "cache_lookup", after_cache_lookup, {"plan": "plan", "decide": "summarize", "respond": "respond"}
+    )
+    builder.add_edge("plan", "summarize")
     builder.add_edge("summarize", "decide")
     builder.add_branch("decide", after_decide, {"screen_actions": "screen_actions", "budget_guard": "budget_guard"})
     builder.add_branch(
@@ -217,7 +228,8 @@ def default_builder() -> GraphBuilder:
     )
     builder.add_edge("cache_store", "respond")
     builder.add_branch("act", after_act, {"observe": "observe", "budget_guard": "budget_guard"})
-    builder.add_branch("observe", after_observe, {"decide": "summarize", "respond": "respond"})
+    builder.add_branch("observe", after_observe, {"replan": "replan", "decide": "summarize", "respond": "respond"})
+    builder.add_branch("replan", after_replan, {"hitl": "hitl", "decide": "summarize"})
     builder.add_edge("budget_guard", "hitl")
     builder.add_branch(
         "hitl",

@@ -22,7 +22,9 @@ def after_screen_triggers(state: AgentState) -> str:
 
 
 def after_cache_lookup(state: AgentState) -> str:
-    return "respond" if (state.get("cache") or {}).get("hit") else "decide"
+    if (state.get("cache") or {}).get("hit"):
+        return "respond"
+    return "plan" if state.get("planning") else "decide"
 
 
 def after_decide(state: AgentState) -> str:
@@ -51,7 +53,14 @@ def after_act(state: AgentState) -> str:
 
 
 def after_observe(state: AgentState) -> str:
-    return "respond" if _stopped(state) else "decide"
+    if _stopped(state):
+        return "respond"
+    return "replan" if state.get("plan") else "decide"
+
+
+def after_replan(state: AgentState) -> str:
+    """A plan that cannot go on asks a person (``hitl``); otherwise the model takes the next step."""
+    return "hitl" if state.get("escalation") else "decide"
 
 
 def after_hitl(state: AgentState) -> str:

@@ -34,6 +34,10 @@ class AgentState(TypedDict, total=False):
     pauses: int  # escalations so far in this run: part of each escalation's stable id
     cache: dict[str, Any] | None  # {"scope": digest, "hit": {similarity, matched, …} | None} from cache_lookup
     flagged: bool  # screen_input flagged the question (a jailbreak attempt): its answer is never cached
+    # Replanning, reset by every run:
+    planning: bool  # this run plans first ([planner] enabled, or asked for)
+    plan: dict[str, Any] | None  # {"version": n, "goal": …, "steps": [...]}: the current plan_versions row
+    replans: int  # full replans so far (a local patch is not one); at [planner] max_replans a person decides
 
 
 @dataclass(frozen=True)

@@ -138,5 +138,9 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             services.gate.settle(
                 gate_ids[call_id], "executed" if status == "success" else "failed", now=services.clock()
             )
-        results.append(ToolMessage(content=output, tool_call_id=call_id, name=name, status=status))
+        # The error's type rides along (never shown to the model) for replan to tell an open breaker apart.
+        kwargs = {"error_type": error_type} if error_type else {}
+        results.append(
+            ToolMessage(content=output, tool_call_id=call_id, name=name, status=status, additional_kwargs=kwargs)
+        )
     return {"messages": results}

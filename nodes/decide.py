@@ -8,9 +8,18 @@ from langgraph.runtime import Runtime
 
 from app.errors import BudgetExceeded
 from app.gateway import CallContext
+from app.planning.plan import Plan, render
 from graph.messages import ai_message, to_openai
 from graph.state import AgentState, RunContext
 from nodes.budget_guard import breach
+
+
+def system_prompt(state: AgentState, base: str) -> str:
+    """The configured prompt, and in a planned run the plan as it stands: done, failed, next."""
+    plan = state.get("plan")
+    if not plan:
+        return base
+    return f"{base}\n\n{render(Plan(goal=plan['goal'], steps=plan['steps']), plan['version'])}"
 
 
 async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -19,7 +28,7 @@ async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     writer = runtime.stream_writer
     try:
         reply = await services.gateway.chat(
-            to_openai(state["messages"], services.settings.agent.system_prompt),
+            to_openai(state["messages"], system_prompt(state, services.settings.agent.system_prompt)),
             route=ctx.route,
             context=CallContext(
                 tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id

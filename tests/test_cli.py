@@ -386,3 +386,34 @@ def test_context_show_lists_a_threads_checkpoints_with_the_messages_they_replace
     assert "messages replaced" in shown.stdout and "The user asked about gardening." in shown.stdout
     assert "facts: order: 4321" in shown.stdout
     assert f"user: {questions[0]}" in shown.stdout  # the replaced turn, kept for audit
+
+
+def test_plan_show_prints_each_plan_version_and_what_was_executed(tmp_path, write_script):
+    items = {"items": ["USB-C dock"]}
+    plan = {"steps": [{"id": "s1", "tool": "pricing_api", "inputs": items}, {"id": "s2", "depends_on": ["s1"]}]}
+    script = write_script(
+        {"expect": "submit_plan", "tool_calls": [{"name": "submit_plan", "arguments": plan}]},
+        {"expect": "s1 [NEXT] pricing_api", "tool_calls": [{"name": "pricing_api", "arguments": items}]},
+        {"expect": "s1b [NEXT] cached_prices", "tool_calls": [{"name": "cached_prices", "arguments": items}]},
+        {"expect": "s2 [NEXT] answer", "text": "The dock costs $89.90 (published list)."},
+    )
+    env = {
+        "FIREBREAK_SCRIPT": script,
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_FAULTS": '{"pricing_api": {"hang": true}}',
+        "FIREBREAK_TOOLS__TIMEOUTS_S": '{"pricing_api": 0.2}',
+    }
+    asked = firebreak("ask", "--model", "scripted/demo", "--plan", "--json", "Price of the USB-C dock?", env=env)
+    assert asked.returncode == 0, asked.stderr
+    run_id = json.loads(asked.stdout)["run_id"]
+
+    shown = firebreak("plan", "show", run_id, env=env)
+
+    assert shown.returncode == 0, shown.stderr
+    assert "plan v1 · planned by scripted/demo" in shown.stdout
+    assert "plan v2 · patched by code after tool_failed (minor)" in shown.stdout
+    assert "– s1 pricing_api(items=['USB-C dock'])" in shown.stdout
+    assert "✓ s1b cached_prices(items=['USB-C dock'])" in shown.stdout
+    assert "executed: pricing_api ✗, cached_prices ✓" in shown.stdout
+    as_json = json.loads(firebreak("plan", "show", run_id, "--json", env=env).stdout)
+    assert [v["version"] for v in as_json["versions"]] == [1, 2]

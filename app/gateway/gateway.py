@@ -130,6 +130,7 @@ class ChatRequest:
     context: CallContext
     on_token: TokenSink | None
     task: TaskClass = "answer"
+    tool_choice: str | None = None  # the function the model must call (constrained output), if any
 
 
 @dataclass
@@ -253,6 +254,7 @@ class Gateway:
         context: CallContext,
         task: TaskClass = "answer",
         tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
         on_token: TokenSink | None = None,
         deadline: float | None = None,
         max_output_tokens: int | None = None,
@@ -262,6 +264,7 @@ class Gateway:
         ``route`` is the run's; ``task`` may send the call to another one (``[routing]``).
         ``deadline`` (a ``time.monotonic()`` value) bounds every attempt and every backoff;
         ``max_output_tokens`` lowers the route's (a short answer reserves a small budget).
+        ``tool_choice`` names one of ``tools`` that the model must call: its schema constrains the output.
         """
         route = self.settings.routing.route_for(task, route)
         settings = self.settings.route(route)
@@ -269,7 +272,7 @@ class Gateway:
             settings = settings.model_copy(
                 update={"max_output_tokens": min(max_output_tokens, settings.max_output_tokens)}
             )
-        request = ChatRequest(route, settings, messages, tools, context, on_token, task)
+        request = ChatRequest(route, settings, messages, tools, context, on_token, task, tool_choice)
         last_error: ModelError | None = None
         fallback_reason: str | None = None
         for position, model in enumerate(request.settings.models):
@@ -426,6 +429,8 @@ class Gateway:
         }
         if request.tools:
             arguments["tools"] = request.tools
+        if request.tool_choice is not None:
+            arguments["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
         if request.on_token is None:
             response = await router.acompletion(**arguments)
         else:

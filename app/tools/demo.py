@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import Field
-from sqlmodel import Session
+from sqlmodel import Session, col, func, select
 
 from app.errors import ToolUnavailable
 from app.tools.registry import ToolContext, tool
@@ -70,6 +70,48 @@ def sql_lookup(
         if order is None:
             return {"found": False, "order_id": order_id}
         return {"found": True, **order.model_dump(mode="json")}
+
+
+@tool(kind="read", cost_class="db")
+def sales_data(ctx: ToolContext) -> dict[str, Any]:
+    """Orders and revenue per item, from the orders table (not counting cancelled or refunded orders)."""
+    with Session(ctx.engine) as session:
+        rows = session.exec(
+            select(DemoOrder.item, func.count(), func.sum(DemoOrder.total_usd))
+            .where(col(DemoOrder.status).not_in(["cancelled", "refunded"]))
+            .group_by(DemoOrder.item)
+            .order_by(DemoOrder.item)
+        ).all()
+    return {"items": [{"item": item, "orders": count, "revenue_usd": round(total, 2)} for item, count, total in rows]}
+
+
+# The demo's price list. The live service and the published list agree here; in production the
+# published list is the last one the pricing team exported, and may lag the live prices by a day.
+PRICE_LIST = {
+    "Monitor arm": 59.0,
+    "Noise-cancelling headphones": 249.5,
+    "Standing desk": 479.0,
+    "USB-C dock": 89.9,
+}
+PRICES_PUBLISHED_ON = "2026-11-25"
+
+Items = Annotated[list[str], Field(min_length=1, max_length=50, description="Item names, as in sales_data")]
+
+
+def _prices(items: list[str]) -> dict[str, float | None]:
+    return {item: PRICE_LIST.get(item) for item in items}
+
+
+@tool(kind="read", cost_class="external_api", substitute="cached_prices")
+async def pricing_api(items: Items) -> dict[str, Any]:
+    """Current list prices from the live pricing service (unknown items are null)."""
+    return {"prices": _prices(items), "source": "live"}
+
+
+@tool(kind="read", cost_class="db")
+def cached_prices(items: Items) -> dict[str, Any]:
+    """Prices from the last published price list: a fallback when the live pricing service is down."""
+    return {"prices": _prices(items), "source": "published price list", "as_of": PRICES_PUBLISHED_ON}
 
 
 @tool(kind="write", cost_class="db")

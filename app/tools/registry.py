@@ -47,6 +47,7 @@ class Tool:
     retries: int | None  # attempts for transient failures; None uses [retries] attempts
     consumes: dict[str, float]  # blast-radius resources one call uses, besides one tool call
     cached: bool  # a read whose result may be reused for [cache.ttl_s] read_tool (same tenant and arguments)
+    substitute: str | None  # a read tool a plan may use instead when this one fails (a local patch)
     args_model: type[BaseModel]
     fn: Callable[..., Any]
     context_param: str | None
@@ -104,6 +105,7 @@ def tool(
     retries: int | None = None,
     consumes: dict[str, float] | None = None,
     cached: bool = False,
+    substitute: str | None = None,
     name: str | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Declare a tool. Its docstring is the description; its annotated parameters are the schema.
@@ -114,6 +116,8 @@ def tool(
     ``db_mutations``); every call also counts one ``tool_calls``.
     ``cached`` marks a deterministic read: its result is reused for the same tenant and arguments for
     ``[cache.ttl_s] read_tool`` seconds (a write by that tenant drops it). Write tools are never cached.
+    ``substitute`` names a read tool taking the same arguments that a plan may use when this one fails
+    (the seed's cached prices for a dead pricing API): the replanner patches the step instead of replanning.
     """
 
     def declare(fn: Callable[..., Any]) -> Tool:
@@ -142,6 +146,7 @@ def tool(
             retries=retries,
             consumes=consumes if consumes is not None else default_consumption(kind, cost_class),
             cached=cached,
+            substitute=substitute,
             args_model=model,
             fn=fn,
             context_param=context_param,

@@ -1,0 +1,105 @@
+"""``plan``: a planned run starts with a plan (seed pattern 13), version 1 of its ``plan_versions``.
+
+The model writes the plan through a forced ``submit_plan`` call, so its JSON
+schema (with the tool names) constrains the output; code validates it (see
+``app/planning/plan.py``). A plan the model cannot get right does not stop the
+run: it goes on unplanned, and the failure is a run event and a span attribute.
+A resumed step finds the plan it already stored instead of asking again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.messages import AnyMessage
+from langgraph.runtime import Runtime
+from opentelemetry import trace
+
+from app.errors import BudgetExceeded, ModelError
+from app.gateway import CallContext
+from app.planning.plan import PLAN_TOOL, Plan, PlanInvalid, parse_plan, plan_tool_spec
+from graph.messages import to_openai
+from graph.state import AgentState, RunContext
+from memory.tables import PlanVersion
+
+INSTRUCTIONS = (
+    "You plan before acting. Break the user's request into the fewest steps that reach it: each step calls "
+    "one of the tools below with its inputs, and lists the steps whose results it needs first. The last step "
+    "has no tool: it answers the user from the results. Call submit_plan with the plan.\n\nTools:\n"
+)
+
+
+def tool_catalogue(ctx: RunContext) -> str:
+    return "\n".join(
+        f"- {spec['function']['name']}: {spec['function']['description']} "
+        f"Inputs: {json.dumps(spec['function']['parameters'].get('properties', {}))}"
+        for spec in ctx.services.tools.specs()
+    )
+
+
+async def write_plan(ctx: RunContext, messages: list[AnyMessage], brief: str) -> tuple[Plan, str]:
+    """Ask the ``plan`` route for a plan of the conversation so far; ``brief`` says what kind of plan."""
+    services = ctx.services
+    settings = services.settings.planner
+    names = [item.name for item in services.tools]
+    reply = await services.gateway.chat(
+        to_openai(messages, brief + tool_catalogue(ctx)),
+        route=ctx.route,
+        task="plan",
+        context=CallContext(tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id),
+        tools=[plan_tool_spec(names, settings.max_steps)],
+        tool_choice=PLAN_TOOL,
+        deadline=ctx.deadline,
+    )
+    submitted = next((call for call in reply.tool_calls if call.name == PLAN_TOOL), None)
+    if submitted is None:
+        raise PlanInvalid(f"the model did not call {PLAN_TOOL}; it replied {reply.text[:200]!r}")
+    return parse_plan(submitted.arguments, tools=names, max_steps=settings.max_steps), reply.model
+
+
+def plan_state(row: PlanVersion) -> dict[str, Any]:
+    """The slice of a plan version the graph carries (the row stays the record)."""
+    return {"version": row.version, "goal": row.goal, "steps": row.steps}
+
+
+def mark_span(row: PlanVersion) -> None:
+    trace.get_current_span().set_attributes(
+        {
+            "firebreak.plan.version": row.version,
+            "firebreak.plan.change": row.change,
+            "firebreak.plan.steps": len(row.steps),
+            **({"firebreak.plan.trigger": row.trigger} if row.trigger else {}),
+            **({"firebreak.plan.severity": row.severity} if row.severity else {}),
+        }
+    )
+
+
+async def plan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    services = ctx.services
+    stored = services.plans.latest(ctx.run_id)
+    if stored is None:
+        try:
+            made, model = await write_plan(ctx, state["messages"], INSTRUCTIONS)
+        except (PlanInvalid, ModelError, BudgetExceeded) as exc:
+            # An unplanned run is still a run: decide works without a plan, and its own limits still hold.
+            services.runs.add_event(ctx.run_id, "plan", "plan_failed", {"error": str(exc)})
+            trace.get_current_span().set_attribute("firebreak.plan.error", str(exc))
+            return {"plan": None, "planning": False}
+        stored, _ = services.plans.add(
+            PlanVersion(
+                run_id=ctx.run_id,
+                thread_id=ctx.thread_id,
+                tenant_id=ctx.tenant_id,
+                version=1,
+                goal=made.goal,
+                steps=[step.model_dump() for step in made.steps],
+                change="planned",
+                made_by=model,
+                created_at=services.clock(),
+            )
+        )
+        services.runs.add_event(ctx.run_id, "plan", "planned", {"version": 1, "steps": stored.steps})
+    mark_span(stored)
+    return {"plan": plan_state(stored)}
