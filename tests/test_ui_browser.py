@@ -555,3 +555,45 @@ def test_a_repeated_question_in_a_new_thread_says_it_was_cached_and_the_cache_ta
     expect(page.locator("#cache-invalidate-result")).to_contain_text("Removed 1 cache entry.", timeout=TIMEOUT_MS)
     expect(page.locator("#cache-entries-view")).to_contain_text("No cached answers.", timeout=TIMEOUT_MS)
     page.close()
+
+
+@pytest.fixture
+def plan_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, Settings]]:
+    """The UI with the live pricing API down: a planned run patches its pricing step with cached prices."""
+    items = {"items": ["USB-C dock"]}
+    plan = {"steps": [{"id": "s1", "tool": "pricing_api", "inputs": items}, {"id": "s2", "depends_on": ["s1"]}]}
+    script = write_script(
+        {"expect": "submit_plan", "tool_calls": [{"name": "submit_plan", "arguments": plan}]},
+        {"expect": "s1 [NEXT] pricing_api", "tool_calls": [{"name": "pricing_api", "arguments": items}]},
+        {"expect": "s1b [NEXT] cached_prices", "tool_calls": [{"name": "cached_prices", "arguments": items}]},
+        {"expect": "s2 [NEXT] answer", "text": "The USB-C dock lists at $89.90 (published price list)."},
+    )
+    outage = {"faults": {"pricing_api": {"hang": True}}, "tools": {"timeouts_s": {"pricing_api": 0.2}}}
+    settings = ui_settings(make_settings, sqlite_url, script, **outage)
+    with serve(settings) as url:
+        yield url, settings
+
+
+def test_a_run_planned_from_the_chat_shows_planned_vs_executed_in_its_trace(
+    plan_ui: tuple[str, Settings], browser: Browser
+) -> None:
+    ui_url, _ = plan_ui
+    page = browser.new_page()
+    page.goto(ui_url)
+    page.locator("#plan-first input").check()
+    page.locator("#question textarea").fill("What does the USB-C dock cost?")
+    page.locator("#send").click()
+    expect(page.locator("#chat")).to_contain_text("published price list", timeout=TIMEOUT_MS)
+
+    page.locator("#show-trace").click()
+
+    plan = page.locator("#trace-view .plan")
+    expect(plan.locator('.plan-version[data-version="1"]')).to_contain_text("planned by scripted/demo")
+    expect(plan.locator('.plan-version[data-version="2"]')).to_contain_text("patched by code after tool_failed")
+    expect(plan.locator('.plan-version.current[data-version="2"] ~ .plan-step[data-step="s1b"]')).to_have_attribute(
+        "data-status", "done"
+    )
+    expect(plan.locator(".plan-executed")).to_contain_text("pricing_api (error), cached_prices (success)")
+    page.close()

@@ -22,6 +22,7 @@ import gradio as gr
 
 from app.config import Settings
 from app.errors import FirebreakError
+from app.planning.report import plan_report
 from app.services import Services
 from app.traces import trace_lines
 from graph.agent import Agent, RunResult, Token
@@ -144,8 +145,13 @@ async def _trace_view(slot: AgentSlot, run_id: str) -> str:
     run_id = run_id.strip()
     if not run_id:
         return render.trace_html("", None, [])
-    runs = await _runs(slot)
-    return render.trace_html(run_id, runs.get(run_id), trace_lines(runs.spans(run_id)))
+    services = await _services(slot)
+    runs = services.runs
+    run = runs.get(run_id)
+    trace = render.trace_html(run_id, run, trace_lines(runs.spans(run_id)))
+    if run is None:
+        return trace
+    return render.plan_html(plan_report(services.plans.versions(run_id), runs.events(run_id))) + trace
 
 
 def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot | None = None) -> gr.Blocks:
@@ -153,7 +159,9 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     slot = agent or AgentSlot(settings)
     route = route or settings.agent.default_route
 
-    async def send(question: str, history: Messages, thread_id: str) -> AsyncIterator[tuple[Any, ...]]:
+    async def send(
+        question: str, history: Messages, thread_id: str, plan_first: bool
+    ) -> AsyncIterator[tuple[Any, ...]]:
         """Stream one run into the chat: the growing answer, then the answer with its run line."""
         thread_id = thread_id.strip() or str(uuid.uuid4())
         # An empty question gets no bubble of its own, only the message saying why it was refused.
@@ -171,6 +179,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 route=route,
                 tenant_id=identity.default_tenant,
                 user_id=identity.default_user,
+                plan=plan_first,
             ):
                 if isinstance(item, Token):
                     answer += item.text
@@ -361,6 +370,13 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                         scale=4,
                     )
                     new_thread_btn = gr.Button("New thread", elem_id="new-thread", scale=1)
+                    plan_first = gr.Checkbox(
+                        label="Plan first",
+                        value=settings.planner.enabled,
+                        info="The model writes a plan; failed steps are patched or replanned (see Traces).",
+                        elem_id="plan-first",
+                        scale=1,
+                    )
                 chatbot = gr.Chatbot(label=f"Firebreak · route {route}", elem_id="chat", height=480)
                 with gr.Row():
                     question_box = gr.Textbox(
@@ -467,8 +483,8 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 invalidate_result = gr.Markdown(elem_id="cache-invalidate-result")
 
         chat_outputs = [chatbot, question_box, thread_box, last_run]
-        question_box.submit(send, [question_box, chatbot, thread_box], chat_outputs)
-        send_btn.click(send, [question_box, chatbot, thread_box], chat_outputs)
+        question_box.submit(send, [question_box, chatbot, thread_box, plan_first], chat_outputs)
+        send_btn.click(send, [question_box, chatbot, thread_box, plan_first], chat_outputs)
         thread_box.submit(open_thread, thread_box, chatbot)
         new_thread_btn.click(new_thread, None, [chatbot, thread_box, last_run])
         show_trace_btn.click(show_run, last_run, [tabs, run_box, trace_view])

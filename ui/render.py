@@ -61,6 +61,12 @@ TRACE_CSS = """
 .span-row.error .span-bar { background: var(--error-text-color, #b91c1c); }
 .span-flag { color: var(--error-text-color, #b91c1c); font-weight: 700; margin-left: 6px; }
 .span-details { color: var(--body-text-color-subdued); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.plan { margin: 8px 0 12px; font-size: 0.9em; }
+.plan-version { margin-top: 6px; }
+.plan-version.current { font-weight: 600; }
+.plan-step { font-family: var(--font-mono); padding-left: 16px; }
+.plan-step.failed { color: var(--error-text-color, #b91c1c); }
+.plan-step.dropped { text-decoration: line-through; color: var(--body-text-color-subdued); }
 """
 
 STATE_COLOURS = {"closed": "#15803d", "half_open": "#b45309", "open": "#b91c1c"}
@@ -305,6 +311,37 @@ def trace_html(run_id: str, run: Run | None, lines: Sequence[TraceLine]) -> str:
     total_ms = max(line.offset_ms + line.duration_ms for line in lines) or 1.0
     rows = "".join(_span_row(line, total_ms) for line in lines)
     return f'{run_summary(run)}<div class="span-tree">{rows}</div>'
+
+
+def plan_html(report: Mapping[str, Any]) -> str:
+    """Planned vs executed, above a planned run's spans: every plan version, then the calls made."""
+    if not report["versions"]:
+        return ""
+    parts = []
+    last = report["versions"][-1]["version"]
+    for version in report["versions"]:
+        why = (
+            f" after {escape(version['trigger'])} ({escape(version['severity'])}): {escape(version['reason'])}"
+            if version["trigger"]
+            else ""
+        )
+        current = " current" if version["version"] == last else ""
+        parts.append(
+            f'<div class="plan-version{current}" data-version="{version["version"]}">Plan v{version["version"]} · '
+            f"{escape(version['change'])} by {escape(version['made_by'])}{why}</div>"
+        )
+        for step in version["steps"]:
+            call = f"{step['tool']}({_value_text(step['inputs'])})" if step["tool"] else "answer the user"
+            note = f" — {step['note']}" if step.get("note") else ""
+            parts.append(
+                f'<div class="plan-step {escape(step["status"])}" data-step="{escape(step["id"])}" '
+                f'data-status="{escape(step["status"])}">{escape(step["id"])} [{escape(step["status"])}] '
+                f"{escape(call)}{escape(note)}</div>"
+            )
+    executed = ", ".join(f"{call['tool']} ({call['status']})" for call in report["executed"]) or "no tool calls"
+    parts.append(f'<div class="plan-executed">Executed: {escape(executed)}</div>')
+    parts.extend(f'<div class="plan-escalated">Escalated: {escape(reason)}</div>' for reason in report["escalated"])
+    return f'<div class="plan"><b>Planned vs executed</b>{"".join(parts)}</div>'
 
 
 def clock_time(at: float) -> str:
