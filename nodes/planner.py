@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from langchain_core.messages import AnyMessage
+from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.runtime import Runtime
 from opentelemetry import trace
 
@@ -31,10 +31,9 @@ INSTRUCTIONS = (
 
 
 def tool_catalogue(ctx: RunContext) -> str:
+    """One short line per tool: the planner's prompt is read by small local models too."""
     return "\n".join(
-        f"- {spec['function']['name']}: {spec['function']['description']} "
-        f"Inputs: {json.dumps(spec['function']['parameters'].get('properties', {}))}"
-        for spec in ctx.services.tools.specs()
+        f"- {item.name}({', '.join(item.args_model.model_fields)}): {item.description}" for item in ctx.services.tools
     )
 
 
@@ -55,7 +54,9 @@ async def write_plan(ctx: RunContext, messages: list[AnyMessage], brief: str) ->
     submitted = next((call for call in reply.tool_calls if call.name == PLAN_TOOL), None)
     if submitted is None:
         raise PlanInvalid(f"the model did not call {PLAN_TOOL}; it replied {reply.text[:200]!r}")
-    return parse_plan(submitted.arguments, tools=names, max_steps=settings.max_steps), reply.model
+    made = parse_plan(submitted.arguments, tools=names, max_steps=settings.max_steps)
+    asked = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    return made.model_copy(update={"goal": made.goal or asked[:500]}), reply.model
 
 
 def plan_state(row: PlanVersion) -> dict[str, Any]:

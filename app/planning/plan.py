@@ -32,7 +32,7 @@ class Step(BaseModel):
     tool: str | None = Field(default=None, description="The tool this step calls; null for the final answer")
     inputs: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments")
     depends_on: list[str] = Field(default_factory=list, description="Ids of the steps this one needs first")
-    why: str = Field(default="", max_length=300)
+    why: str = Field(default="", max_length=60)
     status: StepStatus = "pending"
     note: str = Field(default="", max_length=500, description="What happened: the failure, the substitute")
 
@@ -53,12 +53,17 @@ class Plan(BaseModel):
 
 
 def plan_tool_spec(tools: Iterable[str], max_steps: int) -> dict[str, Any]:
-    """The function spec the planner forces: its JSON schema (tool names included) constrains the output."""
+    """The function spec the planner forces. Its JSON schema constrains the output: tool names, and step
+    ids ``s1``… so that dependencies name steps (a small model otherwise fills them with tool names)."""
     schema = Plan.model_json_schema()
+    schema["properties"].pop("goal")  # code sets these, not the model
     schema["properties"]["steps"]["maxItems"] = max_steps
     step = schema["$defs"]["Step"]["properties"]
-    for hidden in ("status", "note"):  # code sets these, not the model
+    for hidden in ("status", "note"):
         step.pop(hidden)
+    ids = [f"s{n}" for n in range(1, max_steps + 1)]
+    step["id"] = {"type": "string", "enum": ids}
+    step["depends_on"].update(items={"type": "string", "enum": ids}, maxItems=max_steps - 1, uniqueItems=True)
     step["tool"]["anyOf"] = [{"type": "string", "enum": sorted(tools)}, {"type": "null"}]
     return {
         "type": "function",
@@ -104,7 +109,7 @@ def _cycle(plan: Plan) -> list[str] | None:
 
     def visit(node: str, path: list[str]) -> list[str] | None:
         if state.get(node) == "open":
-            return [*path[path.index(node):], node]
+            return [*path[path.index(node) :], node]
         if state.get(node) == "closed":
             return None
         state[node] = "open"
