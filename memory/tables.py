@@ -398,3 +398,67 @@ class PlanVersion(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text, nullable=False))
     made_by: str = Field(max_length=256)  # the model that wrote it, or "code" for a patch
     created_at: float
+
+
+class SharedEntity(SQLModel, table=True):
+    """One entity several agents work on (a ticket, an order, a document): one row, one version.
+
+    Every write is a compare-and-swap on ``version``, so a writer holding an old snapshot loses instead of
+    overwriting; ``changes`` counts writes against the per-entity change budget that stops ping-pong.
+    """
+
+    __tablename__ = "shared_entities"
+    __table_args__ = (Index("ux_shared_entities_tenant_kind_key", "tenant_id", "kind", "key", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(max_length=128)
+    kind: str = Field(max_length=32)  # ticket | order | document …
+    key: str = Field(max_length=128)
+    version: int = 1
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    changes: int = 0
+    updated_by: str = Field(max_length=128)  # the agent that wrote this version
+    updated_at: float
+
+
+class EntityEvent(SQLModel, table=True):
+    """One change of a shared entity: the event log, written in the change's own transaction (outbox).
+
+    ``(tenant_id, kind, key, version)`` is unique, so an entity's history has exactly one event per version;
+    ``id`` orders the log for polling consumers.
+    """
+
+    __tablename__ = "entity_events"
+    __table_args__ = (
+        Index("ux_entity_events_entity_version", "tenant_id", "kind", "key", "version", unique=True),
+        Index("ix_entity_events_tenant_id_id", "tenant_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=36)
+    tenant_id: str = Field(max_length=128)
+    kind: str = Field(max_length=32)
+    key: str = Field(max_length=128)
+    version: int  # the entity version this change produced
+    type: str = Field(max_length=32)  # created | changed
+    actor: str = Field(max_length=128)
+    correlation_id: str | None = Field(default=None, index=True, max_length=64)  # one multi-agent interaction
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    patch: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: float
+
+
+class EventHandling(SQLModel, table=True):
+    """What one handler made of one event: the claim that keeps handlers idempotent, and their failures."""
+
+    __tablename__ = "event_handlings"
+    __table_args__ = (Index("ux_event_handlings_handler_event", "handler", "event_id", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    handler: str = Field(max_length=128)
+    event_id: str = Field(max_length=36)
+    status: str = Field(max_length=16)  # running | done | failed | dead
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: float

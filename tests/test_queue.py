@@ -77,9 +77,7 @@ def test_a_run_that_always_fails_is_dead_lettered_after_exactly_three_attempts_t
     assert store.dead_letters() == []  # requeued letters leave the list
 
 
-def test_a_rate_limited_run_waits_for_its_retry_after_and_keeps_its_attempts(
-    database_url, make_settings, write_script
-):
+def test_a_rate_limited_run_waits_for_its_retry_after_and_keeps_its_attempts(database_url, make_settings, write_script):
     settings = make_settings(
         database_url, script=rules(write_script, {"text": "Paris."}), rate_limits={"user": {"requests": 1}}, **FAST
     )
