@@ -637,6 +637,14 @@ def eval_containment(as_json: JsonOption = False) -> None:
     _print_eval(run_containment(), as_json)
 
 
+@eval_cli.command("state")
+def eval_state(as_json: JsonOption = False) -> None:
+    """Context over 200 turns, the seed's replanning example, three agents on one ticket: measured."""
+    from evals.state import main as run_state
+
+    _print_eval(run_state(), as_json)
+
+
 @eval_cli.command("resilience")
 def eval_resilience(as_json: JsonOption = False) -> None:
     """The seed's dead-API story, measured: how many calls reach a dead backend (target: at most 10)."""
