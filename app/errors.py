@@ -94,6 +94,17 @@ class RateLimited(FirebreakError):
         self.scope, self.resource, self.limit, self.retry_after_s = scope, resource, limit, retry_after_s
 
 
+class ThreadBusy(FirebreakError):
+    """Another run holds the conversation: one run at a time writes a thread (nothing was recorded)."""
+
+    def __init__(self, thread_id: str, run_id: str, retry_after_s: float) -> None:
+        super().__init__(
+            f"conversation {thread_id} is busy with run {run_id}; send this again once it has answered "
+            f"(at most {retry_after_s:.0f} s)"
+        )
+        self.thread_id, self.run_id, self.retry_after_s = thread_id, run_id, retry_after_s
+
+
 class ModelError(FirebreakError):
     """A model call failed. ``kind`` is one of the gateway's error kinds."""
 

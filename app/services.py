@@ -41,6 +41,7 @@ from memory.operations import OperationLog
 from memory.plans import PlanStore
 from memory.queue import QueueStore
 from memory.runs import RunStore
+from memory.threads import ThreadLeases
 
 RELEASE = "0.1.0"
 _MIGRATING = threading.Lock()
@@ -66,6 +67,7 @@ class Services:
     cache: SemanticCache
     context: ContextStore
     plans: PlanStore
+    threads: ThreadLeases
     clock: Callable[[], float] = time.time
 
     def alert(self, kind: str, message: str, payload: dict[str, Any]) -> None:
@@ -165,6 +167,7 @@ def build_services(
         cache=SemanticCache(cache_store, settings.cache, _embedder, clock),
         context=ContextStore(engine),
         plans=PlanStore(engine),
+        threads=ThreadLeases(engine),
         clock=clock,
     )
 

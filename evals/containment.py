@@ -105,9 +105,10 @@ async def runaway_spend(folder: Path) -> Scenario:
 
 
 def runaway_spend_two_workers(folder: Path) -> Scenario:
-    """Two workers (own processes' worth of services, own threads) spend on one session capped at $0.60."""
-    session_cap = 0.60
-    settings = _settings(folder, "two-workers", _runaway_script(folder), limits={"session": {"cost_usd": session_cap}})
+    """Two workers (own processes' worth of services, own conversations) spend for one tenant capped at $0.60
+    a day. (Not one conversation: a conversation runs one run at a time, see Agent._take_thread.)"""
+    day_cap = 0.60
+    settings = _settings(folder, "two-workers", _runaway_script(folder), limits={"day": {"cost_usd": day_cap}})
     prepare_database(settings).dispose()  # migrate once, as a deploy step would, before the workers start
     results: list[RunResult] = []
     lock = threading.Lock()
@@ -115,7 +116,7 @@ def runaway_spend_two_workers(folder: Path) -> Scenario:
     def worker(n: int) -> None:
         async def one() -> RunResult:
             async with Agent.open(settings) as agent:
-                return await agent.ask(f"Find our refund policy ({n})", thread_id="shared-session", route=SPENDER)
+                return await agent.ask(f"Find our refund policy ({n})", thread_id=f"session-{n}", route=SPENDER)
 
         result = asyncio.run(one())
         with lock:
@@ -128,14 +129,14 @@ def runaway_spend_two_workers(folder: Path) -> Scenario:
         thread.join()
     costs = _spend(settings, [r.run_id for r in results])
     figures = {
-        "session_cap_usd": session_cap,
-        "session_cost_usd": round(sum(costs), 6),
+        "day_cap_usd": day_cap,
+        "tenant_cost_usd": round(sum(costs), 6),
         "max_request_cost_usd": round(max(costs), 6),
-        "overshoot_usd": round(max(0.0, sum(costs) - session_cap, max(costs) - settings.limits.request.cost_usd), 6),
+        "overshoot_usd": round(max(0.0, sum(costs) - day_cap, max(costs) - settings.limits.request.cost_usd), 6),
         "statuses": sorted(r.status for r in results),
     }
     passed = figures["overshoot_usd"] == 0 and all(r.status == "waiting" for r in results)
-    return Scenario("runaway_spend_two_workers_one_session", passed, figures)
+    return Scenario("runaway_spend_two_workers_one_tenant", passed, figures)
 
 
 def _writes(settings: Settings, run_id: str) -> tuple[int, int]:

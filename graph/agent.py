@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 
 from app.config import Settings
 from app.containment.escalation import APPROVALS, expiry_answer
-from app.errors import BudgetExceeded, FirebreakError, RateLimited, RunDeadlineExceeded, ScriptError
+from app.errors import BudgetExceeded, FirebreakError, RateLimited, RunDeadlineExceeded, ScriptError, ThreadBusy
 from app.gateway import Usage
 from app.services import Services, build_services
 from app.telemetry import mark_error
@@ -33,6 +33,8 @@ from memory.checkpointer import open_checkpointer
 from memory.tables import Escalation, Run
 
 MAX_QUESTION_CHARS = 20_000
+# A thread lease outlives its run's wall clock by this much: the run settles its row and checkpoint after it.
+THREAD_GRACE_S = 30.0
 REFUSALS = frozenset({"no", "n", "reject", "cancel", "stop"})
 
 
@@ -224,6 +226,7 @@ class Agent:
             status="running",
             question=question,
         )
+        self._take_thread(run.thread_id, run.id)
         self.services.runs.start(run)
         planning = settings.planner.enabled if plan is None else plan
         async for item in self._execute(self._context(run, stream_tokens), _fresh_input(question, planning)):
@@ -247,6 +250,7 @@ class Agent:
             return self._result(
                 self.services.runs.finish(run_id, status=values.get("status", "failed"), answer=values.get("answer"))
             )
+        self._take_thread(run.thread_id, run_id)
         self.services.runs.restart(run_id)
         result = None
         async for item in self._execute(self._context(run, stream_tokens=False), graph_input):
@@ -331,10 +335,12 @@ class Agent:
         """Resume a waiting run once none of its pausing escalations is open; exactly one process wins."""
         if any(row.status == "open" and row.pauses_run for row in self.services.escalations.for_run(run_id)):
             return None
-        if not self.services.runs.claim_waiting(run_id):
-            return None
         run = self.services.runs.get(run_id)
         assert run is not None
+        self._take_thread(run.thread_id, run_id)
+        if not self.services.runs.claim_waiting(run_id):
+            self.services.threads.release(run.thread_id, run_id)
+            return None
         state = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
         if not state.next or (state.metadata or {}).get("run_id") != run_id:
             # The thread moved on without this run (it cannot, through Agent; but a checkpoint is shared data):
@@ -346,6 +352,14 @@ class Agent:
             result = item
         assert isinstance(result, RunResult)
         return result
+
+    def _take_thread(self, thread_id: str, run_id: str) -> None:
+        """Hold the thread for this run (until ``_execute`` ends, or its wall clock and a grace period pass),
+        or raise :class:`ThreadBusy`: two runs writing one thread's checkpoints would interleave them."""
+        now, wall = self.services.clock(), self.services.settings.agent.run_wall_clock_s
+        holder = self.services.threads.acquire(thread_id, run_id, now=now, ttl_s=wall + THREAD_GRACE_S)
+        if holder is not None:
+            raise ThreadBusy(thread_id, holder.run_id, max(holder.expires_at - now, 0.0))
 
     def _budget_alert(self, context: RunContext, exc: BudgetExceeded) -> None:
         self.services.alert(
@@ -393,6 +407,16 @@ class Agent:
         )
 
     async def _execute(
+        self, context: RunContext, graph_input: dict[str, Any] | Command[Any] | None
+    ) -> AsyncIterator[Token | RunResult]:
+        """Run the graph on the thread this run holds, then let the thread go, whatever happens."""
+        try:
+            async for item in self._execute_held(context, graph_input):
+                yield item
+        finally:
+            self.services.threads.release(context.thread_id, context.run_id)
+
+    async def _execute_held(
         self, context: RunContext, graph_input: dict[str, Any] | Command[Any] | None
     ) -> AsyncIterator[Token | RunResult]:
         """Run the graph inside the run's ``invoke_agent`` span and settle the run row, whatever happens."""

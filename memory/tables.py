@@ -462,3 +462,17 @@ class EventHandling(SQLModel, table=True):
     attempts: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))
     updated_at: float
+
+
+class ThreadLease(SQLModel, table=True):
+    """The run that holds a thread: one run at a time writes a thread's checkpoints.
+
+    A run's wall clock bounds it, so the lease expires on its own when its holder died; the same run may
+    take its lease again (a resume).
+    """
+
+    __tablename__ = "thread_leases"
+
+    thread_id: str = Field(primary_key=True, max_length=128)
+    run_id: str = Field(max_length=36)
+    expires_at: float

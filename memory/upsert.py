@@ -46,3 +46,14 @@ def insert_once(engine: Engine, row: SQLModel, key: str) -> tuple[dict[str, Any]
             return dict(created._mapping), True
         existing = connection.execute(select(table).where(table.c[key] == values[key])).one()
         return dict(existing._mapping), False
+
+
+def upsert_returning(engine: Engine, table: Table, values: dict[str, Any], *, key: str, when: Any) -> bool:
+    """Insert ``values``, or overwrite the row with the same ``key`` only where ``when`` holds (a condition on
+    the existing row); True when this call wrote the row."""
+    with engine.begin() as connection:
+        statement = _insert(connection, table).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[key], set_={column: statement.excluded[column] for column in values}, where=when
+        )
+        return connection.execute(statement.returning(table.c[key])).first() is not None

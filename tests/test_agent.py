@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from conftest import run
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlmodel import Session, select
 
-from app.errors import ScriptError
+from app.errors import ScriptError, ThreadBusy
 from graph.agent import Agent, RunResult
 from memory.checkpointer import open_checkpointer
 from memory.tables import DemoOrder, ModelCall, OutboxEmail, Run
@@ -317,3 +319,45 @@ def test_resuming_a_run_that_died_between_a_steps_writes_and_its_checkpoint_goes
     # Kept: the steps before the failure are not run again, and the run finishes with its answer
     # instead of being recorded as done with none.
     assert (result.status, result.answer) == ("answered", "Delivered.")
+
+
+def test_two_questions_at_once_on_one_thread_run_one_at_a_time_and_the_other_is_refused_clearly(
+    database_url, make_settings, write_script
+):
+    # langgraph issue 8115: concurrent writers to one thread raced and dropped checkpoint data.
+    settings = make_settings(database_url, script=write_script({"repeat": True, "delay_s": 0.5, "text": "Done."}))
+
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            outcomes = await asyncio.gather(
+                agent.ask("First question", route=ROUTE, thread_id="t-race"),
+                agent.ask("Second question", route=ROUTE, thread_id="t-race"),
+                return_exceptions=True,
+            )
+            state = await agent.graph.aget_state({"configurable": {"thread_id": "t-race"}})
+            after = await agent.ask("Third question", route=ROUTE, thread_id="t-race")
+            return outcomes, state, after, agent.services
+
+    outcomes, state, after, services = run(scenario())
+    answered = [o for o in outcomes if isinstance(o, RunResult)]
+    refused = [o for o in outcomes if isinstance(o, ThreadBusy)]
+    assert len(answered) == 1 and len(refused) == 1
+    assert answered[0].run_id in str(refused[0]) and "busy" in str(refused[0])
+    # Kept: the thread holds exactly the answered exchange; the refused question was never recorded.
+    winner = services.runs.get(answered[0].run_id)
+    assert [m.text for m in state.values["messages"]] == [winner.question, "Done."]
+    assert len(services.runs.recent(thread_id="t-race")) == 2  # the answered one, and the third
+    assert after.status == "answered"  # the thread is free again once its run is done
+
+
+def test_a_thread_held_by_a_run_that_died_is_free_once_its_lease_runs_out(database_url, make_settings, write_script):
+    settings = make_settings(database_url, script=write_script({"text": "Done."}))
+
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            leases = agent.services.threads
+            # A run that took the thread and then died (its process killed) holds it until its lease ends.
+            assert leases.acquire("t-dead", "run-died", now=0.0, ttl_s=60.0) is None
+            return await agent.ask("Still there?", route=ROUTE, thread_id="t-dead")
+
+    assert run(scenario()).answer == "Done."

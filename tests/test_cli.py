@@ -270,13 +270,13 @@ def test_eval_containment_json_passes_every_scenario_with_zero_overshoot_and_no_
     scenarios = {scenario["name"]: scenario for scenario in report["scenarios"]}
     assert set(scenarios) == {
         "runaway_spend_one_request",
-        "runaway_spend_two_workers_one_session",
+        "runaway_spend_two_workers_one_tenant",
         "production_mutation",
     }
     assert all(scenario["passed"] for scenario in scenarios.values())
     assert scenarios["runaway_spend_one_request"]["max_request_cost_usd"] <= 0.50
     assert scenarios["runaway_spend_one_request"]["overshoot_usd"] == 0
-    assert scenarios["runaway_spend_two_workers_one_session"]["overshoot_usd"] == 0
+    assert scenarios["runaway_spend_two_workers_one_tenant"]["overshoot_usd"] == 0
     assert scenarios["production_mutation"]["unapproved_writes"] == 0
 
 

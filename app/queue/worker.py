@@ -3,9 +3,9 @@
 A run's outcome decides its fate: an answer (or any deliberate stop: step
 limit, repeated failure, safety termination) completes it; a failure or a
 timeout is retried after ``retry_base_delay_s * 2^(attempt-1)`` until
-``max_attempts``; a rate-limited run waits for its retry-after and keeps its
-attempts. A run out of attempts the run goes to the dead-letter queue with its partial
-state, checkpoint id, tool outputs and decision history. A later attempt (or a
+``max_attempts``; a rate-limited run (or one whose conversation is busy)
+waits and keeps its attempts. A run out of attempts goes to the dead-letter
+queue with its partial state, checkpoint id, tool outputs and decision history. A later attempt (or a
 requeue) resumes from the checkpoint with the same run id, so completed writes
 are never repeated.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from app.alerts import raise_alert
 from app.config import QueueSettings, Settings
-from app.errors import FirebreakError
+from app.errors import FirebreakError, ThreadBusy
 from graph.agent import Agent, RunResult
 from memory.queue import QueueStore
 from memory.tables import DeadLetter, QueuedRun
@@ -113,20 +113,23 @@ class Worker:
                     await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_s)
 
     async def _process(self, job: QueuedRun) -> None:
+        retry_after = None
         try:
             result = await self._run(job)
-            status, error = result.status, result.error or f"run {result.status}"
+            status, error, retry_after = result.status, result.error or f"run {result.status}", result.retry_after_s
+        except ThreadBusy as exc:
+            status, error, retry_after = "failed", str(exc), min(exc.retry_after_s, self.settings.poll_s * 10)
         except FirebreakError as exc:
-            result, status, error = None, "failed", str(exc)
-        if result is not None and result.retry_after_s is not None:
-            # A rate limit is back-pressure, not a failure: wait as told, and give the attempt back.
+            status, error = "failed", str(exc)
+        if retry_after is not None:
+            # A rate limit or a busy conversation is back-pressure, not a failure: wait, and give the attempt back.
             self.store.settle(
                 job.id,
                 self.name,
                 now=self.clock(),
                 status="queued",
                 attempts=job.attempts - 1,
-                available_at=self.clock() + result.retry_after_s,
+                available_at=self.clock() + retry_after,
                 last_error=error,
                 lease_owner=None,
             )
