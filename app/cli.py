@@ -143,6 +143,34 @@ def ui(
     launch(_settings(config), route=model)
 
 
+@cli.command()
+def team(
+    request: Annotated[str, typer.Argument(help="What the team should do with the ticket.")],
+    ticket: Annotated[str, typer.Option("--ticket", help="The shared ticket the agents work on.")],
+    model: Annotated[str | None, typer.Option("--model", help="A route name or a model such as scripted/demo.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the research → writer → reviewer team on a ticket; then `firebreak trace replay` any of its runs."""
+    from graph.agent import Agent
+    from graph.team import run_team
+
+    async def main() -> Any:
+        async with Agent.open(_settings(config)) as agent:
+            return await run_team(agent, request, ticket=ticket, route=model, tenant_id=tenant)
+
+    result = asyncio.run(main())
+    if as_json:
+        _echo_json(result.as_dict())
+    else:
+        for member in result.runs:
+            typer.echo(f"{member['role']:>9} · run {member['run_id']} · {member['status']} · {member['answer'] or ''}")
+        typer.echo(f"verdict: {result.verdict} after {result.rounds} round(s) · correlation {result.correlation_id}")
+    if result.verdict != "approved":
+        raise typer.Exit(1)
+
+
 @trace_cli.command("show")
 def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Show a run's spans as a tree with durations."""
@@ -160,6 +188,31 @@ def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = F
         return
     typer.echo(f"run {run_id} · {run.status} · trace {run.trace_id}")
     typer.echo(format_trace(spans) or "(no spans recorded)")
+
+
+@trace_cli.command("replay")
+def trace_replay(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """The shared entities a run (or the team run it belongs to) changed: every version in order, who made it,
+    what changed and the state after."""
+    from app.services import prepare_database
+    from memory.entities import EntityStore
+    from memory.runs import RunStore
+
+    engine = prepare_database(_settings(config))
+    run = RunStore(engine).get(run_id)
+    if run is None:
+        raise FirebreakError(f"no run {run_id!r} in this database")
+    correlation = run.correlation_id or run.id
+    events = EntityStore(engine).changes_in(correlation)
+    if as_json:
+        _echo_json({"run_id": run_id, "correlation_id": correlation, "changes": [e.model_dump() for e in events]})
+        return
+    if not events:
+        typer.echo(f"run {run_id} changed no shared entity")
+    for event in events:
+        patch = ", ".join(f"{field}={value!r}" for field, value in event.patch.items())
+        typer.echo(f"{event.kind} {event.key} v{event.version} · {event.type} by {event.actor} · {patch}")
+        typer.echo(f"  now: {json.dumps(event.after, sort_keys=True, default=str)}")
 
 
 @cli.command()

@@ -232,6 +232,14 @@ class RoutingSettings(Section):
         return routed or run_route
 
 
+class SharedStateSettings(Section):
+    max_changes: int = Field(ge=1)  # per entity: agents that keep undoing each other stop here
+
+
+class TeamSettings(Section):
+    max_rounds: int = Field(ge=1)  # writer drafts the reviewer may send back before the team stops
+
+
 class PlannerSettings(Section):
     enabled: bool  # plan every run first; a run may also ask for it (``plan=True``, ``ask --plan``)
     max_steps: int = Field(ge=1)
@@ -357,6 +365,8 @@ class Settings(BaseSettings):
     routing: RoutingSettings
     context: ContextSettings
     planner: PlannerSettings
+    shared_state: SharedStateSettings
+    team: TeamSettings
     gate: GateSettings
     triggers: TriggerSettings
     escalation: EscalationSettings

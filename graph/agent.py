@@ -198,9 +198,12 @@ class Agent:
         stream_tokens: bool = True,
         run_id: str | None = None,
         plan: bool | None = None,
+        agent: str = "firebreak",
+        correlation_id: str | None = None,
     ) -> AsyncIterator[Token | RunResult]:
         """Yield answer tokens as they come, then the :class:`RunResult`. ``run_id`` is given by the queue;
-        ``plan`` makes the run plan first (default: ``[planner] enabled``)."""
+        ``plan`` makes the run plan first (default: ``[planner] enabled``); ``agent`` names its role and
+        ``correlation_id`` the team run it belongs to (see ``graph/team.py``)."""
         settings = self.services.settings
         question = question.strip()
         if not question:
@@ -223,6 +226,8 @@ class Agent:
             tenant_id=tenant_id,
             user_id=user_id,
             route=route,
+            agent=agent,
+            correlation_id=correlation_id,
             status="running",
             question=question,
         )
@@ -404,6 +409,8 @@ class Agent:
             deadline=time.monotonic() + self.services.settings.agent.run_wall_clock_s,
             stream_tokens=stream_tokens,
             graph_digest=self.graph_digest,
+            agent=run.agent,
+            correlation_id=run.correlation_id or run.id,
         )
 
     async def _execute(

@@ -53,6 +53,8 @@ class RunContext:
     deadline: float  # time.monotonic() value after which the run must stop
     stream_tokens: bool = True  # False when nobody reads tokens: models then answer in one piece
     graph_digest: str = ""  # GraphBuilder.digest() of the running graph: part of the cache's scope
+    agent: str = "firebreak"  # the run's role in a team; who changed a shared entity
+    correlation_id: str = ""  # the team run this run belongs to (its own id when alone)
 
     @property
     def ids(self) -> dict[str, Any]:

@@ -217,6 +217,14 @@ class EntityStore:
             ).all()
         return [EntityEvent(**row._mapping) for row in rows]
 
+    def changes_in(self, correlation_id: str) -> list[EntityEvent]:
+        """Every change made within one (multi-agent) interaction, in the order they committed."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(EVENTS).where(EVENTS.c.correlation_id == correlation_id).order_by(EVENTS.c.id)
+            ).all()
+        return [EntityEvent(**row._mapping) for row in rows]
+
     def _publish(
         self,
         connection: Connection,

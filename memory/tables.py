@@ -32,6 +32,8 @@ class Run(SQLModel, table=True):
     tenant_id: str = Field(index=True, max_length=128)
     user_id: str = Field(max_length=128)
     route: str = Field(max_length=256)
+    agent: str = Field(default="firebreak", max_length=64)  # its role in a team (research, writer, …)
+    correlation_id: str | None = Field(default=None, index=True, max_length=64)  # the team run it belongs to
     status: str = Field(index=True, max_length=32)
     question: str = Field(sa_column=Column(Text, nullable=False))
     answer: str | None = Field(default=None, sa_column=Column(Text))

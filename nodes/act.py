@@ -82,6 +82,8 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             settings=services.settings,
             op_id=op_id_for(ctx.run_id, step, index, name),
             thread_id=ctx.thread_id,
+            agent=ctx.agent,
+            correlation_id=ctx.correlation_id or ctx.run_id,
         )
         with services.telemetry.tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL) as span:
             span.set_attributes(

@@ -9,7 +9,6 @@ A resumed step finds the plan it already stored instead of asking again.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from langchain_core.messages import AnyMessage, HumanMessage

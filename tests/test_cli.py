@@ -417,3 +417,42 @@ def test_plan_show_prints_each_plan_version_and_what_was_executed(tmp_path, writ
     assert "executed: pricing_api ✗, cached_prices ✓" in shown.stdout
     as_json = json.loads(firebreak("plan", "show", run_id, "--json", env=env).stdout)
     assert [v["version"] for v in as_json["versions"]] == [1, 2]
+
+
+def test_team_runs_the_agents_on_a_ticket_and_trace_replay_shows_its_versions_in_order(tmp_path, write_script):
+    from app.config import load_settings
+    from app.services import prepare_database
+    from memory.entities import EntityStore
+
+    database_url = f"sqlite:///{tmp_path / 'fb.db'}"
+    EntityStore(prepare_database(load_settings(database_url=database_url))).create(
+        "default", "ticket", "T-7", {"subject": "Refund for order 42?"}, actor="intake"
+    )
+    update = {"name": "ticket_update", "arguments": {"key": "T-7", "version": 1, "changes": {"draft": "Yes."}}}
+    approve = {"name": "ticket_update", "arguments": {"key": "T-7", "version": 2, "changes": {"status": "approved"}}}
+    script = write_script(
+        {"expect": "research agent", "text": "Findings: refunds within 30 days."},
+        {"expect": "writer agent", "tool_calls": [update]},
+        {"text": "0.95"},
+        {"text": "Drafted."},
+        {"expect": "reviewer agent", "tool_calls": [approve]},
+        {"text": "0.95"},
+        {"text": "APPROVED"},
+    )
+    env = {"FIREBREAK_SCRIPT": script, "FIREBREAK_DATABASE_URL": database_url}
+
+    asked = ("team", "--ticket", "T-7", "--model", "scripted/demo", "--json", "Answer the refund question")
+    done = firebreak(*asked, env=env)
+
+    assert done.returncode == 0, done.stderr
+    team = json.loads(done.stdout)
+    assert (team["verdict"], [member["role"] for member in team["runs"]]) == (
+        "approved",
+        ["research", "writer", "reviewer"],
+    )
+    replayed = firebreak("trace", "replay", team["runs"][0]["run_id"], env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    lines = [line for line in replayed.stdout.splitlines() if line.startswith("ticket")]
+    assert [line.split(" · ")[0] for line in lines] == ["ticket T-7 v2", "ticket T-7 v3"]
+    assert "changed by writer (run" in lines[0] and "draft='Yes.'" in lines[0]
+    assert "changed by reviewer (run" in lines[1] and "status='approved'" in lines[1]

@@ -33,6 +33,8 @@ class ToolContext:
     settings: Any = field(repr=False)
     op_id: str | None = None
     thread_id: str | None = None  # set for write tools: use it as the dedup key of the side effect
+    agent: str = "firebreak"  # the calling run's role: who changed a shared entity
+    correlation_id: str | None = None  # the team run the calling run belongs to (its own id when alone)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import json
 import threading
@@ -94,7 +95,11 @@ async def in_daemon_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> An
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle, outcome, error)
 
-    threading.Thread(target=work, name=f"tool-{getattr(fn, '__name__', 'sync')}", daemon=True).start()
+    # In the caller's context, so that the tool's spans and span attributes land in its execute_tool span.
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(work,), name=f"tool-{getattr(fn, '__name__', 'sync')}", daemon=True
+    ).start()
     return await future
 
 

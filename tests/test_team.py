@@ -1,0 +1,127 @@
+"""Orchestration: the supervisor drives research, writer and reviewer agents over one shared ticket.
+
+Real agent runs (each with its breakers, gate and budgets), real shared-entity store, real databases; the
+scripted model stands in for the provider, one script line per model call in the order the team makes them.
+"""
+
+from __future__ import annotations
+
+from conftest import run
+
+from graph.agent import Agent
+from graph.team import run_team
+from memory.entities import EntityStore
+
+ROUTE = "scripted/demo"
+CONFIDENT = {"text": "0.95"}  # the gate's self-critique of each write: executed without asking anyone
+DRAFT = "Your order 42 was delivered on Monday."
+
+
+def read(role: str) -> dict:
+    return {"expect": f"You are the {role} agent", "tool_calls": [{"name": "ticket_read", "arguments": {"key": "T-1"}}]}
+
+
+def update(version: int, changes: dict, expect: str) -> dict:
+    arguments = {"key": "T-1", "version": version, "changes": changes}
+    return {"expect": expect, "tool_calls": [{"name": "ticket_update", "arguments": arguments}]}
+
+
+def team(settings, request: str = "Answer the customer about order 42"):
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            tickets = EntityStore(agent.services.engine)
+            tickets.create("default", "ticket", "T-1", {"subject": "Where is order 42?"}, actor="intake")
+            # A person changes the ticket after the writer will have read it: the writer's first write is stale.
+            tickets.update(tickets.get("default", "ticket", "T-1"), {"priority": "high"}, actor="operator")
+            result = await run_team(agent, request, ticket="T-1", route=ROUTE)
+            return result, agent.services, tickets
+
+    return run(scenario())
+
+
+def test_the_team_researches_drafts_and_approves_a_ticket_without_overwriting_anyones_change(
+    database_url, make_settings, write_script
+):
+    script = write_script(
+        # research: reads the ticket, reports
+        read("research"),
+        {"expect": "Where is order 42?", "text": "Findings: order 42 was delivered on Monday."},
+        # writer: writes at the version it assumed (1); the person's change made it 2, so it is refused …
+        update(1, {"draft": DRAFT}, expect="Findings: order 42 was delivered on Monday."),
+        CONFIDENT,
+        # … and the writer re-reads and writes on the ticket as it is now, keeping the person's change
+        {"expect": "re-read it", "tool_calls": [{"name": "ticket_read", "arguments": {"key": "T-1"}}]},
+        update(2, {"draft": DRAFT}, expect='"priority": "high"'),
+        CONFIDENT,
+        {"expect": '"version": 3', "text": "Drafted."},
+        # reviewer: reads the draft and approves
+        read("reviewer"),
+        update(3, {"status": "approved"}, expect=DRAFT),
+        CONFIDENT,
+        {"expect": '"status": "approved"', "text": "APPROVED"},
+    )
+    result, services, tickets = team(make_settings(database_url, script=script))
+
+    assert (result.verdict, result.rounds) == ("approved", 1)
+    assert [member["role"] for member in result.runs] == ["research", "writer", "reviewer"]
+    final = tickets.get("default", "ticket", "T-1")
+    assert final is not None
+    # Kept: the person's priority and the writer's draft; the stale write changed nothing.
+    assert final.data == {"subject": "Where is order 42?", "priority": "high", "draft": DRAFT, "status": "approved"}
+    history = [(e.version, e.actor.split(" ")[0], sorted(e.patch)) for e in tickets.history("default", "ticket", "T-1")]
+    assert history == [
+        (1, "intake", ["subject"]),
+        (2, "operator", ["priority"]),
+        (3, "writer", ["draft"]),
+        (4, "reviewer", ["status"]),
+    ]
+    # One correlation id ties the team's runs and their changes together.
+    members = [services.runs.get(member["run_id"]) for member in result.runs]
+    assert {m.correlation_id for m in members} == {result.correlation_id}
+    assert [m.agent for m in members] == ["research", "writer", "reviewer"]
+    assert [e.version for e in tickets.changes_in(result.correlation_id)] == [3, 4]
+
+
+def test_the_team_is_one_trace_and_each_ticket_write_carries_its_snapshot(database_url, make_settings, write_script):
+    script = write_script(
+        read("research"),
+        {"text": "Findings: order 42 was delivered on Monday."},
+        update(2, {"draft": DRAFT}, expect="You are the writer agent"),
+        CONFIDENT,
+        {"text": "Drafted."},
+        read("reviewer"),
+        update(3, {"status": "approved"}, expect=DRAFT),
+        CONFIDENT,
+        {"text": "APPROVED"},
+    )
+    result, services, _ = team(make_settings(database_url, script=script))
+
+    members = [services.runs.get(member["run_id"]) for member in result.runs]
+    assert len({m.trace_id for m in members}) == 1
+    spans = services.runs.spans(members[0].id)  # the whole trace
+    assert {"invoke_agent team", "invoke_agent firebreak"} <= {span.name for span in spans}
+    writes = [span.attributes for span in spans if span.name == "execute_tool ticket_update"]
+    snapshots = [(a["firebreak.entity.version"], "approved" in a["firebreak.entity.snapshot"]) for a in writes]
+    assert snapshots == [(3, False), (4, True)]
+
+
+def test_a_reviewer_who_keeps_sending_the_draft_back_stops_the_team_after_max_rounds(
+    database_url, make_settings, write_script
+):
+    script = write_script(
+        read("research"),
+        {"text": "Findings: nothing yet."},
+        update(2, {"draft": "draft 2"}, expect="You are the writer agent"),
+        CONFIDENT,
+        {"text": "Drafted."},
+        {"expect": "You are the reviewer agent", "text": "REVISE: more detail"},
+        update(3, {"draft": "draft 3"}, expect="The reviewer asked: more detail"),
+        CONFIDENT,
+        {"text": "Drafted."},
+        {"expect": "You are the reviewer agent", "text": "REVISE: still not enough"},
+    )
+    result, _, tickets = team(make_settings(database_url, script=script, team={"max_rounds": 2}))
+
+    assert (result.verdict, result.rounds) == ("revise", 2)
+    assert [member["role"] for member in result.runs] == ["research", "writer", "reviewer", "writer", "reviewer"]
+    assert tickets.get("default", "ticket", "T-1").data["draft"] == "draft 3"
