@@ -597,3 +597,48 @@ def test_a_run_planned_from_the_chat_shows_planned_vs_executed_in_its_trace(
     )
     expect(plan.locator(".plan-executed")).to_contain_text("pricing_api (error), cached_prices (success)")
     page.close()
+
+
+@pytest.fixture
+def team_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, Settings]]:
+    """The UI on a database holding ticket T-3; the team drafts and approves it."""
+    from app.services import prepare_database
+    from memory.entities import EntityStore
+
+    draft = {"name": "ticket_update", "arguments": {"key": "T-3", "version": 1, "changes": {"draft": "Delivered."}}}
+    approve = {"name": "ticket_update", "arguments": {"key": "T-3", "version": 2, "changes": {"status": "approved"}}}
+    script = write_script(
+        {"expect": "research agent", "text": "Findings: order 42 was delivered."},
+        {"expect": "writer agent", "tool_calls": [draft]},
+        {"text": "0.95"},
+        {"text": "Drafted."},
+        {"expect": "reviewer agent", "tool_calls": [approve]},
+        {"text": "0.95"},
+        {"text": "APPROVED"},
+    )
+    settings = ui_settings(make_settings, sqlite_url, script)
+    EntityStore(prepare_database(settings)).create("default", "ticket", "T-3", {"subject": "Order 42?"}, actor="intake")
+    with serve(settings) as url:
+        yield url, settings
+
+
+def test_the_team_tab_runs_the_agents_on_a_ticket_and_shows_who_wrote_each_version(
+    team_ui: tuple[str, Settings], browser: Browser
+) -> None:
+    ui_url, _ = team_ui
+    page = browser.new_page()
+    page.goto(ui_url)
+    page.get_by_role("tab", name="Team").click()
+    page.locator("#team-ticket textarea, #team-ticket input").first.fill("T-3")
+    page.locator("#team-request textarea, #team-request input").first.fill("Answer the customer about order 42")
+    page.locator("#team-run").click()
+
+    view = page.locator("#team-view")
+    expect(view.locator('.team-verdict[data-verdict="approved"]')).to_be_visible(timeout=TIMEOUT_MS)
+    expect(view.locator(".member")).to_have_count(3)
+    expect(view.locator('tr[data-version="2"]')).to_contain_text("writer (run")
+    expect(view.locator('tr[data-version="3"]')).to_contain_text("reviewer (run")
+    expect(view.locator('tr[data-version="3"]')).to_contain_text("status=approved")
+    page.close()

@@ -818,3 +818,33 @@ def test_a_refused_answer_reads_as_a_message() -> None:
     assert render.answer_error(error) == (
         "**Not answered:** escalation 24e6f905 is already answered by reviewer:ui ('approve')"
     )
+
+
+def test_entity_changes_show_each_version_who_made_it_and_the_state_after() -> None:
+    from memory.tables import EntityEvent
+
+    def event(version: int, actor: str, patch: dict[str, Any], after: dict[str, Any]) -> EntityEvent:
+        return EntityEvent(
+            event_id=f"e{version}",
+            tenant_id="t",
+            kind="ticket",
+            key="T-1",
+            version=version,
+            type="changed",
+            actor=actor,
+            patch=patch,
+            after=after,
+            created_at=0.0,
+        )
+
+    html = render.entity_changes_html(
+        [
+            event(3, "writer (run 1a2b)", {"draft": "<b>Hi</b>"}, {"draft": "<b>Hi</b>"}),
+            event(4, "reviewer", {"status": "ok"}, {}),
+        ]
+    )
+
+    rows = re.findall(r'<tr data-version="(\d+)"><td>ticket T-1</td><td>v\d+</td><td>([^<]+)</td>', html)
+    assert rows == [("3", "writer (run 1a2b)"), ("4", "reviewer")]
+    assert "draft=&lt;b&gt;Hi&lt;/b&gt;" in html and "<b>Hi</b>" not in html
+    assert render.entity_changes_html([]) == ""

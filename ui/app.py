@@ -26,19 +26,22 @@ from app.planning.report import plan_report
 from app.services import Services
 from app.traces import trace_lines
 from graph.agent import Agent, RunResult, Token
+from graph.team import run_team
+from memory.entities import EntityStore
 from memory.escalations import EscalationStore
 from memory.queue import QueueStore
 from memory.runs import RunStore
 from memory.tables import Escalation
 from ui import render
 
-CHAT_TAB, INBOX_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB, CACHE_TAB = (
+CHAT_TAB, INBOX_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB, CACHE_TAB, TEAM_TAB = (
     "chat",
     "inbox",
     "traces",
     "resilience",
     "queue",
     "cache",
+    "team",
 )
 REVIEWER = "reviewer:ui"
 OPEN_ESCALATIONS = 200
@@ -151,7 +154,9 @@ async def _trace_view(slot: AgentSlot, run_id: str) -> str:
     trace = render.trace_html(run_id, run, trace_lines(runs.spans(run_id)))
     if run is None:
         return trace
-    return render.plan_html(plan_report(services.plans.versions(run_id), runs.events(run_id))) + trace
+    plan = render.plan_html(plan_report(services.plans.versions(run_id), runs.events(run_id)))
+    changes = render.entity_changes_html(EntityStore(services.engine).changes_in(run.correlation_id or run.id))
+    return plan + changes + trace
 
 
 def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot | None = None) -> gr.Blocks:
@@ -334,6 +339,20 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         message = f"Requeued {requeued} of {len(run_ids)} dead runs." if run_ids else "No dead letters to requeue."
         return (message, *(await queue_views(None)))
 
+    async def run_team_on(ticket: str, request: str) -> str:
+        """Run the research → writer → reviewer team on a ticket; show its runs and the ticket's new versions."""
+        ticket, request = ticket.strip(), request.strip()
+        if not ticket or not request:
+            return render.team_html(None, [], "Name a ticket and say what the team should do.")
+        agent = await slot.get()
+        try:
+            result = await run_team(
+                agent, request, ticket=ticket, route=route, tenant_id=settings.identity.default_tenant
+            )
+        except FirebreakError as exc:
+            return render.team_html(None, [], str(exc))
+        return render.team_html(result, EntityStore(agent.services.engine).changes_in(result.correlation_id), "")
+
     async def cache_views() -> tuple[str, str]:
         """Entries and hits per layer, tenant and route, and the most recently used answers."""
         store = (await _services(slot)).cache.store
@@ -482,6 +501,18 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                     invalidate_btn = gr.Button("Invalidate", variant="stop", elem_id="cache-invalidate", scale=1)
                 invalidate_result = gr.Markdown(elem_id="cache-invalidate-result")
 
+            with gr.Tab("Team", id=TEAM_TAB, elem_id="team-tab"):
+                gr.Markdown(
+                    "Research, writer and reviewer agents work on one shared ticket (compare-and-swap writes; "
+                    "each member run opens in Traces)."
+                )
+                with gr.Row():
+                    team_ticket = gr.Textbox(label="Ticket", placeholder="T-1", elem_id="team-ticket", scale=1)
+                    team_request = gr.Textbox(label="Request", elem_id="team-request", scale=4)
+                    team_btn = gr.Button("Run team", variant="primary", elem_id="team-run", scale=1)
+                team_view = gr.HTML(render.team_html(None, [], ""), css_template=render.QUEUE_CSS, elem_id="team-view")
+
+        team_btn.click(run_team_on, [team_ticket, team_request], team_view)
         chat_outputs = [chatbot, question_box, thread_box, last_run]
         question_box.submit(send, [question_box, chatbot, thread_box, plan_first], chat_outputs)
         send_btn.click(send, [question_box, chatbot, thread_box, plan_first], chat_outputs)

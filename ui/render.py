@@ -24,12 +24,14 @@ from memory.tables import (
     BudgetUsage,
     CacheEntry,
     DeadLetter,
+    EntityEvent,
     Escalation,
     Run,
 )
 
 if TYPE_CHECKING:
     from graph.agent import RunResult
+    from graph.team import TeamResult
 
 QUESTION_PREFIX_CHARS = 48
 REASON_PREFIX_CHARS = 120
@@ -342,6 +344,38 @@ def plan_html(report: Mapping[str, Any]) -> str:
     parts.append(f'<div class="plan-executed">Executed: {escape(executed)}</div>')
     parts.extend(f'<div class="plan-escalated">Escalated: {escape(reason)}</div>' for reason in report["escalated"])
     return f'<div class="plan"><b>Planned vs executed</b>{"".join(parts)}</div>'
+
+
+def entity_changes_html(events: Sequence[EntityEvent]) -> str:
+    """The shared entities a run's team changed, version by version: who, what, and the state after."""
+    if not events:
+        return ""
+    rows = [
+        f'<tr data-version="{event.version}"><td>{escape(event.kind)} {escape(event.key)}</td><td>v{event.version}</td>'
+        f"<td>{escape(event.actor)}</td><td>{escape(fields_text(event.patch))}</td>"
+        f"<td>{escape(fields_text(event.after))}</td></tr>"
+        for event in events
+    ]
+    table = _table("entity-changes", ["Entity", "Version", "Changed by", "Change", "After"], rows, "")
+    return f'<div class="entities"><b>Shared state changes</b>{table}</div>'
+
+
+def team_html(result: TeamResult | None, changes: Sequence[EntityEvent], message: str) -> str:
+    """A team run: each member run (role, link to its trace, status, answer), the verdict, the ticket's versions."""
+    if result is None:
+        return _empty(message or "Run the team on a ticket to see its members and the versions they wrote.")
+    rows = [
+        f'<tr class="member" data-role="{escape(m["role"])}" data-status="{escape(m["status"])}">'
+        f'<td>{escape(m["role"])}</td><td class="mono">{_run_link(m["run_id"], short=True)}</td>'
+        f"<td>{escape(m['status'])}</td><td>{escape(shorten(m['answer'] or '', QUESTION_PREFIX_CHARS))}</td></tr>"
+        for m in result.runs
+    ]
+    members = _table("team-members", ["Agent", "Run", "Status", "Answer"], rows, "")
+    verdict = (
+        f'<div class="team-verdict" data-verdict="{escape(result.verdict)}">Ticket {escape(result.ticket)}: '
+        f"{escape(result.verdict)} after {result.rounds} round(s)</div>"
+    )
+    return verdict + members + entity_changes_html(changes)
 
 
 def clock_time(at: float) -> str:
