@@ -171,6 +171,34 @@ def team(
         raise typer.Exit(1)
 
 
+@cli.command()
+def subscribe(
+    role: Annotated[str, typer.Argument(help="research, writer or reviewer; 'all' for every role in this process.")],
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Stop once there is nothing to handle.")] = False,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="A route name or a model such as scripted/demo.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run an agent of the choreography: it reacts to the ticket changes it subscribes to (Ctrl-C stops it)."""
+    from graph.agent import Agent
+    from graph.choreography import settle
+    from graph.choreography import subscribe as follow
+
+    settings = _settings(config)
+    tenant_id, _ = settings.identity.resolve(tenant, None)
+
+    async def main() -> dict[str, int]:
+        async with Agent.open(settings) as agent:
+            if role == "all" and until_idle:
+                return await settle(agent, tenant_id=tenant_id, route=model)
+            if role == "all":
+                raise FirebreakError("run every role in one process only with --until-idle; else one role each")
+            return {role: await follow(agent, role, tenant_id=tenant_id, until_idle=until_idle, route=model)}
+
+    for name, count in asyncio.run(main()).items():
+        typer.echo(f"{name}: {count} event(s) handled")
+
+
 @trace_cli.command("show")
 def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Show a run's spans as a tree with durations."""

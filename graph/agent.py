@@ -28,7 +28,7 @@ from app.gateway import Usage
 from app.services import Services, build_services
 from app.telemetry import mark_error
 from graph.builder import GraphBuilder, default_builder
-from graph.state import RunContext
+from graph.state import SOLO_AGENT, RunContext
 from memory.checkpointer import open_checkpointer
 from memory.tables import Escalation, Run
 
@@ -198,7 +198,7 @@ class Agent:
         stream_tokens: bool = True,
         run_id: str | None = None,
         plan: bool | None = None,
-        agent: str = "firebreak",
+        agent: str = SOLO_AGENT,
         correlation_id: str | None = None,
     ) -> AsyncIterator[Token | RunResult]:
         """Yield answer tokens as they come, then the :class:`RunResult`. ``run_id`` is given by the queue;
@@ -435,7 +435,7 @@ class Agent:
             span.set_attributes(
                 {
                     "gen_ai.operation.name": "invoke_agent",
-                    "gen_ai.agent.name": "firebreak",
+                    "gen_ai.agent.name": context.agent,
                     "firebreak.route": context.route,
                     "firebreak.resumed": not isinstance(graph_input, dict),
                     **context.ids,

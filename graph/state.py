@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from app.services import Services
 
 
+SOLO_AGENT = "firebreak"  # the agent name of a run that is not a team member: a person asked it
+
+
 class AgentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     steps: int
@@ -53,7 +56,7 @@ class RunContext:
     deadline: float  # time.monotonic() value after which the run must stop
     stream_tokens: bool = True  # False when nobody reads tokens: models then answer in one piece
     graph_digest: str = ""  # GraphBuilder.digest() of the running graph: part of the cache's scope
-    agent: str = "firebreak"  # the run's role in a team; who changed a shared entity
+    agent: str = SOLO_AGENT  # the run's role in a team; who changed a shared entity
     correlation_id: str = ""  # the team run this run belongs to (its own id when alone)
 
     @property

@@ -26,7 +26,7 @@ from app.containment.gate import ProposedAction
 from app.containment.triggers import detect_triggers
 from app.errors import BudgetExceeded, UnknownTool
 from app.gateway import CallContext
-from graph.state import AgentState, RunContext
+from graph.state import SOLO_AGENT, AgentState, RunContext
 from memory.tables import Escalation, GateDecision
 from nodes.budget_guard import breach
 
@@ -180,6 +180,10 @@ def screen_triggers(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     if notes:
         services.escalations.mark_delivered([n.id for n in notes], now=services.clock())
         update["messages"] = [escalation.reviewer_note(n.answer) for n in notes if n.answer]
+    if ctx.agent != SOLO_AGENT:
+        # A team member's question was written by its supervisor or subscription, not by a person: the
+        # triggers read a person's behaviour (rephrasing, frustration, asking for a human) and do not apply.
+        return update
     *earlier, question = escalation.user_questions(messages)
     settings = services.settings.triggers
     embedder = None

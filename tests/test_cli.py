@@ -456,3 +456,32 @@ def test_team_runs_the_agents_on_a_ticket_and_trace_replay_shows_its_versions_in
     assert [line.split(" · ")[0] for line in lines] == ["ticket T-7 v2", "ticket T-7 v3"]
     assert "changed by writer (run" in lines[0] and "draft='Yes.'" in lines[0]
     assert "changed by reviewer (run" in lines[1] and "status='approved'" in lines[1]
+
+
+def test_subscribers_in_separate_processes_carry_a_ticket_from_new_to_approved(tmp_path, write_script):
+    from app.config import load_settings
+    from app.services import prepare_database
+    from memory.entities import EntityStore
+
+    database_url = f"sqlite:///{tmp_path / 'fb.db'}"
+    tickets = EntityStore(prepare_database(load_settings(database_url=database_url)))
+    tickets.create("default", "ticket", "T-9", {"subject": "Order 42?"}, actor="intake", correlation_id="c-9")
+
+    def change(version: int, changes: dict) -> dict:
+        arguments = {"key": "T-9", "version": version, "changes": changes}
+        return {"tool_calls": [{"name": "ticket_update", "arguments": arguments}]}
+
+    steps = {
+        "research": change(1, {"findings": "delivered"}),
+        "writer": change(2, {"draft": "It was delivered."}),
+        "reviewer": change(3, {"status": "approved"}),
+    }
+    for role, step in steps.items():  # one process per agent, each with its own script
+        script = write_script(step, {"text": "0.95"}, {"text": "Done."}, name=f"{role}.jsonl")
+        env = {"FIREBREAK_SCRIPT": script, "FIREBREAK_DATABASE_URL": database_url}
+        done = firebreak("subscribe", role, "--until-idle", "--model", "scripted/demo", env=env)
+        assert done.returncode == 0, done.stderr
+        assert f"{role}: 1 event(s) handled" in done.stdout
+
+    assert tickets.get("default", "ticket", "T-9").data["status"] == "approved"
+    assert [e.actor.split(" ")[0] for e in tickets.changes_in("c-9")] == ["intake", "research", "writer", "reviewer"]
