@@ -112,3 +112,29 @@ def make_settings() -> Callable[..., Settings]:
         return load_settings(database_url=database_url, **deep_merge(NOISY_MACHINE, overrides))
 
     return make
+
+
+def approving_team(write_script: ScriptWriter, database_url: str, ticket: str, draft: str) -> str:
+    """Create ``ticket`` (version 1) and script a team that researches it, drafts ``draft`` (version 2) and
+    approves it (version 3), each write graded 0.95 by the gate; returns the script."""
+    from app.services import prepare_database
+    from memory.entities import EntityStore
+
+    EntityStore(prepare_database(load_settings(database_url=database_url))).create(
+        "default", "ticket", ticket, {"subject": "Where is my order?"}, actor="intake"
+    )
+
+    def change(version: int, changes: dict[str, Any]) -> dict[str, Any]:
+        arguments = {"key": ticket, "version": version, "changes": changes}
+        return {"tool_calls": [{"name": "ticket_update", "arguments": arguments}]}
+
+    return write_script(
+        {"expect": "research agent", "text": "Findings: the order was delivered."},
+        {"expect": "writer agent", **change(1, {"draft": draft})},
+        {"text": "0.95"},
+        {"text": "Drafted."},
+        {"expect": "reviewer agent", **change(2, {"status": "approved"})},
+        {"text": "0.95"},
+        {"text": "APPROVED"},
+        name=f"team-{ticket}.jsonl",
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from conftest import approving_team
 
 from memory.migrate import MIGRATIONS
 
@@ -420,25 +421,8 @@ def test_plan_show_prints_each_plan_version_and_what_was_executed(tmp_path, writ
 
 
 def test_team_runs_the_agents_on_a_ticket_and_trace_replay_shows_its_versions_in_order(tmp_path, write_script):
-    from app.config import load_settings
-    from app.services import prepare_database
-    from memory.entities import EntityStore
-
     database_url = f"sqlite:///{tmp_path / 'fb.db'}"
-    EntityStore(prepare_database(load_settings(database_url=database_url))).create(
-        "default", "ticket", "T-7", {"subject": "Refund for order 42?"}, actor="intake"
-    )
-    update = {"name": "ticket_update", "arguments": {"key": "T-7", "version": 1, "changes": {"draft": "Yes."}}}
-    approve = {"name": "ticket_update", "arguments": {"key": "T-7", "version": 2, "changes": {"status": "approved"}}}
-    script = write_script(
-        {"expect": "research agent", "text": "Findings: refunds within 30 days."},
-        {"expect": "writer agent", "tool_calls": [update]},
-        {"text": "0.95"},
-        {"text": "Drafted."},
-        {"expect": "reviewer agent", "tool_calls": [approve]},
-        {"text": "0.95"},
-        {"text": "APPROVED"},
-    )
+    script = approving_team(write_script, database_url, "T-7", draft="Yes.")
     env = {"FIREBREAK_SCRIPT": script, "FIREBREAK_DATABASE_URL": database_url}
 
     asked = ("team", "--ticket", "T-7", "--model", "scripted/demo", "--json", "Answer the refund question")

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import pytest
-from conftest import ScriptWriter, run, unavailable
+from conftest import ScriptWriter, approving_team, run, unavailable
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlmodel import Session, select
 
@@ -604,22 +604,8 @@ def team_ui(
     sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
 ) -> Iterator[tuple[str, Settings]]:
     """The UI on a database holding ticket T-3; the team drafts and approves it."""
-    from app.services import prepare_database
-    from memory.entities import EntityStore
-
-    draft = {"name": "ticket_update", "arguments": {"key": "T-3", "version": 1, "changes": {"draft": "Delivered."}}}
-    approve = {"name": "ticket_update", "arguments": {"key": "T-3", "version": 2, "changes": {"status": "approved"}}}
-    script = write_script(
-        {"expect": "research agent", "text": "Findings: order 42 was delivered."},
-        {"expect": "writer agent", "tool_calls": [draft]},
-        {"text": "0.95"},
-        {"text": "Drafted."},
-        {"expect": "reviewer agent", "tool_calls": [approve]},
-        {"text": "0.95"},
-        {"text": "APPROVED"},
-    )
+    script = approving_team(write_script, sqlite_url, "T-3", draft="Delivered.")
     settings = ui_settings(make_settings, sqlite_url, script)
-    EntityStore(prepare_database(settings)).create("default", "ticket", "T-3", {"subject": "Order 42?"}, actor="intake")
     with serve(settings) as url:
         yield url, settings
 
