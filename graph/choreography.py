@@ -1,13 +1,14 @@
 """Choreography (seed pattern 12, the alternative to ``graph/team.py``): the same research, writer and
 reviewer agents as independent subscribers to the shared-entity event log.
 
-Nobody drives them: each polls the log (``EventLog.after``; the same on SQLite and PostgreSQL) and reacts
-to the changes it cares about with a member run: research to a new ticket, the writer to findings or a
-request for revision, the reviewer to a draft. Each run carries the event's correlation id, so every run
-of one interaction is linked (``firebreak trace replay``). A subscriber handles an event once
-(``EventLog.handle`` claims it per subscriber), may run in its own process (``firebreak subscribe ROLE``),
-and an event its run keeps failing on goes to the dead-letter queue. The per-entity change budget bounds
-a reviewer and a writer that would otherwise bounce a ticket forever.
+Nobody drives them: each reads the log (``EventLog.after``), woken by LISTEN/NOTIFY on PostgreSQL and by
+polling every ``[team] poll_s`` on SQLite, and reacts to the changes it cares about with a member run:
+research to a new ticket, the writer to findings or a request for revision, the reviewer to a draft. Each
+run carries the event's correlation id, so every run of one interaction is linked (``firebreak trace
+replay``). A subscriber handles an event once (``EventLog.handle`` claims it per subscriber), may run in its
+own process (``firebreak subscribe ROLE``), and an event its run keeps failing on goes to the dead-letter
+queue. The per-entity change budget bounds a reviewer and a writer that would otherwise bounce a ticket
+forever.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from app.errors import FirebreakError
 from graph.agent import Agent
-from memory.events import EventLog, Outcome
+from memory.events import ChangeSignal, EventLog, Outcome
 from memory.tables import EntityEvent
 
 
@@ -102,14 +103,18 @@ async def subscribe(
         raise FirebreakError(f"unknown role {role!r}; the roles are {', '.join(SUBSCRIPTIONS)}")
     cursor, handled = 0, 0
     poll_s = agent.services.settings.team.poll_s
-    while stop is None or not stop.is_set():
-        cursor, outcomes = await handle_pending(agent, role, tenant_id=tenant_id, after_id=cursor, route=route)
-        handled += sum(outcome == "done" for outcome in outcomes)
-        if until_idle and not any(outcome in ("done", "failed") for outcome in outcomes):
-            return handled
-        if not outcomes:
-            await asyncio.sleep(poll_s)
-    return handled
+    signal = ChangeSignal(agent.services.settings.database_url)
+    try:
+        while stop is None or not stop.is_set():
+            cursor, outcomes = await handle_pending(agent, role, tenant_id=tenant_id, after_id=cursor, route=route)
+            handled += sum(outcome == "done" for outcome in outcomes)
+            if until_idle and not any(outcome in ("done", "failed") for outcome in outcomes):
+                return handled
+            if not outcomes:
+                await asyncio.to_thread(signal.wait, poll_s)  # a commit wakes it at once on PostgreSQL
+        return handled
+    finally:
+        signal.close()
 
 
 async def settle(agent: Agent, *, tenant_id: str, route: str | None = None) -> dict[str, int]:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from app.errors import FirebreakError
+from memory.events import CHANNEL
 from memory.tables import EntityEvent, SharedEntity, table_of
 from memory.upsert import insert_ignore
 
@@ -243,6 +244,9 @@ class EntityStore:
                 text("SELECT pg_advisory_xact_lock(hashtext('firebreak.entity_events'), hashtext(:tenant))"),
                 {"tenant": entity.tenant_id},
             )
+            # Delivered when this transaction commits: subscribers waiting in ChangeSignal wake up then.
+            notify = text("SELECT pg_notify(:channel, :tenant)")
+            connection.execute(notify, {"channel": CHANNEL, "tenant": entity.tenant_id})
         connection.execute(
             insert(EVENTS).values(
                 event_id=str(uuid.uuid4()),

@@ -1,9 +1,11 @@
 """Consuming the entity event log: a polling cursor, and handlers that run once per event.
 
 Handlers subscribe by polling :meth:`EventLog.after` with the id of the last event they saw (the same on
-SQLite and PostgreSQL). :meth:`EventLog.handle` claims the event for the handler with one insert on the
-unique (handler, event_id) row, so a redelivered event, or the same event picked up by two workers, runs
-the handler once. A handler that keeps failing goes to the dead-letter queue with the event.
+SQLite and PostgreSQL); on PostgreSQL a :class:`ChangeSignal` wakes them as soon as a change commits
+(LISTEN/NOTIFY), so the poll interval only bounds the wait on SQLite. :meth:`EventLog.handle` claims the
+event for the handler with one insert on the unique (handler, event_id) row, so a redelivered event, or the
+same event picked up by two workers, runs the handler once. A handler that keeps failing goes to the
+dead-letter queue with the event.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import uuid
 from collections.abc import Callable
 from typing import Literal
 
+import psycopg
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
+from memory.engine import is_sqlite, libpq_url
 from memory.tables import DeadLetter, EntityEvent, EventHandling, table_of
 from memory.upsert import insert_ignore
 
+CHANNEL = "firebreak_entity_events"  # NOTIFY'd in each change's transaction, so delivered at its commit
 EVENTS = table_of(EntityEvent)
 HANDLINGS = table_of(EventHandling)
 DEAD = table_of(DeadLetter)
@@ -147,3 +152,25 @@ class EventLog:
                     )
                 )
         return status
+
+
+class ChangeSignal:
+    """Wait for the event log to grow: LISTEN/NOTIFY on PostgreSQL, a plain sleep of the timeout on SQLite."""
+
+    def __init__(self, database_url: str) -> None:
+        self._connection = None
+        if not is_sqlite(database_url):
+            self._connection = psycopg.connect(libpq_url(database_url), autocommit=True)
+            self._connection.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, timeout_s: float) -> None:
+        """Return when a change was committed (PostgreSQL), or after ``timeout_s`` at the latest."""
+        if self._connection is None:
+            time.sleep(timeout_s)
+            return
+        for _ in self._connection.notifies(timeout=timeout_s, stop_after=1):
+            pass
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()

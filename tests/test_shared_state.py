@@ -31,7 +31,7 @@ from memory.entities import (
     EntityStore,
     StaleEntity,
 )
-from memory.events import EventLog, dead_letter_id
+from memory.events import ChangeSignal, EventLog, dead_letter_id
 from memory.tables import DeadLetter, EntityEvent, EventHandling
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,3 +383,21 @@ def test_failed_handlings_are_listed_for_retry_until_they_succeed(database_url):
 
     assert log.handle("sync_crm", created, lambda event: None) == "done"
     assert log.retries("sync_crm", "acme") == []
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_waiting_subscriber_wakes_when_a_change_commits_not_when_its_poll_interval_ends(database_url):
+    store = EntityStore(migrated(database_url))
+    signal = ChangeSignal(database_url)
+    woke = threading.Event()
+
+    def subscriber() -> None:
+        signal.wait(timeout_s=600)  # LISTEN/NOTIFY: the commit below is what ends this wait
+        woke.set()
+
+    waiting = threading.Thread(target=subscriber, daemon=True)
+    waiting.start()  # listening since ChangeSignal() returned
+    new_ticket(store)
+
+    assert woke.wait(timeout=60), "the subscriber slept through the change"
+    signal.close()
