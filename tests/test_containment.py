@@ -1009,17 +1009,19 @@ def test_yes_to_a_confirmation_while_a_reviewer_is_also_asked_starts_no_new_run_
 def test_a_cap_hit_while_scoring_the_second_write_leaves_no_gate_decision_without_an_outcome(
     database_url, make_settings, write_script
 ):
-    # The request may use 2000 tokens: the decision and the first critique fit, the second critique does not.
+    # The request may use 3200 tokens: the decision and the first critique fit, the second critique does not
+    # (each critique reserves its estimated prompt plus its output cap). Raised once by 3200, the rest fits.
+    critique = {"text": "0.95", "usage": {"input_tokens": 400, "output_tokens": 1}}
     script = write_script(
-        {"tool_calls": [UPDATE, EMAIL], "usage": {"input_tokens": 1500, "output_tokens": 10}},
-        {"text": "0.95", "usage": {"input_tokens": 400, "output_tokens": 1}},
+        {"tool_calls": [UPDATE, EMAIL], "usage": {"input_tokens": 2750, "output_tokens": 10}},
+        critique,
         # After the raise the gate scores the decision again today (two lines); a fix may keep the first score
         # instead (one line), so the script is not settled: the subject here is the audit rows, not the calls.
-        {"text": "0.95"},
-        {"text": "0.95"},
+        critique,
+        critique,
         {"text": "Cancelled order 2 and emailed Alan."},
     )
-    settings = make_settings(database_url, script=script, limits={"request": {"tokens": 2000}})
+    settings = make_settings(database_url, script=script, limits={"request": {"tokens": 3200}})
 
     async def scenario() -> None:
         async with _open(settings) as agent:
