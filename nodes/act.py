@@ -85,6 +85,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             agent=ctx.agent,
             correlation_id=ctx.correlation_id or ctx.run_id,
         )
+        error_cause = None
         with services.telemetry.tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL) as span:
             span.set_attributes(
                 {
@@ -122,6 +123,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             except (ToolError, IdempotencyConflict) as exc:
                 mark_error(span, exc)
                 output, status, error_type = f"Error: {exc}", "error", type(exc).__name__
+                error_cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else None
             services.telemetry.content(span, "gen_ai.tool.call.result", output)
         services.runs.add_event(
             ctx.run_id,
@@ -140,8 +142,11 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             services.gate.settle(
                 gate_ids[call_id], "executed" if status == "success" else "failed", now=services.clock()
             )
-        # The error's type rides along (never shown to the model) for replan to tell an open breaker apart.
+        # The error's type and cause ride along (never shown to the model): replan tells an open breaker and a
+        # shared entity that changed under the run (StaleEntity) apart from other failures.
         kwargs = {"error_type": error_type} if error_type else {}
+        if status == "error" and error_cause is not None:
+            kwargs["cause"] = error_cause
         results.append(
             ToolMessage(content=output, tool_call_id=call_id, name=name, status=status, additional_kwargs=kwargs)
         )

@@ -9,9 +9,12 @@ The seed's pattern 13, gated by severity:
 * critical: replans are spent, or the model cannot write a valid one: a person
   is asked how to go on (``hitl``), and their answer reaches the model.
 
-Triggers: a step that failed after its retries, or that an open breaker
-refused. Each patch or replan is a new ``plan_versions`` row and a run event;
-the node's span carries the version, change, trigger and severity.
+Triggers: a step that failed after its retries, one that an open breaker
+refused, and a significant context change: a shared entity (a ticket) that
+another agent or a person changed since the plan read it (severity major:
+no substitute mends it). Each patch or replan is a new ``plan_versions`` row
+and a run event; the node's span carries the version, change, trigger and
+severity.
 """
 
 from __future__ import annotations
@@ -48,7 +51,11 @@ def this_step_results(messages: list[AnyMessage]) -> list[ToolMessage]:
 
 
 def trigger_of(result: ToolMessage) -> str:
-    return "breaker_open" if result.additional_kwargs.get("error_type") == "CircuitOpen" else "tool_failed"
+    if result.additional_kwargs.get("error_type") == "CircuitOpen":
+        return "breaker_open"
+    if result.additional_kwargs.get("cause") == "StaleEntity":
+        return "context_changed"  # another agent or a person changed the shared entity the plan was built on
+    return "tool_failed"
 
 
 def substitute_for(ctx: RunContext, plan: Plan, failed: Step) -> str | None:
@@ -79,7 +86,8 @@ async def replan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
         return {"plan": {**current, "steps": steps}}
     failed, trigger = failures[0]
     replans = state.get("replans", 0)
-    substitute = substitute_for(ctx, plan, failed)
+    # A changed context breaks the plan's assumptions: no substitute mends that, the model replans on it.
+    substitute = substitute_for(ctx, plan, failed) if trigger != "context_changed" else None
     if substitute is not None:
         new_plan, change, severity, made_by = substitute_step(plan, failed, substitute), "patched", "minor", "code"
         reason = f"step {failed.id} ({failed.tool}) failed: {failed.note[:200]}; substituted {substitute}"
@@ -90,7 +98,8 @@ async def replan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
         except (PlanInvalid, ModelError, BudgetExceeded) as exc:
             return _escalate(state, ctx, failed, trigger, f"the replan failed: {exc}", steps)
         change, severity, replans = "replanned", "major", replans + 1
-        reason = f"step {failed.id} ({failed.tool}) failed with no substitute: {failed.note[:200]}"
+        why = "the context changed" if trigger == "context_changed" else "it failed with no substitute"
+        reason = f"step {failed.id} ({failed.tool}): {why}: {failed.note[:200]}"
     else:
         spent = f"no replans left ({services.settings.planner.max_replans} used)"
         return _escalate(state, ctx, failed, trigger, spent, steps)

@@ -11,6 +11,7 @@ from conftest import run
 
 from app.planning.plan import Plan, PlanInvalid, Step, parse_plan, record_result, render, substitute_step
 from graph.agent import Agent
+from memory.entities import EntityStore
 
 ROUTE = "scripted/demo"
 TOOLS = ["sales_data", "pricing_api", "cached_prices"]
@@ -231,3 +232,37 @@ def test_an_unplanned_run_makes_no_planning_call(database_url, make_settings, wr
 
     result, services = run(scenario())
     assert result.answer == "Paris." and services.plans.versions(result.run_id) == []
+
+
+def test_a_ticket_changed_under_the_plan_is_a_context_change_and_the_model_replans_on_it(
+    database_url, make_settings, write_script
+):
+    draft = {"key": "T-1", "version": 1, "changes": {"draft": "Delivered."}}
+    plan = {"steps": [{"id": "s1", "tool": "ticket_update", "inputs": draft}, {"id": "s2", "depends_on": ["s1"]}]}
+    new_plan = {"steps": [{"id": "s1", "tool": "ticket_read", "inputs": {"key": "T-1"}}, {"id": "s2"}]}
+    script = write_script(
+        planned(plan),
+        calls("ticket_update", draft, next_step="s1"),
+        {"text": "0.95"},  # the gate's grade of the write: executed (and refused as stale)
+        {"expect": "Write a new plan", "tool_calls": [{"name": "submit_plan", "arguments": new_plan}]},
+        calls("ticket_read", {"key": "T-1"}, next_step="s1"),
+        {"expect": "s2 [NEXT]", "text": "Someone escalated the ticket meanwhile; I left the draft for them."},
+    )
+    settings = make_settings(database_url, script=script)
+
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            tickets = EntityStore(agent.services.engine)
+            tickets.create("default", "ticket", "T-1", {"subject": "Order 42?"}, actor="intake")
+            # A person changes the ticket after the plan was made on version 1.
+            tickets.update(tickets.get("default", "ticket", "T-1"), {"priority": "high"}, actor="operator")
+            result = agent.settle_script(await agent.ask("Draft a reply on T-1", route=ROUTE, plan=True))
+            return result, agent.services, tickets
+
+    result, services, tickets = run(scenario())
+
+    assert result.status == "answered"
+    versions = [(v.version, v.change, v.trigger, v.severity) for v in services.plans.versions(result.run_id)]
+    assert versions == [(1, "planned", None, None), (2, "replanned", "context_changed", "major")]
+    # Kept: the person's change; the stale draft was never written.
+    assert tickets.get("default", "ticket", "T-1").data == {"subject": "Order 42?", "priority": "high"}

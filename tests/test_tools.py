@@ -191,14 +191,32 @@ def test_registry_rejects_unknown_and_duplicate_tools():
     assert {item.name for item in registry} == {
         "knowledge_search",
         "sql_lookup",
+        "sales_data",
+        "pricing_api",
+        "cached_prices",
         "update_order",
         "send_email",
         "run_code",
         "http_api",
     }
-    with pytest.raises(UnknownTool, match="available tools: http_api, knowledge_search"):
+    with pytest.raises(UnknownTool, match="available tools: cached_prices, http_api, knowledge_search"):
         registry.get("rm_rf")
     with pytest.raises(ConfigError, match="two tools are named 'sql_lookup'"):
         registry.add(demo.sql_lookup)
     with pytest.raises(ConfigError, match=r"cannot import 'no\.such\.module'"):
         ToolRegistry.from_modules(["no.such.module"])
+
+
+def test_a_substitute_that_is_not_a_registered_tool_is_a_configuration_error(tmp_path, monkeypatch):
+    (tmp_path / "flaky_tools.py").write_text(
+        "from app.tools.registry import tool\n\n\n"
+        "@tool(kind='read', substitute='yesterdays_rates')\n"
+        "def live_rates(currency: str) -> dict:\n"
+        '    """Live exchange rates."""\n'
+        "    return {}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with pytest.raises(ConfigError, match="live_rates: its substitute 'yesterdays_rates' is not among the tools"):
+        ToolRegistry.from_modules(["flaky_tools"])

@@ -202,6 +202,7 @@ class ToolRegistry:
     @classmethod
     def from_modules(cls, modules: Iterable[str]) -> ToolRegistry:
         """Collect every :class:`Tool` defined at the top level of the named modules."""
+        modules = list(modules)
         registry = cls()
         for module_name in modules:
             try:
@@ -211,4 +212,9 @@ class ToolRegistry:
             for value in vars(module).values():
                 if isinstance(value, Tool):
                     registry.add(value)
+        for item in registry:
+            if item.substitute is not None and item.substitute not in registry._tools:
+                raise ConfigError(
+                    f"tool {item.name}: its substitute {item.substitute!r} is not among the tools of {modules}"
+                )
         return registry
