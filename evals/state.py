@@ -98,34 +98,39 @@ async def long_conversation(folder: Path) -> Scenario:
     return Scenario("long_conversation_200_turns", passed, figures)
 
 
-async def replan_pricing_api_down(folder: Path) -> Scenario:
-    """Sales, then live prices (the API hangs), then the report: the plan is patched, the report written."""
-    items = {"items": ["USB-C dock", "Standing desk"]}
+# The seed's replanning example: sales, then live prices, then the report from both; the live pricing API hangs.
+PRICING_DOWN: dict[str, Any] = {
+    "faults": {"pricing_api": {"hang": True}},
+    "tools": {"timeouts_s": {"pricing_api": 0.2}},
+}
+REPORT = "Report: the dock lists at $89.90, the desk at $479."
+
+
+def seed_replan_script(
+    items: Sequence[str] = ("USB-C dock", "Standing desk"), report: str = REPORT
+) -> list[dict[str, Any]]:
+    """The scripted model's lines for the seed's example: the plan, each step as the plan marks it next (the
+    pricing step fails, and the patch puts cached prices in its place), then the report."""
+    prices = {"items": list(items)}
     plan = {
         "steps": [
             {"id": "s1", "tool": "sales_data"},
-            {"id": "s2", "tool": "pricing_api", "inputs": items},
+            {"id": "s2", "tool": "pricing_api", "inputs": prices},
             {"id": "s3", "depends_on": ["s1", "s2"]},
         ]
     }
-    script = _script(
-        folder,
-        "replan",
-        [
-            {"expect": "submit_plan", "tool_calls": [{"name": "submit_plan", "arguments": plan}]},
-            {"expect": "s1 [NEXT] sales_data", "tool_calls": [{"name": "sales_data", "arguments": {}}]},
-            {"expect": "s2 [NEXT] pricing_api", "tool_calls": [{"name": "pricing_api", "arguments": items}]},
-            {"expect": "s2b [NEXT] cached_prices", "tool_calls": [{"name": "cached_prices", "arguments": items}]},
-            {"expect": "s3 [NEXT] answer", "text": "Report: the dock lists at $89.90, the desk at $479."},
-        ],
-    )
-    settings = _settings(
-        folder,
-        "replan",
-        script,
-        faults={"pricing_api": {"hang": True}},
-        tools={"timeouts_s": {"pricing_api": 0.2}},
-    )
+    return [
+        {"expect": "submit_plan", "tool_calls": [{"name": "submit_plan", "arguments": plan}]},
+        {"expect": "s1 [NEXT] sales_data", "tool_calls": [{"name": "sales_data", "arguments": {}}]},
+        {"expect": "s2 [NEXT] pricing_api", "tool_calls": [{"name": "pricing_api", "arguments": prices}]},
+        {"expect": "s2b [NEXT] cached_prices", "tool_calls": [{"name": "cached_prices", "arguments": prices}]},
+        {"expect": "s3 [NEXT] answer", "text": report},
+    ]
+
+
+async def replan_pricing_api_down(folder: Path) -> Scenario:
+    """Sales, then live prices (the API hangs), then the report: the plan is patched, the report written."""
+    settings = _settings(folder, "replan", _script(folder, "replan", seed_replan_script()), **PRICING_DOWN)
     question = "Write a pricing report for the dock and the desk"
     (result,), services = await _ask(settings, [question], "report", plan=True)
     versions = services.plans.versions(result.run_id)

@@ -14,6 +14,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from conftest import approving_team
 
+from evals.state import PRICING_DOWN, seed_replan_script
 from memory.migrate import MIGRATIONS
 
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")
@@ -390,19 +391,11 @@ def test_context_show_lists_a_threads_checkpoints_with_the_messages_they_replace
 
 
 def test_plan_show_prints_each_plan_version_and_what_was_executed(tmp_path, write_script):
-    items = {"items": ["USB-C dock"]}
-    plan = {"steps": [{"id": "s1", "tool": "pricing_api", "inputs": items}, {"id": "s2", "depends_on": ["s1"]}]}
-    script = write_script(
-        {"expect": "submit_plan", "tool_calls": [{"name": "submit_plan", "arguments": plan}]},
-        {"expect": "s1 [NEXT] pricing_api", "tool_calls": [{"name": "pricing_api", "arguments": items}]},
-        {"expect": "s1b [NEXT] cached_prices", "tool_calls": [{"name": "cached_prices", "arguments": items}]},
-        {"expect": "s2 [NEXT] answer", "text": "The dock costs $89.90 (published list)."},
-    )
     env = {
-        "FIREBREAK_SCRIPT": script,
+        "FIREBREAK_SCRIPT": write_script(*seed_replan_script(items=["USB-C dock"])),
         "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
-        "FIREBREAK_FAULTS": '{"pricing_api": {"hang": true}}',
-        "FIREBREAK_TOOLS__TIMEOUTS_S": '{"pricing_api": 0.2}',
+        "FIREBREAK_FAULTS": json.dumps(PRICING_DOWN["faults"]),
+        "FIREBREAK_TOOLS__TIMEOUTS_S": json.dumps(PRICING_DOWN["tools"]["timeouts_s"]),
     }
     asked = firebreak("ask", "--model", "scripted/demo", "--plan", "--json", "Price of the USB-C dock?", env=env)
     assert asked.returncode == 0, asked.stderr
@@ -413,9 +406,9 @@ def test_plan_show_prints_each_plan_version_and_what_was_executed(tmp_path, writ
     assert shown.returncode == 0, shown.stderr
     assert "plan v1 · planned by scripted/demo" in shown.stdout
     assert "plan v2 · patched by code after tool_failed (minor)" in shown.stdout
-    assert "– s1 pricing_api(items=['USB-C dock'])" in shown.stdout
-    assert "✓ s1b cached_prices(items=['USB-C dock'])" in shown.stdout
-    assert "executed: pricing_api ✗, cached_prices ✓" in shown.stdout
+    assert "– s2 pricing_api(items=['USB-C dock'])" in shown.stdout
+    assert "✓ s2b cached_prices(items=['USB-C dock'])" in shown.stdout
+    assert "executed: sales_data ✓, pricing_api ✗, cached_prices ✓" in shown.stdout
     as_json = json.loads(firebreak("plan", "show", run_id, "--json", env=env).stdout)
     assert [v["version"] for v in as_json["versions"]] == [1, 2]
 

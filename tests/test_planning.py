@@ -10,6 +10,7 @@ import pytest
 from conftest import run
 
 from app.planning.plan import Plan, PlanInvalid, Step, parse_plan, record_result, render, substitute_step
+from evals.state import PRICING_DOWN, REPORT, seed_replan_script
 from graph.agent import Agent
 from memory.entities import EntityStore
 
@@ -25,7 +26,6 @@ SEED_PLAN = {
         {"id": "s3", "tool": None, "depends_on": ["s1", "s2"], "why": "write the report"},
     ],
 }
-PRICING_DOWN = {"faults": {"pricing_api": {"hang": True}}, "tools": {"timeouts_s": {"pricing_api": 0.2}}}
 
 
 def planned(plan: dict) -> dict:
@@ -121,18 +121,11 @@ def test_the_rendered_plan_marks_what_is_done_failed_and_next():
 def test_the_seeds_example_patches_a_dead_pricing_api_with_cached_prices_and_writes_the_report(
     database_url, make_settings, write_script
 ):
-    script = write_script(
-        planned(SEED_PLAN),
-        calls("sales_data", {}, next_step="s1"),
-        calls("pricing_api", ITEMS, next_step="s2"),
-        calls("cached_prices", ITEMS, next_step="s2b"),
-        {"expect": "s3 [NEXT] answer the user", "text": "Report: the dock sells at $89.90, the desk at $479."},
-    )
-    settings = make_settings(database_url, script=script, **PRICING_DOWN)
+    settings = make_settings(database_url, script=write_script(*seed_replan_script()), **PRICING_DOWN)
 
     result, services = ask(settings, "Write a pricing report for the USB-C dock and the standing desk")
 
-    assert (result.status, result.answer) == ("answered", "Report: the dock sells at $89.90, the desk at $479.")
+    assert (result.status, result.answer) == ("answered", REPORT)
     first, second = services.plans.versions(result.run_id)
     assert (first.version, first.change, first.made_by) == (1, "planned", "scripted/demo")
     assert [s["status"] for s in first.steps] == ["done", "failed", "pending"]  # frozen when replaced

@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.queue.worker import Worker, submit
+from evals.state import PRICING_DOWN, seed_replan_script
 from graph.agent import Agent
 from memory.engine import make_engine
 from memory.queue import QueueStore
@@ -562,16 +563,8 @@ def plan_ui(
     sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
 ) -> Iterator[tuple[str, Settings]]:
     """The UI with the live pricing API down: a planned run patches its pricing step with cached prices."""
-    items = {"items": ["USB-C dock"]}
-    plan = {"steps": [{"id": "s1", "tool": "pricing_api", "inputs": items}, {"id": "s2", "depends_on": ["s1"]}]}
-    script = write_script(
-        {"expect": "submit_plan", "tool_calls": [{"name": "submit_plan", "arguments": plan}]},
-        {"expect": "s1 [NEXT] pricing_api", "tool_calls": [{"name": "pricing_api", "arguments": items}]},
-        {"expect": "s1b [NEXT] cached_prices", "tool_calls": [{"name": "cached_prices", "arguments": items}]},
-        {"expect": "s2 [NEXT] answer", "text": "The USB-C dock lists at $89.90 (published price list)."},
-    )
-    outage = {"faults": {"pricing_api": {"hang": True}}, "tools": {"timeouts_s": {"pricing_api": 0.2}}}
-    settings = ui_settings(make_settings, sqlite_url, script, **outage)
+    script = write_script(*seed_replan_script(report="Report: the USB-C dock lists at $89.90 (published price list)."))
+    settings = ui_settings(make_settings, sqlite_url, script, **PRICING_DOWN)
     with serve(settings) as url:
         yield url, settings
 
@@ -592,10 +585,12 @@ def test_a_run_planned_from_the_chat_shows_planned_vs_executed_in_its_trace(
     plan = page.locator("#trace-view .plan")
     expect(plan.locator('.plan-version[data-version="1"]')).to_contain_text("planned by scripted/demo")
     expect(plan.locator('.plan-version[data-version="2"]')).to_contain_text("patched by code after tool_failed")
-    expect(plan.locator('.plan-version.current[data-version="2"] ~ .plan-step[data-step="s1b"]')).to_have_attribute(
+    expect(plan.locator('.plan-version.current[data-version="2"] ~ .plan-step[data-step="s2b"]')).to_have_attribute(
         "data-status", "done"
     )
-    expect(plan.locator(".plan-executed")).to_contain_text("pricing_api (error), cached_prices (success)")
+    expect(plan.locator(".plan-executed")).to_contain_text(
+        "sales_data (success), pricing_api (error), cached_prices (success)"
+    )
     page.close()
 
 
