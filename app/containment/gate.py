@@ -114,6 +114,7 @@ class ModelEstimator:
                 context=context,
                 deadline=deadline,
                 max_output_tokens=self.max_tokens,
+                temperature=0.0,  # a grade is a measurement: the same action gets the same score
             )
         except ModelError as exc:
             return Estimate(0.0, self.name, f"the {self.name} estimator failed: {exc}")

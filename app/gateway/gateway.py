@@ -258,12 +258,14 @@ class Gateway:
         on_token: TokenSink | None = None,
         deadline: float | None = None,
         max_output_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> ModelReply:
         """Ask the route's models in order: each through its breaker, transient errors retried, then the next.
 
         ``route`` is the run's; ``task`` may send the call to another one (``[routing]``).
         ``deadline`` (a ``time.monotonic()`` value) bounds every attempt and every backoff;
-        ``max_output_tokens`` lowers the route's (a short answer reserves a small budget).
+        ``max_output_tokens`` lowers the route's (a short answer reserves a small budget); ``temperature``
+        overrides the route's (a score should be greedy, so the same action gets the same grade).
         ``tool_choice`` names one of ``tools`` that the model must call: its schema constrains the output.
         """
         route = self.settings.routing.route_for(task, route)
@@ -272,6 +274,8 @@ class Gateway:
             settings = settings.model_copy(
                 update={"max_output_tokens": min(max_output_tokens, settings.max_output_tokens)}
             )
+        if temperature is not None:
+            settings = settings.model_copy(update={"temperature": temperature})
         request = ChatRequest(route, settings, messages, tools, context, on_token, task, tool_choice)
         last_error: ModelError | None = None
         fallback_reason: str | None = None
