@@ -239,6 +239,7 @@ class SharedStateSettings(Section):
 class TeamSettings(Section):
     max_rounds: int = Field(ge=1)  # writer drafts the reviewer may send back before the team stops
     poll_s: float = Field(gt=0)  # how often a choreography subscriber reads the event log
+    tool_modules: list[str]  # tools only team members see, besides [tools] modules
 
 
 class PlannerSettings(Section):

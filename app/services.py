@@ -58,7 +58,8 @@ class Services:
     gateway: Gateway
     breakers: CircuitBreakers
     limits: BlastRadius
-    tools: ToolRegistry
+    tools: ToolRegistry  # what a person's run may call ([tools] modules)
+    team_tools: ToolRegistry  # what a team member may call: those and [team] tool_modules (the tickets)
     budgets: ToolBudgets
     tool_runtime: ToolRuntime
     escalations: EscalationStore
@@ -136,6 +137,7 @@ def build_services(
     guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random(), sleep=sleep)
     limits = BlastRadius(LedgerStore(engine), settings.limits, rates=settings.rate_limits, clock=clock)
     gateway = Gateway(settings, telemetry, runs.record_model_call, guard, limits, fault_plan)
+    registry = tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules)
     return Services(
         settings=settings,
         engine=engine,
@@ -144,7 +146,8 @@ def build_services(
         gateway=gateway,
         limits=limits,
         breakers=breakers,
-        tools=tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules),
+        tools=registry,
+        team_tools=ToolRegistry([*registry, *ToolRegistry.from_modules(settings.team.tool_modules)]),
         budgets=ToolBudgets(settings.tools.class_timeouts_s, settings.tools.timeouts_s),
         tool_runtime=ToolRuntime(
             guard=guard,

@@ -16,6 +16,7 @@ from langgraph.graph.message import add_messages
 
 if TYPE_CHECKING:
     from app.services import Services
+    from app.tools.registry import ToolRegistry
 
 
 SOLO_AGENT = "firebreak"  # the agent name of a run that is not a team member: a person asked it
@@ -58,6 +59,11 @@ class RunContext:
     graph_digest: str = ""  # GraphBuilder.digest() of the running graph: part of the cache's scope
     agent: str = SOLO_AGENT  # the run's role in a team; who changed a shared entity
     correlation_id: str = ""  # the team run this run belongs to (its own id when alone)
+
+    @property
+    def tools(self) -> ToolRegistry:
+        """The tools this run may see and call: a team member also gets the team's (the shared tickets)."""
+        return self.services.tools if self.agent == SOLO_AGENT else self.services.team_tools
 
     @property
     def ids(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def _pending_calls(messages: list[Any]) -> list[tuple[int, str, str, Any, str | 
 def _refusal(state: AgentState, ctx: RunContext, call_id: str, name: str) -> str | None:
     """Why a gated call may not run, or None when it may."""
     try:
-        item = ctx.services.tools.get(name)
+        item = ctx.tools.get(name)
     except UnknownTool:
         return None  # run_tool reports it to the model
     gate = ctx.services.settings.gate
@@ -99,7 +99,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             try:
                 if parse_error is not None:
                     raise InvalidToolArguments(f"{name}: {parse_error}; send a JSON object", tool=name)
-                item = services.tools.get(name)
+                item = ctx.tools.get(name)
                 span.set_attribute("firebreak.tool.kind", item.kind)
                 if item.kind == "write":
                     span.set_attribute("firebreak.op_id", tool_context.op_id or "")

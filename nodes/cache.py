@@ -54,7 +54,7 @@ def _scope(state: AgentState, ctx: RunContext) -> str:
         route=ctx.route,
         models=settings.route(ctx.route).models,
         system_prompt=settings.agent.system_prompt,
-        tools=_tools_digest(json.dumps(ctx.services.tools.specs(), sort_keys=True)),
+        tools=_tools_digest(json.dumps(ctx.tools.specs(), sort_keys=True)),
         graph=ctx.graph_digest,
         context=_context(state["messages"]),
     )
@@ -108,8 +108,8 @@ def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
 
 def _wrote(messages: Sequence[AnyMessage], ctx: RunContext) -> bool:
     """Whether this run called a write tool (its answer depends on a side effect: never reused)."""
-    names = {m.name for m in messages if isinstance(m, ToolMessage) and m.name in ctx.services.tools}
-    return any(ctx.services.tools.get(str(name)).kind == "write" for name in names)
+    names = {m.name for m in messages if isinstance(m, ToolMessage) and m.name in ctx.tools}
+    return any(ctx.tools.get(str(name)).kind == "write" for name in names)
 
 
 def cache_store(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

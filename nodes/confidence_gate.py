@@ -42,7 +42,7 @@ def gated_actions(decision: AIMessage, ctx: RunContext) -> list[ProposedAction]:
     actions = []
     for call in decision.tool_calls:
         try:
-            kind = ctx.services.tools.get(call["name"]).kind
+            kind = ctx.tools.get(call["name"]).kind
         except UnknownTool:
             continue
         if kind == "write" and ctx.services.settings.limits.read_only:

@@ -33,7 +33,7 @@ async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
             context=CallContext(
                 tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id
             ),
-            tools=services.tools.specs() or None,
+            tools=ctx.tools.specs() or None,
             on_token=(lambda text: writer({"token": text})) if ctx.stream_tokens else None,
             deadline=ctx.deadline,
         )

@@ -32,7 +32,7 @@ INSTRUCTIONS = (
 def tool_catalogue(ctx: RunContext) -> str:
     """One short line per tool: the planner's prompt is read by small local models too."""
     return "\n".join(
-        f"- {item.name}({', '.join(item.args_model.model_fields)}): {item.description}" for item in ctx.services.tools
+        f"- {item.name}({', '.join(item.args_model.model_fields)}): {item.description}" for item in ctx.tools
     )
 
 
@@ -40,7 +40,7 @@ async def write_plan(ctx: RunContext, messages: list[AnyMessage], brief: str) ->
     """Ask the ``plan`` route for a plan of the conversation so far; ``brief`` says what kind of plan."""
     services = ctx.services
     settings = services.settings.planner
-    names = [item.name for item in services.tools]
+    names = [item.name for item in ctx.tools]
     reply = await services.gateway.chat(
         to_openai(messages, brief + tool_catalogue(ctx)),
         route=ctx.route,

@@ -61,7 +61,7 @@ def trigger_of(result: ToolMessage) -> str:
 def substitute_for(ctx: RunContext, plan: Plan, failed: Step) -> str | None:
     """The failed tool's declared substitute, unless the plan already tried it."""
     try:
-        declared = ctx.services.tools.get(failed.tool or "").substitute
+        declared = ctx.tools.get(failed.tool or "").substitute
     except UnknownTool:
         return None
     tried = {s.tool for s in plan.steps if s.status in ("failed", "dropped")}

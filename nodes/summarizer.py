@@ -108,7 +108,7 @@ async def summarize(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
         return {}
     messages = state["messages"]
     system_prompt = services.settings.agent.system_prompt
-    tools = services.tools.specs() or None
+    tools = ctx.tools.specs() or None
     before = services.gateway.count_tokens(to_openai(messages, system_prompt), route=ctx.route, tools=tools)
     window = services.gateway.context_window(ctx.route)
     span = trace.get_current_span()

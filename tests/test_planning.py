@@ -249,7 +249,8 @@ def test_a_ticket_changed_under_the_plan_is_a_context_change_and_the_model_repla
             tickets.create("default", "ticket", "T-1", {"subject": "Order 42?"}, actor="intake")
             # A person changes the ticket after the plan was made on version 1.
             tickets.update(tickets.get("default", "ticket", "T-1"), {"priority": "high"}, actor="operator")
-            result = agent.settle_script(await agent.ask("Draft a reply on T-1", route=ROUTE, plan=True))
+            asked = agent.ask("Draft a reply on T-1", route=ROUTE, plan=True, agent="writer")  # a team member
+            result = agent.settle_script(await asked)
             return result, agent.services, tickets
 
     result, services, tickets = run(scenario())

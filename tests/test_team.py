@@ -125,3 +125,24 @@ def test_a_reviewer_who_keeps_sending_the_draft_back_stops_the_team_after_max_ro
     assert (result.verdict, result.rounds) == ("revise", 2)
     assert [member["role"] for member in result.runs] == ["research", "writer", "reviewer", "writer", "reviewer"]
     assert tickets.get("default", "ticket", "T-1").data["draft"] == "draft 3"
+
+
+def test_a_persons_run_neither_sees_nor_calls_the_teams_ticket_tools(database_url, make_settings, write_script):
+    script = write_script(
+        update(1, {"status": "closed"}, expect="Close T-1"),
+        {"expect": "unknown tool 'ticket_update'", "text": "I cannot change tickets."},
+    )
+    settings = make_settings(database_url, script=script)
+
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            tickets = EntityStore(agent.services.engine)
+            tickets.create("default", "ticket", "T-1", {"status": "open"}, actor="intake")
+            result = agent.settle_script(await agent.ask("Close T-1", route=ROUTE))
+            return result, tickets, agent.services.tools
+
+    result, tickets, chat_tools = run(scenario())
+
+    assert result.answer == "I cannot change tickets."
+    assert "ticket_update" not in {spec["function"]["name"] for spec in chat_tools.specs()}
+    assert tickets.get("default", "ticket", "T-1").data == {"status": "open"}
