@@ -232,7 +232,11 @@ class Agent:
             question=question,
         )
         self._take_thread(run.thread_id, run.id)
-        self.services.runs.start(run)
+        try:
+            self.services.runs.start(run)
+        except BaseException:
+            self.services.threads.release(run.thread_id, run.id)  # nothing was recorded: the thread is free
+            raise
         planning = settings.planner.enabled if plan is None else plan
         async for item in self._execute(self._context(run, stream_tokens), _fresh_input(question, planning)):
             yield item
@@ -351,6 +355,7 @@ class Agent:
             # The thread moved on without this run (it cannot, through Agent; but a checkpoint is shared data):
             # resuming would continue someone else's run. Record it instead of guessing.
             error = "its checkpoint is no longer the thread's latest; nothing was resumed"
+            self.services.threads.release(run.thread_id, run_id)
             return self._result(self.services.runs.finish(run_id, status="failed", error=error))
         result = None
         async for item in self._execute(self._context(run, stream_tokens=False), Command(resume={"answered": True})):
