@@ -5,6 +5,7 @@ instead of overwriting the winner's change. Each read and write puts the snapsho
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated, Any
 
 from opentelemetry import trace
@@ -58,11 +59,11 @@ def ticket_update(
     current = store.get(ctx.tenant_id, "ticket", key)
     if current is None:
         raise LookupError(f"ticket {key} does not exist; use version 0 to create it")
-    snapshot = Entity(current.tenant_id, "ticket", key, version, current.data, current.changes, current.updated_by)
-    if version != current.version:
-        raise StaleEntity(snapshot, current)
+    # The write is based on the version the agent read: the store's compare-and-swap refuses it when the
+    # ticket has moved on since, and hands back the ticket as it is now.
+    read = replace(current, version=version)
     try:
-        return _view(store.update(snapshot, changes, actor=who, correlation_id=ctx.correlation_id))
+        return _view(store.update(read, changes, actor=who, correlation_id=ctx.correlation_id))
     except StaleEntity as lost:
         _view(lost.current)
         raise
