@@ -63,6 +63,43 @@ def plan_state(row: PlanVersion) -> dict[str, Any]:
     return {"version": row.version, "goal": row.goal, "steps": row.steps}
 
 
+def record_version(
+    ctx: RunContext,
+    plan: Plan,
+    version: int,
+    *,
+    change: str,
+    made_by: str,
+    trigger: str | None = None,
+    severity: str | None = None,
+    reason: str = "",
+) -> PlanVersion:
+    """Store a new plan version (a resumed step finds the one it stored), its run event and span attributes."""
+    services = ctx.services
+    row, created = services.plans.add(
+        PlanVersion(
+            run_id=ctx.run_id,
+            thread_id=ctx.thread_id,
+            tenant_id=ctx.tenant_id,
+            version=version,
+            goal=plan.goal,
+            steps=[step.model_dump() for step in plan.steps],
+            change=change,
+            trigger=trigger,
+            severity=severity,
+            reason=reason,
+            made_by=made_by,
+            created_at=services.clock(),
+        )
+    )
+    if created:
+        node = "plan" if version == 1 else "replan"
+        payload = {"version": version, "trigger": trigger, "severity": severity, "reason": reason, "steps": row.steps}
+        services.runs.add_event(ctx.run_id, node, change, payload)
+    mark_span(row)
+    return row
+
+
 def mark_span(row: PlanVersion) -> None:
     trace.get_current_span().set_attributes(
         {
@@ -87,19 +124,7 @@ async def plan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any
             services.runs.add_event(ctx.run_id, "plan", "plan_failed", {"error": str(exc)})
             trace.get_current_span().set_attribute("firebreak.plan.error", str(exc))
             return {"plan": None, "planning": False}
-        stored, _ = services.plans.add(
-            PlanVersion(
-                run_id=ctx.run_id,
-                thread_id=ctx.thread_id,
-                tenant_id=ctx.tenant_id,
-                version=1,
-                goal=made.goal,
-                steps=[step.model_dump() for step in made.steps],
-                change="planned",
-                made_by=model,
-                created_at=services.clock(),
-            )
-        )
-        services.runs.add_event(ctx.run_id, "plan", "planned", {"version": 1, "steps": stored.steps})
-    mark_span(stored)
+        stored = record_version(ctx, made, 1, change="planned", made_by=model)
+    else:
+        mark_span(stored)
     return {"plan": plan_state(stored)}

@@ -29,8 +29,7 @@ from app.containment import escalation
 from app.errors import BudgetExceeded, ModelError, UnknownTool
 from app.planning.plan import Plan, PlanInvalid, Step, record_result, render, substitute_step
 from graph.state import AgentState, RunContext
-from memory.tables import PlanVersion
-from nodes.planner import mark_span, plan_state, write_plan
+from nodes.planner import plan_state, record_version, write_plan
 
 REPLAN_INSTRUCTIONS = (
     "A step of your plan failed. Write a new plan for what is left: keep the results of the steps that are "
@@ -103,29 +102,16 @@ async def replan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     else:
         spent = f"no replans left ({services.settings.planner.max_replans} used)"
         return _escalate(state, ctx, failed, trigger, spent, steps)
-    row, _ = services.plans.add(
-        PlanVersion(
-            run_id=ctx.run_id,
-            thread_id=ctx.thread_id,
-            tenant_id=ctx.tenant_id,
-            version=version + 1,
-            goal=plan.goal,
-            steps=[step.model_dump() for step in new_plan.steps],
-            change=change,
-            trigger=trigger,
-            severity=severity,
-            reason=reason,
-            made_by=made_by,
-            created_at=services.clock(),
-        )
+    row = record_version(
+        ctx,
+        new_plan.model_copy(update={"goal": plan.goal}),
+        version + 1,
+        change=change,
+        made_by=made_by,
+        trigger=trigger,
+        severity=severity,
+        reason=reason,
     )
-    services.runs.add_event(
-        ctx.run_id,
-        "replan",
-        change,
-        {"version": row.version, "trigger": trigger, "severity": severity, "reason": reason, "steps": row.steps},
-    )
-    mark_span(row)
     return {"plan": plan_state(row), "replans": replans}
 
 
