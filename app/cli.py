@@ -12,13 +12,17 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
 
 from app.config import Settings, load_settings
 from app.errors import FirebreakError
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without the database and model stacks
+    from memory.runs import RunStore
+    from memory.tables import Run
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Firebreak: an agent that must not burn down prod.")
 trace_cli = typer.Typer(no_args_is_help=True, help="Inspect traces.")
@@ -199,17 +203,24 @@ def subscribe(
         typer.echo(f"{name}: {count} event(s) handled")
 
 
-@trace_cli.command("show")
-def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Show a run's spans as a tree with durations."""
+def _stored_run(config: Path | None, run_id: str) -> tuple[RunStore, Run]:
+    """The run store of the configured database and the run ``run_id``, or a clear error."""
     from app.services import prepare_database
-    from app.traces import format_trace
     from memory.runs import RunStore
 
     runs = RunStore(prepare_database(_settings(config)))
     run = runs.get(run_id)
     if run is None:
         raise FirebreakError(f"no run {run_id!r} in this database")
+    return runs, run
+
+
+@trace_cli.command("show")
+def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show a run's spans as a tree with durations."""
+    from app.traces import format_trace
+
+    runs, run = _stored_run(config, run_id)
     spans = runs.spans(run_id)
     if as_json:
         _echo_json({"run_id": run_id, "trace_id": run.trace_id, "spans": [span.model_dump() for span in spans]})
@@ -222,16 +233,11 @@ def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = F
 def trace_replay(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """The shared entities a run (or the team run it belongs to) changed: every version in order, who made it,
     what changed and the state after."""
-    from app.services import prepare_database
     from memory.entities import EntityStore
-    from memory.runs import RunStore
 
-    engine = prepare_database(_settings(config))
-    run = RunStore(engine).get(run_id)
-    if run is None:
-        raise FirebreakError(f"no run {run_id!r} in this database")
+    runs, run = _stored_run(config, run_id)
     correlation = run.correlation_id or run.id
-    events = EntityStore(engine).changes_in(correlation)
+    events = EntityStore(runs.engine).changes_in(correlation)
     if as_json:
         _echo_json({"run_id": run_id, "correlation_id": correlation, "changes": [e.model_dump() for e in events]})
         return
@@ -624,15 +630,10 @@ def plan_show(
 ) -> None:
     """A run's plan versions (why each replaced the one before) and the tool calls it executed."""
     from app.planning.report import plan_report, report_lines
-    from app.services import prepare_database
     from memory.plans import PlanStore
-    from memory.runs import RunStore
 
-    engine = prepare_database(_settings(config))
-    runs = RunStore(engine)
-    if runs.get(run_id) is None:
-        raise FirebreakError(f"no run {run_id!r} in this database")
-    report = {"run_id": run_id, **plan_report(PlanStore(engine).versions(run_id), runs.events(run_id))}
+    runs, _ = _stored_run(config, run_id)
+    report = {"run_id": run_id, **plan_report(PlanStore(runs.engine).versions(run_id), runs.events(run_id))}
     if as_json:
         _echo_json(report)
         return
