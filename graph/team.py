@@ -38,7 +38,6 @@ ROLES = {
 
 
 class TeamState(TypedDict, total=False):
-    request: str
     findings: str
     feedback: str
     rounds: int
@@ -126,7 +125,7 @@ async def run_team(
                 "firebreak.ticket": ticket,
             }
         )
-        final = await graph.compile().ainvoke({"request": request, "rounds": 0, "runs": []})
+        final = await graph.compile().ainvoke({"rounds": 0, "runs": []})
         span.set_attributes(
             {"firebreak.team.verdict": final.get("verdict", ""), "firebreak.team.rounds": final["rounds"]}
         )
