@@ -12,7 +12,15 @@ WHEELHOUSE ?= $(HOME)/.cache/firebreak/wheels/llama-portable-v1
 export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run install test bench lint
+# Arize Phoenix, the trace backend tests/test_phoenix.py exports to, lives in its own virtualenv: its 140-odd
+# dependencies are not Firebreak's and must not move Firebreak's pins. It sits beside the wheelhouse, so a fresh
+# clone on this machine reuses it. `make test` installs it under CI; elsewhere that test is skipped until
+# `make phoenix` was run once.
+PHOENIX_VERSION := 20.26.1
+PHOENIX_VENV ?= $(HOME)/.cache/firebreak/phoenix
+export FIREBREAK_TEST_PHOENIX := $(PHOENIX_VENV)/bin/phoenix
+
+.PHONY: run install phoenix test bench lint
 
 run: install
 	@$(BIN)/firebreak setup
@@ -34,7 +42,16 @@ $(STAMP): pyproject.toml
 		torch==2.13.0 -e '.[dev]'
 	@touch $(STAMP)
 
-test: install
+phoenix: $(PHOENIX_VENV)/.installed-$(PHOENIX_VERSION)
+
+$(PHOENIX_VENV)/.installed-$(PHOENIX_VERSION):
+	@echo "==> Installing Arize Phoenix $(PHOENIX_VERSION) into $(PHOENIX_VENV), for the OTLP export test against it"
+	@test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	@$(PHOENIX_VENV)/bin/python -m pip install --quiet --upgrade pip
+	@$(PHOENIX_VENV)/bin/python -m pip install --quiet arize-phoenix==$(PHOENIX_VERSION)
+	@rm -f $(PHOENIX_VENV)/.installed-* && touch $@
+
+test: install $(if $(filter 1 true yes,$(CI)),phoenix)
 	@$(BIN)/python -m pytest; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "error: pytest collected no tests, so the test setup is broken" >&2; exit 1; fi; \
 	exit $$code

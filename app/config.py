@@ -333,6 +333,49 @@ class QueueSettings(Section):
     alert_webhook: str
 
 
+class CanaryMetric(Section):
+    critical: bool  # a critical metric that fails rolls the canary back; another one holds the rollout
+    tolerance: float = Field(ge=0)  # rates: allowed absolute increase; cost and latency: relative increase
+
+
+class CanaryMetrics(Section):
+    error_rate: CanaryMetric
+    flag_rate: CanaryMetric
+    cost_per_run: CanaryMetric
+    latency_p95: CanaryMetric
+
+
+class CanarySettings(Section):
+    steps: list[Annotated[float, Field(gt=0, le=100)]] = Field(min_length=1)
+    min_runs: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    min_step_s: float = Field(ge=0)
+    alpha: float = Field(gt=0, lt=1)
+    auto_promote: bool
+    sticky: Literal["user", "session"]
+    early_users: list[str]
+    metrics: CanaryMetrics
+
+    @model_validator(mode="after")
+    def _ramp_is_valid(self) -> CanarySettings:
+        if self.steps != sorted(set(self.steps)) or self.steps[-1] != 100:
+            raise ValueError("canary.steps must rise strictly and end at 100")
+        if len(self.min_runs) != len(self.steps) - 1:
+            raise ValueError("canary.min_runs needs one entry per step before the last (100%)")
+        return self
+
+    def min_runs_at(self, step: int) -> int:
+        """Runs each arm needs in ``step``'s window before its analysis can conclude."""
+        return self.min_runs[min(step, len(self.min_runs) - 1)]
+
+
+class ReleaseSettings(Section):
+    """An agent version: anything left out is taken from [agent] and [planner]."""
+
+    system_prompt: str | None = None
+    route: str | None = None
+    planner: bool | None = None
+
+
 class TelemetrySettings(Section):
     service_name: str
     record_content: bool
@@ -374,6 +417,8 @@ class Settings(BaseSettings):
     escalation: EscalationSettings
     cache: CacheSettings
     queue: QueueSettings
+    canary: CanarySettings
+    releases: dict[str, ReleaseSettings]
     telemetry: TelemetrySettings
     ui: UiSettings
 

@@ -7,6 +7,7 @@ retried, what the model is told to correct, and what a developer must fix::
     ├── ConfigError            a developer's mistake in firebreak.toml / FIREBREAK_*; never retried
     ├── IdentityRequired       a request named no tenant/user where defaults are not allowed
     ├── StoreUnavailable       a configured durable store cannot be reached; the app refuses to run
+    ├── CanaryError            a rollout refused an operator's request (one is active, none is, a release changed)
     ├── ScriptError            the scripted provider was over- or under-consumed, or an expectation failed
     ├── CircuitOpen            a backend's breaker is open: fail fast, no call made; the gateway falls back
     ├── BudgetExceeded         a call would cross a blast-radius cap: not made; a reviewer raises it or stops
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetExceeded",
+    "CanaryError",
     "CircuitOpen",
     "ConfigError",
     "FirebreakError",
@@ -58,6 +60,10 @@ class IdentityRequired(FirebreakError):
 
 class StoreUnavailable(FirebreakError, ConnectionError):
     """A durable store that the configuration names cannot be reached."""
+
+
+class CanaryError(FirebreakError):
+    """A rollout cannot do what was asked: one is active already, none is, or a release changed under its name."""
 
 
 class ScriptError(FirebreakError, AssertionError):

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from app.alerts import raise_alert
 from app.cache.semantic import SemanticCache
 from app.cache.tool_results import ToolResultCache
+from app.canary.controller import AlertHook, Canary
 from app.config import Settings
 from app.containment.gate import Estimator, build_estimator
 from app.embeddings import Embedder
@@ -31,6 +32,7 @@ from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets, ToolRuntime
 from memory.breakers import BreakerStore
 from memory.cache import CacheStore
+from memory.canary import CanaryStore
 from memory.context import ContextStore
 from memory.engine import make_engine
 from memory.escalations import EscalationStore
@@ -43,7 +45,7 @@ from memory.queue import QueueStore
 from memory.runs import RunStore
 from memory.threads import ThreadLeases
 
-RELEASE = "0.1.0"
+VERSION = "0.1.0"  # Firebreak's own version: the resource's service.version (a run's spans name its release)
 _MIGRATING = threading.Lock()
 
 
@@ -69,30 +71,45 @@ class Services:
     context: ContextStore
     plans: PlanStore
     threads: ThreadLeases
+    canary: Canary
+    alert: AlertHook  # records an alert row, logs it, and posts it to ``[queue] alert_webhook`` if one is set
     clock: Callable[[], float] = time.time
-
-    def alert(self, kind: str, message: str, payload: dict[str, Any]) -> None:
-        """Record an alert row, log it, and post it to ``[queue] alert_webhook`` if one is set."""
-        raise_alert(
-            QueueStore(self.engine), kind, message, payload, webhook=self.settings.queue.alert_webhook, clock=self.clock
-        )
 
     def close(self) -> None:
         self.telemetry.shutdown()
         self.engine.dispose()
 
 
-def breaker_span_event(transition: Transition) -> None:
-    """Every breaker transition is an event on the span of the call that caused it."""
-    trace.get_current_span().add_event(
-        "firebreak.breaker.transition",
-        {
-            "firebreak.backend": transition.name,
-            "firebreak.breaker.from": transition.from_state,
-            "firebreak.breaker.to": transition.to_state,
-            "firebreak.breaker.reason": transition.reason,
-        },
-    )
+def breaker_watcher(alert: AlertHook) -> Callable[[Transition], None]:
+    """Every breaker transition is an event on the span of the call that caused it; an opening is an alert."""
+
+    def on_transition(transition: Transition) -> None:
+        trace.get_current_span().add_event(
+            "firebreak.breaker.transition",
+            {
+                "firebreak.backend": transition.name,
+                "firebreak.breaker.from": transition.from_state,
+                "firebreak.breaker.to": transition.to_state,
+                "firebreak.breaker.reason": transition.reason,
+            },
+        )
+        if transition.to_state == "open":
+            alert(
+                "breaker_open",
+                f"circuit breaker {transition.name} opened: {transition.reason}",
+                {"backend": transition.name, "from": transition.from_state, "reason": transition.reason},
+            )
+
+    return on_transition
+
+
+def alerter(engine: Engine, settings: Settings, clock: Callable[[], float]) -> AlertHook:
+    """The alert hook every service raises alerts through."""
+
+    def alert(kind: str, message: str, payload: dict[str, Any]) -> None:
+        raise_alert(QueueStore(engine), kind, message, payload, webhook=settings.queue.alert_webhook, clock=clock)
+
+    return alert
 
 
 def prepare_database(settings: Settings) -> Engine:
@@ -123,16 +140,17 @@ def build_services(
     telemetry = setup_telemetry(
         engine,
         service_name=settings.telemetry.service_name,
-        release=RELEASE,
+        version=VERSION,
         record_content=settings.telemetry.record_content,
     )
     fault_plan = faults or FaultPlan(settings.faults)
+    alert = alerter(engine, settings, clock)
     breakers = CircuitBreakers(
         BreakerStore(engine),
         # Built once per backend: the breaker asks for its policy on every acquire and record.
         functools.cache(lambda backend: BreakerPolicy(**settings.breakers.for_backend(backend).model_dump())),
         clock=clock,
-        on_transition=breaker_span_event,
+        on_transition=breaker_watcher(alert),
     )
     guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random(), sleep=sleep)
     limits = BlastRadius(LedgerStore(engine), settings.limits, rates=settings.rate_limits, clock=clock)
@@ -171,6 +189,8 @@ def build_services(
         context=ContextStore(engine),
         plans=PlanStore(engine),
         threads=ThreadLeases(engine),
+        canary=Canary(CanaryStore(engine), settings, tracer=telemetry.tracer, alert=alert, clock=clock),
+        alert=alert,
         clock=clock,
     )
 

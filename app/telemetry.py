@@ -15,8 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from sqlalchemy.engine import Engine
@@ -29,6 +32,11 @@ REDACTIONS = (
     (re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), "[redacted-email]"),
     (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[redacted-card]"),
 )
+
+
+# Set on a run's ``invoke_agent`` span and copied to every span below it, so a trace backend can filter any
+# span (a tool call, a model call) by the agent version and route that served it.
+INHERITED_ATTRIBUTES = ("service.version", "firebreak.release", "firebreak.release.digest", "firebreak.route")
 
 
 def redact(text: str) -> str:
@@ -88,6 +96,18 @@ class DatabaseSpanExporter(SpanExporter):
         return None
 
 
+class InheritAttributes(SpanProcessor):
+    """Copies :data:`INHERITED_ATTRIBUTES` from a span's parent onto it when it starts."""
+
+    def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
+        parent = trace.get_current_span(parent_context)
+        inherited = getattr(parent, "attributes", None) or {}
+        own = span.attributes or {}
+        span.set_attributes(
+            {key: inherited[key] for key in INHERITED_ATTRIBUTES if key in inherited and key not in own}
+        )
+
+
 def _jsonable(attributes: dict[str, Any]) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in attributes.items()}
 
@@ -99,9 +119,12 @@ class Telemetry:
     provider: TracerProvider
     tracer: Tracer
     record_content: bool
+    local: SpanProcessor  # into the spans table
 
     def flush(self) -> None:
-        self.provider.force_flush()
+        """Write finished spans to the spans table now. OTLP export goes on in its own thread: a slow or
+        unreachable receiver must never hold a run (or the event loop it runs on) up."""
+        self.local.force_flush()
 
     def shutdown(self) -> None:
         self.provider.shutdown()
@@ -113,16 +136,23 @@ class Telemetry:
             span.set_attribute(key, redact(text))
 
 
-def setup_telemetry(engine: Engine, *, service_name: str, release: str, record_content: bool) -> Telemetry:
+def setup_telemetry(engine: Engine, *, service_name: str, version: str, record_content: bool) -> Telemetry:
     """Build the tracer provider: local span table always, OTLP when the standard env var is set."""
-    resource = Resource.create({"service.name": service_name, "service.version": release, "firebreak.release": release})
+    # Phoenix files spans by this attribute (else under "default"); other backends ignore it.
+    resource = Resource.create(
+        {"service.name": service_name, "service.version": version, "openinference.project.name": service_name}
+    )
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(DatabaseSpanExporter(engine), schedule_delay_millis=200))
+    provider.add_span_processor(InheritAttributes())
+    local = BatchSpanProcessor(DatabaseSpanExporter(engine), schedule_delay_millis=200)
+    provider.add_span_processor(local)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return Telemetry(provider=provider, tracer=provider.get_tracer("firebreak"), record_content=record_content)
+    return Telemetry(
+        provider=provider, tracer=provider.get_tracer("firebreak"), record_content=record_content, local=local
+    )
 
 
 def mark_error(span: Span, exc: BaseException) -> None:

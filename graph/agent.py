@@ -21,6 +21,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 from opentelemetry.trace import SpanKind
 
+from app.canary.controller import Assignment
 from app.config import Settings
 from app.containment.escalation import APPROVALS, expiry_answer
 from app.errors import BudgetExceeded, FirebreakError, RateLimited, RunDeadlineExceeded, ScriptError, ThreadBusy
@@ -218,16 +219,25 @@ class Agent:
             if waiting is not None:
                 yield waiting
                 return
-        route = route or settings.agent.default_route
+        thread_id = thread_id or str(uuid.uuid4())
+        canary = self.services.canary
+        # A caller who names the route pins the model: such a run serves the stable release and stays out of
+        # any rollout's comparison, which must hold everything but the release equal.
+        serving = canary.serve(tenant_id, user_id, thread_id) if route is None else Assignment(canary.stable())
+        route = route or serving.release.route
         self.services.gateway.prepare(route)  # a configuration mistake fails before anything is recorded
         run = Run(
             id=run_id or str(uuid.uuid4()),
-            thread_id=thread_id or str(uuid.uuid4()),
+            thread_id=thread_id,
             tenant_id=tenant_id,
             user_id=user_id,
             route=route,
             agent=agent,
             correlation_id=correlation_id,
+            release=serving.release.name,
+            arm=serving.arm,
+            rollout_id=serving.rollout_id,
+            rollout_step=serving.step,
             status="running",
             question=question,
         )
@@ -237,7 +247,7 @@ class Agent:
         except BaseException:
             self.services.threads.release(run.thread_id, run.id)  # nothing was recorded: the thread is free
             raise
-        planning = settings.planner.enabled if plan is None else plan
+        planning = serving.release.planner if plan is None else plan
         async for item in self._execute(self._context(run, stream_tokens), _fresh_input(question, planning)):
             yield item
 
@@ -250,7 +260,7 @@ class Agent:
         graph_input: dict[str, Any] | None = None
         if state.metadata is None or state.metadata.get("run_id") != run_id:
             # The run died before its first checkpoint: start it (same run id) from its question.
-            graph_input = _fresh_input(run.question, self.services.settings.planner.enabled)
+            graph_input = _fresh_input(run.question, self.services.canary.release(run.release).planner)
         elif not state.tasks:
             # The graph finished; only recording the outcome was lost. Record it, run nothing again.
             # (Not ``state.next``: it is also empty when a run died after a step's writes were saved but
@@ -416,6 +426,8 @@ class Agent:
             graph_digest=self.graph_digest,
             agent=run.agent,
             correlation_id=run.correlation_id or run.id,
+            release=self.services.canary.release(run.release),
+            arm=run.arm,
         )
 
     async def _execute(
@@ -441,7 +453,7 @@ class Agent:
                 {
                     "gen_ai.operation.name": "invoke_agent",
                     "gen_ai.agent.name": context.agent,
-                    "firebreak.route": context.route,
+                    **context.release_attributes,
                     "firebreak.resumed": not isinstance(graph_input, dict),
                     **context.ids,
                 }
@@ -492,6 +504,8 @@ class Agent:
         if status == "waiting":
             answer = None
         record = runs.finish(context.run_id, status=status, answer=answer, error=error)
+        if record.rollout_id is not None and status != "waiting":
+            self.services.canary.evaluate()  # each finished run of a rollout may complete its step's window
         self.services.telemetry.flush()
         yield replace(self._result(record, cache), retry_after_s=retry_after)
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
+from app.canary.release import ReleaseSpec
+
 if TYPE_CHECKING:
     from app.services import Services
     from app.tools.registry import ToolRegistry
@@ -59,6 +61,12 @@ class RunContext:
     graph_digest: str = ""  # GraphBuilder.digest() of the running graph: part of the cache's scope
     agent: str = SOLO_AGENT  # the run's role in a team; who changed a shared entity
     correlation_id: str = ""  # the team run this run belongs to (its own id when alone)
+    release: ReleaseSpec | None = None  # the agent version serving the run; None: [agent] as configured
+    arm: str | None = None  # control | canary while a rollout runs
+
+    @property
+    def system_prompt(self) -> str:
+        return self.release.system_prompt if self.release else self.services.settings.agent.system_prompt
 
     @property
     def tools(self) -> ToolRegistry:
@@ -73,3 +81,17 @@ class RunContext:
             "firebreak.tenant_id": self.tenant_id,
             "firebreak.user_id": self.user_id,
         }
+
+    @property
+    def release_attributes(self) -> dict[str, Any]:
+        """The version and route every span of the run carries (see ``app.telemetry.INHERITED_ATTRIBUTES``)."""
+        attributes: dict[str, Any] = {"firebreak.route": self.route}
+        if self.release is not None:
+            attributes |= {
+                "service.version": self.release.name,
+                "firebreak.release": self.release.name,
+                "firebreak.release.digest": self.release.digest,
+            }
+        if self.arm is not None:
+            attributes["firebreak.canary.arm"] = self.arm
+        return attributes

@@ -34,6 +34,10 @@ class Run(SQLModel, table=True):
     route: str = Field(max_length=256)
     agent: str = Field(default="firebreak", max_length=64)  # its role in a team (research, writer, …)
     correlation_id: str | None = Field(default=None, index=True, max_length=64)  # the team run it belongs to
+    release: str = Field(default="base", index=True, max_length=64)  # the agent version that served it
+    arm: str | None = Field(default=None, max_length=16)  # control | canary, when a rollout was running
+    rollout_id: int | None = Field(default=None, index=True)
+    rollout_step: int | None = None  # the ramp step it was assigned at: a step's analysis window
     status: str = Field(index=True, max_length=32)
     question: str = Field(sa_column=Column(Text, nullable=False))
     answer: str | None = Field(default=None, sa_column=Column(Text))
@@ -478,3 +482,56 @@ class ThreadLease(SQLModel, table=True):
     thread_id: str = Field(primary_key=True, max_length=128)
     run_id: str = Field(max_length=36)
     expires_at: float
+
+
+class Release(SQLModel, table=True):
+    """A named agent version (prompt, model route, graph config) as it was when first served.
+
+    A name stands for one content digest forever: changing a release means naming a new one.
+    """
+
+    __tablename__ = "releases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    digest: str = Field(max_length=16)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: float
+
+
+class Rollout(SQLModel, table=True):
+    """One canary rollout of ``release`` against ``control``, stepping up its share of users."""
+
+    __tablename__ = "rollouts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    release: str = Field(index=True, max_length=64)
+    control: str = Field(max_length=64)
+    # "active" while running or paused, NULL once ended: the unique index allows one active rollout.
+    active: str | None = Field(default=None, unique=True, max_length=8)
+    status: str = Field(index=True, max_length=16)  # running | paused | promoted | rolled_back
+    steps: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # weights, percent
+    step: int = 0  # index into steps
+    version: int = 0  # bumped by every change: writers compare and swap
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    started_by: str = Field(max_length=128)
+    started_at: float
+    step_started_at: float
+    ended_at: float | None = None
+
+
+class CanaryAnalysis(SQLModel, table=True):
+    """One analysis of a rollout step: each metric of both arms, its test, and what the rollout did."""
+
+    __tablename__ = "canary_analyses"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: int = Field(index=True)
+    step: int
+    weight: float
+    verdict: str = Field(max_length=16)  # successful | failed | inconclusive
+    action: str = Field(max_length=16)  # advanced | promoted | rolled_back | held | waiting | none
+    canary_runs: int
+    control_runs: int
+    metrics: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    by: str = Field(max_length=128)  # "analysis", or the operator who promoted or rolled back by hand
+    created_at: float = Field(index=True)

@@ -53,7 +53,7 @@ def _scope(state: AgentState, ctx: RunContext) -> str:
         tenant=ctx.tenant_id,
         route=ctx.route,
         models=settings.route(ctx.route).models,
-        system_prompt=settings.agent.system_prompt,
+        system_prompt=ctx.system_prompt,
         tools=_tools_digest(json.dumps(ctx.tools.specs(), sort_keys=True)),
         graph=ctx.graph_digest,
         context=_context(state["messages"]),

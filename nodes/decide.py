@@ -28,7 +28,7 @@ async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     writer = runtime.stream_writer
     try:
         reply = await services.gateway.chat(
-            to_openai(state["messages"], system_prompt(state, services.settings.agent.system_prompt)),
+            to_openai(state["messages"], system_prompt(state, ctx.system_prompt)),
             route=ctx.route,
             context=CallContext(
                 tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id

@@ -107,9 +107,8 @@ async def summarize(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     if not settings.enabled:
         return {}
     messages = state["messages"]
-    system_prompt = services.settings.agent.system_prompt
     tools = ctx.tools.specs() or None
-    before = services.gateway.count_tokens(to_openai(messages, system_prompt), route=ctx.route, tools=tools)
+    before = services.gateway.count_tokens(to_openai(messages, ctx.system_prompt), route=ctx.route, tools=tools)
     window = services.gateway.context_window(ctx.route)
     span = trace.get_current_span()
     span.set_attributes({"firebreak.context.tokens": before, "firebreak.context.window": window or 0})
@@ -179,7 +178,7 @@ async def _checkpoint(
         summarized_by=summarized_by,
         created_at=time.time(),
     )
-    remaining = to_openai([summary_message(row), *kept], services.settings.agent.system_prompt)
+    remaining = to_openai([summary_message(row), *kept], ctx.system_prompt)
     row.tokens_after = services.gateway.count_tokens(remaining, route=ctx.route, tools=tools)
     stored, _ = services.context.add_once(row)
     return stored

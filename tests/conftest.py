@@ -18,7 +18,13 @@ from urllib.parse import quote
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-for _leaked in ("FIREBREAK_SCRIPT", "FIREBREAK_DATABASE_URL", "FIREBREAK_CONFIG", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+for _leaked in (
+    "FIREBREAK_SCRIPT",
+    "FIREBREAK_DATABASE_URL",
+    "FIREBREAK_CONFIG",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+):
     os.environ.pop(_leaked, None)
 
 import psycopg  # noqa: E402

@@ -1,0 +1,1 @@
+"""Canary rollouts of agent versions (seed pattern 14): releases, analysis, and the controller."""
