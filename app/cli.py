@@ -34,6 +34,7 @@ labels_cli = typer.Typer(no_args_is_help=True, help="Human answers as labeled da
 cache_cli = typer.Typer(no_args_is_help=True, help="Inspect and invalidate the semantic cache.")
 context_cli = typer.Typer(no_args_is_help=True, help="A thread's context checkpoints (summaries of older turns).")
 plan_cli = typer.Typer(no_args_is_help=True, help="Plans of planned runs: versions, and planned vs executed.")
+canary_cli = typer.Typer(no_args_is_help=True, help="Roll a release out to a growing share of users, or back.")
 cli.add_typer(trace_cli, name="trace")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(eval_cli, name="eval")
@@ -43,6 +44,7 @@ cli.add_typer(labels_cli, name="labels")
 cli.add_typer(cache_cli, name="cache")
 cli.add_typer(context_cli, name="context")
 cli.add_typer(plan_cli, name="plan")
+cli.add_typer(canary_cli, name="canary")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -249,6 +251,109 @@ def trace_replay(run_id: str, config: ConfigOption = None, as_json: JsonOption =
         typer.echo(f"  now: {json.dumps(event.after, sort_keys=True, default=str)}")
 
 
+def _engine(config: Path | None) -> Any:
+    from app.services import prepare_database
+
+    return prepare_database(_settings(config))
+
+
+def _ledger(config: Path | None) -> Any:
+    """The blast-radius ledger of the configured database, with the configured caps."""
+    from app.limits.ledger import BlastRadius
+    from app.services import prepare_database
+    from memory.ledger import LedgerStore
+
+    settings = _settings(config)
+    return BlastRadius(LedgerStore(prepare_database(settings)), settings.limits, rates=settings.rate_limits)
+
+
+@cli.command("runs")
+def runs_list(
+    status: Annotated[str | None, typer.Option("--status", help="answered, failed, waiting, …")] = None,
+    route: Annotated[str | None, typer.Option("--route")] = None,
+    release: Annotated[str | None, typer.Option("--release")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest runs, filtered by status, route, release and tenant."""
+    from app.ops import RunFilter, find_runs
+
+    rows = find_runs(_engine(config), RunFilter(status, route, release, tenant), limit=limit)
+    if as_json:
+        _echo_json([row.model_dump() for row in rows])
+        return
+    if not rows:
+        typer.echo("no run matches")
+    for row in rows:
+        typer.echo(
+            f"{row.id}  {row.status:<16} {row.route:<24} {row.release:<10} {row.tenant_id:<12} "
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}  {row.question[:60]!r}"
+        )
+
+
+@cli.command()
+def ops(
+    window_s: Annotated[
+        float | None, typer.Option("--window-s", min=1, help="How far back to look, in seconds (default: 24 h).")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs per route and per release (errors, latency p50/p95, cost, tokens, cache hits), dead letters,
+    breaker states, the budgets closest to their caps and the escalations waiting: the Ops tab's figures."""
+    from dataclasses import asdict
+
+    from app.ops import DEFAULT_WINDOW_S, ops_report
+
+    ledger = _ledger(config)
+    report = ops_report(ledger.store.engine, ledger, window_s=window_s or DEFAULT_WINDOW_S)
+    if as_json:
+        budgets = [{**asdict(line), "percent": line.percent} for line in report.budgets]
+        _echo_json({**asdict(report), "budgets": budgets})
+        return
+    typer.echo("\n".join(_ops_lines(report)))
+
+
+def _ops_lines(report: Any) -> list[str]:
+    """The ops report as text: a table per route and per release, then one line per panel."""
+    from ui.render import duration_text, format_cost, percent_text
+
+    def seconds(value: float | None) -> str:
+        return "—" if value is None else duration_text(value)
+
+    def figures_line(row: Any) -> str:
+        tokens, cached = f"{row.input_tokens}/{row.output_tokens}", f"{row.cached} ({percent_text(row.cache_hit_rate)})"
+        return (
+            f"{row.group:<32} {row.runs:>6} {row.errors:>6} {percent_text(row.error_rate):>7} "
+            f"{seconds(row.latency_p50_s):>7} {seconds(row.latency_p95_s):>7} {format_cost(row.cost_usd):>11} "
+            f"{tokens:>15} {cached:>11}"
+        )
+
+    lines = [f"{report.since:%Y-%m-%d %H:%M:%S} to {report.until:%Y-%m-%d %H:%M:%S} UTC"]
+    for title, rows in (("route", report.by_route), ("release", report.by_release)):
+        lines.append(
+            f"\n{title:<32} {'runs':>6} {'errors':>6} {'rate':>7} {'p50':>7} {'p95':>7} {'cost':>11} "
+            f"{'tokens in/out':>15} {'cache hits':>11}"
+        )
+        lines += [figures_line(row) for row in rows] or ["(no runs in this window)"]
+    states = ", ".join(f"{state} {count}" for state, count in sorted(report.breakers.items())) or "none used yet"
+    not_closed = f" · not closed: {', '.join(report.breakers_not_closed)}" if report.breakers_not_closed else ""
+    waiting = report.escalations
+    oldest = f" · oldest waits {seconds(waiting.oldest_wait_s)}" if waiting.open else ""
+    lines += [
+        f"\ndead letters: {sum(count.dead_letters for count in report.dead_letters)}",
+        f"breakers: {states}{not_closed}",
+        f"escalations waiting: {waiting.open}{oldest}",
+    ]
+    lines += [
+        f"budget {line.scope} {line.resource}: {line.percent or 0.0:.1f}% of {line.limit or 0.0:g}"
+        for line in report.budgets
+    ]
+    return lines
+
+
 @cli.command()
 def breakers(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List every circuit breaker: state, trips, and when an open one will probe again."""
@@ -379,26 +484,11 @@ def budgets(
     as_json: JsonOption = False,
 ) -> None:
     """Usage against the blast-radius caps, per scope (request, session, tenant day)."""
-    from app.limits.ledger import BlastRadius
-    from app.services import prepare_database
-    from memory.ledger import LedgerStore
+    from dataclasses import asdict
 
-    settings = _settings(config)
-    ledger = BlastRadius(LedgerStore(prepare_database(settings)), settings.limits, rates=settings.rate_limits)
-    report = []
-    for row in ledger.store.usage(scope):
-        cap = ledger.cap_of(row.scope, row.resource)
-        limit = None if cap is None else cap + row.granted
-        report.append(
-            {
-                "scope": row.scope,
-                "resource": row.resource,
-                "used": row.used,
-                "reserved": row.reserved,
-                "limit": limit,
-                "granted": row.granted,
-            }
-        )
+    from app.ops import budget_lines
+
+    report = [asdict(line) for line in budget_lines(_ledger(config), scope)]
     if as_json:
         _echo_json(report)
         return
@@ -640,6 +730,70 @@ def plan_show(
     typer.echo("\n".join(report_lines(report)))
 
 
+def _canary(config: Path | None) -> Any:
+    from app.services import build_services
+
+    return build_services(_settings(config)).canary
+
+
+def _operator() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _print_rollout(canary: Any, as_json: bool) -> None:
+    from app.canary.report import report_lines, rollout_report
+
+    report = rollout_report(canary)
+    if as_json:
+        _echo_json(report)
+    else:
+        typer.echo("\n".join(report_lines(report)))
+
+
+@canary_cli.command("start")
+def canary_start(
+    release: Annotated[str, typer.Argument(help="A release of [releases] (its name is its version).")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start rolling RELEASE out against the stable release, at the first step of [canary] steps."""
+    canary = _canary(config)
+    canary.start(release, by=_operator())
+    _print_rollout(canary, as_json)
+
+
+@canary_cli.command("status")
+def canary_status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """The stable release and the active (or latest) rollout: both arms, this step's analysis, decisions."""
+    _print_rollout(_canary(config), as_json)
+
+
+@canary_cli.command("promote")
+def canary_promote(
+    full: Annotated[bool, typer.Option("--full", help="Skip the remaining steps: 100% now.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Advance the active rollout one step (or all the way with --full), whatever its analysis says."""
+    canary = _canary(config)
+    canary.promote(by=_operator(), full=full)
+    _print_rollout(canary, as_json)
+
+
+@canary_cli.command("rollback")
+def canary_rollback(
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the record and the alert.")] = "rolled back by hand",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send all new traffic back to the control at once; recorded and alerted."""
+    canary = _canary(config)
+    canary.rollback(by=_operator(), reason=reason)
+    _print_rollout(canary, as_json)
+
+
 @eval_cli.command("gate")
 def eval_gate(
     route: Annotated[str | None, typer.Option("--route", help="Only this route's decisions.")] = None,
@@ -725,6 +879,14 @@ def eval_state(as_json: JsonOption = False) -> None:
     from evals.state import main as run_state
 
     _print_eval(run_state(), as_json)
+
+
+@eval_cli.command("operations")
+def eval_operations(as_json: JsonOption = False) -> None:
+    """Canary rollouts over simulated traffic: a worse release rolled back, a cheaper one promoted."""
+    from evals.operations import main as run_operations
+
+    _print_eval(run_operations(), as_json)
 
 
 @eval_cli.command("resilience")

@@ -17,6 +17,10 @@ SHOWN_ATTRIBUTES = (
     "gen_ai.tool.name",
     "error.type",
     "firebreak.status",
+    "firebreak.context.tokens_before",
+    "firebreak.context.tokens_after",
+    "firebreak.cache.similarity",
+    "firebreak.plan.version",
 )
 
 

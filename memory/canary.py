@@ -12,12 +12,18 @@ from sqlalchemy.exc import IntegrityError
 from app.canary.analysis import RunSample
 from app.canary.release import BASE_RELEASE, ReleaseSpec
 from app.errors import CanaryError
+from memory.runs import IN_PROGRESS_STATUSES, is_error
 from memory.tables import CanaryAnalysis, Escalation, GateDecision, Release, Rollout, Run, table_of
 
 RELEASES, ROLLOUTS, ANALYSES = table_of(Release), table_of(Rollout), table_of(CanaryAnalysis)
 RUNS, ESCALATIONS, GATES = table_of(Run), table_of(Escalation), table_of(GateDecision)
-IN_PROGRESS = ("queued", "running", "waiting")
 ACTIVE = "active"
+
+
+def _finished(rollout_id: int, step: int | None) -> list[Any]:
+    """The conditions for a rollout's finished runs, of one step's window when ``step`` is given."""
+    conditions = [RUNS.c.rollout_id == rollout_id, RUNS.c.status.not_in(IN_PROGRESS_STATUSES)]
+    return conditions if step is None else [*conditions, RUNS.c.rollout_step == step]
 
 
 class CanaryStore:
@@ -119,11 +125,7 @@ class CanaryStore:
 
     def arm_counts(self, rollout_id: int, step: int) -> dict[str, int]:
         """Finished runs per arm in one step's window."""
-        query = (
-            select(RUNS.c.arm, func.count())
-            .where(RUNS.c.rollout_id == rollout_id, RUNS.c.rollout_step == step, RUNS.c.status.not_in(IN_PROGRESS))
-            .group_by(RUNS.c.arm)
-        )
+        query = select(RUNS.c.arm, func.count()).where(*_finished(rollout_id, step)).group_by(RUNS.c.arm)
         with self.engine.connect() as connection:
             return {arm: count for arm, count in connection.execute(query).all()}
 
@@ -135,15 +137,13 @@ class CanaryStore:
         )
         query = select(
             RUNS.c.arm, RUNS.c.status, RUNS.c.cost_usd, RUNS.c.created_at, RUNS.c.finished_at, flagged
-        ).where(RUNS.c.rollout_id == rollout_id, RUNS.c.status.not_in(IN_PROGRESS))
-        if step is not None:
-            query = query.where(RUNS.c.rollout_step == step)
+        ).where(*_finished(rollout_id, step))
         with self.engine.connect() as connection:
             rows: Sequence[Any] = connection.execute(query).all()
         return [
             RunSample(
                 arm=row.arm,
-                error=row.status != "answered",
+                error=is_error(row.status),
                 flagged=bool(row[5]),
                 cost_usd=row.cost_usd,
                 latency_s=(row.finished_at - row.created_at).total_seconds() if row.finished_at else 0.0,

@@ -15,6 +15,14 @@ from sqlmodel import Session, col, select
 
 from memory.tables import ModelCall, Run, RunEvent, SpanRecord, table_of, utcnow
 
+SUCCESS_STATUSES = frozenset({"answered", "handed_off"})
+IN_PROGRESS_STATUSES = frozenset({"running", "waiting", "queued"})
+
+
+def is_error(status: str) -> bool:
+    """A finished run that did not end with an answer (failed, timed out, terminated, over budget, …)."""
+    return status not in SUCCESS_STATUSES and status not in IN_PROGRESS_STATUSES
+
 
 class RunStore:
     """Reads and writes the durable record of runs."""

@@ -36,7 +36,7 @@ def canary_settings(make_settings, database_url, write_script, **overrides):
     return make_settings(database_url, **config)
 
 
-async def _traffic(settings, *, users: int, limit: int = 200, faults=None):
+async def traffic(settings, *, users: int, limit: int = 200, faults=None):
     """Ask from ``users`` users (round robin) until the active rollout ends (or ``limit`` runs); the agent."""
     services = build_services(settings, faults=faults)
     async with Agent.open(settings, services=services) as agent:
@@ -141,7 +141,7 @@ def test_runs_record_their_release_and_arm_and_every_span_carries_the_release(
 ):
     settings = canary_settings(make_settings, database_url, write_script, canary={"min_runs": [50]})
     build_services(settings).canary.start("v2", by="test")
-    agent = run(_traffic(settings, users=20, limit=20))
+    agent = run(traffic(settings, users=20, limit=20))
 
     runs = _runs(agent)
     assert {run.arm for run in runs} == {"control", "canary"}
@@ -158,7 +158,7 @@ def test_runs_record_their_release_and_arm_and_every_span_carries_the_release(
 def test_a_user_keeps_their_arm_across_runs(make_settings, sqlite_url, write_script):
     settings = canary_settings(make_settings, sqlite_url, write_script, canary={"min_runs": [50]})
     build_services(settings).canary.start("v2", by="test")
-    agent = run(_traffic(settings, users=6, limit=24))
+    agent = run(traffic(settings, users=6, limit=24))
 
     arms: dict[str, set[str | None]] = {}
     for record in _runs(agent):
@@ -204,7 +204,7 @@ def test_a_release_with_more_errors_is_rolled_back_alerted_and_serves_nobody_aft
         faults={"scripted/v2": {"error_rate": 1.0, "error_kind": "bad_request"}},
     )
     build_services(settings).canary.start("v2", by="test")
-    agent = run(_traffic(settings, users=30, faults=FaultPlan(settings.faults, rng=random.Random(1))))
+    agent = run(traffic(settings, users=30, faults=FaultPlan(settings.faults, rng=random.Random(1))))
 
     canary = agent.services.canary
     rollout = canary.store.latest(1)[0]
@@ -222,7 +222,7 @@ def test_a_release_with_more_errors_is_rolled_back_alerted_and_serves_nobody_aft
 def test_a_release_as_good_as_control_is_promoted_and_becomes_stable(database_url, make_settings, write_script):
     settings = canary_settings(make_settings, database_url, write_script)
     build_services(settings).canary.start("v2", by="test")
-    agent = run(_traffic(settings, users=30))
+    agent = run(traffic(settings, users=30))
 
     canary = agent.services.canary
     rollout = canary.store.latest(1)[0]

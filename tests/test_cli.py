@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from conftest import approving_team
+from conftest import approving_team, run
 
+from app.config import Settings
 from evals.state import PRICING_DOWN, seed_replan_script
+from graph.agent import Agent
 from memory.migrate import MIGRATIONS
 
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")
@@ -462,3 +464,64 @@ def test_subscribers_in_separate_processes_carry_a_ticket_from_new_to_approved(t
 
     assert tickets.get("default", "ticket", "T-9").data["status"] == "approved"
     assert [e.actor.split(" ")[0] for e in tickets.changes_in("c-9")] == ["intake", "research", "writer", "reviewer"]
+
+
+async def _answered_and_failed(settings: Settings) -> tuple[str, str]:
+    """An answered run for tenant acme, then a failed one for globex; their run ids."""
+    async with Agent.open(settings) as agent:
+        paris = await agent.ask("Capital of France?", route="scripted/demo", tenant_id="acme")
+        peru = await agent.ask("Capital of Peru?", route="scripted/demo", tenant_id="globex")
+    assert (paris.status, peru.status) == ("answered", "failed")
+    return paris.run_id, peru.run_id
+
+
+@pytest.fixture
+def two_runs(tmp_path, write_script, make_settings) -> tuple[dict[str, str], str, str]:
+    """(the CLI's environment, the answered run's id, the failed run's id) on a fresh SQLite file."""
+    database_url = f"sqlite:///{tmp_path / 'fb.db'}"
+    script = write_script({"text": "Paris."}, {"error": "bad_request"})
+    paris, peru = run(_answered_and_failed(make_settings(database_url, script=script)))
+    return {"FIREBREAK_DATABASE_URL": database_url}, paris, peru
+
+
+def test_ops_json_reports_runs_errors_and_latency_per_route_and_release(two_runs):
+    env, _, _ = two_runs
+    shown = firebreak("ops", "--json", "--window-s", "3600", env=env)
+
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    (route, every) = report["by_route"]
+    assert (route["group"], route["runs"], route["errors"], route["error_rate"]) == ("scripted/demo", 2, 1, 0.5)
+    assert route["latency_p95_s"] >= route["latency_p50_s"] > 0
+    assert every["group"] == "all" and every["runs"] == 2
+    assert [(row["group"], row["runs"]) for row in report["by_release"]] == [("base", 2), ("all", 2)]
+    assert report["bucket_s"] == 150.0
+    assert sum(row["runs"] for row in report["route_series"]) == 2
+    assert report["escalations"] == {"open": 0, "by_type": {}, "oldest_wait_s": None}
+    assert {(line["resource"], line["percent"] > 0) for line in report["budgets"]} >= {("tokens", True)}
+
+
+def test_ops_prints_a_table_per_route_and_per_release(two_runs):
+    env, _, _ = two_runs
+    shown = firebreak("ops", env=env)
+
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(line.startswith("route ") and "p95" in line for line in lines)
+    assert any(line.startswith("scripted/demo ") and " 50.0% " in line for line in lines)
+    assert any(line.startswith("release ") for line in lines)
+    assert "dead letters: 0" in lines and "breakers: closed 1" in lines and "escalations waiting: 0" in lines
+
+
+def test_runs_lists_the_newest_runs_matching_status_route_release_and_tenant(two_runs):
+    env, paris, peru = two_runs
+
+    def listed(*filters: str) -> list[str]:
+        shown = firebreak("runs", "--json", *filters, env=env)
+        assert shown.returncode == 0, shown.stderr
+        return [row["id"] for row in json.loads(shown.stdout)]
+
+    assert listed("--status", "failed") == [peru]
+    assert listed("--tenant", "acme", "--route", "scripted/demo", "--release", "base") == [paris]
+    text = firebreak("runs", "--tenant", "acme", env=env).stdout
+    assert text.startswith(f"{paris}  answered") and "'Capital of France?'" in text

@@ -12,6 +12,7 @@ from app.errors import ConfigError, ModelError, ScriptError
 from app.faults import FaultPlan
 from app.gateway import CallContext
 from app.services import Services, build_services
+from memory.queue import QueueStore
 
 CONTEXT = CallContext(tenant_id="acme", user_id="u1", run_id=None)
 PAIR = {
@@ -220,3 +221,15 @@ def test_an_open_breaker_sends_calls_to_the_fallback_without_calling_the_primary
         "server on scripted/primary",
         "circuit_open on scripted/primary",
     ]
+
+
+def test_a_breaker_that_opens_raises_one_alert_naming_its_backend(make_settings, database_url, write_script):
+    script = write_script({"error": "server"}, {"text": "backup one"}, {"text": "backup two"})
+    trip_at_once = {"model:scripted/primary": {"minimum_calls": 1, "failure_threshold": 1}}
+    services = services_for(make_settings, database_url, script, breakers={"overrides": trip_at_once})
+    run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+    run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+
+    (alert,) = [row for row in QueueStore(services.engine).alerts() if row.kind == "breaker_open"]
+    assert alert.payload["backend"] == "model:scripted/primary"
+    assert "model:scripted/primary opened" in alert.message

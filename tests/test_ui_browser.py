@@ -5,7 +5,8 @@ run a real worker dead-lettered shows in the Runs & DLQ tab, with its detail, an
 The production mutation behind the confidence gate: a scripted model proposes ``update_order`` and grades
 it low, so the chat says the run waits for a reviewer; the reviewer approves (or rejects) it in the Inbox
 tab and the run resumes there: the order changes exactly once (or never). A medium grade asks the user in
-the chat instead, and their "yes" runs it once.
+the chat instead, and their "yes" runs it once. The Ops tab plots real runs; the Canary tab shows a release
+that real runs got rolled back, and an operator rolls one back by hand.
 
 Nothing of Firebreak is mocked: the UI serves a real Agent on a temporary SQLite database, and the
 scripted model calls the real ``sql_lookup`` and ``update_order`` tools against the seeded demo orders.
@@ -25,9 +26,11 @@ import pytest
 from conftest import ScriptWriter, approving_team, run, unavailable
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlmodel import Session, select
+from test_canary import canary_settings, traffic
 
 from app.config import Settings
 from app.queue.worker import Worker, submit
+from app.services import build_services
 from evals.state import PRICING_DOWN, seed_replan_script
 from graph.agent import Agent
 from memory.engine import make_engine
@@ -591,6 +594,10 @@ def test_a_run_planned_from_the_chat_shows_planned_vs_executed_in_its_trace(
     expect(plan.locator(".plan-executed")).to_contain_text(
         "sales_data (success), pricing_api (error), cached_prices (success)"
     )
+    # The waterfall below names every part of the agent the run went through.
+    legend = page.locator("#trace-view .span-legend")
+    for kind in ("model", "tool", "guardrail", "cache", "gate", "plan"):
+        expect(legend.locator(f'.span-kind[data-kind="{kind}"]')).to_be_visible()
     page.close()
 
 
@@ -622,4 +629,119 @@ def test_the_team_tab_runs_the_agents_on_a_ticket_and_shows_who_wrote_each_versi
     expect(view.locator('tr[data-version="2"]')).to_contain_text("writer (run")
     expect(view.locator('tr[data-version="3"]')).to_contain_text("reviewer (run")
     expect(view.locator('tr[data-version="3"]')).to_contain_text("status=approved")
+    page.close()
+
+
+async def answered_and_cached(settings: Settings) -> None:
+    """A run that looks order 42 up, and the same question from a new thread, answered from the cache."""
+    agent = await Agent.create(settings)
+    try:
+        first = await agent.ask("Where is order 42?", route="scripted/demo")
+        second = await agent.ask("where is order 42", route="scripted/demo")
+    finally:
+        await agent.close()
+    assert (first.status, second.status, second.cache is not None) == ("answered", "answered", True)
+
+
+@pytest.fixture
+def ops_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, str]]:
+    """The UI on a database with three real runs of scripted/demo: answered, answered from the cache, and
+    dead-lettered by a worker after three failed attempts: (url, the dead run's id)."""
+    answering = write_script(
+        {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 42}}]},
+        {"expect": "USB-C dock", "text": "Order 42 is a USB-C dock and it has shipped."},
+    )
+    run(answered_and_cached(ui_settings(make_settings, sqlite_url, answering)))
+    failing = write_script({"repeat": True, "error": "server"}, name="failing.jsonl")
+    settings = ui_settings(make_settings, sqlite_url, failing, **FAST_DEATH)
+    (dead_run_id,) = run(dead_letter_runs(settings, "Cancel order 7."))
+    with serve(settings) as url:
+        yield url, dead_run_id
+
+
+OPS_PLOTS = ("ops-latency", "ops-errors", "ops-cost", "ops-tokens", "ops-cache", "ops-dlq")
+
+
+def test_the_ops_tab_plots_and_counts_the_runs_made(ops_ui: tuple[str, str], browser: Browser) -> None:
+    url, _ = ops_ui
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Ops").click()
+
+    row = page.locator('#ops-by-route .ops-row[data-group="scripted/demo"]')
+    expect(row.locator(".ops-runs")).to_have_text("3", timeout=TIMEOUT_MS)
+    expect(row.locator(".ops-errors")).to_have_text("1")
+    expect(row.locator(".ops-error-rate")).to_have_text("33.3%")
+    expect(row.locator(".ops-cache-hits")).to_have_text("1 (33.3%)")
+    expect(row.locator(".ops-p95")).to_have_text(re.compile(r"^\d[\d.]*s$"))
+    release = page.locator('#ops-by-release .ops-row[data-group="base"]')
+    expect(release.locator(".ops-runs")).to_have_text("3")
+    for plot in OPS_PLOTS:
+        expect(page.locator(f"#{plot} canvas, #{plot} svg").first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator('#ops-breakers .ops-count[data-name="closed"] b')).to_have_text("2")
+    expect(page.locator("#ops-escalations")).to_contain_text("Nothing waits for a person.")
+    expect(page.locator('#ops-budgets .ops-budget-row[data-resource="tokens"]')).to_be_visible()
+    expect(page.locator('#ops-alerts .alert-row[data-kind="dlq_spike"]')).to_be_visible()
+
+    # Per release, the same runs: one line per release the plots draw.
+    page.locator("#ops-group").get_by_label("release").check()
+    expect(page.locator("#ops-period")).to_contain_text("plots per release", timeout=TIMEOUT_MS)
+    page.close()
+
+
+def test_the_traces_tab_filters_runs_by_status(ops_ui: tuple[str, str], browser: Browser) -> None:
+    url, dead_run_id = ops_ui
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Traces").click()
+
+    page.locator("#filter-status input").click()
+    page.get_by_role("option", name="failed", exact=True).click()
+    page.locator("#runs-list input").click()
+
+    options = page.get_by_role("option")
+    expect(options).to_have_count(1, timeout=TIMEOUT_MS)
+    options.first.click()
+    expect(page.locator(f'#trace-view .trace-summary[data-run-id="{dead_run_id}"]')).to_be_visible(timeout=TIMEOUT_MS)
+    # Its last attempt's model call failed: the waterfall shows it as a failed model span.
+    expect(page.locator('#trace-view .span-row.error[data-kind="model"]').first).to_be_visible()
+    page.close()
+
+
+@pytest.fixture
+def canary_ui(sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """The UI on a database where release v2, failing every run, was rolled back by the analysis of real runs."""
+    failing_v2 = {"scripted/v2": {"error_rate": 1.0, "error_kind": "bad_request"}}
+    settings = canary_settings(
+        make_settings, sqlite_url, write_script, faults=failing_v2, ui={"host": "127.0.0.1", "port": free_port()}
+    )
+    build_services(settings).canary.start("v2", by="test")
+    run(traffic(settings, users=30))
+    with serve(settings) as url:
+        yield url
+
+
+def test_the_canary_tab_shows_an_automatic_rollback_and_rolls_back_by_hand(canary_ui: str, browser: Browser) -> None:
+    page = browser.new_page()
+    page.goto(canary_ui)
+    page.get_by_role("tab", name="Canary").click()
+
+    view = page.locator("#canary-view")
+    expect(view.locator('.canary-status[data-status="rolled_back"]')).to_be_visible(timeout=TIMEOUT_MS)
+    expect(view.locator(".canary-reason")).to_contain_text("error_rate")
+    errors = view.locator('tr[data-metric="error_rate"]').first
+    expect(errors.locator(".control")).to_have_text("0.0%")
+    expect(errors.locator(".canary")).to_have_text("100.0%")
+    expect(view.locator('.canary-history li[data-action="rolled_back"]')).to_contain_text("by analysis")
+
+    # The same release again, rolled back by hand this time.
+    page.locator("#canary-release input").fill("v2")
+    page.locator("#canary-start").click()
+    expect(page.locator("#canary-result")).to_contain_text("running at 50%", timeout=TIMEOUT_MS)
+    page.locator("#canary-reason textarea").fill("customers complain")
+    page.locator("#canary-rollback").click()
+    expect(view.locator(".canary-reason")).to_have_text("customers complain", timeout=TIMEOUT_MS)
+    expect(view.locator('.canary-history li[data-action="rolled_back"]')).to_contain_text("by operator:ui")
     page.close()

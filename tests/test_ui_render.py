@@ -9,6 +9,7 @@ from typing import Any
 from app.config import Caps
 from app.errors import FirebreakError
 from app.gateway import Usage
+from app.ops import ALL_RUNS, BudgetLine, DeadLetterCount, EscalationsWaiting, Figures
 from app.traces import TraceLine
 from graph.agent import RunResult
 from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, CacheEntry, DeadLetter, Escalation, Run
@@ -848,3 +849,127 @@ def test_entity_changes_show_each_version_who_made_it_and_the_state_after() -> N
     assert rows == [("3", "writer (run 1a2b)"), ("4", "reviewer")]
     assert "draft=&lt;b&gt;Hi&lt;/b&gt;" in html and "<b>Hi</b>" not in html
     assert render.entity_changes_html([]) == ""
+
+
+def figures(group: str, **overrides: Any) -> Figures:
+    values: dict[str, Any] = {
+        "group": group,
+        "start": None,
+        "runs": 3,
+        "finished": 3,
+        "errors": 1,
+        "error_rate": 1 / 3,
+        "cached": 1,
+        "cache_hit_rate": 1 / 3,
+        "latency_p50_s": 0.25,
+        "latency_p95_s": 12.0,
+        "cost_usd": 0.000169,
+        "input_tokens": 143,
+        "output_tokens": 13,
+    }
+    values.update(overrides)
+    return Figures(**values)
+
+
+def test_span_kinds_name_the_part_of_the_agent_each_span_belongs_to() -> None:
+    names = {
+        "invoke_agent firebreak": "agent",
+        "chat scripted/demo": "model",
+        "execute_tool sql_lookup": "tool",
+        "node screen_input": "guardrail",
+        "node screen_actions": "guardrail",
+        "node confidence_gate": "gate",
+        "node screen_triggers": "gate",
+        "node cache_lookup": "cache",
+        "node plan": "plan",
+        "node replan": "plan",
+        "node decide": "node",
+        "something else": "other",
+    }
+    assert {name: render.span_kind(name) for name in names} == names
+
+
+def test_the_waterfall_marks_each_span_with_its_kind_and_counts_the_kinds_in_a_legend() -> None:
+    lines = [
+        line("invoke_agent firebreak", 0, 0.0, 10.0),
+        line("node cache_lookup", 1, 1.0, 1.0),
+        line("chat scripted/demo", 1, 2.0, 3.0),
+        line("chat scripted/demo", 1, 6.0, 3.0),
+    ]
+    html = render.trace_html("run-1", make_run(), lines)
+
+    assert re.findall(r'data-kind="(\w+)">', html.split('<div class="span-tree">')[1]) == [
+        "agent",
+        "cache",
+        "model",
+        "model",
+    ]
+    legend = re.findall(r'<span class="span-kind" data-kind="(\w+)">([^<]+)</span>', html)
+    assert legend == [("agent", "agent ×1"), ("model", "model ×2"), ("cache", "cache ×1")]
+
+
+def test_ops_figures_show_each_group_then_every_run() -> None:
+    html = render.ops_figures_html([figures("scripted/demo"), figures(ALL_RUNS, runs=4)], "Route")
+
+    assert re.findall(r'<tr class="ops-row" data-group="([^"]+)"', html) == ["scripted/demo", ALL_RUNS]
+    assert "<th>Route</th>" in html
+    row = html.split("</tr>")[1]
+    assert '<td class="number ops-runs">3</td>' in row
+    assert '<td class="number ops-error-rate">33.3%</td>' in row
+    assert '<td class="number ops-p50">0.2s</td>' in row and '<td class="number ops-p95">12s</td>' in row
+    assert '<td class="number ops-cost">$0.000169</td>' in row
+    assert '<td class="number ops-cache-hits">1 (33.3%)</td>' in row
+
+
+def test_ops_figures_without_finished_runs_show_dashes_and_an_empty_window_says_so() -> None:
+    html = render.ops_figures_html(
+        [figures("x", finished=0, error_rate=None, latency_p50_s=None, latency_p95_s=None)], "Release"
+    )
+    assert '<td class="number ops-error-rate">—</td>' in html and '<td class="number ops-p95">—</td>' in html
+    assert "No runs in this window." in render.ops_figures_html([], "Route")
+
+
+def test_breaker_states_count_each_state_and_name_the_breakers_not_closed() -> None:
+    html = render.breaker_states_html({"closed": 2, "open": 1}, ["model:<x>"])
+
+    assert re.findall(r'data-name="(\w+)"><b>(\d+)</b>', html) == [("closed", "2"), ("open", "1")]
+    assert "not closed: <code>model:&lt;x&gt;</code>" in html
+    assert "No breaker has been used yet." in render.breaker_states_html({}, [])
+
+
+def test_budget_lines_draw_used_plus_held_against_the_limit() -> None:
+    lines = [BudgetLine("day:acme:2025-03-14", "tokens", 700.0, 150.0, 0.0, 1000.0)]
+    html = render.budget_lines_html(lines)
+
+    assert 'data-scope="day:acme:2025-03-14" data-resource="tokens" data-level="high"' in html
+    assert '<td class="number budget-used">850</td>' in html
+    assert "width:85.0%" in html
+    assert "No budget was spent" in render.budget_lines_html([])
+
+
+def test_escalations_waiting_count_them_by_type_with_the_oldest_wait() -> None:
+    html = render.escalations_waiting_html(EscalationsWaiting(3, {"confirmation": 1, "targeted": 2}, 840.0))
+
+    assert 'data-open="3"' in html
+    assert re.findall(r'data-name="(\w+)"><b>(\d+)</b>', html) == [
+        ("open", "3"),
+        ("confirmation", "1"),
+        ("targeted", "2"),
+    ]
+    assert "oldest waits 14 min" in html
+    assert "Nothing waits for a person." in render.escalations_waiting_html(EscalationsWaiting(0, {}, None))
+
+
+def test_ops_frames_put_each_group_and_bucket_on_one_row_in_utc() -> None:
+    start = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+    rows = [figures("scripted/demo", start=start), figures("chat", start=start, latency_p95_s=None)]
+
+    frame = render.ops_frame(rows)
+    assert list(frame["group"]) == ["scripted/demo", "chat"]
+    assert frame[render.TIME_COLUMN][0] == datetime(2025, 3, 14, 9, 0)
+    assert frame["error rate %"][0] == 33.3
+    assert list(frame["tokens"]) == [156, 156]
+    latency = render.latency_frame(rows)
+    assert list(latency["line"]) == ["scripted/demo p50", "scripted/demo p95", "chat p50"]
+    dead = render.dead_letter_frame([DeadLetterCount(start, 2)])
+    assert dead.to_dict("records") == [{render.TIME_COLUMN: datetime(2025, 3, 14, 9, 0), "dead letters": 2}]

@@ -1,9 +1,11 @@
 """The Gradio UI: a streaming chat with threads (a run that waits for a person says so there), an
 Inbox tab where a reviewer answers open escalations (and the run resumes), a Traces tab that draws each
 run's span tree, a Resilience tab that shows every backend's circuit breaker, its recent transitions and the
-blast-radius budgets (usage against the caps per request, session and tenant day), and a
+blast-radius budgets (usage against the caps per request, session and tenant day), a
 Runs & DLQ tab with the run queue's counts, recent runs, the dead-letter queue (to inspect and
-requeue) and recent alerts.
+requeue) and recent alerts, and an Ops tab that plots latency, errors, cost, tokens, cache hits and
+dead letters per route or release over time, beside breaker states, budget use and waiting escalations, and
+a Canary tab that starts, promotes and rolls back a release and shows both arms side by side.
 
 ``launch(settings)`` serves it on ``settings.ui.host:port``; ``start(settings)`` does the same
 without blocking, for tests and embedding apps (close it with ``demo.close()``).
@@ -14,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import gradio as gr
 
+from app.canary.controller import Canary
+from app.canary.report import rollout_report
 from app.config import Settings
 from app.errors import FirebreakError
+from app.ops import DEFAULT_WINDOW_S, Figures, OpsReport, RunFilter, find_runs, ops_report, run_facets
 from app.planning.report import plan_report
 from app.services import Services
 from app.traces import trace_lines
@@ -30,19 +35,22 @@ from graph.team import run_team
 from memory.entities import EntityStore
 from memory.escalations import EscalationStore
 from memory.queue import QueueStore
-from memory.runs import RunStore
-from memory.tables import Escalation
+from memory.tables import Escalation, Rollout
 from ui import render
+from ui.canary import CANARY_CSS, canary_html
 
-CHAT_TAB, INBOX_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB, CACHE_TAB, TEAM_TAB = (
+CHAT_TAB, INBOX_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB, CACHE_TAB, OPS_TAB, CANARY_TAB, TEAM_TAB = (
     "chat",
     "inbox",
     "traces",
     "resilience",
     "queue",
     "cache",
+    "ops",
+    "canary",
     "team",
 )
+OPERATOR = "operator:ui"
 REVIEWER = "reviewer:ui"
 OPEN_ESCALATIONS = 200
 RECENT_ANSWERED = 20
@@ -51,6 +59,14 @@ RECENT_RUNS = 50
 RECENT_TRANSITIONS = 100
 RECENT_ALERTS = 20
 THREAD_HISTORY_RUNS = 100
+OPS_WINDOWS = [
+    ("last 15 min", 900.0),
+    ("last hour", 3600.0),
+    ("last 24 h", DEFAULT_WINDOW_S),
+    ("last 7 days", 604_800.0),
+]
+OPS_GROUPS = ("route", "release")
+ANY = ("any", "")  # a run filter's choice that matches every value
 Messages = list[dict[str, Any]]
 
 
@@ -136,12 +152,29 @@ def _option_picker(row: Escalation | None) -> gr.Radio:
     return gr.Radio(choices=options, value=None, visible=bool(options))
 
 
-async def _runs(slot: AgentSlot) -> RunStore:
-    return (await _services(slot)).runs
-
-
 async def _queue(slot: AgentSlot) -> QueueStore:
     return QueueStore((await _services(slot)).engine)
+
+
+def _filter_choice(values: list[str], kept: str) -> gr.Dropdown:
+    """A run filter's dropdown over the values present, showing ``kept``."""
+    return gr.Dropdown(choices=[ANY, *values], value=kept)
+
+
+def _ops_plot(
+    kind: type[gr.ScatterPlot] | type[gr.BarPlot], elem_id: str, title: str, *, y: str, color: str | None = "group"
+) -> gr.ScatterPlot | gr.BarPlot:
+    """An empty Ops plot of ``y`` over time, one colour per ``color`` value; the Ops views fill it.
+
+    Rates and latencies are points, one per bucket: a line plot draws nothing for a lone bucket.
+    """
+    return kind(
+        x=render.TIME_COLUMN, y=y, color=color, title=title, x_title=render.TIME_COLUMN, height=260, elem_id=elem_id
+    )
+
+
+def _series(report: OpsReport, group: str) -> list[Figures]:
+    return report.route_series if group == "route" else report.release_series
 
 
 async def _trace_view(slot: AgentSlot, run_id: str) -> str:
@@ -213,9 +246,23 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     def new_thread() -> tuple[Messages, str, str]:
         return [], str(uuid.uuid4()), ""
 
-    async def recent_runs() -> gr.Dropdown:
-        runs = (await _runs(slot)).recent(limit=RECENT_RUNS)
+    async def recent_runs(status: str, route_: str, release: str, tenant: str) -> gr.Dropdown:
+        """The newest runs matching the filters; an empty filter matches every run."""
+        which = RunFilter(status or None, route_ or None, release or None, tenant or None)
+        runs = find_runs((await _services(slot)).engine, which, limit=RECENT_RUNS)
         return gr.Dropdown(choices=[render.run_choice(run) for run in runs])
+
+    async def run_picker(status: str, route_: str, release: str, tenant: str) -> tuple[gr.Dropdown, ...]:
+        """The filters over the values runs have now, and the runs they match."""
+        facets = run_facets((await _services(slot)).engine)
+        present = (facets.statuses, facets.routes, facets.releases, facets.tenants)
+        # A pick stays while some run still has that value; otherwise the filter goes back to "any".
+        kept = [
+            current if current in values else ""
+            for current, values in zip((status, route_, release, tenant), present, strict=True)
+        ]
+        filters = [_filter_choice(values, pick) for values, pick in zip(present, kept, strict=True)]
+        return (*filters, await recent_runs(*kept))
 
     async def show_run(run_id: str | None) -> tuple[Any, ...]:
         """Switch to the Traces tab and draw ``run_id``."""
@@ -224,10 +271,10 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         return gr.Tabs(selected=TRACES_TAB), run_id, await _trace_view(slot, run_id)
 
     async def on_load(request: gr.Request) -> tuple[Any, ...]:
-        """Open the run named by ``?run=<id>`` (the chat's trace links), and fill the runs list."""
-        runs = await recent_runs()
+        """Open the run named by ``?run=<id>`` (the chat's trace links), and fill the filters and runs list."""
+        picker = await run_picker("", "", "", "")
         run_id = request.query_params.get("run", "")
-        return (*(await show_run(run_id)), runs)
+        return (*(await show_run(run_id)), *picker)
 
     async def pick_run(run_id: str | None) -> tuple[Any, ...]:
         if not run_id:
@@ -339,6 +386,53 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         message = f"Requeued {requeued} of {len(run_ids)} dead runs." if run_ids else "No dead letters to requeue."
         return (message, *(await queue_views(None)))
 
+    async def ops_views(window_s: float, group: str) -> tuple[Any, ...]:
+        """The Ops plots per ``group`` (route or release), the figures tables and the panels, for the window."""
+        services = await _services(slot)
+        report = ops_report(services.engine, services.limits, window_s=float(window_s or DEFAULT_WINDOW_S))
+        series = _series(report, group)
+        frame = render.ops_frame(series)
+        return (
+            f"{render.date_time(report.since.timestamp())} to {render.date_time(report.until.timestamp())} UTC, "
+            f"in buckets of {render.duration_text(report.bucket_s)} · plots per {group}",
+            render.latency_frame(series),
+            frame,
+            frame,
+            frame,
+            frame,
+            render.dead_letter_frame(report.dead_letters),
+            render.ops_figures_html(report.by_route, "Route"),
+            render.ops_figures_html(report.by_release, "Release"),
+            render.breaker_states_html(report.breakers, report.breakers_not_closed),
+            render.escalations_waiting_html(report.escalations),
+            render.budget_lines_html(report.budgets),
+            render.alerts_html(QueueStore(services.engine).alerts(limit=RECENT_ALERTS)),
+        )
+
+    async def canary_view() -> str:
+        """The stable release and the active (or latest) rollout, both arms side by side."""
+        return canary_html(rollout_report((await _services(slot)).canary))
+
+    async def canary_action(act: Callable[[Canary], Rollout]) -> tuple[str, str]:
+        """Do ``act`` as the UI's operator; the message says what happened, or why not."""
+        canary = (await _services(slot)).canary
+        try:
+            rollout = act(canary)
+        except FirebreakError as exc:
+            return str(exc), canary_html(rollout_report(canary))
+        message = f"Rollout {rollout.id} of {rollout.release}: {rollout.status} at {rollout.steps[rollout.step]:g}%."
+        return message, canary_html(rollout_report(canary))
+
+    async def start_rollout(release: str | None) -> tuple[str, str]:
+        return await canary_action(lambda canary: canary.start((release or "").strip(), by=OPERATOR))
+
+    async def promote_rollout() -> tuple[str, str]:
+        return await canary_action(lambda canary: canary.promote(by=OPERATOR))
+
+    async def roll_back(reason: str) -> tuple[str, str]:
+        reason = reason.strip() or "rolled back by hand"
+        return await canary_action(lambda canary: canary.rollback(by=OPERATOR, reason=reason))
+
     async def run_team_on(ticket: str, request: str) -> str:
         """Run the research → writer → reviewer team on a ticket; show its runs and the ticket's new versions."""
         ticket, request = ticket.strip(), request.strip()
@@ -439,6 +533,11 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 )
             with gr.Tab("Traces", id=TRACES_TAB, elem_id="traces-tab") as traces_tab:
                 with gr.Row():
+                    status_filter = gr.Dropdown(label="Status", choices=[ANY], value="", elem_id="filter-status")
+                    route_filter = gr.Dropdown(label="Route", choices=[ANY], value="", elem_id="filter-route")
+                    release_filter = gr.Dropdown(label="Release", choices=[ANY], value="", elem_id="filter-release")
+                    tenant_filter = gr.Dropdown(label="Tenant", choices=[ANY], value="", elem_id="filter-tenant")
+                with gr.Row():
                     runs_list = gr.Dropdown(label="Recent runs", choices=[], elem_id="runs-list", scale=5)
                     refresh_btn = gr.Button("Refresh", elem_id="refresh-runs", scale=1)
                 with gr.Row():
@@ -500,7 +599,70 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                     cache_entry = gr.Textbox(label="Entry id", elem_id="cache-entry", scale=1)
                     invalidate_btn = gr.Button("Invalidate", variant="stop", elem_id="cache-invalidate", scale=1)
                 invalidate_result = gr.Markdown(elem_id="cache-invalidate-result")
+            with gr.Tab("Ops", id=OPS_TAB, elem_id="ops-tab") as ops_tab:
+                with gr.Row():
+                    ops_window = gr.Dropdown(
+                        label="Window", choices=OPS_WINDOWS, value=DEFAULT_WINDOW_S, elem_id="ops-window", scale=2
+                    )
+                    ops_group = gr.Radio(
+                        label="Plot per", choices=list(OPS_GROUPS), value="route", elem_id="ops-group", scale=2
+                    )
+                    refresh_ops_btn = gr.Button("Refresh", elem_id="refresh-ops", scale=1)
+                ops_period = gr.Markdown(elem_id="ops-period")
+                with gr.Row():
+                    latency_plot = _ops_plot(
+                        gr.ScatterPlot, "ops-latency", "Latency p50 / p95", y="seconds", color="line"
+                    )
+                    errors_plot = _ops_plot(gr.ScatterPlot, "ops-errors", "Error rate", y="error rate %")
+                with gr.Row():
+                    cost_plot = _ops_plot(gr.BarPlot, "ops-cost", "Cost", y="cost USD")
+                    tokens_plot = _ops_plot(gr.BarPlot, "ops-tokens", "Tokens", y="tokens")
+                with gr.Row():
+                    cache_plot = _ops_plot(gr.ScatterPlot, "ops-cache", "Cache hit rate", y="cache hit rate %")
+                    dlq_plot = _ops_plot(gr.BarPlot, "ops-dlq", "Dead letters", y="dead letters", color=None)
+                gr.Markdown("### Per route")
+                ops_routes_view = gr.HTML(
+                    render.ops_figures_html([], "Route"), css_template=render.OPS_CSS, elem_id="ops-by-route"
+                )
+                gr.Markdown("### Per release")
+                ops_releases_view = gr.HTML(
+                    render.ops_figures_html([], "Release"), css_template=render.OPS_CSS, elem_id="ops-by-release"
+                )
+                with gr.Row():
+                    with gr.Column():
+                        gr.Markdown("### Circuit breakers now")
+                        ops_breakers_view = gr.HTML(
+                            render.breaker_states_html({}, []), css_template=render.OPS_CSS, elem_id="ops-breakers"
+                        )
+                    with gr.Column():
+                        gr.Markdown("### Escalations waiting")
+                        ops_escalations_view = gr.HTML(css_template=render.OPS_CSS, elem_id="ops-escalations")
+                gr.Markdown("### Budgets closest to their caps")
+                ops_budgets_view = gr.HTML(
+                    render.budget_lines_html([]), css_template=render.OPS_CSS, elem_id="ops-budgets"
+                )
+                gr.Markdown("### Recent alerts")
+                ops_alerts_view = gr.HTML(render.alerts_html([]), css_template=render.QUEUE_CSS, elem_id="ops-alerts")
 
+            with gr.Tab("Canary", id=CANARY_TAB, elem_id="canary-tab") as canary_tab:
+                with gr.Row():
+                    canary_release = gr.Dropdown(
+                        label="Release",
+                        choices=sorted(settings.releases),
+                        allow_custom_value=True,
+                        elem_id="canary-release",
+                        scale=2,
+                    )
+                    canary_start_btn = gr.Button("Start rollout", variant="primary", elem_id="canary-start", scale=1)
+                    canary_promote_btn = gr.Button("Promote a step", elem_id="canary-promote", scale=1)
+                    refresh_canary_btn = gr.Button("Refresh", elem_id="refresh-canary", scale=1)
+                with gr.Row():
+                    canary_reason = gr.Textbox(label="Rollback reason", elem_id="canary-reason", scale=4)
+                    canary_rollback_btn = gr.Button("Roll back", variant="stop", elem_id="canary-rollback", scale=1)
+                canary_result = gr.Markdown(elem_id="canary-result")
+                canary_status = gr.HTML(
+                    canary_html({"stable": "…", "rollout": None}), css_template=CANARY_CSS, elem_id="canary-view"
+                )
             with gr.Tab("Team", id=TEAM_TAB, elem_id="team-tab"):
                 gr.Markdown(
                     "Research, writer and reviewer agents work on one shared ticket (compare-and-swap writes; "
@@ -519,12 +681,15 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         thread_box.submit(open_thread, thread_box, chatbot)
         new_thread_btn.click(new_thread, None, [chatbot, thread_box, last_run])
         show_trace_btn.click(show_run, last_run, [tabs, run_box, trace_view])
-        refresh_btn.click(recent_runs, None, runs_list)
-        traces_tab.select(recent_runs, None, runs_list)
+        run_filters = [status_filter, route_filter, release_filter, tenant_filter]
+        refresh_btn.click(run_picker, run_filters, [*run_filters, runs_list])
+        traces_tab.select(run_picker, run_filters, [*run_filters, runs_list])
+        for run_filter in run_filters:
+            run_filter.input(recent_runs, run_filters, runs_list)
         runs_list.change(pick_run, runs_list, [run_box, trace_view])
         run_box.submit(view_run, run_box, trace_view)
         view_btn.click(view_run, run_box, trace_view)
-        demo.load(on_load, None, [tabs, run_box, trace_view, runs_list])
+        demo.load(on_load, None, [tabs, run_box, trace_view, *run_filters, runs_list])
         inbox_outputs = [inbox_view, inbox_pick, inbox_detail, inbox_option, answered_view]
         refresh_inbox_btn.click(inbox_views, inbox_pick, inbox_outputs)
         inbox_tab.select(inbox_views, inbox_pick, inbox_outputs)
@@ -558,6 +723,32 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         refresh_cache_btn.click(cache_views, None, cache_outputs)
         cache_tab.select(cache_views, None, cache_outputs)
         invalidate_btn.click(invalidate_cache, [cache_tenant, cache_entry], [invalidate_result, *cache_outputs])
+        ops_inputs = [ops_window, ops_group]
+        ops_outputs = [
+            ops_period,
+            latency_plot,
+            errors_plot,
+            cost_plot,
+            tokens_plot,
+            cache_plot,
+            dlq_plot,
+            ops_routes_view,
+            ops_releases_view,
+            ops_breakers_view,
+            ops_escalations_view,
+            ops_budgets_view,
+            ops_alerts_view,
+        ]
+        refresh_ops_btn.click(ops_views, ops_inputs, ops_outputs)
+        ops_tab.select(ops_views, ops_inputs, ops_outputs)
+        ops_window.input(ops_views, ops_inputs, ops_outputs)
+        ops_group.input(ops_views, ops_inputs, ops_outputs)
+        refresh_canary_btn.click(canary_view, None, canary_status)
+        canary_tab.select(canary_view, None, canary_status)
+        canary_outputs = [canary_result, canary_status]
+        canary_start_btn.click(start_rollout, canary_release, canary_outputs)
+        canary_promote_btn.click(promote_rollout, None, canary_outputs)
+        canary_rollback_btn.click(roll_back, canary_reason, canary_outputs)
     return demo
 
 

@@ -1,5 +1,5 @@
 """Pure rendering helpers for the UI: chat messages, the trace waterfall, the breakers, the blast-radius
-budgets, the run queue and its dead letters as Markdown/HTML.
+budgets, the run queue and its dead letters as Markdown/HTML, and the Ops tab's panels and plot frames.
 
 Nothing here touches Gradio or the database, so every function is testable on plain values.
 """
@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import pandas as pd
+
 from app.cache.semantic import hit_note
 from app.limits.ledger import RESOURCES
+from app.ops import ALL_RUNS, BudgetLine, DeadLetterCount, EscalationsWaiting, Figures, used_percent
 from app.traces import TraceLine
 from memory.tables import (
     Alert,
@@ -48,6 +52,33 @@ DETAIL_LABELS = {
     "firebreak.context.tokens_before": "context tokens before",
     "firebreak.context.tokens_after": "after",
     "firebreak.cache.similarity": "cache similarity",
+    "firebreak.plan.version": "plan version",
+}
+
+# What part of the agent a node span is: the safety breaker, the containment layer, the cache or the planner.
+NODE_KINDS = {
+    "screen_input": "guardrail",
+    "screen_actions": "guardrail",
+    "screen_triggers": "gate",
+    "confidence_gate": "gate",
+    "budget_guard": "gate",
+    "hitl": "gate",
+    "cache_lookup": "cache",
+    "cache_store": "cache",
+    "plan": "plan",
+    "replan": "plan",
+}
+SPAN_PREFIX_KINDS = (("invoke_agent ", "agent"), ("chat ", "model"), ("execute_tool ", "tool"), ("node ", "node"))
+SPAN_KIND_COLOURS = {
+    "agent": "#475569",
+    "model": "#2563eb",
+    "tool": "#7c3aed",
+    "guardrail": "#b45309",
+    "gate": "#db2777",
+    "cache": "#0d9488",
+    "plan": "#65a30d",
+    "node": "#94a3b8",
+    "other": "#6b7280",
 }
 
 # Scoped to the trace component by Gradio's css_template, so these rules cannot leak into the page.
@@ -60,7 +91,9 @@ TRACE_CSS = """
 .span-duration { text-align: right; }
 .span-track { position: relative; height: 10px; background: var(--background-fill-secondary); border-radius: 2px; }
 .span-bar { position: absolute; top: 0; height: 100%; background: var(--color-accent); border-radius: 2px; }
-.span-row.error .span-bar { background: var(--error-text-color, #b91c1c); }
+.span-tree .span-row.error .span-bar { background: var(--error-text-color, #b91c1c); }
+.span-legend { display: flex; gap: 8px; flex-wrap: wrap; margin-bottom: 6px; font-size: 0.85em; }
+.span-kind { padding: 1px 8px; border-radius: 9px; color: #fff; font-weight: 600; }
 .span-flag { color: var(--error-text-color, #b91c1c); font-weight: 700; margin-left: 6px; }
 .span-details { color: var(--body-text-color-subdued); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .plan { margin: 8px 0 12px; font-size: 0.9em; }
@@ -69,7 +102,10 @@ TRACE_CSS = """
 .plan-step { font-family: var(--font-mono); padding-left: 16px; }
 .plan-step.failed { color: var(--error-text-color, #b91c1c); }
 .plan-step.dropped { text-decoration: line-through; color: var(--body-text-color-subdued); }
-"""
+""" + "".join(
+    f'.span-row[data-kind="{kind}"] .span-bar, .span-kind[data-kind="{kind}"] {{ background: {colour}; }}\n'
+    for kind, colour in SPAN_KIND_COLOURS.items()
+)
 
 STATE_COLOURS = {"closed": "#15803d", "half_open": "#b45309", "open": "#b91c1c"}
 UNKNOWN_STATE_COLOUR = "#6b7280"
@@ -84,13 +120,11 @@ td.number { text-align: right; }
 .empty { color: var(--body-text-color-subdued); padding: 8px 0; }
 """
 
-BREAKER_CSS = (
-    TABLE_CSS
-    + """
+BADGE_CSS = """
 .breaker-badge { display: inline-block; padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 0.85em;
                  font-weight: 600; white-space: nowrap; }
 """
-)
+BREAKER_CSS = TABLE_CSS + BADGE_CSS
 
 # Scope kinds in the order the budgets panel groups them: the tenant's day, then sessions, then requests.
 SCOPE_KINDS = ("day", "session", "request")
@@ -275,6 +309,25 @@ def _details_text(details: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def span_kind(name: str) -> str:
+    """agent, model, tool, guardrail, gate, cache, plan, node (any other node) or other, from a span's name."""
+    for prefix, kind in SPAN_PREFIX_KINDS:
+        if name.startswith(prefix):
+            return NODE_KINDS.get(name.removeprefix(prefix), kind) if kind == "node" else kind
+    return "other"
+
+
+def _span_legend(lines: Sequence[TraceLine]) -> str:
+    """The kinds of span in this trace, in the colours of their bars, with how many of each."""
+    counts = Counter(span_kind(line.name) for line in lines)
+    items = "".join(
+        f'<span class="span-kind" data-kind="{kind}">{kind} ×{counts[kind]}</span>'
+        for kind in SPAN_KIND_COLOURS
+        if counts[kind]
+    )
+    return f'<div class="span-legend">{items}</div>'
+
+
 def _span_row(line: TraceLine, total_ms: float) -> str:
     left = 100 * line.offset_ms / total_ms
     # A floor keeps sub-millisecond spans visible in the waterfall.
@@ -283,7 +336,8 @@ def _span_row(line: TraceLine, total_ms: float) -> str:
     flag = '<span class="span-flag">ERROR</span>' if failed else ""
     return (
         f'<div class="span-row{" error" if failed else ""}" data-name="{escape(line.name)}" '
-        f'data-depth="{line.depth}" data-status="{escape(line.status)}" data-span-id="{escape(line.span_id)}">'
+        f'data-depth="{line.depth}" data-status="{escape(line.status)}" data-span-id="{escape(line.span_id)}" '
+        f'data-kind="{span_kind(line.name)}">'
         f'<span class="span-name" style="padding-left:{line.depth * 16}px">{escape(line.name)}{flag}</span>'
         f'<span class="span-duration">{line.duration_ms:.1f} ms</span>'
         f'<span class="span-track"><span class="span-bar" style="left:{left:.2f}%;width:{width:.2f}%"></span></span>'
@@ -296,8 +350,9 @@ def run_summary(run: Run) -> str:
     """One line of HTML about the run above its span tree."""
     return (
         f'<div class="trace-summary" data-run-id="{escape(run.id)}"><b>{escape(run.status)}</b> · '
-        f"{escape(run.route)} · tokens {run.input_tokens} in / {run.output_tokens} out · "
-        f"{format_cost(run.cost_usd)} · thread <code>{escape(run.thread_id)}</code><br>"
+        f"{escape(run.route)} · release {escape(run.release)} · "
+        f"tokens {run.input_tokens} in / {run.output_tokens} out · {format_cost(run.cost_usd)} · "
+        f"thread <code>{escape(run.thread_id)}</code><br>"
         f"<i>{escape(run.question)}</i></div>"
     )
 
@@ -312,7 +367,7 @@ def trace_html(run_id: str, run: Run | None, lines: Sequence[TraceLine]) -> str:
         return run_summary(run) + '<div class="trace-empty">No spans were recorded for this run.</div>'
     total_ms = max(line.offset_ms + line.duration_ms for line in lines) or 1.0
     rows = "".join(_span_row(line, total_ms) for line in lines)
-    return f'{run_summary(run)}<div class="span-tree">{rows}</div>'
+    return f'{run_summary(run)}{_span_legend(lines)}<div class="span-tree">{rows}</div>'
 
 
 def plan_html(report: Mapping[str, Any]) -> str:
@@ -461,9 +516,16 @@ def budget_amount(resource: str, value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
-def budget_percent(spent: float, limit: float) -> float:
-    """How much of ``limit`` is used or held; a zero cap has no headroom at all, so it is full."""
-    return 100 * spent / limit if limit > 0 else 100.0
+def _budget_level(percent: float) -> str:
+    return "full" if percent >= 100 else "high" if percent >= BUDGET_HIGH_PERCENT else "ok"
+
+
+def _usage_bar(percent: float) -> str:
+    """A bar of ``percent`` (full beyond 100) and the number."""
+    return (
+        f'<span class="budget-track"><span class="budget-bar" style="width:{min(percent, 100.0):.1f}%"></span>'
+        f'</span><span class="budget-percent">{percent:.1f}%</span>'
+    )
 
 
 def _budget_row(row: BudgetUsage, limit: float | None) -> str:
@@ -471,13 +533,8 @@ def _budget_row(row: BudgetUsage, limit: float | None) -> str:
     if limit is None:
         level, limit_text, usage = "uncapped", "—", '<span class="budget-percent">no cap</span>'
     else:
-        percent = budget_percent(spent, limit)
-        level = "full" if percent >= 100 else "high" if percent >= BUDGET_HIGH_PERCENT else "ok"
-        limit_text = budget_amount(row.resource, limit)
-        usage = (
-            f'<span class="budget-track"><span class="budget-bar" style="width:{min(percent, 100.0):.1f}%"></span>'
-            f'</span><span class="budget-percent">{percent:.1f}%</span>'
-        )
+        percent = used_percent(spent, limit)
+        level, limit_text, usage = _budget_level(percent), budget_amount(row.resource, limit), _usage_bar(percent)
     return (
         f'<tr class="budget-row" data-scope="{escape(row.scope)}" data-resource="{escape(row.resource)}" '
         f'data-level="{level}">'
@@ -990,4 +1047,143 @@ def cache_entries_html(entries: Sequence[CacheEntry]) -> str:
         ("Entry", "Tenant", "Route", "Hits", "Question", "Last used"),
         [_cache_entry_row(entry) for entry in entries],
         "No cached answers.",
+    )
+
+
+# The Ops tab's panels: the budget bars and breaker badges of the Resilience tab, and a few numbers.
+OPS_CSS = (
+    BUDGET_CSS
+    + BADGE_CSS
+    + """
+.ops-breakers, .ops-escalations { display: flex; gap: 16px; flex-wrap: wrap; align-items: center; }
+.ops-count b { font-size: 1.4em; margin-right: 4px; }
+.ops-note { color: var(--body-text-color-subdued); font-size: 0.85em; }
+"""
+)
+TIME_COLUMN = "time (UTC)"
+
+
+def percent_text(rate: float | None) -> str:
+    """A rate (0–1) as a percent with one place; "—" when there was nothing to count."""
+    return "—" if rate is None else f"{100 * rate:.1f}%"
+
+
+def _seconds_text(seconds: float | None) -> str:
+    return "—" if seconds is None else duration_text(seconds)
+
+
+def _figures_row(row: Figures) -> str:
+    return (
+        f'<tr class="ops-row" data-group="{escape(row.group)}"{" data-total" if row.group == ALL_RUNS else ""}>'
+        f'<td class="mono">{escape(row.group)}</td>'
+        f'<td class="number ops-runs">{row.runs}</td>'
+        f'<td class="number ops-errors">{row.errors}</td>'
+        f'<td class="number ops-error-rate">{percent_text(row.error_rate)}</td>'
+        f'<td class="number ops-p50">{_seconds_text(row.latency_p50_s)}</td>'
+        f'<td class="number ops-p95">{_seconds_text(row.latency_p95_s)}</td>'
+        f'<td class="number ops-cost">{format_cost(row.cost_usd)}</td>'
+        f'<td class="number ops-tokens">{row.input_tokens} in / {row.output_tokens} out</td>'
+        f'<td class="number ops-cache-hits">{row.cached} ({percent_text(row.cache_hit_rate)})</td>'
+        "</tr>"
+    )
+
+
+def ops_figures_html(rows: Sequence[Figures], group_label: str) -> str:
+    """The window's figures per route or per release (``group_label``), then the line for every run."""
+    return _table(
+        "ops-figures",
+        (group_label, "Runs", "Errors", "Error rate", "Latency p50", "p95", "Cost", "Tokens", "Cache hits"),
+        [_figures_row(row) for row in rows],
+        "No runs in this window.",
+    )
+
+
+def _count(name: str, count: int, label: str) -> str:
+    return f'<span class="ops-count" data-name="{escape(name)}"><b>{count}</b>{label}</span>'
+
+
+def breaker_states_html(states: Mapping[str, int], not_closed: Sequence[str]) -> str:
+    """How many breakers are in each state now, and which are not closed."""
+    if not states:
+        return _empty("No breaker has been used yet.")
+    counts = "".join(_count(state, states[state], state_badge(state)) for state in sorted(states))
+    names = ", ".join(f"<code>{escape(name)}</code>" for name in not_closed)
+    note = f'<span class="ops-note">not closed: {names}</span>' if names else ""
+    return f'<div class="ops-breakers">{counts}{note}</div>'
+
+
+def _budget_line_row(line: BudgetLine) -> str:
+    percent = line.percent or 0.0  # the report holds capped lines only
+    return (
+        f'<tr class="budget-row ops-budget-row" data-scope="{escape(line.scope)}" '
+        f'data-resource="{escape(line.resource)}" data-level="{_budget_level(percent)}">'
+        f'<td class="mono">{escape(line.scope)}</td>'
+        f'<td class="mono">{escape(line.resource)}</td>'
+        f'<td class="number budget-used">{budget_amount(line.resource, line.used + line.reserved)}</td>'
+        f'<td class="number budget-limit">{budget_amount(line.resource, line.limit or 0.0)}</td>'
+        f'<td class="budget-usage">{_usage_bar(percent)}</td>'
+        "</tr>"
+    )
+
+
+def budget_lines_html(lines: Sequence[BudgetLine]) -> str:
+    """Budget lines against their caps, in the order given (the report's fullest first)."""
+    return _table(
+        "ops-budgets",
+        ("Scope", "Resource", "Used + held", "Limit", "Of limit"),
+        [_budget_line_row(line) for line in lines],
+        "No budget was spent in this window.",
+    )
+
+
+def escalations_waiting_html(waiting: EscalationsWaiting) -> str:
+    """How many escalations wait for a person, of which types, and the oldest wait."""
+    if not waiting.open:
+        return f'<div class="ops-escalations" data-open="0">{_empty("Nothing waits for a person.")}</div>'
+    types = "".join(_count(kind, count, escape(kind)) for kind, count in waiting.by_type.items())
+    return (
+        f'<div class="ops-escalations" data-open="{waiting.open}">{_count("open", waiting.open, "waiting")}{types}'
+        f'<span class="ops-note">oldest waits {_seconds_text(waiting.oldest_wait_s)}</span></div>'
+    )
+
+
+def _plot_time(start: datetime | None) -> datetime | None:
+    # The plots draw naive timestamps as they are: UTC, as the axis title says.
+    return None if start is None else start.astimezone(UTC).replace(tzinfo=None)
+
+
+def _percent(rate: float | None) -> float | None:
+    return None if rate is None else round(100 * rate, 1)
+
+
+def ops_frame(rows: Sequence[Figures]) -> pd.DataFrame:
+    """One row per group and bucket: what the Ops plots of counts and rates draw."""
+    return pd.DataFrame(
+        {
+            TIME_COLUMN: [_plot_time(row.start) for row in rows],
+            "group": [row.group for row in rows],
+            "runs": [row.runs for row in rows],
+            "error rate %": [_percent(row.error_rate) for row in rows],
+            "cache hit rate %": [_percent(row.cache_hit_rate) for row in rows],
+            "cost USD": [row.cost_usd for row in rows],
+            "tokens": [row.input_tokens + row.output_tokens for row in rows],
+        }
+    )
+
+
+def latency_frame(rows: Sequence[Figures]) -> pd.DataFrame:
+    """p50 and p95 per group and bucket as separate lines ("scripted/demo p95"); buckets without any left out."""
+    points = [
+        (_plot_time(row.start), f"{row.group} {name}", value)
+        for row in rows
+        for name, value in (("p50", row.latency_p50_s), ("p95", row.latency_p95_s))
+        if value is not None
+    ]
+    return pd.DataFrame(points, columns=[TIME_COLUMN, "line", "seconds"])
+
+
+def dead_letter_frame(counts: Sequence[DeadLetterCount]) -> pd.DataFrame:
+    """Dead letters per bucket."""
+    return pd.DataFrame(
+        [(_plot_time(count.start), count.dead_letters) for count in counts], columns=[TIME_COLUMN, "dead letters"]
     )

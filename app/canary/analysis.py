@@ -17,6 +17,7 @@ from typing import Any, Literal
 from scipy.stats import fisher_exact, mannwhitneyu
 
 from app.config import CanaryMetric, CanarySettings
+from app.stats import percentile
 
 Verdict = Literal["successful", "failed", "inconclusive"]
 Arm = Literal["control", "canary"]
@@ -68,11 +69,7 @@ class Analysis:
 
 
 def p95(values: Sequence[float]) -> float:
-    """The 95th percentile, nearest-rank (no interpolation between two runs)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]
+    return percentile(values, 95) or 0.0
 
 
 def _mean(values: Sequence[float]) -> float:
