@@ -27,7 +27,7 @@ from sqlmodel import Session, func, select
 
 from app.config import ModelSettings, Settings, load_settings
 from app.services import build_services, prepare_database
-from evals.scenario import Scenario, SimulatedTime
+from evals.scenario import Scenario, SimulatedTime, suite_report
 from graph.agent import Agent, RunResult
 from memory.engine import make_engine
 from memory.tables import Alert, DemoOrder, Escalation, GateDecision, ModelCall, Operation
@@ -253,11 +253,7 @@ async def run_containment(folder: Path) -> dict[str, Any]:
         await asyncio.to_thread(runaway_spend_two_workers, folder),
         await production_mutation(folder),
     ]
-    return {
-        "suite": "containment",
-        "passed": all(s.passed for s in scenarios),
-        "scenarios": [s.as_dict() for s in scenarios],
-    }
+    return suite_report("containment", scenarios)
 
 
 def main() -> dict[str, Any]:

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from app.config import Settings, load_settings
 from app.faults import FaultPlan
 from app.services import build_services
-from evals.scenario import Scenario
+from evals.scenario import Scenario, suite_report
 from graph.agent import Agent
 from memory.tables import Alert, Run
 
@@ -193,11 +193,7 @@ async def cheaper_release_promoted(folder: Path, seed: int) -> Scenario:
 
 async def run_operations(folder: Path, seed: int = SEED) -> dict[str, Any]:
     scenarios = [await bad_release_rolled_back(folder, seed), await cheaper_release_promoted(folder, seed)]
-    return {
-        "suite": "operations",
-        "passed": all(s.passed for s in scenarios),
-        "scenarios": [s.as_dict() for s in scenarios],
-    }
+    return suite_report("operations", scenarios)
 
 
 def main() -> dict[str, Any]:

@@ -29,7 +29,7 @@ from app.queue.worker import submit
 from app.services import Services, build_services, prepare_database
 from app.tools.registry import ToolContext, tool
 from app.tools.runner import run_tool
-from evals.scenario import Scenario, SimulatedTime
+from evals.scenario import Scenario, SimulatedTime, suite_report
 from memory.queue import QueueStore
 from memory.tables import OutboxEmail, QueuedRun
 
@@ -183,11 +183,7 @@ async def run_resilience(base: Settings | None = None, *, include_process_kills:
         scenarios = [await dead_tool(settings), await dead_model(settings)]
         if include_process_kills:
             scenarios.append(await asyncio.to_thread(workers_killed, Path(folder)))
-    return {
-        "suite": "resilience",
-        "passed": all(s.passed for s in scenarios),
-        "scenarios": [s.as_dict() for s in scenarios],
-    }
+    return suite_report("resilience", scenarios)
 
 
 def main() -> dict[str, Any]:

@@ -27,3 +27,8 @@ class Scenario:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "passed": self.passed, **self.figures}
+
+
+def suite_report(suite: str, scenarios: list[Scenario]) -> dict[str, Any]:
+    """A suite's report as ``firebreak eval SUITE --json`` prints it: passed only if every scenario did."""
+    return {"suite": suite, "passed": all(s.passed for s in scenarios), "scenarios": [s.as_dict() for s in scenarios]}

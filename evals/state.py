@@ -24,7 +24,7 @@ from typing import Any
 
 from app.config import Settings, load_settings
 from app.services import prepare_database
-from evals.scenario import Scenario
+from evals.scenario import Scenario, suite_report
 from graph.agent import Agent
 from memory.entities import ChangeBudgetExhausted, Entity, EntityStore
 
@@ -222,7 +222,7 @@ async def run_state(folder: Path) -> dict[str, Any]:
         await replan_pricing_api_down(folder),
         await asyncio.to_thread(three_agents_one_ticket, folder),
     ]
-    return {"suite": "state", "passed": all(s.passed for s in scenarios), "scenarios": [s.as_dict() for s in scenarios]}
+    return suite_report("state", scenarios)
 
 
 def main() -> dict[str, Any]:

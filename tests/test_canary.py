@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import run
@@ -267,3 +271,55 @@ def test_an_operator_promotes_step_by_step_and_rolls_back_by_hand(make_settings,
     ]
     with pytest.raises(CanaryError, match="no rollout is active"):
         canary.promote(by="ops:alice")
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    """A real HTTP receiver on 127.0.0.1: (its URL, the JSON bodies posted to it)."""
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    finally:
+        server.shutdown()
+
+
+def test_a_rollback_is_posted_to_the_alert_webhook_with_both_arms_numbers(
+    make_settings, sqlite_url, write_script, webhook
+):
+    url, received = webhook
+    settings = canary_settings(make_settings, sqlite_url, write_script, queue={"alert_webhook": url})
+    canary = build_services(settings).canary
+    canary.start("v2", by="test")
+    canary.rollback(by="ops:alice", reason="customer complaints")
+
+    [posted] = received
+    assert posted["kind"] == "canary_rollback"
+    assert "customer complaints" in posted["message"]
+    assert posted["payload"]["release"] == "v2" and posted["payload"]["by"] == "ops:alice"
+    assert {metric["name"] for metric in posted["payload"]["metrics"]} == {
+        "error_rate",
+        "flag_rate",
+        "cost_per_run",
+        "latency_p95",
+    }
+
+
+def test_an_unreachable_webhook_never_stops_the_rollback(make_settings, sqlite_url, write_script):
+    dead = {"alert_webhook": "http://127.0.0.1:9/alerts"}  # the discard port: nothing listens there
+    canary = build_services(canary_settings(make_settings, sqlite_url, write_script, queue=dead)).canary
+    canary.start("v2", by="test")
+
+    assert canary.rollback(by="ops:alice").status == "rolled_back"
+    assert canary.serve("acme", "anyone", "t").release.name == "base"
