@@ -5,13 +5,7 @@ They are the starter's examples; add your own module to ``[tools] modules``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
-import signal
-import sys
-import tempfile
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -22,6 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from app.errors import ToolUnavailable
 from app.tools.registry import ToolContext, tool
+from app.tools.sandbox import run_confined
 from memory.tables import DemoOrder, OutboxEmail, utcnow
 from memory.upsert import insert_once
 
@@ -151,45 +146,14 @@ def send_email(
     return {"queued": True, "email_id": stored["id"], "already_sent": not created}
 
 
-def _limit_resources() -> None:
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (512 * 1024 * 1024, 512 * 1024 * 1024))
-    resource.setrlimit(resource.RLIMIT_CPU, (10, 10))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
-
 @tool(kind="read", cost_class="code")
 async def run_code(
     code: Annotated[str, Field(min_length=1, max_length=10_000, description="Python source")],
 ) -> dict[str, Any]:
-    """Run a short Python program in an isolated subprocess and return what it printed."""
-    with tempfile.TemporaryDirectory(prefix="firebreak-code-") as workdir:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-c",
-            code,
-            cwd=workdir,
-            env={"PATH": "/usr/bin:/bin"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_limit_resources,
-            start_new_session=True,  # its own process group, so children it spawns die with it
-        )
-        try:
-            stdout, stderr = await process.communicate()
-        finally:
-            # Cancelled at the tool's deadline: the program and anything it started must not outlive the budget.
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
-    return {
-        "exit_code": process.returncode,
-        "stdout": stdout.decode(errors="replace")[-4000:],
-        "stderr": stderr.decode(errors="replace")[-2000:],
-    }
+    """Run a short Python program, confined (no network, no processes, writes only in its own temporary
+    directory, limited memory and CPU), and return what it printed."""
+    outcome = await run_confined(code)
+    return {"exit_code": outcome.exit_code, "stdout": outcome.stdout[-4000:], "stderr": outcome.stderr[-2000:]}
 
 
 @tool(kind="read", cost_class="external_api")
