@@ -18,6 +18,8 @@ from app.config import load_settings
 from evals.bench_cache import FAQ, STORED, measure_cache
 from evals.bench_model import measure_local_model
 from evals.bench_overhead import measure_overhead
+from evals.bench_workers import MODEL as WORKER_MODEL
+from evals.bench_workers import WARMUP_PER_WORKER, WORKER_COUNTS, measure_workers
 
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 COMMAND = "make bench   # = .venv/bin/python -m evals.bench"
@@ -125,7 +127,58 @@ question, searches, and writes the run's checkpoints, events and spans.
 """
 
 
-def render(model: dict[str, Any], overhead: dict[str, Any], cache: dict[str, Any]) -> str:
+def _throughput(backend: dict[str, Any], size: int) -> str:
+    batch = backend["workers"][str(size)]
+    return f"{batch['runs_per_s']:.1f} runs/s ({batch['ratio_to_1']:.2f}×)"
+
+
+def _lost_and_repeated(backend: dict[str, Any]) -> str:
+    batches = backend["workers"].values()
+    return f"{sum(b['lost'] for b in batches)} / {sum(b['repeated'] for b in batches)}"
+
+
+def _workers_section(workers: dict[str, Any]) -> str:
+    postgres, sqlite = workers["backends"]["postgresql"], workers["backends"]["sqlite"]
+    rows = [
+        f"| runs/s, {size} worker{'s' if size > 1 else ''} (ratio to 1) | {_throughput(postgres, size)} "
+        f"| {_throughput(sqlite, size)} | {'≥ 1.6× on PostgreSQL' if size == 2 else ''} |"
+        for size in WORKER_COUNTS
+    ]
+    contended = postgres["claim_contended"]
+    return f"""## Scale-out: worker processes on one database
+
+Real `firebreak worker` processes (the command, one process each) on a fresh database: a private schema in
+PostgreSQL, then a SQLite file. Every run is one question in its own conversation that the scripted model
+(`{WORKER_MODEL}`) answers at once, with the semantic cache off and the day budgets and rate limits raised out
+of reach (still reserved and settled on every call), so a run is Firebreak's own work: the graph's
+checkpoints, the run row, events, spans, the audit row, the budget reservations and the queue's claim and
+settle. The pool grows {" → ".join(map(str, WORKER_COUNTS))} while the queue is empty (a worker spends
+~15-20 s importing its stack, left out of the figures); each size gets a warm-up of {WARMUP_PER_WORKER} runs per
+worker, then {workers["runs_per_batch"]} runs queued in one transaction. A batch's time runs from its first
+run's start to its last run's finish (`runs.created_at`, `runs.finished_at`); ratios are to one worker on the
+same backend in this bench run. A run is lost when it was not answered, done twice when the queue handed it
+out more than once or its model was asked twice.
+
+| figure | PostgreSQL | SQLite | target |
+|---|---|---|---|
+{chr(10).join(rows)}
+| runs lost / done twice, all batches | {_lost_and_repeated(postgres)} | {_lost_and_repeated(sqlite)} | 0 / 0 |
+| claim latency, one claimer | {_latency(postgres["claim_alone"])} | {_latency(sqlite["claim_alone"])} | |
+| claim latency, {contended["claimers"]} claimers at once | {_latency(contended)} \
+| {_latency(sqlite["claim_contended"])} | |
+| runs handed to two claimers | {contended["claimed_twice"]} | {sqlite["claim_contended"]["claimed_twice"]} | 0 |
+
+This machine has {workers["cores"]} cores, and the database server shares them with the workers: with more
+workers than cores the processes only take turns, so 4 workers cannot scale past ~2× here. The 4-worker figure
+says what workers cost each other when they outnumber the cores, not how far a bigger machine would go.
+SQLite serialises writers (one write lock per file), so its workers wait for each other on every commit.
+The claim latency is `QueueStore.claim` alone, timed in threads of one process (each with its own connection)
+that claim and settle back to back until {contended["samples"]} queued runs are gone: the queue's worst
+case, workers that spend no time on what they claim.
+"""
+
+
+def render(model: dict[str, Any], overhead: dict[str, Any], cache: dict[str, Any], workers: dict[str, Any]) -> str:
     return f"""# Benchmarks
 
 Written by `{COMMAND}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.
@@ -162,10 +215,11 @@ is a read, so the gate scores nothing (a gated write adds one model call). The t
 batching a node's rows into one transaction is the next step.
 
 {_cache_section(cache)}
+{_workers_section(workers)}
 Raw figures:
 
 ```json
-{json.dumps({"local_model": model, "overhead": overhead, "cache": cache}, indent=2)}
+{json.dumps({"local_model": model, "overhead": overhead, "cache": cache, "workers": workers}, indent=2)}
 ```
 """
 
@@ -175,8 +229,9 @@ def main() -> None:
     model = measure_local_model(settings.local_model)
     overhead = asyncio.run(measure_overhead())
     cache = measure_cache()
+    workers = measure_workers()
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(render(model, overhead, cache), encoding="utf-8")
+    REPORT.write_text(render(model, overhead, cache, workers), encoding="utf-8")
     print(REPORT.read_text(encoding="utf-8"))
 
 

@@ -127,7 +127,7 @@ def test_after_the_cooldown_one_probe_is_admitted_and_its_success_closes_the_bre
     board.clock.now += 0.1
     probe = board.breakers.acquire(NAME)
 
-    assert probe == Permit(NAME, probe=True)
+    assert probe == Permit(NAME, probe=True, issued_at=board.clock.now)
     with pytest.raises(CircuitOpen):
         board.breakers.acquire(NAME)  # the single permit is taken
     board.breakers.record(probe, "success")

@@ -51,6 +51,7 @@ class Permit:
 
     name: str
     probe: bool
+    issued_at: float = 0.0  # a probe's: its permit counts only while its lease (permit_ttl_s) lasts
 
 
 @dataclass(frozen=True)
@@ -90,25 +91,30 @@ class CircuitBreakers:
                     raise CircuitOpen(name, row.open_until - now)
                 changes = {"state": HALF_OPEN, "permits_taken": 1, "permits_expire_at": now + policy.permit_ttl_s}
                 if self._change(row, changes, "cooldown over: probing", now):
-                    return Permit(name, probe=True)
+                    return Permit(name, probe=True, issued_at=now)
                 continue
             taken = row.permits_taken if now < row.permits_expire_at else 0
             if taken >= policy.half_open_permits:
                 raise CircuitOpen(name, row.permits_expire_at - now)
             changes = {"permits_taken": taken + 1, "permits_expire_at": now + policy.permit_ttl_s}
             if self._change(row, changes, None, now):
-                return Permit(name, probe=True)
+                return Permit(name, probe=True, issued_at=now)
 
     def record(self, permit: Permit, outcome: Outcome) -> None:
         """Count the outcome of a call made under ``permit``; may open or close the breaker."""
         now = self._clock()
         if permit.probe:
-            self._settle_probe(permit.name, outcome, now)
+            self._settle_probe(permit, outcome, now)
         elif outcome != "ignored":
             self._count(permit.name, outcome, now)
 
-    def _settle_probe(self, name: str, outcome: Outcome, now: float) -> None:
+    def _settle_probe(self, permit: Permit, outcome: Outcome, now: float) -> None:
+        name = permit.name
         policy = self._policy(name)
+        if outcome == "ignored" and now >= permit.issued_at + policy.permit_ttl_s:
+            # Its lease ran out, so its permit may already count for a newer probe: freeing one now could admit
+            # one probe too many. The shared lease expiry frees whatever is still counted.
+            return
         while True:
             row = self.store.get(name, now)
             if row.state != HALF_OPEN:

@@ -72,9 +72,16 @@ class Tool:
         if isinstance(raw, str):
             try:
                 raw = json.loads(raw) if raw.strip() else {}
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer too long to read
+                problem = (
+                    f"{exc.msg} at position {exc.pos}"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else "nested too deeply"
+                    if isinstance(exc, RecursionError)
+                    else str(exc)
+                )
                 raise InvalidToolArguments(
-                    f"arguments for {self.name} are not valid JSON ({exc.msg} at position {exc.pos}); "
+                    f"arguments for {self.name} are not valid JSON ({problem}); "
                     f"send a JSON object matching {self.args_model.model_json_schema()['properties']}",
                     tool=self.name,
                 ) from None
@@ -83,9 +90,7 @@ class Tool:
         try:
             return self.args_model.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}" for err in exc.errors()
-            )
+            problems = "; ".join(f"{_location(err['loc'])}: {err['msg']}" for err in exc.errors())
             raise InvalidToolArguments(
                 f"invalid arguments for {self.name}: {problems}. Fix them and call {self.name} again.",
                 tool=self.name,
@@ -97,6 +102,11 @@ class Tool:
         if self.context_param:
             kwargs[self.context_param] = context
         return kwargs
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """Where a validation error is, as the model must read it: an argument named "" is shown as ''."""
+    return ".".join("''" if part == "" else str(part) for part in loc) or "(arguments)"
 
 
 def tool(
