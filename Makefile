@@ -20,7 +20,7 @@ PHOENIX_VERSION := 20.26.1
 PHOENIX_VENV ?= $(HOME)/.cache/firebreak/phoenix
 export FIREBREAK_TEST_PHOENIX := $(PHOENIX_VENV)/bin/phoenix
 
-.PHONY: run install phoenix test bench lint
+.PHONY: run install phoenix test bench eval lint
 
 run: install
 	@$(BIN)/firebreak setup
@@ -58,6 +58,10 @@ test: install $(if $(filter 1 true yes,$(CI)),phoenix)
 
 bench: install
 	@$(BIN)/python -m evals.bench
+
+# Every eval suite (about 14 minutes on 2 cores: worker kills, canary traffic); writes evals/reports/latest.md.
+eval: install
+	@$(BIN)/firebreak eval all
 
 lint: install
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app graph nodes memory ui evals

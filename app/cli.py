@@ -897,6 +897,54 @@ def eval_resilience(as_json: JsonOption = False) -> None:
     _print_eval(run_resilience(), as_json)
 
 
+@eval_cli.command("quality")
+def eval_quality(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="A route (e.g. chat, the local model) or a model; default: the scripted model."),
+    ] = None,
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="Your own cases: a TOML file like evals/data/quality.toml.")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Task cases (tools, multi-step, refusals, escalations) through the real agent: each expectation scored."""
+    from evals.quality import CaseError
+    from evals.quality import main as run_quality
+
+    try:
+        report = run_quality(config, route=model, dataset=dataset)
+    except (CaseError, FileNotFoundError) as exc:
+        raise FirebreakError(str(exc)) from None
+    if not as_json:
+        kinds = ", ".join(f"{kind} {share:.0%}" for kind, share in report["score_by_kind"].items())
+        skipped = f"; skipped (no script): {', '.join(report['skipped'])}" if report["skipped"] else ""
+        typer.echo(f"{report['model']}: score {report['score']:.0%} of cases ({kinds}){skipped}")
+    _print_eval(report, as_json)
+
+
+@eval_cli.command("all")
+def eval_all(
+    suites: Annotated[
+        list[str] | None, typer.Option("--suite", help="Only this suite (repeatable); default: every suite.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder; default: evals/reports.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every suite in one run: writes latest.json, latest.md and plots (PNG) to evals/reports."""
+    from evals.all import REPORTS, UnknownSuite, as_one_suite
+    from evals.all import main as run_all
+
+    folder = out or REPORTS
+    try:
+        summary = run_all(suites, folder)
+    except UnknownSuite as exc:
+        raise FirebreakError(str(exc)) from None
+    typer.echo(f"report: {folder / 'latest.md'}", err=True)
+    _print_eval(summary if as_json else as_one_suite(summary), as_json)
+
+
 def _print_eval(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _echo_json(report)

@@ -1,0 +1,116 @@
+"""``firebreak eval all`` / ``make eval``: every suite, timed, in one report (``evals/reports/latest.*``).
+
+Each suite keeps its own command and shape; here they are only run in order and gathered. The cache eval
+reports precision and recall rather than scenarios, so :func:`cache_suite` restates its targets as scenarios
+(the same verdicts its ``passed`` already combines), and every suite then reads alike in the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from evals.scenario import Scenario, suite_report
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+SuiteRunner = Callable[[], dict[str, Any]]
+
+
+class UnknownSuite(ValueError):
+    """A suite name that is not in :data:`SUITES`; raised before any suite runs."""
+
+
+def cache_scenarios(report: dict[str, Any]) -> list[Scenario]:
+    """The cache eval's targets as scenarios, each with the figure it is judged on."""
+    default, targets, cross = report["default"], report["targets"], report["cross_tenant"]
+    counts = {key: default[key] for key in ("tp", "fp", "fn", "tn")}
+    return [
+        Scenario(
+            "precision_at_default_thresholds",
+            default["precision"] >= targets["precision"],
+            {
+                "precision": default["precision"],
+                "target": targets["precision"],
+                "precision_without_guards": report["without_guards"]["precision"],
+                **counts,
+            },
+        ),
+        Scenario(
+            "recall_at_default_thresholds",
+            default["recall"] >= targets["recall"],
+            {"recall": default["recall"], "target": targets["recall"], "pairs": report["pairs"]},
+        ),
+        Scenario("no_cross_tenant_hits", cross["hits"] == 0, {"hits": cross["hits"], "probes": cross["probes"]}),
+        Scenario("eval_agrees_with_cache", report["agrees_with_cache"], {"agrees": report["agrees_with_cache"]}),
+    ]
+
+
+def cache_suite() -> dict[str, Any]:
+    from app.config import load_settings
+    from evals.cache_pairs import main as run_cache_eval
+
+    return suite_report("cache", cache_scenarios(run_cache_eval(load_settings())))
+
+
+def _suite(module: str) -> SuiteRunner:
+    """A suite whose module's ``main()`` returns its report; imported when run, so a suite's heavy stack
+    (torch, worker processes) loads only if that suite is asked for."""
+
+    def run() -> dict[str, Any]:
+        result: dict[str, Any] = importlib.import_module(module).main()
+        return result
+
+    return run
+
+
+SUITES: dict[str, SuiteRunner] = {
+    "resilience": _suite("evals.resilience"),
+    "containment": _suite("evals.containment"),
+    "cache": cache_suite,
+    "state": _suite("evals.state"),
+    "operations": _suite("evals.operations"),
+    "quality": _suite("evals.quality"),
+}
+
+
+def run_suites(names: Sequence[str], suites: dict[str, SuiteRunner] = SUITES) -> dict[str, Any]:
+    """Run ``names`` in order; the summary is passed only if every suite is."""
+    unknown = [name for name in names if name not in suites]
+    if unknown:
+        raise UnknownSuite(f"unknown suite {unknown[0]!r}; known: {list(suites)}")
+    from evals.bench import machine
+
+    reports = []
+    for name in names:
+        started = time.perf_counter()
+        report = suites[name]()
+        reports.append({**report, "seconds": round(time.perf_counter() - started, 1)})
+    return {
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "passed": all(report["passed"] for report in reports),
+        "suites": reports,
+    }
+
+
+def main(names: Sequence[str] | None = None, out_dir: Path = REPORTS) -> dict[str, Any]:
+    """Run the suites (all by default) and write ``latest.json``, ``latest.md`` and the plots to ``out_dir``."""
+    from evals.report import write_report
+
+    summary = run_suites(list(names or SUITES))
+    write_report(summary, out_dir)
+    return summary
+
+
+def as_one_suite(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary in a single suite's shape, each scenario named ``suite/scenario``: what ``eval all`` prints."""
+    scenarios = [
+        {**scenario, "name": f"{report['suite']}/{scenario['name']}"}
+        for report in summary["suites"]
+        for scenario in report["scenarios"]
+    ]
+    return {"suite": "all", "passed": summary["passed"], "scenarios": scenarios}

@@ -1,0 +1,327 @@
+"""``firebreak eval quality``: task cases asked through the real agent, every expectation scored.
+
+Cases live in a TOML file (:data:`DATASET`, documented at its top): a question, optionally earlier turns of the
+same conversation, what must hold afterwards (``expect``) and, for the scripted model, the model's replies
+(``script``). The format borrows pydantic-evals' case (name, inputs, expected output, metadata) and
+promptfoo's declarative assertions (contains, equals), without code in the file, so anyone can add a case.
+
+Each case runs on a fresh SQLite database (a case that cancels an order must not change the next one's
+answer) through :class:`graph.agent.Agent`: the real graph, tools, gate, triggers and safety breaker. On the
+scripted model every case must pass (CI runs it); on a real model (``--model chat``) the suite reports a
+score, the share of cases that passed, and never fails on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tempfile
+import time
+import tomllib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings, load_settings
+from app.errors import ScriptError
+from app.gateway.script import parse_step
+from evals.scenario import Scenario, suite_report
+from graph.agent import Agent, RunResult
+
+DATASET = Path(__file__).resolve().parent / "data" / "quality.toml"
+SCRIPTED_ROUTE = "scripted/quality"
+KINDS = ("tool", "multi_step", "refuse", "escalate")
+ESCALATIONS = ("immediate_transfer", "full_handoff", "targeted", "confirmation", "collaborative")
+CASE_KEYS = {"name", "kind", "question", "before", "expect", "script"}
+TEXT_LISTS = ("tools", "forbidden_tools", "answer_contains", "answer_contains_any", "answer_excludes")
+EXPECT_KEYS = {"status", "escalation", *TEXT_LISTS}
+NAME = re.compile(r"^[A-Za-z0-9_]+$")
+ANSWER_SHOWN = 160  # characters of each answer kept in the report: enough to see why a check failed
+
+
+class CaseError(ValueError):
+    """A case that is not valid; the message names the file, the case and the field."""
+
+
+@dataclass(frozen=True)
+class Expect:
+    status: tuple[str, ...] = ()
+    escalation: str | None = None
+    tools: tuple[str, ...] = ()
+    forbidden_tools: tuple[str, ...] = ()
+    answer_contains: tuple[str, ...] = ()
+    answer_contains_any: tuple[str, ...] = ()
+    answer_excludes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    kind: str
+    question: str
+    expect: Expect
+    before: tuple[str, ...] = ()
+    script: tuple[dict[str, Any], ...] | None = None  # None: no script, the case needs a real model
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a case's conversation did, as the checks read it."""
+
+    status: str
+    answer: str
+    tools_ran: tuple[str, ...]  # tools that ran successfully, in order, over the whole conversation
+    escalations: tuple[str, ...]  # types of the escalations the scored run waits for
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+# -- loading ------------------------------------------------------------------------------------------------------
+
+
+def _texts(value: Any, where: str, *, allow_one: bool = False) -> tuple[str, ...]:
+    """A list of non-empty strings (or, with ``allow_one``, a single string)."""
+    if allow_one and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) and item.strip() for item in value):
+        raise CaseError(f"{where}: must be {'a string or ' if allow_one else ''}a non-empty list of non-empty strings")
+    return tuple(value)
+
+
+def _text(raw: dict[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise CaseError(f"{where}.{key}: required, a non-empty string")
+    return value
+
+
+def _unknown(raw: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise CaseError(f"{where}: unknown field {unknown[0]!r}; allowed: {sorted(allowed)}")
+
+
+def _expect(raw: Any, where: str) -> Expect:
+    if not isinstance(raw, dict) or not raw:
+        raise CaseError(f"{where}: required, a table with at least one of {sorted(EXPECT_KEYS)}")
+    _unknown(raw, EXPECT_KEYS, where)
+    escalation = raw.get("escalation")
+    if escalation is not None and escalation not in ESCALATIONS:
+        raise CaseError(f"{where}.escalation: must be one of {list(ESCALATIONS)}, not {escalation!r}")
+    lists = {key: _texts(raw[key], f"{where}.{key}") for key in TEXT_LISTS if key in raw}
+    status = _texts(raw["status"], f"{where}.status", allow_one=True) if "status" in raw else ()
+    return Expect(status=status, escalation=escalation, **lists)
+
+
+def _script(raw: Any, where: str) -> tuple[dict[str, Any], ...]:
+    """The replies, each checked by the scripted model's own parser so a typo fails here, not mid-run."""
+    if not isinstance(raw, list):
+        raise CaseError(f"{where}: must be a list of replies (inline tables)")
+    for number, reply in enumerate(raw, start=1):
+        try:
+            parse_step(reply, f"{where}[{number}]", number)
+        except ScriptError as exc:
+            raise CaseError(str(exc)) from None
+    return tuple(raw)
+
+
+def parse_case(raw: Any, where: str) -> Case:
+    """One ``[[cases]]`` table; ``where`` names the file and the case in every error."""
+    if not isinstance(raw, dict):
+        raise CaseError(f"{where}: must be a table")
+    name = _text(raw, "name", where)
+    if not NAME.match(name):
+        raise CaseError(f"{where}.name: only letters, digits and _, not {name!r}")
+    where = f"{where} ({name!r})"
+    _unknown(raw, CASE_KEYS, where)
+    kind = _text(raw, "kind", where)
+    if kind not in KINDS:
+        raise CaseError(f"{where}.kind: must be one of {list(KINDS)}, not {kind!r}")
+    return Case(
+        name=name,
+        kind=kind,
+        question=_text(raw, "question", where),
+        expect=_expect(raw.get("expect"), f"{where}.expect"),
+        before=_texts(raw["before"], f"{where}.before") if "before" in raw else (),
+        script=_script(raw["script"], f"{where}.script") if "script" in raw else None,
+    )
+
+
+def load_cases(path: str | Path = DATASET) -> list[Case]:
+    """Every case of a quality file; a :class:`CaseError` names the first invalid case and field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{path}: not valid TOML ({exc})") from None
+    raw_cases = data.get("cases")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise CaseError(f"{path}: no [[cases]]")
+    cases = [parse_case(raw, f"{path}: case {number}") for number, raw in enumerate(raw_cases, start=1)]
+    twice = [name for name, count in Counter(case.name for case in cases).items() if count > 1]
+    if twice:
+        raise CaseError(f"{path}: case name {twice[0]!r} is used more than once")
+    return cases
+
+
+# -- scoring ------------------------------------------------------------------------------------------------------
+
+
+def _contains(answer: str, texts: Sequence[str]) -> list[str]:
+    lowered = answer.lower()
+    return [text for text in texts if text.lower() in lowered]
+
+
+def score(expect: Expect, outcome: Outcome) -> list[Check]:
+    """One check per expectation the case states, in the order of the file's documentation."""
+    checks = []
+    if expect.status:
+        checks.append(
+            Check("status", outcome.status in expect.status, f"expected {list(expect.status)}, got {outcome.status!r}")
+        )
+    if expect.escalation:
+        waiting = list(outcome.escalations)
+        checks.append(
+            Check("escalation", expect.escalation in waiting, f"expected {expect.escalation!r}, got {waiting}")
+        )
+    if expect.tools:
+        missing = [tool for tool in expect.tools if tool not in outcome.tools_ran]
+        checks.append(Check("tools", not missing, f"missing {missing}, ran {list(outcome.tools_ran)}"))
+    if expect.forbidden_tools:
+        ran = [tool for tool in expect.forbidden_tools if tool in outcome.tools_ran]
+        checks.append(Check("forbidden_tools", not ran, f"ran {ran}"))
+    if expect.answer_contains:
+        missing = sorted(set(expect.answer_contains) - set(_contains(outcome.answer, expect.answer_contains)))
+        checks.append(Check("answer_contains", not missing, f"missing {missing}"))
+    if expect.answer_contains_any:
+        found = _contains(outcome.answer, expect.answer_contains_any)
+        checks.append(Check("answer_contains_any", bool(found), f"found {found}"))
+    if expect.answer_excludes:
+        found = _contains(outcome.answer, expect.answer_excludes)
+        checks.append(Check("answer_excludes", not found, f"found {found}"))
+    return checks
+
+
+# -- running ------------------------------------------------------------------------------------------------------
+
+
+def _case_settings(base: Settings, case: Case, folder: Path, scripted: bool) -> Settings:
+    update: dict[str, Any] = {"database_url": f"sqlite:///{folder / case.name}.db"}
+    if scripted:
+        path = folder / f"{case.name}.jsonl"
+        path.write_text("".join(json.dumps(reply) + "\n" for reply in case.script or ()), encoding="utf-8")
+        update["script"] = str(path)
+    return base.model_copy(update=update)
+
+
+def _tools_ran(agent: Agent, results: Sequence[RunResult]) -> tuple[str, ...]:
+    # A resumed run keeps its run id, so a confirmation answered by the next message is counted once.
+    run_ids = dict.fromkeys(result.run_id for result in results)
+    return tuple(
+        event.payload["tool"]
+        for run_id in run_ids
+        for event in agent.services.runs.events(run_id)
+        if event.kind == "tool_result" and event.payload.get("status") == "success"
+    )
+
+
+async def ask_case(case: Case, base: Settings, folder: Path, route: str) -> Outcome:
+    """Ask the case's conversation in one thread; the last turn is the one scored."""
+    scripted = route.startswith("scripted/")
+    async with Agent.open(_case_settings(base, case, folder, scripted)) as agent:
+        results = [
+            await agent.ask(text, thread_id=f"quality-{case.name}", route=route)
+            for text in (*case.before, case.question)
+        ]
+        # A scripted case whose replies were not all used did something other than its script says: a failure.
+        final = agent.settle_script(results[-1]) if scripted else results[-1]
+        return Outcome(
+            status=final.status,
+            answer=final.answer or "",
+            tools_ran=_tools_ran(agent, results),
+            escalations=tuple(item["type"] for item in final.escalations),
+            error=final.error,
+        )
+
+
+# Asked once before the cases and not scored: loading the model's weights and the embedder can take longer than
+# a run's wall clock on a small machine, and would otherwise time out whichever case happens to come first.
+# Its name cannot be a case name (no "-" allowed there), so its database never collides with a case.
+WARM_UP = Case(name="warm-up", kind="tool", question="Hello.", expect=Expect(), script=({"text": "Hello."},))
+
+
+async def warm_up(base: Settings, folder: Path, route: str) -> float:
+    started = time.perf_counter()
+    await ask_case(WARM_UP, base, folder, route)
+    return round(time.perf_counter() - started, 2)
+
+
+async def run_case(case: Case, base: Settings, folder: Path, route: str) -> Scenario:
+    started = time.perf_counter()
+    try:
+        outcome = await ask_case(case, base, folder, route)
+    except Exception as exc:  # one broken case (a model that crashes the run) must not hide the others' scores
+        outcome = Outcome(status="error", answer="", tools_ran=(), escalations=(), error=f"{type(exc).__name__}: {exc}")
+    checks = score(case.expect, outcome)
+    passed = sum(check.passed for check in checks)
+    figures = {
+        "kind": case.kind,
+        "score": round(passed / len(checks), 3),
+        "status": outcome.status,
+        "tools_ran": list(outcome.tools_ran),
+        "answer": outcome.answer[:ANSWER_SHOWN],
+        "failed_checks": {check.name: check.detail for check in checks if not check.passed},
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if outcome.error:
+        figures["error"] = outcome.error
+    return Scenario(case.name, passed == len(checks), figures)
+
+
+def _share(scenarios: Sequence[Scenario]) -> float | None:
+    return round(sum(s.passed for s in scenarios) / len(scenarios), 3) if scenarios else None
+
+
+async def run_quality(
+    base: Settings, *, route: str = SCRIPTED_ROUTE, dataset: str | Path = DATASET, folder: Path
+) -> dict[str, Any]:
+    """Every case of ``dataset`` on ``route``; cases without a script are skipped on the scripted model."""
+    cases = load_cases(dataset)
+    scripted = route.startswith("scripted/")
+    runnable = [case for case in cases if case.script is not None or not scripted]
+    warm_up_s = await warm_up(base, folder, route)
+    scenarios = [await run_case(case, base, folder, route) for case in runnable]
+    report = suite_report("quality", scenarios)
+    by_kind = {kind: _share([s for s in scenarios if s.figures["kind"] == kind]) for kind in KINDS}
+    return {
+        **report,
+        # The scripted model is the harness's own check: every case must pass. A real model is measured, not gated.
+        "passed": report["passed"] if scripted else True,
+        "model": route,
+        "dataset": str(dataset),
+        "score": _share(scenarios),
+        "score_by_kind": {kind: share for kind, share in by_kind.items() if share is not None},
+        "check_score": round(sum(s.figures["score"] for s in scenarios) / len(scenarios), 3) if scenarios else None,
+        "skipped": [case.name for case in cases if case not in runnable],
+        "warm_up_s": warm_up_s,
+    }
+
+
+def main(
+    config: str | Path | None = None, *, route: str | None = None, dataset: str | Path | None = None
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="firebreak-quality-") as folder:
+        return asyncio.run(
+            run_quality(
+                load_settings(config), route=route or SCRIPTED_ROUTE, dataset=dataset or DATASET, folder=Path(folder)
+            )
+        )

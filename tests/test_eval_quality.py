@@ -1,0 +1,245 @@
+"""``firebreak eval quality`` and ``firebreak eval all``: the task cases, their file format and the report.
+
+The full ``eval all`` (worker kills, minutes of simulated canary traffic) runs with ``make eval``; here the
+aggregator runs two of the suites (containment and quality) through the real command, into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import run
+
+from app.config import load_settings
+from evals.all import cache_scenarios
+from evals.cache_pairs import main as run_cache_eval
+from evals.quality import DATASET, KINDS, CaseError, load_cases, run_quality
+
+pytestmark = pytest.mark.slow
+
+FIREBREAK = str(Path(sys.executable).parent / "firebreak")
+ORDER_42 = """
+[[cases]]
+name = "order_status"
+kind = "tool"
+question = "Where is order 42?"
+expect = { status = "answered", tools = ["sql_lookup"], answer_contains = %s }
+script = [
+    { tool_calls = [{ name = "sql_lookup", arguments = { order_id = 42 } }] },
+    { text = "Order 42 was delivered." },
+]
+"""
+
+
+def firebreak(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FIREBREAK, *args], capture_output=True, text=True, timeout=280, check=False, cwd=cwd, env=os.environ
+    )
+
+
+def cases_file(folder: Path, text: str) -> Path:
+    path = folder / "cases.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def eval_all(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, subprocess.CompletedProcess[str]]:
+    folder = tmp_path_factory.mktemp("reports")
+    done = firebreak(
+        "eval", "all", "--suite", "containment", "--suite", "quality", "--out", str(folder), "--json", cwd=folder
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    return json.loads(done.stdout), folder, done
+
+
+# -- the shipped cases on the scripted model -------------------------------------------------------------------
+
+
+def test_the_shipped_dataset_has_at_least_ten_cases_of_every_kind_each_with_a_script():
+    cases = load_cases(DATASET)
+
+    assert len(cases) >= 10
+    assert {case.kind for case in cases} == set(KINDS)
+    assert all(case.script is not None for case in cases)  # so CI's scripted run skips none
+
+
+def test_the_scripted_quality_suite_passes_every_case(eval_all):
+    summary, _, _ = eval_all
+    [quality] = [report for report in summary["suites"] if report["suite"] == "quality"]
+
+    assert quality["model"] == "scripted/quality"
+    assert quality["skipped"] == []
+    assert [case["name"] for case in quality["scenarios"] if not case["passed"]] == []
+    assert quality["score"] == 1.0 and quality["passed"] is True
+    assert quality["score_by_kind"] == dict.fromkeys(KINDS, 1.0)
+    assert len(quality["scenarios"]) == len(load_cases(DATASET))
+
+
+def test_a_case_whose_answer_misses_an_expected_text_fails_and_names_the_check(tmp_path):
+    dataset = cases_file(tmp_path, ORDER_42 % '["delivered", "refunded"]')
+    report = run(run_quality(load_settings(), dataset=dataset, folder=tmp_path))
+
+    [case] = report["scenarios"]
+    assert (case["passed"], case["status"], case["tools_ran"]) == (False, "answered", ["sql_lookup"])
+    assert case["failed_checks"] == {"answer_contains": "missing ['refunded']"}
+    assert case["score"] == round(2 / 3, 3)  # status and tools held
+    assert (report["passed"], report["score"]) == (False, 0.0)
+
+
+def test_a_scripted_case_that_leaves_replies_unused_fails_on_its_status(tmp_path):
+    dataset = cases_file(
+        tmp_path, ORDER_42.replace('{ text = "Order 42 was delivered." },', '{ text = "a" }, { text = "b" },') % '["a"]'
+    )
+    report = run(run_quality(load_settings(), dataset=dataset, folder=tmp_path))
+
+    [case] = report["scenarios"]
+    assert case["passed"] is False and case["status"] == "failed"
+    assert "status" in case["failed_checks"]
+
+
+def test_a_case_without_a_script_is_skipped_on_the_scripted_model_and_said_so(tmp_path):
+    no_script = (
+        '\n[[cases]]\nname = "for_real_models"\nkind = "tool"\nquestion = "Hi"\nexpect = { status = "answered" }\n'
+    )
+    dataset = cases_file(tmp_path, ORDER_42 % '["delivered"]' + no_script)
+    report = run(run_quality(load_settings(), dataset=dataset, folder=tmp_path))
+
+    assert report["skipped"] == ["for_real_models"]
+    assert [case["name"] for case in report["scenarios"]] == ["order_status"]
+    assert report["passed"] is True
+
+
+# -- a malformed file names the case and the field ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (
+            'name = "x"\nkind = "chat"\nquestion = "Hi"\nexpect = { status = "answered" }',
+            r"case 2 \('x'\)\.kind: must be one of",
+        ),
+        ('name = "x"\nkind = "tool"\nexpect = { status = "answered" }', r"case 2 \('x'\)\.question: required"),
+        ('name = "x"\nkind = "tool"\nquestion = "Hi"', r"case 2 \('x'\)\.expect: required"),
+        (
+            'name = "x"\nkind = "tool"\nquestion = "Hi"\nexpect = { status = 3 }',
+            r"case 2 \('x'\)\.expect\.status: must be",
+        ),
+        (
+            'name = "x"\nkind = "tool"\nquestion = "Hi"\nexpect = { tool = ["a"] }',
+            r"case 2 \('x'\)\.expect: unknown field 'tool'",
+        ),
+        (
+            'name = "x"\nkind = "tool"\nquestion = "Hi"\nexpect = { escalation = "manager" }',
+            r"\.expect\.escalation: must be",
+        ),
+        (
+            'name = "x"\nkind = "tool"\nquestion = "Hi"\nexpect = { status = "answered" }\nscript = [{ txt = "a" }]',
+            r"case 2 \('x'\)\.script\[1\]: unknown keys \['txt'\]",
+        ),
+        (
+            'name = "x"\nkind = "tool"\nquestion = "Hi"\nexpect = { status = "answered" }\nmodel = "chat"',
+            r"case 2 \('x'\): unknown field 'model'",
+        ),
+        (
+            'name = "order_status"\nkind = "tool"\nquestion = "Hi"\nexpect = { status = "answered" }',
+            r"case name 'order_status' is used more than once",
+        ),
+        ('kind = "tool"\nquestion = "Hi"\nexpect = { status = "answered" }', r"case 2\.name: required"),
+    ],
+)
+def test_a_malformed_case_is_an_error_naming_the_case_and_the_field(tmp_path, case, message):
+    path = cases_file(tmp_path, ORDER_42 % '["delivered"]' + "\n[[cases]]\n" + case + "\n")
+
+    with pytest.raises(CaseError, match=message) as raised:
+        load_cases(path)
+    assert str(raised.value).startswith(str(path))
+
+
+def test_the_command_reports_a_malformed_file_in_one_line_without_running_anything(tmp_path):
+    path = cases_file(
+        tmp_path, '[[cases]]\nname = "x"\nkind = "chat"\nquestion = "Hi"\nexpect = { status = "answered" }\n'
+    )
+    done = firebreak("eval", "quality", "--dataset", str(path), cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip().splitlines()[-1]
+        == f"error: {path}: case 1 ('x').kind: must be one of {list(KINDS)}, not 'chat'"
+    )
+
+
+# -- the aggregator and its report ----------------------------------------------------------------------------------
+
+
+def test_eval_all_writes_json_markdown_and_a_plot_per_suite_into_the_folder_it_is_given(eval_all):
+    summary, folder, done = eval_all
+
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "containment.png", "latest.json", "latest.md", "quality.png", "summary.png"
+    ]  # fmt: skip
+    assert json.loads((folder / "latest.json").read_text()) == summary
+    assert [report["suite"] for report in summary["suites"]] == ["containment", "quality"]
+    assert summary["passed"] is True and all(report["seconds"] > 0 for report in summary["suites"])
+    assert all((folder / name).read_bytes().startswith(b"\x89PNG") for name in ("summary.png", "containment.png"))
+    assert f"report: {folder / 'latest.md'}" in done.stderr
+
+
+def test_the_markdown_embeds_the_plots_and_lists_every_scenario_with_its_key_figure(eval_all):
+    summary, folder, _ = eval_all
+    markdown = (folder / "latest.md").read_text()
+
+    assert re.findall(r"!\[[a-z]+\]\(([a-z]+\.png)\)", markdown) == ["summary.png", "containment.png", "quality.png"]
+    for report in summary["suites"]:
+        assert f"## {report['suite']}: pass" in markdown
+        for scenario in report["scenarios"]:
+            assert f"| {scenario['name']} | pass |" in markdown
+    assert "| production_mutation | pass | unapproved_writes = 0 (≤ 0) |" in markdown
+    assert "| order_status | pass | score = 1 (≥ 1) |" in markdown
+
+
+def test_eval_all_refuses_an_unknown_suite_before_running_any(tmp_path):
+    done = firebreak("eval", "all", "--suite", "quality", "--suite", "speed", "--out", str(tmp_path), cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "unknown suite 'speed'" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cache_eval_reads_as_scenarios_with_the_same_verdict(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"cached": "What's the refund policy?", "query": "How do I get a refund?", "same": True},
+        {"cached": "Can I return a used item?", "query": "Can I return an unused item?", "same": False},
+        {"cached": "Refund policy?", "query": "Refund policy?", "same": False, "cached_tenant": "a", "tenant": "b"},
+    ]
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = run_cache_eval(load_settings(database_url=f"sqlite:///{tmp_path / 'c.db'}"), pairs)
+
+    scenarios = cache_scenarios(report)
+    assert [s.name for s in scenarios] == [
+        "precision_at_default_thresholds",
+        "recall_at_default_thresholds",
+        "no_cross_tenant_hits",
+        "eval_agrees_with_cache",
+    ]
+    assert all(s.passed for s in scenarios) == report["passed"]
+    assert scenarios[2].figures == {"hits": 0, "probes": 1}
+
+
+def test_the_readme_case_example_loads_and_passes_as_written(tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Evals", 1)[1].split("\n## ", 1)[0]
+    [example] = re.findall(r"```toml\n(.*?)```", section, flags=re.DOTALL)
+    report = run(run_quality(load_settings(), dataset=cases_file(tmp_path, example), folder=tmp_path))
+
+    assert [(case["name"], case["passed"]) for case in report["scenarios"]] == [("order_status", True)]
