@@ -138,10 +138,7 @@ class Telemetry:
 
 def setup_telemetry(engine: Engine, *, service_name: str, version: str, record_content: bool) -> Telemetry:
     """Build the tracer provider: local span table always, OTLP when the standard env var is set."""
-    # Phoenix files spans by this attribute (else under "default"); other backends ignore it.
-    resource = Resource.create(
-        {"service.name": service_name, "service.version": version, "openinference.project.name": service_name}
-    )
+    resource = Resource.create({"service.name": service_name, "service.version": version})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(InheritAttributes())
     local = BatchSpanProcessor(DatabaseSpanExporter(engine), schedule_delay_millis=200)
