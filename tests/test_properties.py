@@ -35,6 +35,7 @@ from app.resilience.breaker import BreakerPolicy, CircuitBreakers, Permit, Trans
 from app.services import build_services
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import run_tool
+from evals.scenario import SimulatedTime
 from memory.breakers import BreakerStore
 from memory.engine import make_engine
 from memory.ledger import LedgerStore
@@ -64,14 +65,6 @@ def breaker_policies(draw: st.DrawFn) -> BreakerPolicy:
         half_open_permits=draw(st.sampled_from([1, 1, 2, 3])),
         permit_ttl_s=draw(st.sampled_from([1.0, 3.0, 10.0])),
     )
-
-
-@dataclass
-class Clock:
-    now: float = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -167,7 +160,7 @@ class BreakerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = Clock()
+        self.clock = SimulatedTime(START)
         self.name = f"tool:{uuid.uuid4().hex}"  # examples share the database, never a breaker
         self.seen: list[Transition] = []
         self.in_flight: list[Held] = []
@@ -307,7 +300,7 @@ def test_a_probe_that_returns_ignored_after_its_permit_expired_does_not_free_a_n
     )
     engine = make_engine(sqlite_url)
     upgrade(engine)
-    clock = Clock(0.0)
+    clock = SimulatedTime(0.0)
     breakers = CircuitBreakers(BreakerStore(engine), lambda _: policy, clock=clock)
     breakers.record(breakers.acquire("tool:x"), "failure")  # opens for 30 s
     clock.now = 30.0
