@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from scipy.stats import fisher_exact, mannwhitneyu
-
 from app.config import CanaryMetric, CanarySettings
 from app.stats import percentile
 
@@ -82,6 +80,8 @@ def _rate_metric(
     control_rate, canary_rate = _mean([float(x) for x in control]), _mean([float(x) for x in canary])
     p_value = None
     if control and canary:
+        from scipy.stats import fisher_exact  # ~1.7 s to import: only when a step is analysed, not at every start
+
         table = [[sum(canary), len(canary) - sum(canary)], [sum(control), len(control) - sum(control)]]
         p_value = float(fisher_exact(table, alternative="greater").pvalue)
     worse = p_value is not None and p_value < alpha and canary_rate - control_rate > rule.tolerance
@@ -94,6 +94,8 @@ def _distribution_metric(
     control_value, canary_value = summary(control), summary(canary)
     p_value = None
     if control and canary:
+        from scipy.stats import mannwhitneyu  # see fisher_exact above
+
         # All-equal samples (a free model's cost) make the statistic undefined: nothing to tell apart.
         result = float(mannwhitneyu(canary, control, alternative="greater").pvalue)
         p_value = 1.0 if math.isnan(result) else result
