@@ -14,9 +14,10 @@ rephrasing, a sentiment spike) escalate whatever any score says.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langgraph.runtime import Runtime
 from opentelemetry import trace
 
@@ -26,6 +27,7 @@ from app.containment.gate import ProposedAction
 from app.containment.triggers import detect_triggers
 from app.errors import BudgetExceeded, UnknownTool
 from app.gateway import CallContext
+from app.resilience.safety import SafetyPolicy
 from graph.state import SOLO_AGENT, AgentState, RunContext
 from memory.tables import Escalation, GateDecision
 from nodes.budget_guard import breach
@@ -54,14 +56,40 @@ def gated_actions(decision: AIMessage, ctx: RunContext) -> list[ProposedAction]:
     return actions
 
 
+def injected_instructions(messages: Sequence[BaseMessage], ctx: RunContext) -> str | None:
+    """The ``[safety] jailbreak_patterns`` pattern a tool result of the conversation matches, if any.
+
+    Tool results are data the agent read (a web page, a database row, a partner's reply), not the user's
+    words: instructions in them are a prompt injection. The model that read them may obey them, and grade
+    its own obedience highly, so no score of its own clears a gated action after one.
+    """
+    policy = SafetyPolicy.from_settings(ctx.services.settings.safety)
+    for message in messages:
+        if isinstance(message, ToolMessage):
+            pattern = policy.jailbreak_attempt(message.text)
+            if pattern is not None:
+                return pattern
+    return None
+
+
 def _escalation_for(
-    action: ProposedAction, band: str, score: float, problem: str | None, where: escalation.Where, ctx: RunContext
+    action: ProposedAction,
+    band: str,
+    score: float,
+    problem: str | None,
+    where: escalation.Where,
+    ctx: RunContext,
+    injection: str | None = None,
 ) -> Escalation:
     """The user's confirmation (confirm band) or a reviewer's targeted question (human band)."""
     settings = ctx.services.settings
     scored = f"confidence {score:.2f}" + (f" ({problem})" if problem else "")
     required = action.target in settings.gate.require_approval
-    if band == "confirm":
+    if injection is not None:
+        kind, trigger, options = "targeted", "prompt_injection", ["approve", "reject"]
+        reason = f"a tool result in this conversation reads like instructions to the agent (matches {injection!r})"
+        question = f"A tool result tried to instruct the agent. Is this the user's request: {action.describe()}?"
+    elif band == "confirm":
         kind, trigger, options = "confirmation", "medium_confidence", ["yes", "no"]
         reason = f"{scored} is below {settings.gate.for_route(ctx.route).execute_above:g}"
         question = f"Before I go on: shall I {action.describe()}?"
@@ -105,6 +133,7 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
     call = CallContext(tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id)
     verdicts, gate_ids, rows = dict(state.get("verdicts") or {}), dict(state.get("gate_ids") or {}), []
     span = trace.get_current_span()
+    injection = injected_instructions(state["messages"], ctx)
     scored = []
     for action in gated_actions(decision, ctx):
         if signature(action) in (state.get("rejected") or []):
@@ -116,15 +145,23 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
         except BudgetExceeded as exc:
             # Nothing is recorded yet: after a raise every action is scored again, each exactly once.
             return breach(exc, "confidence_gate")
+    if injection is not None and scored:
+        services.runs.add_event(ctx.run_id, "confidence_gate", "injection_suspected", {"pattern": injection})
+        span.add_event("firebreak.gate.injection_suspected", {"firebreak.gate.pattern": injection})
     for action, estimate in scored:
-        band = "human" if action.target in services.settings.gate.require_approval else thresholds.band(estimate.score)
+        required = action.target in services.settings.gate.require_approval
+        # After a suspected injection a reviewer decides every gated action, whatever the model's score.
+        band = "human" if required or injection is not None else thresholds.band(estimate.score)
         if band == "execute":
             verdict, pending = "execute", None
         elif band == "confirm" and action.kind == "answer":
             # An answer has nobody to confirm it with: it goes out marked as uncertain.
             verdict, pending = "hedge", None
         else:
-            verdict, pending = "pending", _escalation_for(action, band, estimate.score, estimate.problem, where, ctx)
+            verdict, pending = (
+                "pending",
+                _escalation_for(action, band, estimate.score, estimate.problem, where, ctx, injection),
+            )
             rows.append(pending)
         verdicts[action.call_id] = verdict
         gate_ids[action.call_id] = services.gate.record(
