@@ -35,6 +35,7 @@ cache_cli = typer.Typer(no_args_is_help=True, help="Inspect and invalidate the s
 context_cli = typer.Typer(no_args_is_help=True, help="A thread's context checkpoints (summaries of older turns).")
 plan_cli = typer.Typer(no_args_is_help=True, help="Plans of planned runs: versions, and planned vs executed.")
 canary_cli = typer.Typer(no_args_is_help=True, help="Roll a release out to a growing share of users, or back.")
+operators_cli = typer.Typer(no_args_is_help=True, help="Who may act on runs: add an operator, read the audit log.")
 cli.add_typer(trace_cli, name="trace")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(eval_cli, name="eval")
@@ -45,6 +46,7 @@ cli.add_typer(cache_cli, name="cache")
 cli.add_typer(context_cli, name="context")
 cli.add_typer(plan_cli, name="plan")
 cli.add_typer(canary_cli, name="canary")
+cli.add_typer(operators_cli, name="operators")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -206,14 +208,17 @@ def subscribe(
 
 
 def _stored_run(config: Path | None, run_id: str) -> tuple[RunStore, Run]:
-    """The run store of the configured database and the run ``run_id``, or a clear error."""
+    """The run store of the configured database and the run ``run_id`` if the operator may see it."""
     from app.services import prepare_database
     from memory.runs import RunStore
 
-    runs = RunStore(prepare_database(_settings(config)))
+    settings = _settings(config)
+    operator = _reader(settings)
+    runs = RunStore(prepare_database(settings))
     run = runs.get(run_id)
     if run is None:
         raise FirebreakError(f"no run {run_id!r} in this database")
+    _seen(operator, run.tenant_id, f"run {run_id}")
     return runs, run
 
 
@@ -280,7 +285,10 @@ def runs_list(
     """The newest runs, filtered by status, route, release and tenant."""
     from app.ops import RunFilter, find_runs
 
-    rows = find_runs(_engine(config), RunFilter(status, route, release, tenant), limit=limit)
+    settings = _settings(config)
+    operator = _reader(settings)
+    which = RunFilter(status, route, release, _only_tenant(operator, tenant))
+    rows = [row for row in find_runs(_engine(config), which, limit=limit) if operator.sees(row.tenant_id)]
     if as_json:
         _echo_json([row.model_dump() for row in rows])
         return
@@ -437,8 +445,9 @@ def worker(
 @dlq_cli.command("list")
 def dlq_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Dead-lettered runs waiting for a person."""
-    _, store = _queue(config)
-    letters = store.dead_letters()
+    settings, store = _queue(config)
+    operator = _reader(settings)
+    letters = [letter for letter in store.dead_letters() if operator.sees(letter.tenant_id)]
     if as_json:
         _echo_json([letter.model_dump(exclude={"partial_state", "decisions", "tool_outputs"}) for letter in letters])
         return
@@ -451,10 +460,12 @@ def dlq_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 @dlq_cli.command("show")
 def dlq_show(letter_id: int, config: ConfigOption = None) -> None:
     """Everything attached to one dead letter: reason, checkpoint, state, tool outputs, decisions."""
-    _, store = _queue(config)
+    settings, store = _queue(config)
+    operator = _reader(settings)
     letter = store.dead_letter(letter_id)
     if letter is None:
         raise FirebreakError(f"no dead letter {letter_id}")
+    _seen(operator, letter.tenant_id, f"dead letter {letter_id}")
     _echo_json(letter.model_dump())
 
 
@@ -467,14 +478,29 @@ def dlq_requeue(
     """Send dead runs back to the queue; a worker resumes them from their checkpoint."""
     import time
 
-    _, store = _queue(config)
+    settings, store = _queue(config)
+    operator = _operator(settings)
     if all_runs == (run_id is not None):
         raise FirebreakError("give a run id or --all, not both")
-    targets = [letter.run_id for letter in store.dead_letters()] if all_runs else [run_id]
-    moved = [target for target in targets if target is not None and store.requeue(target, now=time.time())]
-    if run_id is not None and not moved:
+    letters = {letter.run_id: letter for letter in store.dead_letters()}
+    if run_id is not None and run_id not in letters:
         raise FirebreakError(f"run {run_id} is not in the dead-letter queue")
-    typer.echo(f"requeued {len(moved)} run(s)")
+    # --all means every dead run this operator may act on; one named run is refused if it is another tenant's.
+    targets = (
+        [letters[run_id]]
+        if run_id is not None
+        else [dead for dead in letters.values() if operator.sees(dead.tenant_id)]
+    )
+    moved = 0
+    for letter in targets:
+        with _acting(
+            store.engine, operator, "dlq.requeue", target=letter.run_id, tenant_id=letter.tenant_id
+        ) as outcome:
+            if store.requeue(letter.run_id, now=time.time()):
+                moved += 1
+            else:
+                outcome.text = "no longer dead: nothing requeued"
+    typer.echo(f"requeued {moved} run(s)")
 
 
 @cli.command()
@@ -533,11 +559,13 @@ def escalations_list(
 ) -> None:
     """Escalations, oldest open first. Overdue ones are passed up or expired first, by their policy."""
 
+    operator = _reader(_settings(config))
+
     async def work(agent: Any) -> Any:
         await agent.sweep()
         return agent.services.escalations.list(status=None if status == "all" else status)
 
-    rows = _with_agent(config, work)
+    rows = [row for row in _with_agent(config, work) if operator.sees(row.tenant_id)]
     if as_json:
         _echo_json([row.model_dump() for row in rows])
         return
@@ -553,7 +581,11 @@ def escalations_show(escalation_id: str, config: ConfigOption = None) -> None:
     from app.services import prepare_database
     from memory.escalations import EscalationStore
 
-    _echo_json(EscalationStore(prepare_database(_settings(config))).find(escalation_id).model_dump())
+    settings = _settings(config)
+    operator = _reader(settings)
+    row = EscalationStore(prepare_database(settings)).find(escalation_id)
+    _seen(operator, row.tenant_id, f"escalation {escalation_id}")
+    _echo_json(row.model_dump())
 
 
 @escalations_cli.command("answer")
@@ -561,14 +593,20 @@ def escalations_answer(
     escalation_id: Annotated[str, typer.Argument(help="The id, or its first characters.")],
     answer: Annotated[str, typer.Argument(help="One of its options (approve, reject, yes, no, raise, stop) or text.")],
     note: Annotated[str | None, typer.Option("--note", help="Why; kept with the label.")] = None,
-    by: Annotated[str, typer.Option("--by", help="Who answers.")] = "reviewer",
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Answer an escalation. If its run was waiting only for this, the run resumes here and its outcome prints."""
+    """Answer an escalation as the operator running this (see [operators]). If its run was waiting only for
+    this, the run resumes here and its outcome prints."""
+    from app.operators import answer_action
+
+    operator = _operator(_settings(config))
 
     async def work(agent: Any) -> Any:
-        result = await agent.answer(escalation_id, answer, by=by, note=note)
+        row = agent.services.escalations.find(escalation_id)
+        action = answer_action(row.trigger, answer)
+        with _acting(agent.services.engine, operator, action, target=row.id, tenant_id=row.tenant_id, detail=answer):
+            result = await agent.answer(row.id, answer, by=operator.name, note=note)
         return None if result is None else agent.settle_script(result)
 
     result = _with_agent(config, work)
@@ -605,7 +643,10 @@ def labels_export(
 
     if fmt != "jsonl":
         raise FirebreakError(f"unknown format {fmt!r}: use jsonl")
-    lines = export_jsonl(EscalationStore(prepare_database(_settings(config))).answered())
+    settings = _settings(config)
+    operator = _reader(settings)
+    answered = EscalationStore(prepare_database(settings)).answered()
+    lines = export_jsonl([row for row in answered if operator.sees(row.tenant_id)])
     if output is None:
         for line in lines:
             typer.echo(line)
@@ -614,12 +655,15 @@ def labels_export(
         typer.echo(f"wrote {len(lines)} label(s) to {output}", err=True)
 
 
-def _cache_store(config: Path | None) -> Any:
+def _cache_store(config: Path | None, *, read: bool) -> tuple[Any, Any]:
+    """The operator (who must be someone to ``read``) and the cache store of the configured database."""
     from app.services import prepare_database
     from memory.cache import CacheStore
 
     settings = _settings(config)
-    return CacheStore(prepare_database(settings), settings.cache.max_entries)
+    return (_reader if read else _operator)(settings), CacheStore(
+        prepare_database(settings), settings.cache.max_entries
+    )
 
 
 @cache_cli.command("stats")
@@ -627,7 +671,8 @@ def cache_stats(config: ConfigOption = None, as_json: JsonOption = False) -> Non
     """Live entries and hits per layer, tenant and route."""
     import time
 
-    rows = _cache_store(config).stats(now=time.time())
+    operator, store = _cache_store(config, read=True)
+    rows = [row for row in store.stats(now=time.time()) if operator.sees(row["tenant_id"])]
     if as_json:
         _echo_json(rows)
         return
@@ -650,7 +695,11 @@ def cache_list(
     """The most recently used cached answers, newest first."""
     import time
 
-    entries = _cache_store(config).recent(limit=limit, tenant_id=tenant, now=time.time())
+    operator, store = _cache_store(config, read=True)
+    which = _only_tenant(operator, tenant)
+    entries = [
+        entry for entry in store.recent(limit=limit, tenant_id=which, now=time.time()) if operator.sees(entry.tenant_id)
+    ]
     if as_json:
         _echo_json([entry.model_dump(exclude={"vector", "scope"}) for entry in entries])
         return
@@ -679,7 +728,13 @@ def cache_invalidate(
         raise FirebreakError("name what to invalidate (--tenant, --route, --layer, --entry, --key) or pass --all alone")
     if layer is not None and layer not in LAYERS:
         raise FirebreakError(f"unknown layer {layer!r}: use one of {', '.join(LAYERS)}")
-    removed = _cache_store(config).invalidate(**chosen, now=time.time())
+    operator, store = _cache_store(config, read=False)
+    # An entry named by id alone is checked against its own tenant, so nobody drops another tenant's entry.
+    owner = tenant if tenant is not None or entry is None else store.owner(entry)
+    target = json.dumps(chosen) if chosen else "all"
+    with _acting(store.engine, operator, "cache.invalidate", target=target, tenant_id=owner) as outcome:
+        removed = store.invalidate(**chosen, now=time.time())
+        outcome.text = f"removed {removed}"
     typer.echo(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
 
 
@@ -733,13 +788,57 @@ def plan_show(
 def _canary(config: Path | None) -> Any:
     from app.services import build_services
 
-    return build_services(_settings(config)).canary
+    return build_services(_settings(config))
 
 
-def _operator() -> str:
-    import getpass
+def _canary_act(config: Path | None, action: str, as_json: bool, act: Callable[[Any, str], Any], **what: Any) -> None:
+    """Do ``act(canary, operator name)`` as the audited canary ``action``, then print the rollout."""
+    services = _canary(config)
+    operator = _operator(services.settings)
+    with _acting(services.engine, operator, action, **what):
+        act(services.canary, operator.name)
+    _print_rollout(services.canary, as_json)
 
-    return f"cli:{getpass.getuser()}"
+
+def _operator(settings: Settings) -> Any:
+    """Who runs this command (see [operators]): the owner of FIREBREAK_OPERATOR_TOKEN, else the local person."""
+    from app.operators import cli_operator
+
+    return cli_operator(settings.operators, os.environ)
+
+
+def _reader(settings: Settings) -> Any:
+    """The operator, who must be someone to read runs, traces, escalations, dead letters or the cache."""
+    from app.errors import OperatorRefused
+
+    operator = _operator(settings)
+    if not operator.role:
+        raise OperatorRefused(f"reading this needs an operator: {operator.problem}")
+    return operator
+
+
+def _seen(operator: Any, tenant_id: str | None, what: str) -> None:
+    """Refuse to show ``what`` of a tenant the operator may not see; it reads as if it did not exist."""
+    from app.errors import OperatorRefused
+
+    if not operator.sees(tenant_id):
+        raise OperatorRefused(f"{operator.name} may not see {what}")
+
+
+def _only_tenant(operator: Any, tenant: str | None) -> str | None:
+    """The tenant a listing is narrowed to: the one asked for (if seen), else an operator's only tenant."""
+    if tenant is not None:
+        _seen(operator, tenant, f"tenant {tenant!r}")
+        return tenant
+    return operator.tenants[0] if len(operator.tenants) == 1 else None
+
+
+def _acting(engine: Any, operator: Any, action: str, **what: Any) -> Any:
+    """The audited context of one operator action (see app/operators.py)."""
+    from app.operators import acting
+    from memory.audit import AuditLog
+
+    return acting(AuditLog(engine), operator, action, **what)
 
 
 def _print_rollout(canary: Any, as_json: bool) -> None:
@@ -759,15 +858,15 @@ def canary_start(
     as_json: JsonOption = False,
 ) -> None:
     """Start rolling RELEASE out against the stable release, at the first step of [canary] steps."""
-    canary = _canary(config)
-    canary.start(release, by=_operator())
-    _print_rollout(canary, as_json)
+    _canary_act(config, "canary.start", as_json, lambda canary, by: canary.start(release, by=by), target=release)
 
 
 @canary_cli.command("status")
 def canary_status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """The stable release and the active (or latest) rollout: both arms, this step's analysis, decisions."""
-    _print_rollout(_canary(config), as_json)
+    services = _canary(config)
+    _reader(services.settings)
+    _print_rollout(services.canary, as_json)
 
 
 @canary_cli.command("promote")
@@ -777,9 +876,14 @@ def canary_promote(
     as_json: JsonOption = False,
 ) -> None:
     """Advance the active rollout one step (or all the way with --full), whatever its analysis says."""
-    canary = _canary(config)
-    canary.promote(by=_operator(), full=full)
-    _print_rollout(canary, as_json)
+    _canary_act(
+        config,
+        "canary.promote",
+        as_json,
+        lambda canary, by: canary.promote(by=by, full=full),
+        target="active rollout",
+        detail="to 100%" if full else "one step",
+    )
 
 
 @canary_cli.command("rollback")
@@ -789,9 +893,66 @@ def canary_rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Send all new traffic back to the control at once; recorded and alerted."""
-    canary = _canary(config)
-    canary.rollback(by=_operator(), reason=reason)
-    _print_rollout(canary, as_json)
+    _canary_act(
+        config,
+        "canary.rollback",
+        as_json,
+        lambda canary, by: canary.rollback(by=by, reason=reason),
+        target="active rollout",
+        detail=reason,
+    )
+
+
+@operators_cli.command("add")
+def operators_add(
+    name: Annotated[str, typer.Argument(help="The operator's name, as the audit log and the UI login show it.")],
+    role: Annotated[str, typer.Option("--role", help="reviewer, operator or admin.")] = "reviewer",
+    tenants: Annotated[list[str] | None, typer.Option("--tenant", help="Limit to this tenant (repeatable).")] = None,
+) -> None:
+    """Make a token for a new operator; print it once, and the [operators.people] table to add to the config."""
+    from app.operators import RANKS, TOKEN_VARIABLE, hash_token, new_token
+
+    if role not in RANKS:
+        raise FirebreakError(f"unknown role {role!r}: use one of {', '.join(RANKS)}")
+    token = new_token()
+    typer.echo(f"token for {name} (shown once; give it to them, they pass it as {TOKEN_VARIABLE} or the UI password):")
+    typer.echo(f"  {token}\n\nadd to firebreak.toml:\n")
+    typer.echo(
+        f'[operators.people.{json.dumps(name)}]\nrole = {json.dumps(role)}\ntoken_sha256 = "{hash_token(token)}"'
+    )
+    if tenants:
+        typer.echo(f"tenants = {json.dumps(tenants)}")
+
+
+@operators_cli.command("audit")
+def operators_audit(
+    operator: Annotated[str | None, typer.Option("--operator", help="Only this operator's actions.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The audit log, newest first: every operator action, allowed or refused (an admin reads all of it)."""
+    from datetime import UTC, datetime
+
+    from app.errors import OperatorRefused
+    from memory.audit import AuditLog
+
+    settings = _settings(config)
+    viewer = _reader(settings)
+    if viewer.role != "admin" and viewer.name != operator:
+        raise OperatorRefused(f"{viewer.name} may read only their own actions (--operator {viewer.name})")
+    rows = AuditLog(_engine(config)).recent(limit=limit, operator=operator, tenants=viewer.tenants)
+    if as_json:
+        _echo_json([row.model_dump() for row in rows])
+        return
+    if not rows:
+        typer.echo("no operator actions recorded")
+    for row in rows:
+        when = datetime.fromtimestamp(row.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(
+            f"{when} {row.operator:<20} {row.role or '-':<9} {row.via:<3} {row.action:<17} "
+            f"{row.target[:24]:<24} {row.outcome[:80]}"
+        )
 
 
 @eval_cli.command("gate")

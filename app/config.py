@@ -386,6 +386,22 @@ class UiSettings(Section):
     port: int
 
 
+Role = Literal["reviewer", "operator", "admin"]
+
+
+class OperatorSettings(Section):
+    role: Role
+    # Only the token's SHA-256 is configured: `firebreak operators add NAME` prints a token and this line.
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # The tenants whose data this operator sees and acts on; empty means every tenant.
+    tenants: list[str] = Field(default_factory=list)
+
+
+class OperatorsSettings(Section):
+    local_role: Role | Literal[""]
+    people: dict[str, OperatorSettings] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`."""
 
@@ -421,6 +437,7 @@ class Settings(BaseSettings):
     releases: dict[str, ReleaseSettings]
     telemetry: TelemetrySettings
     ui: UiSettings
+    operators: OperatorsSettings
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ retried, what the model is told to correct, and what a developer must fix::
     ├── IdentityRequired       a request named no tenant/user where defaults are not allowed
     ├── StoreUnavailable       a configured durable store cannot be reached; the app refuses to run
     ├── CanaryError            a rollout refused an operator's request (one is active, none is, a release changed)
+    ├── OperatorRefused        an operator action without an identity, with a wrong token, role or tenant
     ├── ScriptError            the scripted provider was over- or under-consumed, or an expectation failed
     ├── CircuitOpen            a backend's breaker is open: fail fast, no call made; the gateway falls back
     ├── BudgetExceeded         a call would cross a blast-radius cap: not made; a reviewer raises it or stops
@@ -34,6 +35,7 @@ __all__ = [
     "IdentityRequired",
     "InvalidToolArguments",
     "ModelError",
+    "OperatorRefused",
     "RateLimited",
     "RunDeadlineExceeded",
     "ScriptError",
@@ -56,6 +58,10 @@ class ConfigError(FirebreakError, ValueError):
 
 class IdentityRequired(FirebreakError):
     """A request named no tenant and user, and ``[identity] allow_default`` is false."""
+
+
+class OperatorRefused(FirebreakError, PermissionError):
+    """An operator action was refused (and recorded): nobody identified, a wrong token, role or tenant."""
 
 
 class StoreUnavailable(FirebreakError, ConnectionError):

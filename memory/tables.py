@@ -535,3 +535,21 @@ class CanaryAnalysis(SQLModel, table=True):
     metrics: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     by: str = Field(max_length=128)  # "analysis", or the operator who promoted or rolled back by hand
     created_at: float = Field(index=True)
+
+
+class OperatorAction(SQLModel, table=True):
+    """One operator action, allowed or refused: who (and by what role, through what), did what, to what."""
+
+    __tablename__ = "operator_actions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    operator: str = Field(index=True, max_length=128)  # "alice", or "local:<os user>" for a person at this machine
+    role: str = Field(max_length=16)  # the operator's role then ("" when nobody could be identified)
+    via: str = Field(max_length=16)  # cli | ui
+    action: str = Field(index=True, max_length=32)  # escalation.answer, dlq.requeue, canary.promote, ...
+    target: str = Field(max_length=256)  # the escalation, run or release acted on
+    tenant_id: str | None = Field(default=None, max_length=128)  # the target's tenant, when it has one
+    allowed: bool
+    detail: str = Field(sa_column=Column(Text, nullable=False))  # what the operator gave: an answer, a reason
+    outcome: str = Field(sa_column=Column(Text, nullable=False))  # "done", "refused: <why>" or "failed: <error>"
+    created_at: float = Field(index=True)

@@ -29,7 +29,7 @@ def test_start_status_promote_and_rollback_report_the_rollout_and_record_who_act
 
     status = json.loads(firebreak("canary", "status", "--json", env=env).stdout)
     assert status["stable"] == "base"
-    actions = [(row["action"], row["by"].startswith("cli:")) for row in status["rollout"]["history"]]
+    actions = [(row["action"], row["by"].startswith("local:")) for row in status["rollout"]["history"]]
     assert actions == [("advanced", True), ("rolled_back", True)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -212,14 +213,15 @@ def test_a_reviewer_lists_shows_and_approves_in_another_process_and_the_write_ru
 
     # The answering process resumes the run from its checkpoint: the model is asked only for its final answer.
     env["FIREBREAK_SCRIPT"] = write_script({"text": "Order 2 is cancelled."}, name="resume.jsonl")
-    answered = firebreak("escalations", "answer", pending["id"][:8], "approve", "--by", "ana", "--json", env=env)
+    answered = firebreak("escalations", "answer", pending["id"][:8], "approve", "--json", env=env)
 
     assert answered.returncode == 0, answered.stderr
     result = json.loads(answered.stdout)
     assert result["run_id"] == waiting["run_id"] and result["status"] == "answered"
     assert result["answer"] == "Order 2 is cancelled."
     again = firebreak("escalations", "answer", pending["id"][:8], "approve", env=env)
-    assert again.returncode == 1 and "already answered by ana" in again.stderr
+    # Without a token the person at this machine answers, as local:<os user> ([operators] local_role).
+    assert again.returncode == 1 and f"already answered by local:{getpass.getuser()}" in again.stderr
     assert json.loads(firebreak("escalations", "list", "--json", env=env).stdout) == []
 
 

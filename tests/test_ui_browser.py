@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +31,7 @@ from sqlmodel import Session, select
 from test_canary import canary_settings, traffic
 
 from app.config import Settings
+from app.operators import hash_token
 from app.queue.worker import Worker, submit
 from app.services import build_services
 from evals.state import PRICING_DOWN, seed_replan_script
@@ -360,7 +363,7 @@ def expect_answered(page: Page, run_id: str, answer: str, note: str) -> None:
     answered = page.locator('#inbox-answered .answered-row[data-status="answered"]')
     expect(answered).to_have_count(1, timeout=TIMEOUT_MS)
     expect(answered.locator(".answered-answer")).to_have_text(answer)
-    expect(answered.locator(".answered-by")).to_have_text("reviewer:ui")
+    expect(answered.locator(".answered-by")).to_have_text("local:ui")
     expect(answered.locator(".answered-latency")).to_have_text(re.compile(r"^\d[\d.]*(s| min)"))
     expect(answered).to_contain_text(note)
     expect(page.locator("#inbox-detail")).to_contain_text("Pick an escalation")
@@ -433,7 +436,7 @@ def test_a_low_confidence_order_change_waits_for_a_reviewer_who_approves_it_in_t
     expect(page.locator("#chat")).to_contain_text(CANCELLED, timeout=TIMEOUT_MS)
     assert chat_messages(page) == [
         ("user", "Please cancel order 2."),
-        ("bot", f"{REVIEWER_QUESTION}\n\n— a reviewer (reviewer:ui) answered approve — note: customer asked by phone"),
+        ("bot", f"{REVIEWER_QUESTION}\n\n— a reviewer (local:ui) answered approve — note: customer asked by phone"),
         ("bot", f"{CANCELLED}\n\nrun {run_id} · answered · tokens"),
     ]
     page.close()
@@ -470,7 +473,7 @@ def test_a_reviewer_who_rejects_the_order_change_in_the_inbox_leaves_the_order_u
     expect(page.locator("#chat")).to_contain_text(NOT_CANCELLED, timeout=TIMEOUT_MS)
     assert chat_messages(page) == [
         ("user", "Please cancel order 2."),
-        ("bot", f"{REVIEWER_QUESTION}\n\n— a reviewer (reviewer:ui) answered reject — note: {note}"),
+        ("bot", f"{REVIEWER_QUESTION}\n\n— a reviewer (local:ui) answered reject — note: {note}"),
         ("bot", f"{NOT_CANCELLED}\n\nrun {run_id} · answered · tokens"),
     ]
     page.close()
@@ -743,5 +746,66 @@ def test_the_canary_tab_shows_an_automatic_rollback_and_rolls_back_by_hand(canar
     page.locator("#canary-reason textarea").fill("customers complain")
     page.locator("#canary-rollback").click()
     expect(view.locator(".canary-reason")).to_have_text("customers complain", timeout=TIMEOUT_MS)
-    expect(view.locator('.canary-history li[data-action="rolled_back"]')).to_contain_text("by operator:ui")
+    expect(view.locator('.canary-history li[data-action="rolled_back"]')).to_contain_text("by local:ui")
     page.close()
+
+
+ANA_TOKEN = "ana-token-for-the-browser"
+
+
+@pytest.fixture
+def login_ui(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The UI bound to every address (so it asks for a login) over runs of acme and globex that wait for a
+    reviewer; ana reviews for acme only. Yields (url, run id per tenant)."""
+    people = {"ana": {"role": "reviewer", "token_sha256": hash_token(ANA_TOKEN), "tenants": ["acme"]}}
+    script = write_script(CANCEL_ORDER_2, {"text": "0.4"}, CANCEL_ORDER_2, {"text": "0.4"})
+    settings = ui_settings(make_settings, sqlite_url, script, operators={"people": people})
+    settings.ui.host = "0.0.0.0"
+
+    async def wait_for_reviewers() -> dict[str, str]:
+        async with Agent.open(settings) as agent:
+            asked = {
+                tenant: await agent.ask("Please cancel order 2.", tenant_id=tenant, user_id="u", route="scripted/demo")
+                for tenant in ("acme", "globex")
+            }
+        return {tenant: result.run_id for tenant, result in asked.items()}
+
+    run_ids = run(wait_for_reviewers())
+    with serve(settings) as url:
+        yield url.replace("0.0.0.0", "127.0.0.1"), run_ids
+
+
+def test_off_loopback_the_ui_refuses_anonymous_requests_and_a_tenant_reviewer_sees_only_their_tenant(
+    login_ui: tuple[str, dict[str, str]], browser: Browser
+) -> None:
+    url, run_ids = login_ui
+    # Without the login cookie the API answers nothing: no config, no events, no queue.
+    for path in ("config", "gradio_api/info"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urljoin(url, path), timeout=30)
+        assert refused.value.code == 401
+    page = browser.new_page()
+    page.goto(url)
+    log_in(page, "ana", "a guess")
+    expect(page.get_by_text("Incorrect Credentials")).to_be_visible(timeout=TIMEOUT_MS)
+
+    log_in(page, "ana", ANA_TOKEN)
+    page.get_by_role("tab", name="Inbox").click()
+    inbox = page.locator("#inbox-open")
+    expect(inbox.locator(f'.escalation-row[data-run="{run_ids["acme"]}"]')).to_be_visible(timeout=TIMEOUT_MS)
+    expect(inbox.locator(".escalation-row")).to_have_count(1)  # globex's escalation is not there
+    page.get_by_role("tab", name="Traces").click()
+    page.locator("#run-id textarea, #run-id input").first.fill(run_ids["globex"])
+    page.locator("#view-run").click()
+    # Another tenant's run reads exactly like one that does not exist.
+    expect(page.locator("#trace-view")).to_contain_text(f"No run with id {run_ids['globex']}", timeout=TIMEOUT_MS)
+    page.close()
+
+
+def log_in(page: Page, name: str, token: str) -> None:
+    """Gradio's login form: the operator's name and token."""
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(token)
+    page.get_by_role("button", name="Login").click()

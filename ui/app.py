@@ -7,6 +7,10 @@ requeue) and recent alerts, and an Ops tab that plots latency, errors, cost, tok
 dead letters per route or release over time, beside breaker states, budget use and waiting escalations, and
 a Canary tab that starts, promotes and rolls back a release and shows both arms side by side.
 
+Every view and action is the operator's (app/operators.py): on 127.0.0.1 the local person with
+``[operators] local_role``; bound anywhere else (or with no local role) the page asks for an operator's
+name and token, and each operator sees only their tenants' rows. Every action is an audit row.
+
 ``launch(settings)`` serves it on ``settings.ui.host:port``; ``start(settings)`` does the same
 without blocking, for tests and embedding apps (close it with ``demo.close()``).
 """
@@ -14,6 +18,7 @@ without blocking, for tests and embedding apps (close it with ``demo.close()``).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -25,17 +30,19 @@ import gradio as gr
 from app.canary.controller import Canary
 from app.canary.report import rollout_report
 from app.config import Settings
-from app.errors import FirebreakError
+from app.errors import ConfigError, FirebreakError, OperatorRefused
+from app.operators import Operator, acting, answer_action, authenticate, configured, local
 from app.ops import DEFAULT_WINDOW_S, Figures, OpsReport, RunFilter, find_runs, ops_report, run_facets
 from app.planning.report import plan_report
 from app.services import Services
 from app.traces import trace_lines
 from graph.agent import Agent, RunResult, Token
 from graph.team import run_team
+from memory.audit import AuditLog
 from memory.entities import EntityStore
 from memory.escalations import EscalationStore
 from memory.queue import QueueStore
-from memory.tables import Escalation, Rollout
+from memory.tables import DeadLetter, Escalation, Rollout
 from ui import render
 from ui.canary import CANARY_CSS, canary_html
 
@@ -50,8 +57,6 @@ CHAT_TAB, INBOX_TAB, TRACES_TAB, RESILIENCE_TAB, QUEUE_TAB, CACHE_TAB, OPS_TAB, 
     "canary",
     "team",
 )
-OPERATOR = "operator:ui"
-REVIEWER = "reviewer:ui"
 OPEN_ESCALATIONS = 200
 RECENT_ANSWERED = 20
 THREAD_ESCALATIONS = 500
@@ -140,8 +145,9 @@ def _result_message(agent: Agent, result: RunResult) -> str:
     return render.answer_message(result.answer, result.status, result.error, line)
 
 
-def _recently_closed(store: EscalationStore) -> list[Escalation]:
+def _recently_closed(store: EscalationStore, operator: Operator) -> list[Escalation]:
     rows = [*store.list(status="answered", limit=RECENT_ANSWERED), *store.list(status="expired", limit=RECENT_ANSWERED)]
+    rows = [row for row in rows if operator.sees(row.tenant_id)]
     rows.sort(key=lambda row: row.answered_at or row.created_at, reverse=True)
     return rows[:RECENT_ANSWERED]
 
@@ -150,6 +156,34 @@ def _option_picker(row: Escalation | None) -> gr.Radio:
     """The picked escalation's options, nothing chosen; hidden when its answer is free text."""
     options = list(row.options) if row is not None else []
     return gr.Radio(choices=options, value=None, visible=bool(options))
+
+
+def operator_of(settings: Settings, request: gr.Request | None) -> Operator:
+    """Who uses this page: the operator who logged in, else (a UI bound to loopback) the local person."""
+    name = getattr(request, "username", None)
+    if name:
+        return configured(settings.operators, name, via="ui")
+    return local(settings.operators, via="ui")
+
+
+def needs_login(settings: Settings) -> bool:
+    """A UI reachable from other machines, or one with no local role, asks every visitor to log in."""
+    host = settings.ui.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        loopback = False
+    return not loopback or not settings.operators.local_role
+
+
+def _readable(operator: Operator, *, fleet: bool = False) -> Operator:
+    """``operator`` if they may read this view; ``fleet`` views (breakers, budgets, ops, canary) mix every
+    tenant's figures, so an operator limited to some tenants may not read them."""
+    if not operator.role:
+        raise gr.Error(f"Reading this needs an operator: {operator.problem}")
+    if fleet and operator.tenants:
+        raise gr.Error(f"{operator.name} acts only for {', '.join(operator.tenants)}; this view covers every tenant")
+    return operator
 
 
 async def _queue(slot: AgentSlot) -> QueueStore:
@@ -177,13 +211,16 @@ def _series(report: OpsReport, group: str) -> list[Figures]:
     return report.route_series if group == "route" else report.release_series
 
 
-async def _trace_view(slot: AgentSlot, run_id: str) -> str:
+async def _trace_view(slot: AgentSlot, run_id: str, operator: Operator) -> str:
     run_id = run_id.strip()
     if not run_id:
         return render.trace_html("", None, [])
     services = await _services(slot)
     runs = services.runs
     run = runs.get(run_id)
+    if run is not None and not _readable(operator).sees(run.tenant_id):
+        # Another tenant's run reads exactly like a run that does not exist.
+        return render.trace_html(run_id, None, [])
     trace = render.trace_html(run_id, run, trace_lines(runs.spans(run_id)))
     if run is None:
         return trace
@@ -197,8 +234,12 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     slot = agent or AgentSlot(settings)
     route = route or settings.agent.default_route
 
+    def audited(engine: Any, request: gr.Request | None, action: str, **what: Any) -> Any:
+        """The audited context of one action by whoever uses the page (see app/operators.py)."""
+        return acting(AuditLog(engine), operator_of(settings, request), action, **what)
+
     async def send(
-        question: str, history: Messages, thread_id: str, plan_first: bool
+        question: str, history: Messages, thread_id: str, plan_first: bool, request: gr.Request
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Stream one run into the chat: the growing answer, then the answer with its run line."""
         thread_id = thread_id.strip() or str(uuid.uuid4())
@@ -209,14 +250,15 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         answer = ""
         try:
             agent = await slot.get()
-            # The UI acts as the configured identity, explicitly (see [identity] in firebreak.toml).
-            identity = settings.identity
+            # A logged-in operator chats as themselves, in their (first) tenant; the local person as the
+            # configured identity (see [identity] and [operators] in firebreak.toml).
+            operator, identity = operator_of(settings, request), settings.identity
             async for item in agent.stream(
                 question,
                 thread_id=thread_id,
                 route=route,
-                tenant_id=identity.default_tenant,
-                user_id=identity.default_user,
+                tenant_id=operator.tenants[0] if operator.tenants else identity.default_tenant,
+                user_id=identity.default_user if operator.local else operator.name,
                 plan=plan_first,
             ):
                 if isinstance(item, Token):
@@ -231,13 +273,18 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             history[-1] = _assistant(render.error_message(exc))
             yield history, gr.skip(), gr.skip(), gr.skip()
 
-    async def open_thread(thread_id: str) -> Messages:
+    async def open_thread(thread_id: str, request: gr.Request) -> Messages:
         """Show an earlier thread's questions, escalations and answers so the user can continue it."""
         thread_id = thread_id.strip()
         if not thread_id:
             return []
         services = await _services(slot)
-        runs = services.runs.recent(limit=THREAD_HISTORY_RUNS, thread_id=thread_id)
+        operator = _readable(operator_of(settings, request))
+        runs = [
+            run
+            for run in services.runs.recent(limit=THREAD_HISTORY_RUNS, thread_id=thread_id)
+            if operator.sees(run.tenant_id)
+        ]
         by_run: dict[str, list[Escalation]] = {}
         for row in services.escalations.list(status=None, thread_id=thread_id, limit=THREAD_ESCALATIONS):
             by_run.setdefault(row.run_id, []).append(row)
@@ -246,47 +293,53 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     def new_thread() -> tuple[Messages, str, str]:
         return [], str(uuid.uuid4()), ""
 
-    async def recent_runs(status: str, route_: str, release: str, tenant: str) -> gr.Dropdown:
-        """The newest runs matching the filters; an empty filter matches every run."""
+    async def recent_runs(status: str, route_: str, release: str, tenant: str, request: gr.Request) -> gr.Dropdown:
+        """The newest runs matching the filters (and that the operator may see); empty matches every run."""
+        operator = _readable(operator_of(settings, request))
         which = RunFilter(status or None, route_ or None, release or None, tenant or None)
         runs = find_runs((await _services(slot)).engine, which, limit=RECENT_RUNS)
-        return gr.Dropdown(choices=[render.run_choice(run) for run in runs])
+        return gr.Dropdown(choices=[render.run_choice(run) for run in runs if operator.sees(run.tenant_id)])
 
-    async def run_picker(status: str, route_: str, release: str, tenant: str) -> tuple[gr.Dropdown, ...]:
+    async def run_picker(
+        status: str, route_: str, release: str, tenant: str, request: gr.Request
+    ) -> tuple[gr.Dropdown, ...]:
         """The filters over the values runs have now, and the runs they match."""
+        operator = _readable(operator_of(settings, request))
         facets = run_facets((await _services(slot)).engine)
-        present = (facets.statuses, facets.routes, facets.releases, facets.tenants)
+        tenants = [name for name in facets.tenants if operator.sees(name)]
+        present = (facets.statuses, facets.routes, facets.releases, tenants)
         # A pick stays while some run still has that value; otherwise the filter goes back to "any".
         kept = [
             current if current in values else ""
             for current, values in zip((status, route_, release, tenant), present, strict=True)
         ]
         filters = [_filter_choice(values, pick) for values, pick in zip(present, kept, strict=True)]
-        return (*filters, await recent_runs(*kept))
+        return (*filters, await recent_runs(kept[0], kept[1], kept[2], kept[3], request))
 
-    async def show_run(run_id: str | None) -> tuple[Any, ...]:
+    async def show_run(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         """Switch to the Traces tab and draw ``run_id``."""
         if not run_id:
             return gr.skip(), gr.skip(), gr.skip()
-        return gr.Tabs(selected=TRACES_TAB), run_id, await _trace_view(slot, run_id)
+        return gr.Tabs(selected=TRACES_TAB), run_id, await _trace_view(slot, run_id, operator_of(settings, request))
 
     async def on_load(request: gr.Request) -> tuple[Any, ...]:
         """Open the run named by ``?run=<id>`` (the chat's trace links), and fill the filters and runs list."""
-        picker = await run_picker("", "", "", "")
+        picker = await run_picker("", "", "", "", request)
         run_id = request.query_params.get("run", "")
-        return (*(await show_run(run_id)), *picker)
+        return (*(await show_run(run_id, request)), *picker)
 
-    async def pick_run(run_id: str | None) -> tuple[Any, ...]:
+    async def pick_run(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         if not run_id:
             return gr.skip(), gr.skip()
-        return run_id, await _trace_view(slot, run_id)
+        return run_id, await _trace_view(slot, run_id, operator_of(settings, request))
 
-    async def view_run(run_id: str) -> str:
-        return await _trace_view(slot, run_id)
+    async def view_run(run_id: str, request: gr.Request) -> str:
+        return await _trace_view(slot, run_id, operator_of(settings, request))
 
-    async def inbox_views(selected: str | None) -> tuple[Any, ...]:
+    async def inbox_views(selected: str | None, request: gr.Request) -> tuple[Any, ...]:
         """Pass up or expire overdue escalations, then: the open ones (keeping the pick while it is open),
-        the picked one's detail and options, and the recently answered ones."""
+        the picked one's detail and options, and the recently answered ones (those the operator may see)."""
+        operator = _readable(operator_of(settings, request))
         agent = await _agent(slot)
         try:
             await agent.sweep()
@@ -294,7 +347,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             raise gr.Error(f"could not pass up overdue escalations: {exc}") from exc
         store = agent.services.escalations
         now = agent.services.clock()
-        rows = store.list(status="open", limit=OPEN_ESCALATIONS)
+        rows = [row for row in store.list(status="open", limit=OPEN_ESCALATIONS) if operator.sees(row.tenant_id)]
         picked = next((row for row in rows if row.id == selected), None)
         return (
             render.escalations_html(rows, now),
@@ -304,16 +357,21 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             render.escalation_detail_html(picked, now),
             # A still-open pick keeps the option the reviewer may have chosen already.
             _option_picker(None) if picked is None else gr.skip(),
-            render.answered_html(_recently_closed(store)),
+            render.answered_html(_recently_closed(store, operator)),
         )
 
-    async def pick_escalation(selected: str | None) -> tuple[Any, ...]:
+    async def pick_escalation(selected: str | None, request: gr.Request) -> tuple[Any, ...]:
+        operator = _readable(operator_of(settings, request))
         services = await _services(slot)
         row = services.escalations.get(selected) if selected else None
+        row = row if row is not None and operator.sees(row.tenant_id) else None
         return render.escalation_detail_html(row, services.clock()), _option_picker(row), ""
 
-    async def answer_escalation(selected: str | None, option: str | None, text: str, note: str) -> tuple[Any, ...]:
-        """Answer the picked escalation: its option, else the written answer; show what the resumed run did."""
+    async def answer_escalation(
+        selected: str | None, option: str | None, text: str, note: str, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Answer the picked escalation as the operator: its option, else the written answer; show what the
+        resumed run did."""
         agent = await _agent(slot)
         row = agent.services.escalations.get(selected) if selected else None
         answer = (option or "").strip() or text.strip()
@@ -323,16 +381,27 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         elif not answer:
             message = "Choose one of its options or write an answer." if row.options else "Write an answer."
         else:
+            action = answer_action(row.trigger, answer)
+            by = operator_of(settings, request).name
             try:
-                result = await agent.answer(row.id, answer, by=REVIEWER, note=note.strip() or None)
+                with audited(
+                    agent.services.engine, request, action, target=row.id, tenant_id=row.tenant_id, detail=answer
+                ):
+                    result = await agent.answer(row.id, answer, by=by, note=note.strip() or None)
             except FirebreakError as exc:
                 message = render.answer_error(exc)
             else:
                 message, cleared = render.answer_outcome(row, answer, result), ("", "")
-        return (message, *cleared, *(await inbox_views(selected)))
+        return (message, *cleared, *(await inbox_views(selected, request)))
 
-    async def resilience_views() -> tuple[str, str, str]:
+    async def resilience_views(request: gr.Request) -> tuple[str, str, str]:
         """Every breaker with its state, the latest transitions (newest first), and the budgets' usage."""
+        operator = operator_of(settings, request)
+        if operator.tenants:  # on every page load: say why it is empty rather than raise an error
+            scope = ", ".join(operator.tenants)
+            notice = f"{operator.name} acts only for {scope}: breakers and budgets cover every tenant."
+            return render.empty_html(notice), "", ""
+        _readable(operator)
         services = await _services(slot)
         store = services.breakers.store
         limits = services.settings.limits
@@ -345,15 +414,17 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             ),
         )
 
-    async def queue_views(selected: str | None) -> tuple[Any, ...]:
-        """Counts, recent runs, the dead letters (keeping the pick while it is still dead), its detail, alerts."""
+    async def queue_views(selected: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Counts, recent runs, the dead letters (keeping the pick while it is still dead), its detail, alerts;
+        the runs and letters only of tenants the operator may see."""
+        operator = _readable(operator_of(settings, request))
         services = await _services(slot)
         store = QueueStore(services.engine)
-        letters = store.dead_letters()
+        letters = [letter for letter in store.dead_letters() if operator.sees(letter.tenant_id)]
         picked = next((letter for letter in letters if str(letter.id) == selected), None)
         return (
             render.queue_counts_html(store.counts()),
-            render.runs_html(services.runs.recent(limit=RECENT_RUNS)),
+            render.runs_html([run for run in services.runs.recent(limit=RECENT_RUNS) if operator.sees(run.tenant_id)]),
             render.dead_letters_html(letters),
             gr.Dropdown(
                 choices=[render.dead_letter_choice(letter) for letter in letters],
@@ -363,31 +434,49 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             render.alerts_html(store.alerts(limit=RECENT_ALERTS)),
         )
 
-    async def pick_dead_letter(selected: str | None) -> str:
+    async def pick_dead_letter(selected: str | None, request: gr.Request) -> str:
+        operator = _readable(operator_of(settings, request))
         letter = (await _queue(slot)).dead_letter(int(selected)) if selected else None
-        return render.dead_letter_detail_html(letter)
+        return render.dead_letter_detail_html(letter if letter and operator.sees(letter.tenant_id) else None)
 
-    async def requeue(selected: str | None) -> tuple[Any, ...]:
+    def requeue_letter(store: QueueStore, letter: DeadLetter, request: gr.Request) -> bool:
+        """Requeue one dead letter's run as the operator (refused and recorded if they may not)."""
+        with audited(store.engine, request, "dlq.requeue", target=letter.run_id, tenant_id=letter.tenant_id) as outcome:
+            moved = store.requeue(letter.run_id, now=time.time())
+            outcome.text = "done" if moved else "no longer dead: nothing requeued"
+        return moved
+
+    async def requeue(selected: str | None, request: gr.Request) -> tuple[Any, ...]:
         """Requeue the picked dead letter's run; the views then show the list without it."""
         store = await _queue(slot)
         letter = store.dead_letter(int(selected)) if selected else None
-        if letter is None:
-            message = "Pick a dead letter to requeue."
-        elif store.requeue(letter.run_id, now=time.time()):
-            message = f"Requeued run `{letter.run_id}` (dead letter #{letter.id})."
-        else:
-            message = f"Run `{letter.run_id}` is no longer dead: nothing to requeue."
-        return (message, *(await queue_views(None)))
+        try:
+            if letter is None:
+                message = "Pick a dead letter to requeue."
+            elif requeue_letter(store, letter, request):
+                message = f"Requeued run `{letter.run_id}` (dead letter #{letter.id})."
+            else:
+                message = f"Run `{letter.run_id}` is no longer dead: nothing to requeue."
+        except OperatorRefused as exc:
+            message = f"Not requeued: {exc}"
+        return (message, *(await queue_views(None, request)))
 
-    async def requeue_all() -> tuple[Any, ...]:
+    async def requeue_all(request: gr.Request) -> tuple[Any, ...]:
         store = await _queue(slot)
-        run_ids = dict.fromkeys(letter.run_id for letter in store.dead_letters())
-        requeued = sum(store.requeue(run_id, now=time.time()) for run_id in run_ids)
-        message = f"Requeued {requeued} of {len(run_ids)} dead runs." if run_ids else "No dead letters to requeue."
-        return (message, *(await queue_views(None)))
+        operator = operator_of(settings, request)
+        letters = {letter.run_id: letter for letter in store.dead_letters() if operator.sees(letter.tenant_id)}
+        try:
+            requeued = [requeue_letter(store, letter, request) for letter in letters.values()]
+            message = (
+                f"Requeued {sum(requeued)} of {len(letters)} dead runs." if letters else "No dead letters to requeue."
+            )
+        except OperatorRefused as exc:
+            message = f"Not requeued: {exc}"
+        return (message, *(await queue_views(None, request)))
 
-    async def ops_views(window_s: float, group: str) -> tuple[Any, ...]:
+    async def ops_views(window_s: float, group: str, request: gr.Request) -> tuple[Any, ...]:
         """The Ops plots per ``group`` (route or release), the figures tables and the panels, for the window."""
+        _readable(operator_of(settings, request), fleet=True)
         services = await _services(slot)
         report = ops_report(services.engine, services.limits, window_s=float(window_s or DEFAULT_WINDOW_S))
         series = _series(report, group)
@@ -409,53 +498,74 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             render.alerts_html(QueueStore(services.engine).alerts(limit=RECENT_ALERTS)),
         )
 
-    async def canary_view() -> str:
+    async def canary_view(request: gr.Request) -> str:
         """The stable release and the active (or latest) rollout, both arms side by side."""
+        _readable(operator_of(settings, request), fleet=True)
         return canary_html(rollout_report((await _services(slot)).canary))
 
-    async def canary_action(act: Callable[[Canary], Rollout]) -> tuple[str, str]:
-        """Do ``act`` as the UI's operator; the message says what happened, or why not."""
-        canary = (await _services(slot)).canary
+    async def canary_action(
+        request: gr.Request, action: str, act: Callable[[Canary, str], Rollout], target: str, detail: str = ""
+    ) -> tuple[str, str]:
+        """Do ``act(canary, operator name)`` as the audited ``action``; the message says what happened, or why not."""
+        services = await _services(slot)
+        canary = services.canary
         try:
-            rollout = act(canary)
+            with audited(services.engine, request, action, target=target, detail=detail):
+                rollout = act(canary, operator_of(settings, request).name)
         except FirebreakError as exc:
             return str(exc), canary_html(rollout_report(canary))
         message = f"Rollout {rollout.id} of {rollout.release}: {rollout.status} at {rollout.steps[rollout.step]:g}%."
         return message, canary_html(rollout_report(canary))
 
-    async def start_rollout(release: str | None) -> tuple[str, str]:
-        return await canary_action(lambda canary: canary.start((release or "").strip(), by=OPERATOR))
+    async def start_rollout(release: str | None, request: gr.Request) -> tuple[str, str]:
+        name = (release or "").strip()
+        return await canary_action(request, "canary.start", lambda canary, by: canary.start(name, by=by), name)
 
-    async def promote_rollout() -> tuple[str, str]:
-        return await canary_action(lambda canary: canary.promote(by=OPERATOR))
+    async def promote_rollout(request: gr.Request) -> tuple[str, str]:
+        return await canary_action(
+            request, "canary.promote", lambda canary, by: canary.promote(by=by), "active rollout", "one step"
+        )
 
-    async def roll_back(reason: str) -> tuple[str, str]:
+    async def roll_back(reason: str, request: gr.Request) -> tuple[str, str]:
         reason = reason.strip() or "rolled back by hand"
-        return await canary_action(lambda canary: canary.rollback(by=OPERATOR, reason=reason))
+        return await canary_action(
+            request,
+            "canary.rollback",
+            lambda canary, by: canary.rollback(by=by, reason=reason),
+            "active rollout",
+            reason,
+        )
 
-    async def run_team_on(ticket: str, request: str) -> str:
+    async def run_team_on(ticket: str, ask: str, request: gr.Request) -> str:
         """Run the research → writer → reviewer team on a ticket; show its runs and the ticket's new versions."""
-        ticket, request = ticket.strip(), request.strip()
-        if not ticket or not request:
+        ticket, ask = ticket.strip(), ask.strip()
+        if not ticket or not ask:
             return render.team_html(None, [], "Name a ticket and say what the team should do.")
+        operator = operator_of(settings, request)
         agent = await slot.get()
         try:
             result = await run_team(
-                agent, request, ticket=ticket, route=route, tenant_id=settings.identity.default_tenant
+                agent,
+                ask,
+                ticket=ticket,
+                route=route,
+                tenant_id=operator.tenants[0] if operator.tenants else settings.identity.default_tenant,
             )
         except FirebreakError as exc:
             return render.team_html(None, [], str(exc))
         return render.team_html(result, EntityStore(agent.services.engine).changes_in(result.correlation_id), "")
 
-    async def cache_views() -> tuple[str, str]:
-        """Entries and hits per layer, tenant and route, and the most recently used answers."""
+    async def cache_views(request: gr.Request) -> tuple[str, str]:
+        """Entries and hits per layer, tenant and route, and the most recently used answers (of the operator's
+        tenants)."""
+        operator = _readable(operator_of(settings, request))
         store = (await _services(slot)).cache.store
         now = time.time()
-        return render.cache_stats_html(store.stats(now=now)), render.cache_entries_html(
-            store.recent(limit=RECENT_RUNS, now=now)
-        )
+        stats = [row for row in store.stats(now=now) if operator.sees(row["tenant_id"])]
+        entries = [entry for entry in store.recent(limit=RECENT_RUNS, now=now) if operator.sees(entry.tenant_id)]
+        return render.cache_stats_html(stats), render.cache_entries_html(entries)
 
-    async def invalidate_cache(tenant: str, entry: str) -> tuple[str, ...]:
+    async def invalidate_cache(tenant: str, entry: str, request: gr.Request) -> tuple[str, ...]:
         """Drop one entry (by id) or every entry of one tenant; both empty refuses rather than wiping everything."""
         tenant, entry = tenant.strip(), entry.strip().lstrip("#")
         if not tenant and not entry:
@@ -464,11 +574,20 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             message = f"Entry id {entry!r} is not a number."
         else:
             store = (await _services(slot)).cache.store
-            removed = store.invalidate(
-                tenant_id=tenant or None, entry_id=int(entry) if entry else None, now=time.time()
-            )
-            message = f"Removed {removed} cache entr{'y' if removed == 1 else 'ies'}."
-        return (message, *(await cache_views()))
+            # An entry named by id alone is checked against its tenant, so nobody drops another tenant's entry.
+            owner = tenant or store.owner(int(entry))
+            try:
+                with audited(
+                    store.engine, request, "cache.invalidate", target=entry or tenant, tenant_id=owner
+                ) as outcome:
+                    removed = store.invalidate(
+                        tenant_id=tenant or None, entry_id=int(entry) if entry else None, now=time.time()
+                    )
+                    outcome.text = f"removed {removed}"
+                message = f"Removed {removed} cache entr{'y' if removed == 1 else 'ies'}."
+            except OperatorRefused as exc:
+                message = f"Not invalidated: {exc}"
+        return (message, *(await cache_views(request)))
 
     with gr.Blocks(title="Firebreak", analytics_enabled=False) as demo:
         last_run = gr.State("")
@@ -752,16 +871,30 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     return demo
 
 
+def login_check(settings: Settings) -> Callable[[str, str], bool]:
+    """The login a UI that needs one (see ``needs_login``) checks: an operator's name and token."""
+    if not settings.operators.people:
+        raise ConfigError(
+            f"the UI on {settings.ui.host!r} needs a login (it is reachable from other machines, or [operators] "
+            "local_role is empty) but [operators.people] is empty: add an operator (`firebreak operators add "
+            "NAME`) or bind [ui] host to 127.0.0.1"
+        )
+    return lambda name, token: authenticate(settings.operators, token, via="ui", name=name) is not None
+
+
 def start(settings: Settings, *, route: str | None = None, agent: AgentSlot | None = None) -> gr.Blocks:
     """Serve the UI on ``settings.ui.host:port`` in the background; ``demo.close()`` stops it and the agent.
 
     Pass ``agent`` to look at the UI's agent from outside (tests check its scripted model was used up).
     """
+    auth = login_check(settings) if needs_login(settings) else None
     slot = agent or AgentSlot(settings)
     demo = build_ui(settings, route=route, agent=slot)
     demo.launch(
         server_name=settings.ui.host,
         server_port=settings.ui.port,
+        auth=auth,
+        auth_message="Log in with your operator name and token (`firebreak operators add NAME` makes one).",
         prevent_thread_lock=True,
         quiet=True,
         # Every run is already recorded in Firebreak's database; keep chat content out of browser storage.

@@ -177,14 +177,14 @@ def trace_href(run_id: str) -> str:
     return f"?run={quote(run_id)}"
 
 
-def _empty(message: str) -> str:
+def empty_html(message: str) -> str:
     return f'<div class="empty">{escape(message)}</div>'
 
 
 def _table(name: str, headers: Sequence[str], rows: Sequence[str], empty: str) -> str:
     """A table of pre-rendered ``<tr>`` rows under plain headers, or ``empty`` (escaped) when there are none."""
     if not rows:
-        return _empty(empty)
+        return empty_html(empty)
     head = "".join(f"<th>{escape(header)}</th>" for header in headers)
     return f'<table class="{escape(name)}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
@@ -418,7 +418,7 @@ def entity_changes_html(events: Sequence[EntityEvent]) -> str:
 def team_html(result: TeamResult | None, changes: Sequence[EntityEvent], message: str) -> str:
     """A team run: each member run (role, link to its trace, status, answer), the verdict, the ticket's versions."""
     if result is None:
-        return _empty(message or "Run the team on a ticket to see its members and the versions they wrote.")
+        return empty_html(message or "Run the team on a ticket to see its members and the versions they wrote.")
     rows = [
         f'<tr class="member" data-role="{escape(m["role"])}" data-status="{escape(m["status"])}">'
         f'<td>{escape(m["role"])}</td><td class="mono">{_run_link(m["run_id"], short=True)}</td>'
@@ -582,7 +582,7 @@ def budgets_html(rows: Sequence[BudgetUsage], limits_by_kind: Mapping[str, objec
     whose kind or resource has no cap shows "no cap" instead of a bar.
     """
     if not rows:
-        return _empty("Nothing has been spent yet.")
+        return empty_html("Nothing has been spent yet.")
     by_scope: dict[str, list[BudgetUsage]] = {}
     for row in rows:
         by_scope.setdefault(row.scope, []).append(row)
@@ -613,7 +613,7 @@ def fields_text(values: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
 def queue_counts_html(counts: Mapping[str, int]) -> str:
     """How many queued runs are in each status; the four known statuses always show, others after them."""
     if not counts:
-        return _empty("No run has been queued yet.")
+        return empty_html("No run has been queued yet.")
     statuses = [*QUEUE_STATUSES, *sorted(set(counts) - set(QUEUE_STATUSES))]
     items = "".join(
         f'<span class="queue-count" data-status="{escape(status)}">'
@@ -701,14 +701,14 @@ def _decision_item(decision: Mapping[str, Any]) -> str:
 
 
 def _detail_list(title: str, items: Sequence[str], empty: str) -> str:
-    body = f"<ol>{''.join(items)}</ol>" if items else _empty(empty)
+    body = f"<ol>{''.join(items)}</ol>" if items else empty_html(empty)
     return f"<h4>{escape(title)}</h4>{body}"
 
 
 def dead_letter_detail_html(letter: DeadLetter | None) -> str:
     """Everything a person needs to triage one dead letter: why, where it stopped, and what happened."""
     if letter is None:
-        return _empty("Pick a dead letter to see its detail.")
+        return empty_html("Pick a dead letter to see its detail.")
     state = letter.partial_state
     next_nodes = ", ".join(str(node) for node in state.get("next") or []) or "—"
     steps = state.get("steps")
@@ -910,7 +910,7 @@ def _history_line(line: Mapping[str, Any]) -> str:
 
 def _handoff_context(context: Mapping[str, Any]) -> str:
     lines = "".join(_history_line(line) for line in context.get("history") or [] if isinstance(line, Mapping))
-    history = f'<ol class="escalation-history">{lines}</ol>' if lines else _empty("No messages.")
+    history = f'<ol class="escalation-history">{lines}</ol>' if lines else empty_html("No messages.")
     summary = escape(str(context.get("summary") or "—"))
     return f'<h4>Summary</h4><div class="escalation-summary">{summary}</div><h4>History</h4>{history}'
 
@@ -938,12 +938,12 @@ def escalation_context_html(row: Escalation) -> str:
     rest = {key: value for key, value in context.items() if key not in known}
     if rest:
         parts.append(f'<div class="detail-fields escalation-other">{escape(fields_text(rest))}</div>')
-    return "".join(parts) or _empty("No context.")
+    return "".join(parts) or empty_html("No context.")
 
 
 def _options_html(options: Sequence[str]) -> str:
     if not options:
-        return _empty("No options: the answer is free text.")
+        return empty_html("No options: the answer is free text.")
     items = "".join(f'<li data-option="{escape(option)}"><code>{escape(option)}</code></li>' for option in options)
     return f'<ul class="escalation-options">{items}</ul>'
 
@@ -962,7 +962,7 @@ def _answer_html(row: Escalation) -> str:
 def escalation_detail_html(row: Escalation | None, now: float) -> str:
     """One escalation in its format: who and why, the question, the options, the context, and any answer."""
     if row is None:
-        return _empty("Pick an escalation to see it and answer it.")
+        return empty_html("Pick an escalation to see it and answer it.")
     level = _level_text(row.level)
     due = f" · {due_text(row.due_at, now)}" if row.status == "open" else ""
     return (
@@ -1105,7 +1105,7 @@ def _count(name: str, count: int, label: str) -> str:
 def breaker_states_html(states: Mapping[str, int], not_closed: Sequence[str]) -> str:
     """How many breakers are in each state now, and which are not closed."""
     if not states:
-        return _empty("No breaker has been used yet.")
+        return empty_html("No breaker has been used yet.")
     counts = "".join(_count(state, states[state], state_badge(state)) for state in sorted(states))
     names = ", ".join(f"<code>{escape(name)}</code>" for name in not_closed)
     note = f'<span class="ops-note">not closed: {names}</span>' if names else ""
@@ -1139,7 +1139,7 @@ def budget_lines_html(lines: Sequence[BudgetLine]) -> str:
 def escalations_waiting_html(waiting: EscalationsWaiting) -> str:
     """How many escalations wait for a person, of which types, and the oldest wait."""
     if not waiting.open:
-        return f'<div class="ops-escalations" data-open="0">{_empty("Nothing waits for a person.")}</div>'
+        return f'<div class="ops-escalations" data-open="0">{empty_html("Nothing waits for a person.")}</div>'
     types = "".join(_count(kind, count, escape(kind)) for kind, count in waiting.by_type.items())
     return (
         f'<div class="ops-escalations" data-open="{waiting.open}">{_count("open", waiting.open, "waiting")}{types}'

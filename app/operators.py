@@ -1,0 +1,168 @@
+"""Operators: who may act on runs, as what, on which tenants; and the audit row each action leaves.
+
+An operator is a configured person (``[operators.people.NAME]``: a role, the SHA-256 of a token, the
+tenants they may see) or a person at this machine (``local:<os user>`` in the CLI, ``local:ui`` in a UI
+bound to loopback) with ``[operators] local_role``. Roles are ordered, reviewer < operator < admin, and
+each action needs the least role ACTIONS names. An operator limited to tenants sees and acts on those
+tenants' rows only, and never on what serves every tenant (a canary, the whole cache).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from app.config import OperatorsSettings, Role
+from app.containment.escalation import APPROVALS
+from app.errors import OperatorRefused
+from memory.audit import AuditLog
+from memory.tables import OperatorAction
+
+TOKEN_VARIABLE = "FIREBREAK_OPERATOR_TOKEN"
+RANKS: dict[str, int] = {"reviewer": 1, "operator": 2, "admin": 3}
+ACTIONS: dict[str, Role] = {
+    "escalation.answer": "reviewer",
+    "dlq.requeue": "operator",
+    "canary.start": "operator",
+    "canary.promote": "operator",
+    "canary.rollback": "operator",
+    "cache.invalidate": "operator",
+    # Approving a budget breach raises the run's cap: spending more is an admin's call.
+    "limits.raise": "admin",
+}
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    role: str  # "" when nobody could be identified; ``problem`` says why
+    via: str  # cli | ui
+    tenants: tuple[str, ...] = ()  # empty: every tenant
+    problem: str = ""
+    local: bool = False  # the person at this machine, not a configured operator
+
+    def sees(self, tenant_id: str | None) -> bool:
+        """Whether this operator may see rows of ``tenant_id`` (rows of no tenant: only an unlimited one)."""
+        return not self.tenants or tenant_id in self.tenants
+
+    def refusal(self, action: str, tenant_id: str | None) -> str | None:
+        """Why this operator may not do ``action`` on ``tenant_id``'s data, or None if they may."""
+        needed = ACTIONS[action]
+        if not self.role:
+            return f"{action} needs an operator: {self.problem}"
+        if RANKS[self.role] < RANKS[needed]:
+            return f"{self.name} is a {self.role}; {action} needs the {needed} role"
+        if self.tenants and tenant_id is None:
+            return f"{self.name} acts only for tenant(s) {', '.join(self.tenants)}; {action} here affects every tenant"
+        if not self.sees(tenant_id):
+            return f"{self.name} may not act on tenant {tenant_id!r}"
+        return None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A token for a new operator: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def authenticate(settings: OperatorsSettings, token: str, *, via: str, name: str | None = None) -> Operator | None:
+    """The configured operator whose token this is (and who is ``name``, when given), else None."""
+    digest = hash_token(token)
+    for person, entry in settings.people.items():
+        # Compare every entry in constant time, so timing does not tell which names exist.
+        if hmac.compare_digest(digest, entry.token_sha256) and name in (None, person):
+            return Operator(person, entry.role, via, tuple(entry.tenants))
+    return None
+
+
+def configured(settings: OperatorsSettings, name: str, *, via: str) -> Operator:
+    """The configured operator ``name`` (already authenticated, as by the UI's login)."""
+    entry = settings.people.get(name)
+    if entry is None:
+        return Operator(name, "", via, problem=f"{name!r} is not in [operators.people]")
+    return Operator(name, entry.role, via, tuple(entry.tenants))
+
+
+def local(settings: OperatorsSettings, *, via: str) -> Operator:
+    """The person at this machine: ``[operators] local_role``, or nobody when it is empty."""
+    name = f"local:{getpass.getuser()}" if via == "cli" else f"local:{via}"
+    problem = "[operators] local_role is empty, so a person at this machine must give a token" + (
+        f" ({TOKEN_VARIABLE})" if via == "cli" else ""
+    )
+    return Operator(name, settings.local_role, via, problem="" if settings.local_role else problem, local=True)
+
+
+def cli_operator(settings: OperatorsSettings, environ: Mapping[str, str]) -> Operator:
+    """Who runs this CLI command: the owner of ``FIREBREAK_OPERATOR_TOKEN`` if set, else the local person."""
+    token = environ.get(TOKEN_VARIABLE, "")
+    if not token:
+        return local(settings, via="cli")
+    found = authenticate(settings, token, via="cli")
+    if found is None:
+        return Operator("unknown token", "", "cli", problem=f"{TOKEN_VARIABLE} matches no [operators.people] entry")
+    return found
+
+
+@dataclass
+class Outcome:
+    """What an allowed action came to; the caller may say more than "done" (nothing to requeue, say)."""
+
+    text: str = "done"
+
+
+@contextmanager
+def acting(
+    log: AuditLog,
+    operator: Operator,
+    action: str,
+    *,
+    target: str,
+    tenant_id: str | None = None,
+    detail: str = "",
+    clock: Callable[[], float] = time.time,
+) -> Iterator[Outcome]:
+    """Check that ``operator`` may do ``action``, then record it: refused (raises OperatorRefused), done or failed."""
+
+    def record(allowed: bool, outcome: str) -> None:
+        log.record(
+            OperatorAction(
+                operator=operator.name[:128],
+                role=operator.role,
+                via=operator.via,
+                action=action,
+                target=target[:256],
+                tenant_id=tenant_id,
+                allowed=allowed,
+                detail=detail,
+                outcome=outcome,
+                created_at=clock(),
+            )
+        )
+
+    refusal = operator.refusal(action, tenant_id)
+    if refusal is not None:
+        record(False, f"refused: {refusal}")
+        raise OperatorRefused(refusal)
+    outcome = Outcome()
+    try:
+        yield outcome
+    except Exception as exc:
+        record(True, f"failed: {exc}")
+        raise
+    record(True, outcome.text)
+
+
+def answer_action(trigger: str, answer: str) -> str:
+    """The action an answer is: approving a budget breach raises a limit; anything else answers."""
+    if trigger == "budget_breach" and answer.strip().lower() in APPROVALS:
+        return "limits.raise"
+    return "escalation.answer"
