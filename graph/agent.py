@@ -332,6 +332,10 @@ class Agent:
         services = self.services
         settings = services.settings.escalation
         now = services.clock()
+        for escalation_type, policy in settings.policies.items():
+            # Otherwise a deadline set by a clock that was ahead would leave its escalation unanswered for as
+            # long as the clock's jump back, never passed up.
+            services.escalations.restart_late_deadlines(escalation_type, now=now, timeout_s=policy.timeout_s)
         handled: list[tuple[Escalation, str]] = []
         for row in services.escalations.overdue(now):
             policy = settings.policies[row.type]  # type: ignore[index]

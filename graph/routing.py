@@ -6,7 +6,7 @@ from langchain_core.messages import AIMessage
 
 from graph.state import AgentState
 
-STOPPED = frozenset({"step_limit", "repeated_failure", "terminated", "budget_exceeded", "handed_off"})
+STOPPED = frozenset({"step_limit", "repeated_failure", "terminated", "budget_exceeded", "handed_off", "empty_reply"})
 
 
 def _stopped(state: AgentState) -> bool:

@@ -20,6 +20,9 @@ from memory.upsert import insert_ignore, insert_or_add
 BREAKERS = table_of(Breaker)
 BUCKETS = table_of(BreakerBucket)
 TRANSITIONS = table_of(BreakerTransition)
+# Workers on several machines write one breaker's buckets: a bucket this many seconds ahead of a reader's
+# clock is another machine's skew (NTP keeps it far smaller), not a clock that jumped back.
+CLOCK_SKEW_S = 2
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,16 @@ class BreakerStore:
             )
 
     def window(self, name: str, first_second: int, last_second: int) -> WindowTotals:
-        """Totals of the buckets in ``[first_second, last_second]``; older buckets are pruned."""
+        """Totals of the buckets in ``[first_second, last_second]``; older buckets are pruned, and so are
+        buckets from the future: counted by a clock that has since jumped back, they would otherwise count
+        again once the clock catches up with them, and open the breaker on failures long past."""
         with self.engine.begin() as connection:
-            connection.execute(delete(BUCKETS).where(BUCKETS.c.name == name, BUCKETS.c.second < first_second))
+            connection.execute(
+                delete(BUCKETS).where(
+                    BUCKETS.c.name == name,
+                    (BUCKETS.c.second < first_second) | (BUCKETS.c.second > last_second + CLOCK_SKEW_S),
+                )
+            )
             row = connection.execute(
                 select(
                     func.coalesce(func.sum(BUCKETS.c.calls), 0),

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from memory.tables import CacheEntry, table_of
 
@@ -14,6 +15,12 @@ ENTRIES = table_of(CacheEntry)
 # The layers, each with its own TTL ([cache.ttl_s]): answers found by meaning, and two exact layers.
 LLM_RESPONSE, READ_TOOL, EMBEDDING = "llm_response", "read_tool", "embedding"
 LAYERS = (LLM_RESPONSE, READ_TOOL, EMBEDDING)
+
+
+def _alive(now: float) -> tuple[ColumnElement[bool], ...]:
+    """Not expired, and not written after ``now``: an entry from the future was stored by a clock that has
+    since jumped back, so its age is unknown and its TTL would last as long as the jump. It is a miss."""
+    return ENTRIES.c.expires_at > now, ENTRIES.c.created_at <= now
 
 
 class CacheStore:
@@ -43,7 +50,7 @@ class CacheStore:
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(ENTRIES)
-                .where(ENTRIES.c.layer == layer, ENTRIES.c.key == key, ENTRIES.c.expires_at > now)
+                .where(ENTRIES.c.layer == layer, ENTRIES.c.key == key, *_alive(now))
                 .order_by(ENTRIES.c.id.desc())
                 .limit(1)
             ).first()
@@ -76,9 +83,7 @@ class CacheStore:
         if not ids:
             return {}
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(ENTRIES).where(ENTRIES.c.id.in_(list(ids)), ENTRIES.c.expires_at > now)
-            ).all()
+            rows = connection.execute(select(ENTRIES).where(ENTRIES.c.id.in_(list(ids)), *_alive(now))).all()
         return {row.id: CacheEntry(**row._mapping) for row in rows}
 
     def used(self, entry_id: int, *, now: float) -> None:
@@ -157,6 +162,11 @@ class CacheStore:
         with self.engine.connect() as connection:
             rows = connection.execute(query.order_by(ENTRIES.c.last_used_at.desc()).limit(limit)).all()
         return [CacheEntry(**row._mapping) for row in rows]
+
+    def owner(self, entry_id: int) -> str | None:
+        """The tenant of entry ``entry_id`` (any layer), or None if there is no such entry."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(ENTRIES.c.tenant_id).where(ENTRIES.c.id == entry_id)).scalar_one_or_none()
 
     def count(self, *, tenant_id: str | None = None) -> int:
         with self.engine.connect() as connection:

@@ -14,6 +14,8 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from memory.engine import is_sqlite, libpq_url, sqlite_path
 
@@ -42,6 +44,21 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
             await saver.setup()
             yield saver
     else:
-        async with AsyncPostgresSaver.from_conn_string(libpq_url(database_url)) as saver:
-            await saver.setup()
-            yield saver
+        # A pool that checks each connection before lending it, not one connection for the process: a
+        # connection the server dropped (a restart, a failover, pg_terminate_backend) is replaced on the next
+        # checkpoint instead of failing every later run of this process.
+        pool = AsyncConnectionPool(
+            libpq_url(database_url),
+            min_size=1,
+            max_size=2,  # the saver serialises its statements on its own lock: more would sit idle
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+        )
+        await pool.open(wait=True)
+        try:
+            postgres = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            await postgres.setup()
+            yield postgres
+        finally:
+            await pool.close()

@@ -95,6 +95,22 @@ class EscalationStore:
         with self.engine.begin() as connection:
             connection.execute(update(ESCALATIONS).where(ESCALATIONS.c.id.in_(list(ids))).values(delivered_at=now))
 
+    def restart_late_deadlines(self, escalation_type: str, *, now: float, timeout_s: float) -> int:
+        """Bring open escalations of a type due later than ``now + timeout_s`` (no deadline is ever set that
+        far: a clock that has since jumped back set it) to ``now + timeout_s``; returns how many."""
+        with self.engine.begin() as connection:
+            return int(
+                connection.execute(
+                    update(ESCALATIONS)
+                    .where(
+                        ESCALATIONS.c.status == "open",
+                        ESCALATIONS.c.type == escalation_type,
+                        ESCALATIONS.c.due_at > now + timeout_s,
+                    )
+                    .values(due_at=now + timeout_s)
+                ).rowcount
+            )
+
     def overdue(self, now: float) -> Sequence[Escalation]:
         with Session(self.engine, expire_on_commit=False) as session:
             query = select(Escalation).where(Escalation.status == "open", col(Escalation.due_at) < now)

@@ -67,6 +67,11 @@ class OperationLog:
             )
         if existing.status == "completed" and not expired:
             return Claim("completed", existing.result)
+        if existing.status == "started" and existing.updated_at > now and not expired:
+            # Started by a clock that has since jumped back: its lease would last as long as the jump. It
+            # restarts from now instead, so a live worker keeps it and a dead one's write is taken over in time.
+            self._set(existing, {"updated_at": now})
+            return Claim("in_progress")
         lease_running = existing.status == "started" and existing.updated_at + self.in_flight_lease_s > now
         if lease_running and not expired:
             return Claim("in_progress")

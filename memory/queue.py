@@ -59,6 +59,14 @@ class QueueStore:
             .returning(*QUEUE.columns)
         )
         with self.engine.begin() as connection:
+            # No lease is granted for longer than ``lease_s``: one that ends later than that was granted by a
+            # clock that has since jumped back, and would hold its run for as long as the jump. It now ends
+            # ``lease_s`` from here, so a live worker keeps a full lease and a dead one's run is rescued.
+            connection.execute(
+                update(QUEUE)
+                .where(QUEUE.c.status == "running", QUEUE.c.lease_expires_at > now + lease_s)
+                .values(lease_expires_at=now + lease_s)
+            )
             row = connection.execute(statement).first()
         return None if row is None else QueuedRun(**row._mapping)
 

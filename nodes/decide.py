@@ -51,4 +51,8 @@ async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
             "output_tokens": reply.usage.output_tokens,
         },
     )
-    return {"messages": [ai_message(reply.text, reply.tool_calls)]}
+    decision = ai_message(reply.text, reply.tool_calls)
+    if not reply.text.strip() and not reply.tool_calls:
+        # Nothing to answer with and nothing to do: an empty reply must not pass for an (empty) answer.
+        return {"messages": [decision], "status": "empty_reply", "stop_detail": reply.model}
+    return {"messages": [decision]}

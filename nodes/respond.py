@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage
 from langgraph.runtime import Runtime
 
 from graph.state import AgentState, RunContext
@@ -22,6 +22,10 @@ def _stopped_answer(state: AgentState) -> str | None:
         return f"This run was stopped by the safety breaker: {state.get('stop_detail')}."
     if status == "budget_exceeded":
         return f"I stopped because this request reached its budget: {state.get('stop_detail')}."
+    if status == "empty_reply":
+        return (
+            f"The model ({state.get('stop_detail')}) replied with nothing, no text and no tool call; please ask again."
+        )
     return None
 
 
@@ -32,7 +36,12 @@ def respond(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     stopped = _stopped_answer(state)
     if stopped is not None:
-        answer, status, messages = stopped, str(state["status"]), [AIMessage(content=stopped)]
+        answer, status = stopped, str(state["status"])
+        messages: list[BaseMessage] = [AIMessage(content=stopped)]
+        last = state["messages"][-1]
+        if status == "empty_reply" and last.id is not None:
+            # The empty reply leaves the conversation: a provider refuses an assistant turn with no content.
+            messages.insert(0, RemoveMessage(id=last.id))
     else:
         # A handoff's answer is the person's reply, already the last message.
         answer, messages = state["messages"][-1].text, []

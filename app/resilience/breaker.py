@@ -86,6 +86,10 @@ class CircuitBreakers:
             row = self.store.get(name, now)
             if row.state == CLOSED:
                 return Permit(name, probe=False)
+            stale = self._stale_deadline(row, policy, now)
+            if stale is not None:
+                self._change(row, stale, None, now)
+                continue
             if row.state == OPEN:
                 if now < row.open_until:
                     raise CircuitOpen(name, row.open_until - now)
@@ -99,6 +103,17 @@ class CircuitBreakers:
             changes = {"permits_taken": taken + 1, "permits_expire_at": now + policy.permit_ttl_s}
             if self._change(row, changes, None, now):
                 return Permit(name, probe=True, issued_at=now)
+
+    @staticmethod
+    def _stale_deadline(row: Breaker, policy: BreakerPolicy, now: float) -> dict[str, object] | None:
+        """A cooldown or a probe's lease that ends later than its full length from now was set by a clock that
+        has since jumped back: left alone it would last as long as the jump (a day ahead: a day refusing every
+        call). Such a deadline restarts from now at its full length; None when every deadline is plausible."""
+        if row.state == OPEN and row.open_until > now + policy.cooldown(max(row.trips, 1)):
+            return {"open_until": now + policy.cooldown(max(row.trips, 1))}
+        if row.state == HALF_OPEN and row.permits_expire_at > now + policy.permit_ttl_s:
+            return {"permits_expire_at": now + policy.permit_ttl_s}
+        return None
 
     def record(self, permit: Permit, outcome: Outcome) -> None:
         """Count the outcome of a call made under ``permit``; may open or close the breaker."""
