@@ -215,6 +215,7 @@ class Agent:
             )
         tenant_id, user_id = settings.identity.resolve(tenant_id, user_id)
         if thread_id is not None:
+            self._check_thread_tenant(thread_id, tenant_id)
             waiting = await self._answer_waiting_thread(thread_id, question, user_id)
             if waiting is not None:
                 yield waiting
@@ -276,6 +277,13 @@ class Agent:
             result = item
         assert isinstance(result, RunResult)
         return result
+
+    def _check_thread_tenant(self, thread_id: str, tenant_id: str) -> None:
+        """A thread belongs to the tenant of its first run: another tenant continuing it would read its history
+        (the checkpoint is keyed by thread id alone), so that is refused before anything runs."""
+        earlier = self.services.runs.recent(limit=1, thread_id=thread_id)
+        if earlier and earlier[0].tenant_id != tenant_id:
+            raise FirebreakError(f"thread {thread_id} belongs to another tenant: start a new thread")
 
     async def _answer_waiting_thread(self, thread_id: str, text: str, user_id: str) -> RunResult | None:
         """A paused conversation takes no new question: "yes"/"no" answer its confirmation; else a clear error."""
