@@ -931,17 +931,15 @@ def operators_audit(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The audit log, newest first: every operator action, allowed or refused (an admin reads all of it)."""
+    """The audit log, newest first: every operator action, allowed or refused (an admin reads everyone's,
+    others their own)."""
     from datetime import UTC, datetime
 
-    from app.errors import OperatorRefused
+    from app.operators import visible_actions
     from memory.audit import AuditLog
 
-    settings = _settings(config)
-    viewer = _reader(settings)
-    if viewer.role != "admin" and viewer.name != operator:
-        raise OperatorRefused(f"{viewer.name} may read only their own actions (--operator {viewer.name})")
-    rows = AuditLog(_engine(config)).recent(limit=limit, operator=operator, tenants=viewer.tenants)
+    viewer = _reader(_settings(config))
+    rows = visible_actions(AuditLog(_engine(config)), viewer, of=operator, limit=limit)
     if as_json:
         _echo_json([row.model_dump() for row in rows])
         return

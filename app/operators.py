@@ -161,6 +161,20 @@ def acting(
     record(True, outcome.text)
 
 
+def visible_actions(
+    log: AuditLog, viewer: Operator, *, of: str | None = None, limit: int = 100
+) -> list[OperatorAction]:
+    """The audit rows ``viewer`` may read, newest first: an admin reads everyone's (of their tenants, if
+    limited), anyone else only their own; ``of`` names whose."""
+    if viewer.role != "admin":
+        if of not in (None, viewer.name):
+            raise OperatorRefused(f"{viewer.name} may read only their own actions (ask an admin for {of}'s)")
+        of = viewer.name
+    # One's own rows include one's refused fleet-wide attempts, which name no tenant.
+    tenants = () if of == viewer.name else viewer.tenants
+    return list(log.recent(limit=limit, operator=of, tenants=tenants))
+
+
 def answer_action(trigger: str, answer: str) -> str:
     """The action an answer is: approving a budget breach raises a limit; anything else answers."""
     if trigger == "budget_breach" and answer.strip().lower() in APPROVALS:

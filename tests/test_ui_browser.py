@@ -238,6 +238,11 @@ def test_dead_lettered_runs_are_inspected_and_requeued_from_the_runs_and_dlq_tab
     expect(page.locator("#dead-letters-view")).to_contain_text("The dead-letter queue is empty.", timeout=TIMEOUT_MS)
     expect(counts.locator('.queue-count[data-status="queued"] b')).to_have_text("2")
     expect(counts.locator('.queue-count[data-status="dead"] b')).to_have_text("0")
+    # Each requeue is an audit row of the person at this machine.
+    actions = page.locator('#actions-view .action-row[data-action="dlq.requeue"][data-allowed="true"]')
+    expect(actions).to_have_count(2)
+    expect(actions.first).to_contain_text("local:ui")
+    expect(actions.first.locator(".action-outcome")).to_have_text("done")
     page.close()
 
 

@@ -12,7 +12,17 @@ from app.gateway import Usage
 from app.ops import ALL_RUNS, BudgetLine, DeadLetterCount, EscalationsWaiting, Figures
 from app.traces import TraceLine
 from graph.agent import RunResult
-from memory.tables import Alert, Breaker, BreakerTransition, BudgetUsage, CacheEntry, DeadLetter, Escalation, Run
+from memory.tables import (
+    Alert,
+    Breaker,
+    BreakerTransition,
+    BudgetUsage,
+    CacheEntry,
+    DeadLetter,
+    Escalation,
+    OperatorAction,
+    Run,
+)
 from ui import render
 
 
@@ -456,9 +466,32 @@ def test_every_table_has_its_headers_and_one_shared_empty_message() -> None:
         render.answered_html([]),
         render.cache_stats_html([]),
         render.cache_entries_html([]),
+        render.actions_html([]),
     ]
     assert all(re.fullmatch(r'<div class="empty">[^<]+</div>', html) for html in empties), empties
     assert ".empty {" in render.TABLE_CSS and ".empty {" in render.INBOX_CSS
+
+
+def test_actions_html_shows_who_did_what_allowed_or_refused_and_escapes_it() -> None:
+    refused = OperatorAction(
+        operator="<ana>",
+        role="reviewer",
+        via="ui",
+        action="canary.promote",
+        target="active rollout",
+        tenant_id=None,
+        allowed=False,
+        detail="",
+        outcome="refused: <ana> is a reviewer; canary.promote needs the operator role",
+        created_at=NOW,
+    )
+
+    html = render.actions_html([refused])
+
+    assert '<tr class="action-row" data-action="canary.promote" data-allowed="false">' in html
+    assert "<td>&lt;ana&gt;</td>" in html and '<td class="mono">reviewer · ui</td>' in html
+    assert '<td class="action-outcome">refused: &lt;ana&gt; is a reviewer; canary.promote needs' in html
+    assert "<td>—</td>" in html  # no tenant, nothing given
 
 
 def test_cache_entries_html_escapes_and_shortens_the_cached_question() -> None:

@@ -31,7 +31,7 @@ from app.canary.controller import Canary
 from app.canary.report import rollout_report
 from app.config import Settings
 from app.errors import ConfigError, FirebreakError, OperatorRefused
-from app.operators import Operator, acting, answer_action, authenticate, configured, local
+from app.operators import Operator, acting, answer_action, authenticate, configured, local, visible_actions
 from app.ops import DEFAULT_WINDOW_S, Figures, OpsReport, RunFilter, find_runs, ops_report, run_facets
 from app.planning.report import plan_report
 from app.services import Services
@@ -63,6 +63,7 @@ THREAD_ESCALATIONS = 500
 RECENT_RUNS = 50
 RECENT_TRANSITIONS = 100
 RECENT_ALERTS = 20
+RECENT_ACTIONS = 50
 THREAD_HISTORY_RUNS = 100
 OPS_WINDOWS = [
     ("last 15 min", 900.0),
@@ -431,7 +432,9 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 value=None if picked is None else str(picked.id),
             ),
             render.dead_letter_detail_html(picked),
-            render.alerts_html(store.alerts(limit=RECENT_ALERTS)),
+            # Alerts name runs and tenants across the fleet: for operators of every tenant only.
+            render.alerts_html([] if operator.tenants else store.alerts(limit=RECENT_ALERTS)),
+            render.actions_html(visible_actions(AuditLog(services.engine), operator, limit=RECENT_ACTIONS)),
         )
 
     async def pick_dead_letter(selected: str | None, request: gr.Request) -> str:
@@ -703,6 +706,8 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 )
                 gr.Markdown("### Recent alerts")
                 alerts_view = gr.HTML(render.alerts_html([]), css_template=render.QUEUE_CSS, elem_id="alerts-view")
+                gr.Markdown("### Operator actions (an admin sees everyone's; others their own)")
+                actions_view = gr.HTML(render.actions_html([]), css_template=render.QUEUE_CSS, elem_id="actions-view")
             with gr.Tab("Cache", id=CACHE_TAB, elem_id="cache-tab") as cache_tab:
                 refresh_cache_btn = gr.Button("Refresh", elem_id="refresh-cache")
                 gr.Markdown("### Entries by layer, tenant and route")
@@ -830,6 +835,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             dead_letter_pick,
             dead_letter_detail,
             alerts_view,
+            actions_view,
         ]
         refresh_queue_btn.click(queue_views, dead_letter_pick, queue_outputs)
         queue_tab.select(queue_views, dead_letter_pick, queue_outputs)

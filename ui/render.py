@@ -30,6 +30,7 @@ from memory.tables import (
     DeadLetter,
     EntityEvent,
     Escalation,
+    OperatorAction,
     Run,
 )
 
@@ -743,6 +744,31 @@ def alerts_html(rows: Sequence[Alert]) -> str:
     """Recent alerts, in the order given (the store's newest first)."""
     return _table(
         "alerts", ("Time (UTC)", "Kind", "Message", "Details"), [_alert_row(alert) for alert in rows], "No alerts."
+    )
+
+
+def _action_row(row: OperatorAction) -> str:
+    return (
+        f'<tr class="action-row" data-action="{escape(row.action)}" data-allowed="{str(row.allowed).lower()}">'
+        f"<td>{date_time(row.created_at)}</td>"
+        f"<td>{escape(row.operator)}</td>"
+        f'<td class="mono">{escape(row.role or "—")} · {escape(row.via)}</td>'
+        f'<td class="mono">{escape(row.action)}</td>'
+        f'<td class="mono">{escape(row.target)}</td>'
+        f"<td>{escape(row.tenant_id or '—')}</td>"
+        f"<td>{escape(row.detail or '—')}</td>"
+        f'<td class="action-outcome">{escape(row.outcome)}</td>'
+        "</tr>"
+    )
+
+
+def actions_html(rows: Sequence[OperatorAction]) -> str:
+    """The audit log's rows, in the order given (newest first): who did what, allowed or refused, and how it went."""
+    return _table(
+        "actions",
+        ("Time (UTC)", "Operator", "Role · via", "Action", "Target", "Tenant", "Given", "Outcome"),
+        [_action_row(row) for row in rows],
+        "No operator actions yet.",
     )
 
 
