@@ -127,9 +127,20 @@ class LedgerStore:
                 .values({column: USAGE.c[column] + amount, "updated_at": now})
             )
 
-    def release_expired(self, now: float) -> int:
-        """Give back what dead workers held; returns how many reservations were released."""
+    def release_expired(self, now: float, *, ttl_s: float | None = None) -> int:
+        """Give back what dead workers held; returns how many reservations were released.
+
+        With ``ttl_s`` (the longest a reservation is held), a reservation that expires later than ``now + ttl_s``
+        was stamped by a clock that has since jumped back, and would hold its budget for as long as the jump:
+        it restarts from now instead, so a live call keeps a full reservation and a dead one's is given back
+        one ``ttl_s`` after the jump."""
         with self.engine.begin() as connection:
+            if ttl_s is not None:
+                connection.execute(
+                    update(RESERVATIONS)
+                    .where(RESERVATIONS.c.status == "open", RESERVATIONS.c.expires_at > now + ttl_s)
+                    .values(expires_at=now + ttl_s)
+                )
             stale = connection.execute(
                 select(RESERVATIONS).where(RESERVATIONS.c.status == "open", RESERVATIONS.c.expires_at < now)
             ).all()

@@ -1,5 +1,5 @@
 """Fault tests (issue 9): a dropped database connection, a provider that sends broken or empty replies, a huge
-tool result, clocks that jump, workers killed again and again.
+tool result, clocks that jump, workers killed again and again, a worker whose database drops it mid-statement.
 
 Each test drives real components (the graph, the gateway, SQLite and PostgreSQL, LangGraph's checkpointers,
 the queue) with fakes only at the edges, injected: the scripted model, a hand-moved clock
@@ -9,11 +9,14 @@ nothing done twice, a clear outcome where a person must act.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 import uuid
@@ -27,7 +30,8 @@ import pytest
 from conftest import POSTGRES_URL, run
 from sqlmodel import Session, func, select
 
-from app.errors import CircuitOpen
+from app.errors import BudgetExceeded, CircuitOpen
+from app.limits.ledger import Scope
 from app.queue.worker import Worker, submit
 from app.resilience.breaker import CircuitBreakers
 from app.services import Services, build_services, prepare_database
@@ -38,7 +42,7 @@ from evals.scenario import SimulatedTime
 from graph.agent import Agent, RunResult
 from memory.operations import OperationLog
 from memory.queue import QueueStore
-from memory.tables import Operation, OutboxEmail
+from memory.tables import DeadLetter, Operation, OutboxEmail
 
 ROUTE = "scripted/demo"
 DAY_S = 86_400.0
@@ -152,6 +156,104 @@ def test_postgres_dropping_every_connection_mid_run_and_between_turns_loses_noth
 
 def _context(services: Services) -> ToolContext:
     return ToolContext(run_id="test", tenant_id="t", user_id="u", engine=services.engine, settings=services.settings)
+
+
+class LedgerStall:
+    """A read tool whose first call locks the budget table from a connection of its own and, as soon as one of
+    this process's statements waits for that lock, terminates the waiting statement's connection: the server
+    drops a connection in the middle of a statement, at a known point (settling the tool's own budget
+    reservation, a store write outside any tool, which no tool error handling may absorb)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.calls = 0
+        self.dropped: list[str] = []  # the statements whose connection was terminated
+        self.failure: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+        @tool(kind="read", cost_class="db")
+        def check_stock(sku: str) -> str:
+            """Whether a product is in stock."""
+            self.calls += 1
+            if self.calls == 1:
+                locked = threading.Event()
+                self.thread = threading.Thread(target=self._drop_the_waiting_statement, args=(locked,), daemon=True)
+                self.thread.start()
+                assert locked.wait(10), "the budget table was never locked"
+            return f"{sku}: in stock"
+
+        self.tool = check_stock
+
+    def _drop_the_waiting_statement(self, locked: threading.Event) -> None:
+        application = psycopg.conninfo.conninfo_to_dict(self.database_url)["application_name"]
+        try:
+            with psycopg.connect(self.database_url) as holder, psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+                holder.execute("LOCK TABLE budget_usage IN EXCLUSIVE MODE")  # held until the rollback below
+                locked.set()
+                deadline = time.monotonic() + 30
+                while not self.dropped:
+                    assert time.monotonic() < deadline, "no statement of the worker ever waited for the lock"
+                    waiting = admin.execute(
+                        "SELECT pid, query FROM pg_stat_activity"
+                        " WHERE application_name = %s AND wait_event_type = 'Lock' AND pid <> %s",
+                        (application, holder.info.backend_pid),
+                    ).fetchall()
+                    for pid, query in waiting:
+                        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                        self.dropped.append(query)
+                    time.sleep(0.01)
+                holder.rollback()
+        except BaseException as exc:  # reported by the test, which would otherwise only see a worker that hangs
+            self.failure = exc
+            locked.set()
+
+
+def test_a_worker_whose_connection_is_dropped_mid_statement_logs_it_backs_off_and_resumes_the_run_once(
+    dropped_postgres_url, make_settings, write_script, caplog
+):
+    script = write_script(
+        {"tool_calls": [{"name": "send_email", "arguments": EMAIL}]},
+        {"expect": "queued", "tool_calls": [{"name": "check_stock", "arguments": {"sku": "dock"}}]},
+        {"expect": "in stock", "text": "Sent; the dock is in stock."},
+    )
+    settings = make_settings(
+        dropped_postgres_url, script=script, queue={"poll_s": 0.05, "retry_base_delay_s": 0.0}, **UNGATED
+    )
+    stall = LedgerStall(dropped_postgres_url)
+    store = QueueStore(prepare_database(settings))
+    job = submit(store, settings, "Email Ada that order 42 shipped, then check the dock's stock", route=ROUTE)
+
+    async def scenario() -> tuple[RunResult, Services]:
+        async with _agent(settings, demo.send_email, stall.tool) as agent:
+            stop = asyncio.Event()
+            worker = asyncio.create_task(Worker(agent, store).run_forever(stop))  # the loop `firebreak worker` runs
+            while store.get(job.id).status != "completed":
+                assert not worker.done(), "the worker stopped"
+                await asyncio.sleep(0.02)
+            stop.set()
+            await worker
+            record = agent.services.runs.get(job.id)
+            return agent.settle_script(agent._result(record)), agent.services
+
+    with caplog.at_level(logging.WARNING, logger="firebreak.queue"):
+        result, services = run(scenario())
+
+    assert stall.failure is None, stall.failure
+    assert len(stall.dropped) == 1 and "UPDATE budget_usage" in stall.dropped[0], stall.dropped
+    # One clear line naming the run and the cause; the worker went on and took the run up again.
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "firebreak.queue"]
+    assert f"run {job.id}" in line and "terminating connection due to administrator command" in line, line
+    assert "released to the queue" in line, line
+    # Kept: the run, neither failed nor dead-lettered for the worker's own trouble, its attempt not counted,
+    # resumed from its checkpoint to one answer; each model reply used once (the script is used up exactly),
+    # the email sent once. Only the read whose step was cut short ran again.
+    queued = store.get(job.id)
+    assert (queued.status, queued.attempts, queued.last_error) == ("completed", 1, None)
+    assert (result.status, result.answer) == ("answered", "Sent; the dock is in stock."), result.error
+    with Session(services.engine) as session:
+        assert session.exec(select(func.count()).select_from(DeadLetter)).one() == 0
+    assert _emails(services) == 1
+    assert stall.calls == 2
 
 
 # -- 2. a provider that sends nothing, or a tool call cut mid-way while streaming ---------------------------------
@@ -412,6 +514,28 @@ def test_an_operation_started_before_the_clock_jumped_back_is_taken_over_one_lea
 
     # Kept: the write, taken over (and deduplicated by its op_id) one lease after the jump, not a day later.
     assert log.claim("op-1", **claim, now=clock()).kind == "run"
+
+
+def test_a_budget_reservation_taken_before_the_clock_jumped_back_a_day_is_given_back_one_ttl_after_the_jump(
+    database_url, make_settings
+):
+    settings = make_settings(database_url, limits={"session": {"emails": 1}})
+    clock = SimulatedTime()
+    limits = build_services(settings, clock=clock).limits
+    ttl = settings.limits.reservation_ttl_s
+    dead, live = Scope("run-1", "session-1", "t"), Scope("run-2", "session-1", "t")
+    limits.reserve(dead, {"emails": 1})  # its worker dies before settling
+
+    clock.now -= DAY_S
+    with pytest.raises(BudgetExceeded):
+        limits.reserve(live, {"emails": 1})  # a call that may still be running keeps a full reservation
+    clock.now += ttl + 1
+    limits.reserve(live, {"emails": 1})
+
+    # Kept: the session's cap, held by the dead worker for one TTL after the jump rather than a day, and what
+    # it held given back, never counted as sent.
+    (usage,) = [row for row in limits.store.usage("session:session-1") if row.resource == "emails"]
+    assert (usage.used, usage.reserved) == (0.0, 1.0)
 
 
 # -- 5. the same run's worker killed with SIGKILL three times -----------------------------------------------------

@@ -83,7 +83,7 @@ class BlastRadius:
         """Hold ``amounts`` in every scope that caps them, or raise with nothing held:
         :class:`RateLimited` for a per-minute limit, :class:`BudgetExceeded` for a budget."""
         now = self._clock()
-        self.store.release_expired(now)
+        self.store.release_expired(now, ttl_s=self.settings.reservation_ttl_s)
         entries = [
             Entry(key, resource, amount, caps[resource])
             for key, caps in self.caps(scope, now).items()

@@ -8,12 +8,20 @@ waits and keeps its attempts. A run out of attempts goes to the dead-letter
 queue with its partial state, checkpoint id, tool outputs and decision history. A later attempt (or a
 requeue) resumes from the checkpoint with the same run id, so completed writes
 are never repeated.
+
+A store failure is the worker's own trouble, not the run's: when the database drops a connection in the
+middle of a statement, or cannot be reached, the worker logs one line naming the run and the cause, gives the
+run back (or, if the store is still unreachable, leaves it to its lease) without counting the attempt,
+backs off (``retry_base_delay_s`` doubling, at least ``poll_s``, at most ``STORE_BACKOFF_CAP_S``) and goes on
+claiming. The run is never failed or dead-lettered for it; whoever claims it next resumes it from its
+checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -21,15 +29,40 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
+
 from app.alerts import raise_alert
 from app.config import QueueSettings, Settings
-from app.errors import FirebreakError, ThreadBusy
+from app.errors import FirebreakError, StoreUnavailable, ThreadBusy
 from graph.agent import Agent, RunResult
 from memory.queue import QueueStore
 from memory.tables import DeadLetter, QueuedRun
 
 # A budget breach is a decision, not an outage: retrying it would only spend more.
 RETRYABLE = frozenset({"failed", "timed_out"})
+# The longest a worker waits between tries while its store keeps failing.
+STORE_BACKOFF_CAP_S = 30.0
+
+log = logging.getLogger("firebreak.queue")
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """A failure of the database itself (a dropped connection, an unreachable server, a lock timeout or a
+    deadlock), not a mistake in the run or the code: SQLAlchemy's OperationalError and any DBAPI error that
+    invalidated its connection, psycopg's OperationalError (the checkpointer's pool, its timeouts included),
+    and :class:`StoreUnavailable`."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, SQLAlchemyOperationalError) or exc.connection_invalidated
+    return isinstance(exc, psycopg.OperationalError | StoreUnavailable)
+
+
+def store_cause(exc: BaseException) -> str:
+    """The first line of what the database driver said, with the error's type."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {lines[0] if lines else 'no message'}"
 
 
 def worker_name() -> str:
@@ -82,35 +115,92 @@ class Worker:
     store: QueueStore
     name: str = field(default_factory=worker_name)
     clock: Callable[[], float] = time.time
+    # Store failures in a row: the backoff before the next claim doubles with each, and a success resets it.
+    store_failures: int = field(default=0, init=False)
 
     @property
     def settings(self) -> QueueSettings:
         return self.agent.services.settings.queue
 
+    @property
+    def backoff_s(self) -> float:
+        """How long to wait before the next claim after the last store failure (0 when the store is fine)."""
+        if not self.store_failures:
+            return 0.0
+        base = max(self.settings.retry_base_delay_s, self.settings.poll_s)
+        return float(min(base * 2 ** min(self.store_failures - 1, 32), STORE_BACKOFF_CAP_S))
+
     async def run_once(self) -> QueuedRun | None:
-        """Claim and process one due run; ``None`` when the queue has nothing due."""
-        job = self.store.claim(self.name, now=self.clock(), lease_s=self.settings.lease_s)
-        if job is None:
+        """Claim and process one due run; ``None`` when the queue has nothing due or could not be read
+        (then :attr:`backoff_s` says how long to wait)."""
+        try:
+            job = self.store.claim(self.name, now=self.clock(), lease_s=self.settings.lease_s)
+        except Exception as exc:
+            if not is_store_failure(exc):
+                raise
+            self._store_failed(f"could not claim a run: {store_cause(exc)}")
             return None
-        if job.attempts > job.max_attempts:
-            # Its workers died on every attempt (each claim counts one): do not try again.
-            await self._bury(job, job.last_error or "every attempt's worker died before finishing")
-        else:
-            await self._process(job)
+        if job is None:
+            self.store_failures = 0
+            return None
+        try:
+            if job.attempts > job.max_attempts:
+                # Its workers died on every attempt (each claim counts one): do not try again.
+                await self._bury(job, job.last_error or "every attempt's worker died before finishing")
+            else:
+                await self._process(job)
+        except Exception as exc:
+            if not is_store_failure(exc):
+                raise
+            self._give_back(job, store_cause(exc))
+            return job
+        self.store_failures = 0
         return job
 
     async def run_until_idle(self) -> int:
-        """Process runs until none is due; returns how many were processed."""
+        """Process runs until none is due; returns how many were processed (a run given back after a store
+        failure is counted once more when it is processed again)."""
         done = 0
-        while await self.run_once() is not None:
-            done += 1
-        return done
+        while True:
+            job = await self.run_once()
+            if job is None and not self.store_failures:
+                return done
+            done += job is not None
+            await asyncio.sleep(self.backoff_s)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            if await self.run_once() is None:
+            job = await self.run_once()
+            wait = self.backoff_s or (self.settings.poll_s if job is None else 0.0)
+            if wait:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_s)
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+
+    def _store_failed(self, what: str) -> None:
+        self.store_failures += 1
+        log.warning("worker %s: %s; retrying in %.1fs", self.name, what, self.backoff_s)
+
+    def _give_back(self, job: QueuedRun, cause: str) -> None:
+        """The worker's store failed while it held ``job``: hand the run back untouched (its attempt not
+        counted), or leave it to its lease when the store cannot take even that."""
+        try:
+            released = self.store.settle(
+                job.id,
+                self.name,
+                now=self.clock(),
+                status="queued",
+                attempts=job.attempts - 1,
+                available_at=self.clock(),
+                last_error=f"the worker's database failed: {cause}",
+                lease_owner=None,
+            )
+        except Exception as exc:
+            if not is_store_failure(exc):
+                raise
+            fate = "left to its lease (the database is still failing)"
+        else:
+            fate = "released to the queue" if released else "already another worker's"
+        self._store_failed(f"database failed while processing run {job.id} ({cause}); the run is {fate}")
 
     async def _process(self, job: QueuedRun) -> None:
         retry_after = None
@@ -119,6 +209,8 @@ class Worker:
             status, error, retry_after = result.status, result.error or f"run {result.status}", result.retry_after_s
         except ThreadBusy as exc:
             status, error, retry_after = "failed", str(exc), min(exc.retry_after_s, self.settings.poll_s * 10)
+        except StoreUnavailable:
+            raise  # the worker's trouble, not the run's (run_once)
         except FirebreakError as exc:
             status, error = "failed", str(exc)
         if retry_after is not None:
