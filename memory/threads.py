@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
 from memory.tables import ThreadLease, table_of
@@ -18,6 +18,14 @@ class ThreadLeases:
     def acquire(self, thread_id: str, run_id: str, *, now: float, ttl_s: float) -> ThreadLease | None:
         """Take the thread for ``run_id`` (free, expired, or already its own): None; else the lease holding it."""
         values = {"thread_id": thread_id, "run_id": run_id, "expires_at": now + ttl_s}
+        with self.engine.begin() as connection:
+            # A lease ending later than ``ttl_s`` from now was granted by a clock that has since jumped back; it
+            # would hold the thread for as long as the jump. It now ends ``ttl_s`` from here, like a fresh one.
+            connection.execute(
+                update(LEASES)
+                .where(LEASES.c.thread_id == thread_id, LEASES.c.expires_at > now + ttl_s)
+                .values(expires_at=now + ttl_s)
+            )
         while True:
             mine = (LEASES.c.expires_at < now) | (LEASES.c.run_id == run_id)
             if upsert_returning(self.engine, LEASES, values, key="thread_id", when=mine):

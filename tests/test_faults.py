@@ -43,6 +43,7 @@ from graph.agent import Agent, RunResult
 from memory.operations import OperationLog
 from memory.queue import QueueStore
 from memory.tables import DeadLetter, Operation, OutboxEmail
+from memory.threads import ThreadLeases
 
 ROUTE = "scripted/demo"
 DAY_S = 86_400.0
@@ -617,3 +618,20 @@ def _attempts(operations: OperationLog, run_id: str) -> int:
     with Session(operations.engine) as session:
         row = session.exec(select(Operation).where(Operation.run_id == run_id)).first()
     return 0 if row is None else row.attempts
+
+
+def test_a_thread_lease_taken_before_the_clock_jumped_back_a_day_frees_the_thread_one_ttl_after_the_jump(
+    database_url, make_settings
+):
+    leases = ThreadLeases(prepare_database(make_settings(database_url)))
+    clock, ttl = SimulatedTime(), 60.0
+    assert leases.acquire("thread-1", "dead-run", now=clock(), ttl_s=ttl) is None
+
+    clock.now -= DAY_S
+    held = leases.acquire("thread-1", "next-run", now=clock(), ttl_s=ttl)
+    clock.now += ttl + 1
+    taken = leases.acquire("thread-1", "next-run", now=clock(), ttl_s=ttl)
+
+    # Kept: the conversation, one run at a time; a dead run's lease no longer blocks it for the day of the jump.
+    assert held is not None and held.run_id == "dead-run", "a live run keeps a full lease"
+    assert taken is None
