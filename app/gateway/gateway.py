@@ -4,38 +4,40 @@ A LiteLLM ``Router`` holds one deployment per model named in the routes. The
 gateway walks a route's models in order itself (primary, then fallbacks on
 transient errors) so that every attempt gets its own span, audit row and fault
 draw; see docs/decisions/0003-gateway-walks-fallbacks.md.
+
+LiteLLM takes seconds to import, so the gateway imports it (``app.gateway.lazy``)
+when it first needs it (a router, a token count, a model's price or window), never
+when it is built: commands that make no model call never load it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import litellm
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from app.config import RouteSettings, Settings, TaskClass
 from app.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from app.faults import FaultPlan
-from app.gateway.provider_errors import model_error, provider_exception
+from app.gateway.lazy import load_litellm
+from app.gateway.script import PROVIDER as SCRIPTED
 from app.gateway.script import Script
-from app.gateway.scripted import PROVIDER as SCRIPTED
-from app.gateway.scripted import estimate_tokens, prompt_text, register_scripted_provider, script_handle
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
 from memory.tables import ModelCall
 
-litellm.telemetry = False
-# LiteLLM prints provider hints to stdout and warns about our zero prices; stdout belongs to `ask --json`.
-litellm.suppress_debug_info = True
-logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+if TYPE_CHECKING:
+    import litellm
+
 
 TokenSink = Callable[[str], None]
 
@@ -160,8 +162,19 @@ class Gateway:
         self._deployments = _Deployments()
         self._price_cache: dict[str, Prices] = {}
         self._script: Script | None = None
-        for model, prices in settings.models.items():
-            self._register_price(model, prices.input_cost_per_token, prices.output_cost_per_token)
+        self._prices_registered = False
+        self._registering = threading.Lock()
+
+    def _litellm(self) -> ModuleType:
+        """LiteLLM, with this gateway's configured prices registered before its first use."""
+        lib = load_litellm()
+        if not self._prices_registered:
+            with self._registering:
+                if not self._prices_registered:
+                    for model, prices in self.settings.models.items():
+                        self._register_price(model, prices.input_cost_per_token, prices.output_cost_per_token)
+                    self._prices_registered = True
+        return lib
 
     # -- deployments -------------------------------------------------------------------------------
 
@@ -172,7 +185,7 @@ class Gateway:
 
     def _register_price(self, model: str, input_cost: float, output_cost: float) -> None:
         provider = model.split("/", 1)[0]
-        litellm.register_model(
+        load_litellm().register_model(
             {
                 model: {
                     "input_cost_per_token": input_cost,
@@ -186,6 +199,8 @@ class Gateway:
     def _deployment_params(self, model: str) -> dict[str, Any]:
         provider = model.split("/", 1)[0]
         if provider == SCRIPTED:
+            from app.gateway.scripted import register_scripted_provider, script_handle
+
             if self._script is None:
                 if not self.settings.script:
                     raise ConfigError(f"model {model} needs a script: set FIREBREAK_SCRIPT=path/to/script.jsonl")
@@ -203,8 +218,9 @@ class Gateway:
     def _router_for(self, model: str) -> litellm.Router:
         deployments = self._deployments
         if model not in deployments.params or deployments.router is None:
+            lib = self._litellm()
             deployments.params[model] = self._deployment_params(model)
-            deployments.router = litellm.Router(
+            deployments.router = lib.Router(
                 model_list=[
                     {"model_name": name, "litellm_params": params} for name, params in deployments.params.items()
                 ],
@@ -222,8 +238,10 @@ class Gateway:
         (OpenAI's cl100k otherwise); the scripted model's own estimate for scripted models."""
         model = self.settings.route(route).models[0]
         if model.split("/", 1)[0] == SCRIPTED:
+            from app.gateway.scripted import estimate_tokens, prompt_text
+
             return estimate_tokens(prompt_text(messages))
-        return int(litellm.token_counter(model=model, messages=messages, tools=tools))  # type: ignore[arg-type]
+        return int(self._litellm().token_counter(model=model, messages=messages, tools=tools))
 
     def context_window(self, route: str) -> int | None:
         """The smallest context window among the route's models (a fallback must fit the prompt too)."""
@@ -236,8 +254,16 @@ class Gateway:
             return self.settings.models[model].context_window
         if model.split("/", 1)[0] == "local":
             return self.settings.local_model.context_window
-        window = _model_info(model).get("max_input_tokens")
+        window = self._model_info(model).get("max_input_tokens")
         return int(window) if window else None
+
+    def _model_info(self, model: str) -> dict[str, Any]:
+        """What LiteLLM knows of a model (prices, window); empty for a model it does not know."""
+        lib = self._litellm()
+        try:
+            return dict(lib.get_model_info(model))
+        except Exception:  # LiteLLM raises a bare Exception for models it does not know
+            return {}
 
     def verify_script_consumed(self) -> None:
         """Raise :class:`ScriptError` if a scripted model left replies unused or was misused."""
@@ -398,7 +424,7 @@ class Gateway:
         return self._price_cache[model]
 
     def _lookup_prices(self, model: str) -> Prices:
-        info = _model_info(model)
+        info = self._model_info(model)
         pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
         if pin is None or pout is None:
             limits = self.settings.limits
@@ -417,6 +443,8 @@ class Gateway:
             return ModelError(f"{model}: no answer within {timeout_s:g}s", kind="timeout", transient=True, model=model)
         if isinstance(exc, ModelError):
             return exc
+        from app.gateway.provider_errors import model_error
+
         return model_error(exc, model)
 
     async def _call(self, router: litellm.Router, model: str, request: ChatRequest) -> ModelReply:
@@ -424,6 +452,8 @@ class Gateway:
         if fault is not None:
             await fault.delay()
             if fault.error_kind is not None:
+                from app.gateway.provider_errors import provider_exception
+
                 raise provider_exception(fault.error_kind, f"injected {fault.error_kind} fault", model)
         arguments: dict[str, Any] = {
             "model": model,
@@ -445,7 +475,7 @@ class Gateway:
                 delta = chunk.choices[0].delta if chunk.choices else None
                 if delta is not None and delta.content:
                     request.on_token(delta.content)
-            response = litellm.stream_chunk_builder(chunks, messages=request.messages)
+            response = load_litellm().stream_chunk_builder(chunks, messages=request.messages)
         return self._reply(response, model, request.route)
 
     def _reply(self, response: Any, model: str, route: str) -> ModelReply:
@@ -498,14 +528,6 @@ class Gateway:
         )
 
 
-def _model_info(model: str) -> dict[str, Any]:
-    """What LiteLLM knows of a model (prices, window); empty for a model it does not know."""
-    try:
-        return dict(litellm.get_model_info(model))
-    except Exception:  # LiteLLM raises a bare Exception for models it does not know
-        return {}
-
-
 def missing_provider_keys(model: str) -> list[str]:
     """Environment variables LiteLLM needs for ``model`` that are not set."""
-    return list(litellm.validate_environment(model=model).get("missing_keys", []))
+    return list(load_litellm().validate_environment(model=model).get("missing_keys", []))

@@ -29,7 +29,10 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from app.config import LocalModelSettings
+from app.gateway.lazy import load_litellm
 from app.gateway.model_files import assemble_model
+
+load_litellm()  # configured as the gateway configures it, also when this module is used on its own
 
 PROVIDER = "local"
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"

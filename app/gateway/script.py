@@ -36,6 +36,7 @@ from typing import Any, NoReturn, get_args
 from app.config import ErrorKind
 from app.errors import ScriptError
 
+PROVIDER = "scripted"  # models named scripted/<anything> replay a script (app/gateway/scripted.py serves them)
 ALLOWED_KEYS = {"text", "tool_calls", "usage", "delay_s", "error", "expect", "repeat", "after"}
 
 

@@ -25,11 +25,13 @@ from litellm.types.utils import (
     Usage,
 )
 
+from app.gateway.lazy import load_litellm
 from app.gateway.provider_errors import provider_exception
 from app.gateway.providers import register_custom_provider
-from app.gateway.script import Script, ScriptStep
+from app.gateway.script import PROVIDER, Script, ScriptStep
 
-PROVIDER = "scripted"
+load_litellm()  # configured as the gateway configures it, also when this module is used on its own
+
 _SCRIPTS: dict[str, Script] = {}
 
 

@@ -1,0 +1,103 @@
+"""Commands that never call a model never import the model stacks.
+
+Importing LiteLLM alone took about 7 s, and every ``firebreak`` process paid it (with more) before it
+printed anything: ``dlq list`` took 10 s or more. The gateway now imports LiteLLM when it first builds a
+router, the semantic cache loads sentence-transformers (torch) on its first lookup, and the UI's Gradio
+only loads in ``firebreak ui``. These tests check what a fresh process has loaded (``sys.modules``), not
+how long it took: timings on a shared CI machine are too noisy to assert on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+HEAVY = ("litellm", "torch", "gradio", "sentence_transformers", "transformers", "llama_cpp", "scipy", "matplotlib")
+READ_ONLY_COMMANDS = [
+    ["--help"],
+    ["dlq", "list"],
+    ["canary", "status"],
+    ["budgets"],
+    ["runs"],
+    ["ops"],
+    ["breakers"],
+    ["escalations", "show", "no-such-escalation"],
+    ["trace", "show", "no-such-run"],
+]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def loaded_in_fresh_process(code: str, database_url: str) -> dict[str, object]:
+    """Run ``code`` in a new interpreter; it prints one JSON object, which this returns."""
+    env = {**os.environ, "FIREBREAK_DATABASE_URL": database_url}
+    for leaked in ("FIREBREAK_SCRIPT", "FIREBREAK_CONFIG"):
+        env.pop(leaked, None)
+    prelude = f"import json, sys\nHEAVY = {HEAVY!r}\n"
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_importing_the_cli_and_building_the_services_loads_no_model_stack(tmp_path):
+    found = loaded_in_fresh_process(
+        """
+        import app.cli
+        from app.config import load_settings
+        from app.services import build_services
+
+        services = build_services(load_settings())  # what `firebreak canary status` builds
+        gateway_ready = services.gateway is not None and services.cache is not None
+        services.close()
+        print(json.dumps({
+            "heavy": sorted(name for name in HEAVY if name in sys.modules),
+            "built": gateway_ready and "app.services" in sys.modules and "sqlalchemy" in sys.modules,
+        }))
+        """,
+        f"sqlite:///{tmp_path / 'services.db'}",
+    )
+
+    assert found["built"] is True  # the check looked at a process that really built everything
+    assert found["heavy"] == []
+
+
+def test_read_only_commands_load_no_model_stack(tmp_path):
+    found = loaded_in_fresh_process(
+        f"""
+        import contextlib, io
+        from app.cli import main
+
+        outcomes = []
+        for args in {READ_ONLY_COMMANDS!r}:
+            sys.argv = ["firebreak", *args]
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    main()
+                    code = 0
+                except SystemExit as exit:
+                    code = exit.code
+            outcomes.append([" ".join(args), code, err.getvalue().strip()])
+        print(json.dumps({{"heavy": sorted(name for name in HEAVY if name in sys.modules), "outcomes": outcomes}}))
+        """,
+        f"sqlite:///{tmp_path / 'commands.db'}",
+    )
+
+    codes = {command: (code, err) for command, code, err in found["outcomes"]}  # type: ignore[union-attr]
+    # Every command really ran against the database (a command that failed early would prove nothing).
+    for command in ("--help", "dlq list", "canary status", "budgets", "runs", "ops", "breakers"):
+        assert codes[command] == (0, ""), command
+    assert codes["escalations show no-such-escalation"][0] == 1
+    assert "no-such-run" in codes["trace show no-such-run"][1]
+    assert found["heavy"] == []
