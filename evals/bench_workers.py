@@ -5,18 +5,29 @@ variables, on a fresh SQLite file or a private PostgreSQL schema. The scripted m
 once, so what is measured is Firebreak's own work per run (graph, checkpoints, audit rows, budgets, queue)
 and how well it spreads over processes sharing one database.
 
-A worker process spends ~15-20 s importing its stack. That is kept out of the figures: the pool grows
-(1 → 2 → 4) while the queue is empty, each size first gets a warm-up batch, and a batch's time runs from the
-first of its runs' start to the last one's finish (``runs.created_at`` / ``finished_at``). Each batch is
-inserted in one transaction, so every worker sees all of it at once.
+A worker process spends ~15-20 s importing its stack. That is kept out of the figures: all the workers
+start (and get a warm-up batch) before anything is timed, and a batch's time runs from the first of its runs'
+start to the last one's finish (``runs.created_at`` / ``finished_at``). Each batch is inserted in one
+transaction, so every worker sees all of it at once.
+
+The machine is shared and its load drifts, so the pool sizes are interleaved: each round times one batch per
+size, in turn ascending and descending (1 2 4, 4 2 1, …), with the workers a size does not use paused
+(SIGSTOP) between two claims; a ratio is taken within a round and the median over the rounds reported. Each
+batch also records where the CPU went (the workers, the database server's backends, the whole machine) and,
+on PostgreSQL, what its backends were doing, sampled from ``pg_stat_activity`` (waiting for a row lock,
+working, or idle inside a transaction waiting for the worker).
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
 import contextlib
 import json
 import os
 import signal
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +37,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from sqlalchemy import func, select
@@ -44,7 +55,9 @@ from memory.tables import ModelCall, QueuedRun, Run, table_of
 MODEL = "scripted/workers"
 QUESTION = "Say ok."
 WORKER_COUNTS = (1, 2, 4)
-WARMUP_PER_WORKER = 2  # runs per new worker before a batch is timed: whatever a process sets up lazily stays out
+WARMUP_PER_WORKER = 2  # runs per worker before a batch is timed: whatever a process sets up lazily stays out
+ROUNDS = 3  # batches per pool size, interleaved with the other sizes' (the median is reported)
+ACTIVITY_EVERY_S = 0.02  # pg_stat_activity sampling interval during a batch
 POSTGRES_URL = os.environ.get("FIREBREAK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 STARTUP_TIMEOUT_S = 240.0  # two workers importing their stack at once (2 → 4) on busy cores
 RUNS = table_of(Run)
@@ -62,6 +75,13 @@ def worker_overlay(folder: Path) -> dict[str, Any]:
     shared = {key: simulation[key] for key in ("cache", "triggers", "limits", "rate_limits")}
     # An idle worker looks for work every poll_s: at the default 0.5 s a new batch would wait for it.
     return {**shared, "script": str(script), "queue": {"poll_s": 0.02}}
+
+
+def tagged(database_url: str, tag: str) -> str:
+    """``database_url`` with ``application_name=tag`` on PostgreSQL: the bench finds the workers' backends by it."""
+    if not database_url.startswith("postgresql"):
+        return database_url
+    return f"{database_url}{'&' if '?' in database_url else '?'}application_name={tag}"
 
 
 def worker_env(database_url: str, overlay: dict[str, Any]) -> dict[str, str]:
@@ -124,6 +144,30 @@ class WorkerPool:
                     raise RuntimeError(f"worker did not start: {log.read_text(errors='replace')[-2000:]}")
                 time.sleep(0.2)
 
+    def use(self, size: int) -> list[int]:
+        """Let only the first ``size`` workers claim runs (the others paused); their process ids.
+
+        Call it with the queue empty: an idle worker only polls. On PostgreSQL a worker paused inside a poll's
+        claim holds no row (there is none to claim); on SQLite it could hold the write lock, so a worker is only
+        left paused once the database's write lock is free."""
+        for process in self.processes[:size]:
+            process.send_signal(signal.SIGCONT)
+        for process in self.processes[size:]:
+            self._pause(process)
+        return [process.pid for process in self.processes[:size]]
+
+    def _pause(self, process: subprocess.Popen[bytes]) -> None:
+        database = urlsplit(self.env["FIREBREAK_DATABASE_URL"])
+        for _ in range(200):
+            process.send_signal(signal.SIGSTOP)
+            while _state(process.pid) not in ("T", "t", None):
+                time.sleep(0.001)
+            if database.scheme != "sqlite" or _writable(database.path.removeprefix("/")):
+                return
+            process.send_signal(signal.SIGCONT)  # paused inside a claim: let it finish and try again
+            time.sleep(0.005)
+        raise RuntimeError(f"worker {process.pid} never paused outside a write transaction")
+
     def __enter__(self) -> WorkerPool:
         return self
 
@@ -133,6 +177,7 @@ class WorkerPool:
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
                 process.send_signal(signal.SIGTERM)  # the worker finishes its run and closes the agent
         for process in self.processes:
             try:
@@ -140,6 +185,118 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _state(pid: int) -> str | None:
+    """A process's scheduler state (``R``, ``S``, ``T`` stopped, …) from ``/proc``; None when unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _writable(path: str) -> bool:
+    """Whether nobody holds the SQLite file's write lock right now."""
+    connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
+
+
+# -- where the time went -------------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 when it is gone or unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds every process on the machine has used so far (all cores, idle and iowait excluded)."""
+    try:
+        ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK
+
+
+class Activity:
+    """On PostgreSQL, samples what the workers' backends (``application_name`` = the tag) are doing.
+
+    Each sample counts the backends that wait for a lock (``wait_event_type = 'Lock'``: a row another
+    transaction holds), that work (active, incl. waiting for WAL flushes), and that are idle inside a
+    transaction (waiting for the worker's next statement, holding any rows it already updated)."""
+
+    def __init__(self, admin_url: str | None, tag: str) -> None:
+        self.admin_url, self.tag = admin_url, tag
+        self.backends: set[int] = set()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.lock_queries: collections.Counter[str] = collections.Counter()
+        self.samples = 0
+        self._recording = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> Activity:
+        if self.admin_url is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def start(self) -> None:
+        self.counts.clear()
+        self.lock_queries.clear()
+        self.samples = 0
+        self._recording.set()
+
+    def stop(self) -> dict[str, Any]:
+        """Average number of backends in each state over the samples since :meth:`start`."""
+        self._recording.clear()
+        if self.admin_url is None or not self.samples:
+            return {}
+        figures: dict[str, Any] = {
+            state: round(self.counts[state] / self.samples, 3)
+            for state in ("lock_wait", "active", "idle_in_transaction")
+        }
+        figures["lock_wait_on"] = [query for query, _ in self.lock_queries.most_common(3)]
+        return figures
+
+    def _sample(self) -> None:
+        query = (
+            "SELECT pid, state, wait_event_type, left(query, 60) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()"
+        )
+        assert self.admin_url is not None
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            while not self._stop.wait(ACTIVITY_EVERY_S):
+                rows = connection.execute(query, (self.tag,)).fetchall()
+                self.backends.update(int(row[0]) for row in rows)
+                if not self._recording.is_set():
+                    continue
+                self.samples += 1
+                for _, state, wait_type, text in rows:
+                    if wait_type == "Lock":
+                        self.counts["lock_wait"] += 1
+                        self.lock_queries[" ".join(str(text).split())] += 1
+                    elif state == "active":
+                        self.counts["active"] += 1
+                    elif state and state.startswith("idle in transaction"):
+                        self.counts["idle_in_transaction"] += 1
 
 
 # -- batches -------------------------------------------------------------------------------------------------
@@ -192,9 +349,11 @@ def batch_figures(engine: Engine, ids: Sequence[str]) -> dict[str, Any]:
                 RUNS.c.id.in_(ids), RUNS.c.status == "answered"
             )
         ).one()
-        claimed_again = connection.execute(
-            select(func.count()).where(QUEUE.c.id.in_(ids), QUEUE.c.attempts != 1)
-        ).scalar_one()
+        claimed_again, workers_used = connection.execute(
+            select(func.count().filter(QUEUE.c.attempts != 1), func.count(func.distinct(QUEUE.c.lease_owner))).where(
+                QUEUE.c.id.in_(ids)
+            )
+        ).one()
         asked_twice = connection.execute(
             select(func.count()).select_from(
                 select(CALLS.c.run_id)
@@ -209,10 +368,62 @@ def batch_figures(engine: Engine, ids: Sequence[str]) -> dict[str, Any]:
         "runs": len(ids),
         "wall_s": round(wall_s, 3),
         "runs_per_s": round(len(ids) / wall_s, 2),
+        "workers_used": int(workers_used),
         "lost": len(ids) - int(answered),
         # A run claimed twice or answered by two model calls was (at least partly) done twice.
         "repeated": int(claimed_again) + int(asked_twice),
     }
+
+
+def timed_batch(
+    engine: Engine, settings: Settings, runs: int, workers: Sequence[int], activity: Activity
+) -> dict[str, Any]:
+    """One batch for the workers ``workers`` (process ids): its figures, and where the CPU went meanwhile."""
+    backends = set(activity.backends)
+    before = [_cpu_s(pid) for pid in workers], {pid: _cpu_s(pid) for pid in backends}, _machine_busy_s()
+    began = time.monotonic()
+    activity.start()
+    batch = submit_batch(engine, settings, runs)
+    wait_settled(engine, batch, timeout_s=120 + 2 * runs)
+    backend_states = activity.stop()
+    elapsed = time.monotonic() - began
+    worker_s = sum(_cpu_s(pid) for pid in workers) - sum(before[0])
+    database_s = sum(_cpu_s(pid) - spent for pid, spent in before[1].items())
+    machine_s = _machine_busy_s() - before[2]
+    figures = batch_figures(engine, batch)
+    figures["cpu"] = {
+        # Cores busy on average while the batch ran: the workers, the database server's backends serving
+        # them (PostgreSQL only; SQLite runs inside the workers), everything else on the machine.
+        "workers_cores": round(worker_s / elapsed, 2),
+        "database_cores": round(database_s / elapsed, 2),
+        "others_cores": round(max(machine_s - worker_s - database_s, 0.0) / elapsed, 2),
+        "worker_ms_per_run": round(1000 * worker_s / runs, 1),
+        "database_ms_per_run": round(1000 * database_s / runs, 1),
+    }
+    if backend_states:
+        figures["backends"] = backend_states
+    return figures
+
+
+def _median_figures(batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """One size's batches (one per round) as one row: medians of rates, sums of counts."""
+    summary: dict[str, Any] = {
+        "runs": sum(batch["runs"] for batch in batches),
+        "wall_s": round(sum(batch["wall_s"] for batch in batches), 3),
+        "runs_per_s": round(statistics.median(batch["runs_per_s"] for batch in batches), 2),
+        "runs_per_s_by_round": [batch["runs_per_s"] for batch in batches],
+        "workers_used": max(batch["workers_used"] for batch in batches),
+        "lost": sum(batch["lost"] for batch in batches),
+        "repeated": sum(batch["repeated"] for batch in batches),
+        "cpu": {key: round(statistics.median(b["cpu"][key] for b in batches), 2) for key in batches[0]["cpu"]},
+    }
+    if all("backends" in batch for batch in batches):
+        summary["backends"] = {
+            key: round(statistics.median(b["backends"][key] for b in batches), 3)
+            for key in ("lock_wait", "active", "idle_in_transaction")
+        }
+        summary["backends"]["lock_wait_on"] = batches[-1]["backends"]["lock_wait_on"]
+    return summary
 
 
 def measure_scaling(
@@ -222,23 +433,39 @@ def measure_scaling(
     runs: int,
     workers: Sequence[int] = WORKER_COUNTS,
     warmup: int = WARMUP_PER_WORKER,
+    rounds: int = ROUNDS,
 ) -> dict[int, dict[str, Any]]:
-    """Figures per pool size; the pool grows in order, each size warmed up with ``warmup`` runs per worker."""
+    """Figures per pool size over ``rounds`` interleaved rounds, after a warm-up of ``warmup`` runs per worker.
+
+    ``ratio_to_1`` is the median over the rounds of a size's runs/s over the smallest size's in the same round.
+    """
     overlay = worker_overlay(folder)
     settings = load_settings(database_url=database_url, **overlay)
     engine = prepare_database(settings)  # migrated once here: the workers run with auto_migrate = false
-    figures: dict[int, dict[str, Any]] = {}
+    tag = f"fb_bench_{uuid.uuid4().hex[:8]}"
+    admin_url = database_url if database_url.startswith("postgresql") else None
+    batches: dict[int, list[dict[str, Any]]] = {size: [] for size in workers}
     try:
-        with WorkerPool(worker_env(database_url, overlay), folder) as pool:
-            for size in workers:
-                pool.grow(size)
-                warm = submit_batch(engine, settings, warmup * size)
-                wait_settled(engine, warm, timeout_s=120 + warmup * size)
-                batch = submit_batch(engine, settings, runs)
-                wait_settled(engine, batch, timeout_s=120 + 2 * runs)
-                figures[size] = batch_figures(engine, batch)
+        with (
+            WorkerPool(worker_env(tagged(database_url, tag), overlay), folder) as pool,
+            Activity(admin_url, tag) as activity,
+        ):
+            # One worker first: it sets up LangGraph's checkpoint tables, which two workers starting at once on a
+            # fresh database race to create (CREATE TABLE IF NOT EXISTS is not safe against that on PostgreSQL).
+            pool.grow(1)
+            pool.grow(max(workers))
+            warm = submit_batch(engine, settings, warmup * max(workers))
+            wait_settled(engine, warm, timeout_s=120 + warmup * max(workers))
+            for round_ in range(rounds):
+                for size in workers if round_ % 2 == 0 else list(reversed(workers)):
+                    batches[size].append(timed_batch(engine, settings, runs, pool.use(size), activity))
     finally:
         engine.dispose()
+    base = min(workers)
+    figures = {size: _median_figures(batches[size]) for size in workers}
+    for size in workers:
+        ratios = [b["runs_per_s"] / one["runs_per_s"] for b, one in zip(batches[size], batches[base], strict=True)]
+        figures[size]["ratio_to_1"] = round(statistics.median(ratios), 2)
     return figures
 
 
@@ -283,32 +510,55 @@ def measure_claims(database_url: str, *, claimers: int, claims: int) -> dict[str
 # -- the whole measurement -----------------------------------------------------------------------------------
 
 
-def _with_ratios(figures: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    one = figures[1]["runs_per_s"]
-    return {str(size): {**batch, "ratio_to_1": round(batch["runs_per_s"] / one, 2)} for size, batch in figures.items()}
-
-
 def measure_workers(
     *,
-    runs: int = 200,
+    runs: int = 100,
+    rounds: int = ROUNDS,
     claims: int = 400,
     postgres_url: str = POSTGRES_URL,
     backends: Sequence[str] = ("postgresql", "sqlite"),
+    workers: Sequence[int] = WORKER_COUNTS,
 ) -> dict[str, Any]:
     """Runs/s per pool size on each backend (with ratios to one worker), and claim latency on each."""
-    report: dict[str, Any] = {"runs_per_batch": runs, "cores": os.cpu_count(), "backends": {}}
+    report: dict[str, Any] = {"runs_per_batch": runs, "rounds": rounds, "cores": os.cpu_count(), "backends": {}}
     with tempfile.TemporaryDirectory(prefix="firebreak-workers-") as workdir:
         folder = Path(workdir)
         for backend in backends:
             with fresh_database(backend, folder, postgres_url) as url:
-                scaling = _with_ratios(measure_scaling(url, folder, runs=runs))
-            with fresh_database(backend, folder, postgres_url) as url:
-                alone = measure_claims(url, claimers=1, claims=claims)
-            with fresh_database(backend, folder, postgres_url) as url:
-                contended = measure_claims(url, claimers=max(WORKER_COUNTS), claims=claims)
-            report["backends"][backend] = {"workers": scaling, "claim_alone": alone, "claim_contended": contended}
+                figures = measure_scaling(url, folder, runs=runs, workers=workers, rounds=rounds)
+            scaling = {str(size): batch for size, batch in figures.items()}
+            report["backends"][backend] = {"workers": scaling}
+            if claims:
+                with fresh_database(backend, folder, postgres_url) as url:
+                    report["backends"][backend]["claim_alone"] = measure_claims(url, claimers=1, claims=claims)
+                with fresh_database(backend, folder, postgres_url) as url:
+                    report["backends"][backend]["claim_contended"] = measure_claims(
+                        url, claimers=max(WORKER_COUNTS), claims=claims
+                    )
     return report
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m evals.bench_workers", description="Runs/s of 1, 2 and 4 worker processes (JSON on stdout)."
+    )
+    parser.add_argument("runs", nargs="?", type=int, default=100, help="runs per timed batch (default 100)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"interleaved rounds (default {ROUNDS})")
+    parser.add_argument("--backend", action="append", choices=("postgresql", "sqlite"), help="default: both")
+    parser.add_argument("--workers", default=",".join(map(str, WORKER_COUNTS)), help="pool sizes, e.g. 1,2")
+    parser.add_argument("--claims", type=int, default=400, help="claims for the claim-latency figures (0: skip)")
+    parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    args = parser.parse_args(argv)
+    report = measure_workers(
+        runs=args.runs,
+        rounds=args.rounds,
+        claims=args.claims,
+        postgres_url=args.postgres_url,
+        backends=args.backend or ("postgresql", "sqlite"),
+        workers=[int(size) for size in args.workers.split(",")],
+    )
+    print(json.dumps(report, indent=2))
+
+
 if __name__ == "__main__":
-    print(json.dumps(measure_workers(runs=int(sys.argv[1]) if len(sys.argv) > 1 else 200), indent=2))
+    main()
