@@ -7,6 +7,7 @@ never share it between users.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,10 +15,14 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from memory.engine import is_sqlite, libpq_url, sqlite_path
+
+# Any fixed 64-bit key: the advisory lock only serialises setups of the checkpoint tables.
+SETUP_LOCK = 0x46_49_52_45_42_52_4B_31  # "FIREBRK1"
+SETUP_POLL_S = 0.05
 
 
 def checkpoint_path(database_url: str) -> Path:
@@ -29,6 +34,28 @@ def checkpoint_path(database_url: str) -> Path:
     """
     path = sqlite_path(database_url)
     return path.with_name(f"{path.stem}.checkpoints{path.suffix or '.db'}")
+
+
+@asynccontextmanager
+async def _setting_up_alone(pool: AsyncConnectionPool) -> AsyncIterator[None]:
+    """Hold the checkpoint-setup lock: workers starting together on a fresh database would otherwise create
+    the checkpoint tables at once, and all but one fail on a duplicate type.
+
+    The lock is tried, not waited for: LangGraph's migrations build indexes CONCURRENTLY, which waits for
+    every open transaction, and a session blocked waiting for the lock would be one, a deadlock.
+    """
+    async with pool.connection() as connection:
+        async with connection.cursor(row_factory=tuple_row) as cursor:
+            while True:
+                await cursor.execute("SELECT pg_try_advisory_lock(%s)", (SETUP_LOCK,))
+                row = await cursor.fetchone()
+                if row is not None and row[0]:
+                    break
+                await asyncio.sleep(SETUP_POLL_S)
+        try:
+            yield
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
 
 @asynccontextmanager
@@ -58,7 +85,8 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         await pool.open(wait=True)
         try:
             postgres = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-            await postgres.setup()
+            async with _setting_up_alone(pool):
+                await postgres.setup()
             yield postgres
         finally:
             await pool.close()

@@ -248,7 +248,11 @@ def test_labels_export_writes_every_human_answer_as_a_json_line(tmp_path, write_
 
     assert exported.returncode == 0, exported.stderr
     (label,) = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
-    assert label["label"] == "reject" and label["note"] == "wrong order" and label["labeled_by"] == "reviewer"
+    assert (
+        label["label"] == "reject"
+        and label["note"] == "wrong order"
+        and label["labeled_by"] == f"local:{getpass.getuser()}"
+    )
     assert label["input"]["context"]["target"] == "update_order" and label["latency_s"] >= 0
 
 

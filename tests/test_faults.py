@@ -40,6 +40,7 @@ from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import run_tool
 from evals.scenario import SimulatedTime
 from graph.agent import Agent, RunResult
+from memory.checkpointer import open_checkpointer
 from memory.operations import OperationLog
 from memory.queue import QueueStore
 from memory.tables import DeadLetter, Operation, OutboxEmail
@@ -635,3 +636,19 @@ def test_a_thread_lease_taken_before_the_clock_jumped_back_a_day_frees_the_threa
     # Kept: the conversation, one run at a time; a dead run's lease no longer blocks it for the day of the jump.
     assert held is not None and held.run_id == "dead-run", "a live run keeps a full lease"
     assert taken is None
+
+
+def test_workers_starting_together_on_a_fresh_postgresql_schema_both_set_up_their_checkpoints(
+    dropped_postgres_url,
+):
+    """N workers on N machines start at once against an empty database: each sets up LangGraph's checkpoint
+    tables; without a lock around it one fails on a duplicate table type. Kept: both checkpointers, usable."""
+
+    async def open_one() -> bool:
+        async with open_checkpointer(dropped_postgres_url) as saver:
+            return await saver.aget_tuple({"configurable": {"thread_id": "none", "checkpoint_ns": ""}}) is None
+
+    async def start_together() -> list[bool]:
+        return list(await asyncio.gather(*(open_one() for _ in range(4))))
+
+    assert run(start_together()) == [True, True, True, True]
