@@ -146,18 +146,28 @@ def _workers_section(workers: dict[str, Any]) -> str:
         for size in WORKER_COUNTS
     ]
     contended = postgres["claim_contended"]
+    cpu_rows = [
+        f"| {size} | {postgres['workers'][str(size)]['cpu']['workers_cores']:.2f} "
+        f"| {postgres['workers'][str(size)]['cpu']['database_cores']:.2f} "
+        f"| {postgres['workers'][str(size)]['cpu']['others_cores']:.2f} "
+        f"| {postgres['workers'][str(size)]['cpu']['worker_ms_per_run']:.0f} "
+        f"| {postgres['workers'][str(size)]['backends']['lock_wait']:.3f} |"
+        for size in WORKER_COUNTS
+    ]
     return f"""## Scale-out: worker processes on one database
 
-Real `firebreak worker` processes (the command, one process each) on a fresh database: a private schema in
-PostgreSQL, then a SQLite file. Every run is one question in its own conversation that the scripted model
-(`{WORKER_MODEL}`) answers at once, with the semantic cache off and the day budgets and rate limits raised out
-of reach (still reserved and settled on every call), so a run is Firebreak's own work: the graph's
-checkpoints, the run row, events, spans, the audit row, the budget reservations and the queue's claim and
-settle. The pool grows {" → ".join(map(str, WORKER_COUNTS))} while the queue is empty (a worker spends
-~15-20 s importing its stack, left out of the figures); each size gets a warm-up of {WARMUP_PER_WORKER} runs per
-worker, then {workers["runs_per_batch"]} runs queued in one transaction. A batch's time runs from its first
-run's start to its last run's finish (`runs.created_at`, `runs.finished_at`); ratios are to one worker on the
-same backend in this bench run. A run is lost when it was not answered, done twice when the queue handed it
+Real `firebreak worker` processes (the command, one process each, all started at once) on a fresh database:
+a private schema in PostgreSQL, then a SQLite file. Every run is one question in its own conversation that
+the scripted model (`{WORKER_MODEL}`) answers at once, with the semantic cache off and the day budgets and
+rate limits raised out of reach (still reserved and settled on every call), so a run is Firebreak's own work:
+the graph's checkpoints, the run row, events, spans, the audit row, the budget reservations and the queue's claim and
+settle. Every worker starts and warms up ({WARMUP_PER_WORKER} runs each) before any figure is taken; then, in
+{workers["rounds"]} rounds, each pool size ({", ".join(map(str, WORKER_COUNTS))}, in alternating order) gets a batch of
+{workers["runs_per_batch"]} runs queued in one transaction while the workers it does not use are paused
+(SIGSTOP). A batch's time runs from its first run's start to its last run's finish (`runs.created_at`,
+`runs.finished_at`); runs/s is the median over the rounds, and a ratio is the median of each round's ratio to
+one worker, so both sides of a ratio ran minutes apart at most.
+A run is lost when it was not answered, done twice when the queue handed it
 out more than once or its model was asked twice.
 
 | figure | PostgreSQL | SQLite | target |
@@ -169,9 +179,20 @@ out more than once or its model was asked twice.
 | {_latency(sqlite["claim_contended"])} | |
 | runs handed to two claimers | {contended["claimed_twice"]} | {sqlite["claim_contended"]["claimed_twice"]} | 0 |
 
-This machine has {workers["cores"]} cores, and the database server shares them with the workers: with more
-workers than cores the processes only take turns, so 4 workers cannot scale past ~2× here. The 4-worker figure
-says what workers cost each other when they outnumber the cores, not how far a bigger machine would go.
+Where the time goes on PostgreSQL (medians over the rounds; cores are CPU seconds per second of the batch,
+read from `/proc`; lock waits are the average number of this bench's backends waiting on a lock, sampled from
+`pg_stat_activity`):
+
+| workers | workers' cores | PostgreSQL's cores | others' cores | worker CPU per run (ms) | backends waiting on a lock |
+|---|---|---|---|---|---|
+{chr(10).join(cpu_rows)}
+
+This machine has {workers["cores"]} cores, and the database server and everything else running share them with the
+workers: when one worker and its PostgreSQL backend already use about a core, two workers can reach at most
+about {workers["cores"]}× that, less what else runs, and 4 workers only take turns. Lock waits stay a small
+fraction of a backend (the tenant's day rows in `budget_usage` are the only rows workers wait on), so on
+separate machines 2 workers scale close to 2× until those shared rows saturate. The 4-worker figure says what
+workers cost each other when they outnumber the cores, not how far a bigger machine would go.
 SQLite serialises writers (one write lock per file), so its workers wait for each other on every commit.
 The claim latency is `QueueStore.claim` alone, timed in threads of one process (each with its own connection)
 that claim and settle back to back until {contended["samples"]} queued runs are gone: the queue's worst

@@ -450,9 +450,7 @@ def measure_scaling(
             WorkerPool(worker_env(tagged(database_url, tag), overlay), folder) as pool,
             Activity(admin_url, tag) as activity,
         ):
-            # One worker first: it sets up LangGraph's checkpoint tables, which two workers starting at once on a
-            # fresh database race to create (CREATE TABLE IF NOT EXISTS is not safe against that on PostgreSQL).
-            pool.grow(1)
+            # All at once, as on N machines: the checkpointer sets its tables up under a lock (memory/checkpointer.py).
             pool.grow(max(workers))
             warm = submit_batch(engine, settings, warmup * max(workers))
             wait_settled(engine, warm, timeout_s=120 + warmup * max(workers))
