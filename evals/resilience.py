@@ -34,6 +34,7 @@ from memory.queue import QueueStore
 from memory.tables import OutboxEmail, QueuedRun
 
 REQUESTS = 4000
+EMAIL = {"to": "ada@example.com", "subject": "Order", "body": "Shipped."}
 SPAN_S = 60.0
 
 
@@ -111,13 +112,14 @@ async def dead_model(settings: Settings) -> Scenario:
     return Scenario("dead_model_4000_requests", passed, figures)
 
 
-def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario:
-    """Queue ``runs`` runs that each send one email; SIGKILL ``kills`` workers mid-run; finish with a fresh one."""
-    database_url = f"sqlite:///{folder / 'killed.db'}"
+def email_worker_config(folder: Path, database_url: str, timing: str) -> Path:
+    """A config for ``firebreak worker`` processes whose every run sends one email and answers "Sent.", for
+    scenarios about killed workers: the email is pre-approved (not the confidence gate's subject, see eval
+    containment) and the cache is off (every run sends its own email; the embedding model would only add
+    load). ``timing`` is the TOML of the scenario's own [agent], [queue], [tools.timeouts_s] and [faults]."""
     script = folder / "email.jsonl"
-    email = {"to": "ada@example.com", "subject": "Order", "body": "Shipped."}
     script.write_text(
-        json.dumps({"repeat": True, "after": "user", "tool_calls": [{"name": "send_email", "arguments": email}]})
+        json.dumps({"repeat": True, "after": "user", "tool_calls": [{"name": "send_email", "arguments": EMAIL}]})
         + "\n"
         + json.dumps({"repeat": True, "after": "tool", "text": "Sent."})
         + "\n"
@@ -125,18 +127,25 @@ def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario
     config = folder / "worker.toml"
     config.write_text(
         f'database_url = "{database_url}"\nscript = "{script}"\n'
+        "[idempotency]\nin_flight_lease_s = 1.0\n"
+        '[gate]\nestimator = "fixed"\nfixed_default = 1.0\n[cache]\nenabled = false\n' + timing
+    )
+    return config
+
+
+def workers_killed(folder: Path, *, runs: int = 100, kills: int = 3) -> Scenario:
+    """Queue ``runs`` runs that each send one email; SIGKILL ``kills`` workers mid-run; finish with a fresh one."""
+    config = email_worker_config(
+        folder,
+        f"sqlite:///{folder / 'killed.db'}",
         # budgets generous enough for a loaded CI machine: this scenario is about kills, not timeouts
         "[agent]\nrun_wall_clock_s = 8.0\n[queue]\nlease_s = 10.0\npoll_s = 0.1\nretry_base_delay_s = 0.0\n"
-        "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 5.0\n"
+        "[tools.timeouts_s]\nsend_email = 5.0\n"
         # one tenant sends an email per run: lift its daily caps, which have their own tests
         "[limits.day]\ntokens = 1e9\ntool_calls = 1e6\ndb_mutations = 1e6\nemails = 1e6\ncost_usd = 1e6\n"
         "[rate_limits.tenant]\nrequests = 1e6\n[rate_limits.user]\nrequests = 1e6\n"
-        # every email is pre-approved: this scenario is about kills, not the confidence gate (see eval containment)
-        '[gate]\nestimator = "fixed"\nfixed_default = 1.0\n'
-        # nor about the cache: every run sends its own email, and the embedding model would only add load
-        "[cache]\nenabled = false\n"
         # a slow outbox, so that kills land between sending an email and recording the step
-        "[faults.send_email]\nlatency_after_ms = 150\n"
+        "[faults.send_email]\nlatency_after_ms = 150\n",
     )
     settings = load_settings(config)
     store = QueueStore(prepare_database(settings))

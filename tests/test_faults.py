@@ -38,6 +38,7 @@ from app.services import Services, build_services, prepare_database
 from app.tools import demo
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import run_tool
+from evals.resilience import email_worker_config
 from evals.scenario import SimulatedTime
 from graph.agent import Agent, RunResult
 from memory.checkpointer import open_checkpointer
@@ -543,24 +544,11 @@ def test_a_budget_reservation_taken_before_the_clock_jumped_back_a_day_is_given_
 # -- 5. the same run's worker killed with SIGKILL three times -----------------------------------------------------
 
 
-def _worker_config(folder: Path, database_url: str) -> Path:
-    script = folder / "email.jsonl"
-    script.write_text(
-        json.dumps({"repeat": True, "after": "user", "tool_calls": [{"name": "send_email", "arguments": EMAIL}]})
-        + "\n"
-        + json.dumps({"repeat": True, "after": "tool", "text": "Sent."})
-        + "\n"
-    )
-    config = folder / "worker.toml"
-    config.write_text(
-        f'database_url = "{database_url}"\nscript = "{script}"\n'
-        "[agent]\nrun_wall_clock_s = 20.0\n[queue]\nlease_s = 6.0\npoll_s = 0.2\nretry_base_delay_s = 0.0\n"
-        "[idempotency]\nin_flight_lease_s = 1.0\n[tools.timeouts_s]\nsend_email = 20.0\n"
-        '[gate]\nestimator = "fixed"\nfixed_default = 1.0\n[cache]\nenabled = false\n'
-        # The outbox answers a minute after the email is written: every worker dies in that minute.
-        "[faults.send_email]\nlatency_after_ms = 60000\n"
-    )
-    return config
+# The outbox answers a minute after the email is written: every worker dies in that minute.
+KILLED_WORKER_TIMING = (
+    "[agent]\nrun_wall_clock_s = 20.0\n[queue]\nlease_s = 6.0\npoll_s = 0.2\nretry_base_delay_s = 0.0\n"
+    "[tools.timeouts_s]\nsend_email = 20.0\n[faults.send_email]\nlatency_after_ms = 60000\n"
+)
 
 
 def _wait_until(condition: Callable[[], bool], process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
@@ -576,7 +564,7 @@ def test_a_run_whose_worker_is_killed_three_times_is_dead_lettered_then_requeued
     tmp_path, make_settings
 ):
     database_url = f"sqlite:///{tmp_path / 'killed.db'}"
-    config = _worker_config(tmp_path, database_url)
+    config = email_worker_config(tmp_path, database_url, KILLED_WORKER_TIMING)
     # The rescuing worker: the same script and lease, and an outbox that answers at once.
     settings = make_settings(
         database_url, script=str(tmp_path / "email.jsonl"), idempotency={"in_flight_lease_s": 1.0}, **UNGATED
