@@ -256,12 +256,6 @@ def trace_replay(run_id: str, config: ConfigOption = None, as_json: JsonOption =
         typer.echo(f"  now: {json.dumps(event.after, sort_keys=True, default=str)}")
 
 
-def _engine(config: Path | None) -> Any:
-    from app.services import prepare_database
-
-    return prepare_database(_settings(config))
-
-
 def _ledger(config: Path | None) -> Any:
     """The blast-radius ledger of the configured database, with the configured caps."""
     from app.limits.ledger import BlastRadius
@@ -284,11 +278,12 @@ def runs_list(
 ) -> None:
     """The newest runs, filtered by status, route, release and tenant."""
     from app.ops import RunFilter, find_runs
+    from app.services import prepare_database
 
     settings = _settings(config)
     operator = _reader(settings)
     which = RunFilter(status, route, release, _only_tenant(operator, tenant))
-    rows = [row for row in find_runs(_engine(config), which, limit=limit) if operator.sees(row.tenant_id)]
+    rows = [row for row in find_runs(prepare_database(settings), which, limit=limit) if operator.sees(row.tenant_id)]
     if as_json:
         _echo_json([row.model_dump() for row in rows])
         return
@@ -478,6 +473,8 @@ def dlq_requeue(
     """Send dead runs back to the queue; a worker resumes them from their checkpoint."""
     import time
 
+    from app.operators import requeue_as
+
     settings, store = _queue(config)
     operator = _operator(settings)
     if all_runs == (run_id is not None):
@@ -491,15 +488,7 @@ def dlq_requeue(
         if run_id is not None
         else [dead for dead in letters.values() if operator.sees(dead.tenant_id)]
     )
-    moved = 0
-    for letter in targets:
-        with _acting(
-            store.engine, operator, "dlq.requeue", target=letter.run_id, tenant_id=letter.tenant_id
-        ) as outcome:
-            if store.requeue(letter.run_id, now=time.time()):
-                moved += 1
-            else:
-                outcome.text = "no longer dead: nothing requeued"
+    moved = sum(requeue_as(store, operator, letter, now=time.time()) for letter in targets)
     typer.echo(f"requeued {moved} run(s)")
 
 
@@ -598,15 +587,13 @@ def escalations_answer(
 ) -> None:
     """Answer an escalation as the operator running this (see [operators]). If its run was waiting only for
     this, the run resumes here and its outcome prints."""
-    from app.operators import answer_action
+    from app.operators import answer_as
 
     operator = _operator(_settings(config))
 
     async def work(agent: Any) -> Any:
-        row = agent.services.escalations.find(escalation_id)
-        action = answer_action(row.trigger, answer)
-        with _acting(agent.services.engine, operator, action, target=row.id, tenant_id=row.tenant_id, detail=answer):
-            result = await agent.answer(row.id, answer, by=operator.name, note=note)
+        escalation = agent.services.escalations.find(escalation_id)
+        result = await answer_as(agent, operator, escalation, answer, note=note)
         return None if result is None else agent.settle_script(result)
 
     result = _with_agent(config, work)
@@ -720,6 +707,7 @@ def cache_invalidate(
     """Remove cached entries matching every selector given; --all (alone) empties the cache."""
     import time
 
+    from app.operators import invalidate_as
     from memory.cache import LAYERS
 
     selectors = {"tenant_id": tenant, "route": route, "layer": layer, "entry_id": entry, "key": key}
@@ -729,12 +717,7 @@ def cache_invalidate(
     if layer is not None and layer not in LAYERS:
         raise FirebreakError(f"unknown layer {layer!r}: use one of {', '.join(LAYERS)}")
     operator, store = _cache_store(config, read=False)
-    # An entry named by id alone is checked against its own tenant, so nobody drops another tenant's entry.
-    owner = tenant if tenant is not None or entry is None else store.owner(entry)
-    target = json.dumps(chosen) if chosen else "all"
-    with _acting(store.engine, operator, "cache.invalidate", target=target, tenant_id=owner) as outcome:
-        removed = store.invalidate(**chosen, now=time.time())
-        outcome.text = f"removed {removed}"
+    removed = invalidate_as(store, operator, now=time.time(), **chosen)
     typer.echo(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
 
 
@@ -793,9 +776,12 @@ def _canary(config: Path | None) -> Any:
 
 def _canary_act(config: Path | None, action: str, as_json: bool, act: Callable[[Any, str], Any], **what: Any) -> None:
     """Do ``act(canary, operator name)`` as the audited canary ``action``, then print the rollout."""
+    from app.operators import acting
+    from memory.audit import AuditLog
+
     services = _canary(config)
     operator = _operator(services.settings)
-    with _acting(services.engine, operator, action, **what):
+    with acting(AuditLog(services.engine), operator, action, **what):
         act(services.canary, operator.name)
     _print_rollout(services.canary, as_json)
 
@@ -812,8 +798,9 @@ def _reader(settings: Settings) -> Any:
     from app.errors import OperatorRefused
 
     operator = _operator(settings)
-    if not operator.role:
-        raise OperatorRefused(f"reading this needs an operator: {operator.problem}")
+    refusal = operator.read_refusal()
+    if refusal is not None:
+        raise OperatorRefused(refusal)
     return operator
 
 
@@ -831,14 +818,6 @@ def _only_tenant(operator: Any, tenant: str | None) -> str | None:
         _seen(operator, tenant, f"tenant {tenant!r}")
         return tenant
     return operator.tenants[0] if len(operator.tenants) == 1 else None
-
-
-def _acting(engine: Any, operator: Any, action: str, **what: Any) -> Any:
-    """The audited context of one operator action (see app/operators.py)."""
-    from app.operators import acting
-    from memory.audit import AuditLog
-
-    return acting(AuditLog(engine), operator, action, **what)
 
 
 def _print_rollout(canary: Any, as_json: bool) -> None:
@@ -936,10 +915,11 @@ def operators_audit(
     from datetime import UTC, datetime
 
     from app.operators import visible_actions
+    from app.services import prepare_database
     from memory.audit import AuditLog
 
-    viewer = _reader(_settings(config))
-    rows = visible_actions(AuditLog(_engine(config)), viewer, of=operator, limit=limit)
+    settings = _settings(config)
+    rows = visible_actions(AuditLog(prepare_database(settings)), _reader(settings), of=operator, limit=limit)
     if as_json:
         _echo_json([row.model_dump() for row in rows])
         return

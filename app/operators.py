@@ -12,17 +12,24 @@ from __future__ import annotations
 import getpass
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from app.config import OperatorsSettings, Role
 from app.containment.escalation import APPROVALS
 from app.errors import OperatorRefused
 from memory.audit import AuditLog
-from memory.tables import OperatorAction
+from memory.cache import CacheStore
+from memory.queue import QueueStore
+from memory.tables import DeadLetter, Escalation, OperatorAction
+
+if TYPE_CHECKING:
+    from graph.agent import Agent, RunResult
 
 TOKEN_VARIABLE = "FIREBREAK_OPERATOR_TOKEN"
 RANKS: dict[str, int] = {"reviewer": 1, "operator": 2, "admin": 3}
@@ -50,6 +57,15 @@ class Operator:
     def sees(self, tenant_id: str | None) -> bool:
         """Whether this operator may see rows of ``tenant_id`` (rows of no tenant: only an unlimited one)."""
         return not self.tenants or tenant_id in self.tenants
+
+    def read_refusal(self, *, fleet: bool = False) -> str | None:
+        """Why this operator may not read a view, or None: nobody may read; ``fleet`` views mix every tenant's
+        figures, so an operator limited to some tenants may not read them."""
+        if not self.role:
+            return f"reading this needs an operator: {self.problem}"
+        if fleet and self.tenants:
+            return f"{self.name} acts only for {', '.join(self.tenants)}; this view covers every tenant"
+        return None
 
     def refusal(self, action: str, tenant_id: str | None) -> str | None:
         """Why this operator may not do ``action`` on ``tenant_id``'s data, or None if they may."""
@@ -173,6 +189,41 @@ def visible_actions(
     # One's own rows include one's refused fleet-wide attempts, which name no tenant.
     tenants = () if of == viewer.name else viewer.tenants
     return list(log.recent(limit=limit, operator=of, tenants=tenants))
+
+
+def requeue_as(store: QueueStore, operator: Operator, letter: DeadLetter, *, now: float) -> bool:
+    """Requeue ``letter``'s run as ``operator``, audited; False when it is no longer dead."""
+    with acting(
+        AuditLog(store.engine), operator, "dlq.requeue", target=letter.run_id, tenant_id=letter.tenant_id
+    ) as outcome:
+        moved = store.requeue(letter.run_id, now=now)
+        if not moved:
+            outcome.text = "no longer dead: nothing requeued"
+    return moved
+
+
+async def answer_as(
+    agent: Agent, operator: Operator, escalation: Escalation, answer: str, *, note: str | None
+) -> RunResult | None:
+    """Answer ``escalation`` as ``operator``, audited (approving a budget breach is raising a limit)."""
+    action = answer_action(escalation.trigger, answer)
+    log = AuditLog(agent.services.engine)
+    with acting(log, operator, action, target=escalation.id, tenant_id=escalation.tenant_id, detail=answer):
+        return await agent.answer(escalation.id, answer, by=operator.name, note=note)
+
+
+def invalidate_as(store: CacheStore, operator: Operator, *, now: float, **selectors: Any) -> int:
+    """Remove the cache entries matching ``selectors`` (every entry when none) as ``operator``, audited.
+
+    An entry named by id alone is checked against its own tenant, so nobody drops another tenant's entry.
+    """
+    tenant_id, entry_id = selectors.get("tenant_id"), selectors.get("entry_id")
+    owner = tenant_id if tenant_id is not None or entry_id is None else store.owner(entry_id)
+    target = json.dumps(selectors) if selectors else "all"
+    with acting(AuditLog(store.engine), operator, "cache.invalidate", target=target, tenant_id=owner) as outcome:
+        removed = store.invalidate(**selectors, now=now)
+        outcome.text = f"removed {removed}"
+    return removed
 
 
 def answer_action(trigger: str, answer: str) -> str:

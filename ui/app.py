@@ -31,7 +31,17 @@ from app.canary.controller import Canary
 from app.canary.report import rollout_report
 from app.config import Settings
 from app.errors import ConfigError, FirebreakError, OperatorRefused
-from app.operators import Operator, acting, answer_action, authenticate, configured, local, visible_actions
+from app.operators import (
+    Operator,
+    acting,
+    answer_as,
+    authenticate,
+    configured,
+    invalidate_as,
+    local,
+    requeue_as,
+    visible_actions,
+)
 from app.ops import DEFAULT_WINDOW_S, Figures, OpsReport, RunFilter, find_runs, ops_report, run_facets
 from app.planning.report import plan_report
 from app.services import Services
@@ -42,7 +52,7 @@ from memory.audit import AuditLog
 from memory.entities import EntityStore
 from memory.escalations import EscalationStore
 from memory.queue import QueueStore
-from memory.tables import DeadLetter, Escalation, Rollout
+from memory.tables import Escalation, Rollout
 from ui import render
 from ui.canary import CANARY_CSS, canary_html
 
@@ -178,13 +188,17 @@ def needs_login(settings: Settings) -> bool:
 
 
 def _readable(operator: Operator, *, fleet: bool = False) -> Operator:
-    """``operator`` if they may read this view; ``fleet`` views (breakers, budgets, ops, canary) mix every
-    tenant's figures, so an operator limited to some tenants may not read them."""
-    if not operator.role:
-        raise gr.Error(f"Reading this needs an operator: {operator.problem}")
-    if fleet and operator.tenants:
-        raise gr.Error(f"{operator.name} acts only for {', '.join(operator.tenants)}; this view covers every tenant")
+    """``operator`` if they may read this view (``fleet``: one of breakers, budgets, ops, canary), else an
+    error on the page saying why."""
+    refusal = operator.read_refusal(fleet=fleet)
+    if refusal is not None:
+        raise gr.Error(refusal)
     return operator
+
+
+def _chat_tenant(operator: Operator, settings: Settings) -> str:
+    """The tenant the page's chat and team runs act for: an operator's (first) tenant, else the configured one."""
+    return operator.tenants[0] if operator.tenants else settings.identity.default_tenant
 
 
 async def _queue(slot: AgentSlot) -> QueueStore:
@@ -235,10 +249,6 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     slot = agent or AgentSlot(settings)
     route = route or settings.agent.default_route
 
-    def audited(engine: Any, request: gr.Request | None, action: str, **what: Any) -> Any:
-        """The audited context of one action by whoever uses the page (see app/operators.py)."""
-        return acting(AuditLog(engine), operator_of(settings, request), action, **what)
-
     async def send(
         question: str, history: Messages, thread_id: str, plan_first: bool, request: gr.Request
     ) -> AsyncIterator[tuple[Any, ...]]:
@@ -258,7 +268,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 question,
                 thread_id=thread_id,
                 route=route,
-                tenant_id=operator.tenants[0] if operator.tenants else identity.default_tenant,
+                tenant_id=_chat_tenant(operator, settings),
                 user_id=identity.default_user if operator.local else operator.name,
                 plan=plan_first,
             ):
@@ -382,13 +392,9 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         elif not answer:
             message = "Choose one of its options or write an answer." if row.options else "Write an answer."
         else:
-            action = answer_action(row.trigger, answer)
-            by = operator_of(settings, request).name
             try:
-                with audited(
-                    agent.services.engine, request, action, target=row.id, tenant_id=row.tenant_id, detail=answer
-                ):
-                    result = await agent.answer(row.id, answer, by=by, note=note.strip() or None)
+                operator = operator_of(settings, request)
+                result = await answer_as(agent, operator, row, answer, note=note.strip() or None)
             except FirebreakError as exc:
                 message = render.answer_error(exc)
             else:
@@ -442,13 +448,6 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         letter = (await _queue(slot)).dead_letter(int(selected)) if selected else None
         return render.dead_letter_detail_html(letter if letter and operator.sees(letter.tenant_id) else None)
 
-    def requeue_letter(store: QueueStore, letter: DeadLetter, request: gr.Request) -> bool:
-        """Requeue one dead letter's run as the operator (refused and recorded if they may not)."""
-        with audited(store.engine, request, "dlq.requeue", target=letter.run_id, tenant_id=letter.tenant_id) as outcome:
-            moved = store.requeue(letter.run_id, now=time.time())
-            outcome.text = "done" if moved else "no longer dead: nothing requeued"
-        return moved
-
     async def requeue(selected: str | None, request: gr.Request) -> tuple[Any, ...]:
         """Requeue the picked dead letter's run; the views then show the list without it."""
         store = await _queue(slot)
@@ -456,7 +455,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         try:
             if letter is None:
                 message = "Pick a dead letter to requeue."
-            elif requeue_letter(store, letter, request):
+            elif requeue_as(store, operator_of(settings, request), letter, now=time.time()):
                 message = f"Requeued run `{letter.run_id}` (dead letter #{letter.id})."
             else:
                 message = f"Run `{letter.run_id}` is no longer dead: nothing to requeue."
@@ -469,7 +468,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         operator = operator_of(settings, request)
         letters = {letter.run_id: letter for letter in store.dead_letters() if operator.sees(letter.tenant_id)}
         try:
-            requeued = [requeue_letter(store, letter, request) for letter in letters.values()]
+            requeued = [requeue_as(store, operator, letter, now=time.time()) for letter in letters.values()]
             message = (
                 f"Requeued {sum(requeued)} of {len(letters)} dead runs." if letters else "No dead letters to requeue."
             )
@@ -511,10 +510,10 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
     ) -> tuple[str, str]:
         """Do ``act(canary, operator name)`` as the audited ``action``; the message says what happened, or why not."""
         services = await _services(slot)
-        canary = services.canary
+        canary, operator = services.canary, operator_of(settings, request)
         try:
-            with audited(services.engine, request, action, target=target, detail=detail):
-                rollout = act(canary, operator_of(settings, request).name)
+            with acting(AuditLog(services.engine), operator, action, target=target, detail=detail):
+                rollout = act(canary, operator.name)
         except FirebreakError as exc:
             return str(exc), canary_html(rollout_report(canary))
         message = f"Rollout {rollout.id} of {rollout.release}: {rollout.status} at {rollout.steps[rollout.step]:g}%."
@@ -552,7 +551,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 ask,
                 ticket=ticket,
                 route=route,
-                tenant_id=operator.tenants[0] if operator.tenants else settings.identity.default_tenant,
+                tenant_id=_chat_tenant(operator, settings),
             )
         except FirebreakError as exc:
             return render.team_html(None, [], str(exc))
@@ -577,16 +576,10 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
             message = f"Entry id {entry!r} is not a number."
         else:
             store = (await _services(slot)).cache.store
-            # An entry named by id alone is checked against its tenant, so nobody drops another tenant's entry.
-            owner = tenant or store.owner(int(entry))
+            selectors = {"tenant_id": tenant or None, "entry_id": int(entry) if entry else None}
+            chosen = {name: value for name, value in selectors.items() if value is not None}
             try:
-                with audited(
-                    store.engine, request, "cache.invalidate", target=entry or tenant, tenant_id=owner
-                ) as outcome:
-                    removed = store.invalidate(
-                        tenant_id=tenant or None, entry_id=int(entry) if entry else None, now=time.time()
-                    )
-                    outcome.text = f"removed {removed}"
+                removed = invalidate_as(store, operator_of(settings, request), now=time.time(), **chosen)
                 message = f"Removed {removed} cache entr{'y' if removed == 1 else 'ies'}."
             except OperatorRefused as exc:
                 message = f"Not invalidated: {exc}"
