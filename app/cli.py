@@ -50,6 +50,14 @@ cli.add_typer(operators_cli, name="operators")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="A TOML file merged over firebreak.toml.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        help="Send a retry with the same key: the same request gets the first run and its result, never a "
+        "second run; another request under the key is refused (keys last [idempotency] request_key_ttl_s).",
+    ),
+]
 T = TypeVar("T")
 
 
@@ -71,6 +79,7 @@ def ask(
     plan: Annotated[
         bool | None, typer.Option("--plan/--no-plan", help="Plan first (default: [planner] enabled).")
     ] = None,
+    idempotency_key: KeyOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -83,7 +92,13 @@ def ask(
         async with Agent.open(settings) as agent:
             result, streamed = None, ""
             async for item in agent.stream(
-                text, thread_id=thread, tenant_id=tenant, user_id=user, route=model, plan=plan
+                text,
+                thread_id=thread,
+                tenant_id=tenant,
+                user_id=user,
+                route=model,
+                plan=plan,
+                idempotency_key=idempotency_key,
             ):
                 if isinstance(item, Token):
                     streamed += item.text
@@ -108,7 +123,8 @@ def _unstreamed(answer: str, streamed: str) -> str:
 
 
 def _report(result: Any, as_json: bool) -> None:
-    """Print a run's outcome. Exit 0 when answered (by the agent or a person), 3 when it waits for one, else 1."""
+    """Print a run's outcome. Exit 0 when answered (by the agent or a person) or back in the queue after an
+    answer, 3 when it waits for one, else 1."""
     if as_json:
         _echo_json(result.as_dict())
     elif result.status == "waiting":
@@ -117,6 +133,8 @@ def _report(result: Any, as_json: bool) -> None:
             options = f" [{' / '.join(item['options'])}]" if item["options"] else ""
             typer.echo(f"\nwaiting for {who}: {item['question']}{options}", err=True)
             typer.echo(f"answer: firebreak escalations answer {item['id'][:8]} <answer>", err=True)
+    elif result.status == "queued":
+        typer.echo(f"run {result.run_id} is back in the queue: a worker resumes it", err=True)
     elif result.status in ("answered", "handed_off"):
         usage = result.usage
         if result.cache:
@@ -134,7 +152,7 @@ def _report(result: Any, as_json: bool) -> None:
         )
     if result.status == "waiting":
         raise typer.Exit(3)
-    if result.status not in ("answered", "handed_off"):
+    if result.status not in ("answered", "handed_off", "queued"):
         raise typer.Exit(1)
 
 
@@ -142,7 +160,12 @@ def _report(result: Any, as_json: bool) -> None:
 def ui(
     config: ConfigOption = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Route for the chat (default: agent.default_route).")
+        str | None,
+        typer.Option(
+            "--model",
+            help="Pin the chat and team runs to this route (and the stable release); default: the release "
+            "serving each user, as on every entry path.",
+        ),
     ] = None,
 ) -> None:
     """Open the chat UI (Gradio) on the configured host and port."""
@@ -153,19 +176,31 @@ def ui(
 
 @cli.command()
 def team(
-    request: Annotated[str, typer.Argument(help="What the team should do with the ticket.")],
-    ticket: Annotated[str, typer.Option("--ticket", help="The shared ticket the agents work on.")],
+    request: Annotated[str | None, typer.Argument(help="What the team should do with the ticket.")] = None,
+    ticket: Annotated[str | None, typer.Option("--ticket", help="The shared ticket the agents work on.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Go on with this team run (its correlation id) where it stopped.")
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", help="A route name or a model such as scripted/demo.")] = None,
     tenant: Annotated[str | None, typer.Option("--tenant")] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the research → writer → reviewer team on a ticket; then `firebreak trace replay` any of its runs."""
+    """Run the research → writer → reviewer team on a ticket; then `firebreak trace replay` any of its runs.
+    Exit 0 when approved, 3 when a member waits for a reviewer (answer, then `--resume`), 1 otherwise."""
     from graph.agent import Agent
-    from graph.team import run_team
+    from graph.team import resume_team, run_team
+
+    if resume is None and (request is None or ticket is None):
+        raise FirebreakError("name the request and --ticket, or --resume CORRELATION_ID to go on with a team run")
+    if resume is not None and (request is not None or ticket is not None):
+        raise FirebreakError("--resume goes on with the team run's own request and ticket: name neither")
 
     async def main() -> Any:
         async with Agent.open(_settings(config)) as agent:
+            if resume is not None:
+                return await resume_team(agent, resume, tenant_id=tenant)
+            assert request is not None and ticket is not None
             return await run_team(agent, request, ticket=ticket, route=model, tenant_id=tenant)
 
     result = asyncio.run(main())
@@ -174,7 +209,18 @@ def team(
     else:
         for member in result.runs:
             typer.echo(f"{member['role']:>9} · run {member['run_id']} · {member['status']} · {member['answer'] or ''}")
-        typer.echo(f"verdict: {result.verdict} after {result.rounds} round(s) · correlation {result.correlation_id}")
+        for item in result.waiting_for:
+            options = f" [{' / '.join(item['options'])}]" if item["options"] else ""
+            typer.echo(f"waiting for a reviewer: {item['id'][:8]} ({item['role']}) {item['question']}{options}")
+            typer.echo(f"answer: firebreak escalations answer {item['id'][:8]} <answer>")
+        if result.status == "waiting":
+            typer.echo(f"then: firebreak team --resume {result.correlation_id}")
+        else:
+            typer.echo(
+                f"verdict: {result.verdict} after {result.rounds} round(s) · correlation {result.correlation_id}"
+            )
+    if result.status == "waiting":
+        raise typer.Exit(3)
     if result.verdict != "approved":
         raise typer.Exit(1)
 
@@ -273,6 +319,10 @@ def runs_list(
     release: Annotated[str | None, typer.Option("--release")] = None,
     tenant: Annotated[str | None, typer.Option("--tenant")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    unclean: Annotated[
+        bool,
+        typer.Option("--unclean", help="Only runs that did not end with a clean answer, with what to do (= dlq list)."),
+    ] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -282,6 +332,9 @@ def runs_list(
 
     settings = _settings(config)
     operator = _reader(settings)
+    if unclean:
+        _print_attention(settings, operator, tenant, as_json, limit=limit)
+        return
     which = RunFilter(status, route, release, _only_tenant(operator, tenant))
     rows = [row for row in find_runs(prepare_database(settings), which, limit=limit) if operator.sees(row.tenant_id)]
     if as_json:
@@ -394,6 +447,7 @@ def submit(
     tenant: Annotated[str | None, typer.Option("--tenant")] = None,
     user: Annotated[str | None, typer.Option("--user")] = None,
     model: Annotated[str | None, typer.Option("--model")] = None,
+    idempotency_key: KeyOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -401,7 +455,16 @@ def submit(
     from app.queue.worker import submit as submit_run
 
     settings, store = _queue(config)
-    job = submit_run(store, settings, text, thread_id=thread, tenant_id=tenant, user_id=user, route=model)
+    job = submit_run(
+        store,
+        settings,
+        text,
+        thread_id=thread,
+        tenant_id=tenant,
+        user_id=user,
+        route=model,
+        idempotency_key=idempotency_key,
+    )
     if as_json:
         _echo_json({"run_id": job.id, "thread_id": job.thread_id, "status": job.status})
     else:
@@ -439,17 +502,33 @@ def worker(
 
 @dlq_cli.command("list")
 def dlq_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Dead-lettered runs waiting for a person."""
-    settings, store = _queue(config)
-    operator = _reader(settings)
-    letters = [letter for letter in store.dead_letters() if operator.sees(letter.tenant_id)]
+    """Every run (from any entry path) and event handling that did not end with a clean answer, with what to
+    do: requeue it, the escalation it waits on, or why nothing is to be done (= runs --unclean)."""
+    settings = _settings(config)
+    _print_attention(settings, _reader(settings), None, as_json)
+
+
+def _print_attention(settings: Settings, operator: Any, tenant: str | None, as_json: bool, limit: int = 100) -> None:
+    import time
+
+    from app.operators import needs_attention
+    from app.services import prepare_database
+
+    if tenant is not None:
+        _seen(operator, tenant, f"tenant {tenant!r}")
+    items = needs_attention(prepare_database(settings), operator, now=time.time(), limit=limit)
+    items = [item for item in items if tenant in (None, item.tenant_id)]
     if as_json:
-        _echo_json([letter.model_dump(exclude={"partial_state", "decisions", "tool_outputs"}) for letter in letters])
+        _echo_json([item.as_dict() for item in items])
         return
-    if not letters:
-        typer.echo("the dead-letter queue is empty")
-    for letter in letters:
-        typer.echo(f"{letter.id:<5} run {letter.run_id}  attempts={letter.attempts}  {letter.reason[:100]}")
+    if not items:
+        typer.echo("every run ended with a clean answer; the dead-letter queue is empty")
+    for item in items:
+        letter = f" (dead letter {item.letter_id})" if item.letter_id is not None else ""
+        typer.echo(
+            f"{item.target:<36}  {item.status:<16} {item.entry:<18} {item.action}: {item.detail}{letter}"
+            f"  {' '.join(item.reason.split())[:100]!r}"
+        )
 
 
 @dlq_cli.command("show")
@@ -466,30 +545,43 @@ def dlq_show(letter_id: int, config: ConfigOption = None) -> None:
 
 @dlq_cli.command("requeue")
 def dlq_requeue(
-    run_id: Annotated[str | None, typer.Argument(help="The run to requeue.")] = None,
-    all_runs: Annotated[bool, typer.Option("--all", help="Requeue every dead-lettered run.")] = False,
+    target: Annotated[
+        str | None, typer.Argument(help="A run id, or event:<dead letter id> (as `firebreak dlq list` shows).")
+    ] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Requeue everything `dlq list` says to requeue.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Send dead runs back to the queue; a worker resumes them from their checkpoint."""
+    """Send a run back to the queue (a dead one, or one that failed in the chat, `ask` or the API: a worker
+    resumes it from its checkpoint, same run id), or give a dead-lettered event fresh attempts."""
     import time
 
-    from app.operators import requeue_as
+    from app.operators import find_attention, needs_attention, requeue_as
+    from app.services import prepare_database
 
-    settings, store = _queue(config)
+    settings = _settings(config)
     operator = _operator(settings)
-    if all_runs == (run_id is not None):
-        raise FirebreakError("give a run id or --all, not both")
-    letters = {letter.run_id: letter for letter in store.dead_letters()}
-    if run_id is not None and run_id not in letters:
-        raise FirebreakError(f"run {run_id} is not in the dead-letter queue")
-    # --all means every dead run this operator may act on; one named run is refused if it is another tenant's.
+    if all_runs == (target is not None):
+        raise FirebreakError("give a run id (or event:<id>) or --all, not both")
+    engine, now = prepare_database(settings), time.time()
+    # --all means everything to requeue that this operator may see; one named target is refused (and recorded)
+    # if it is another tenant's.
     targets = (
-        [letters[run_id]]
-        if run_id is not None
-        else [dead for dead in letters.values() if operator.sees(dead.tenant_id)]
+        [find_attention(engine, _everyone(operator), target, now=now)]
+        if target is not None
+        else [item for item in needs_attention(engine, operator, now=now) if item.action == "requeue"]
     )
-    moved = sum(requeue_as(store, operator, letter, now=time.time()) for letter in targets)
-    typer.echo(f"requeued {moved} run(s)")
+    store = _queue(config)[1]
+    moved = sum(
+        requeue_as(store, operator, item, now=now, max_attempts=settings.queue.max_attempts) for item in targets
+    )
+    typer.echo(f"requeued {moved} of {len(targets)}")
+
+
+def _everyone(operator: Any) -> Any:
+    """``operator`` able to see every tenant, to find a target: acting on it then checks their tenants."""
+    from dataclasses import replace
+
+    return replace(operator, tenants=())
 
 
 @cli.command()
@@ -605,7 +697,21 @@ def escalations_answer(
         return
     if not as_json and result.answer:
         typer.echo(result.answer)
+    if not as_json:
+        _team_hint(config, result.run_id)
     _report(result, as_json)
+
+
+def _team_hint(config: Path | None, run_id: str) -> None:
+    """A team member's run finished its own part; the team run goes on only when someone resumes it."""
+    from app.services import prepare_database
+    from graph.team import in_team_run
+    from memory.runs import RunStore
+
+    settings = _settings(config)
+    run = RunStore(prepare_database(settings)).get(run_id)
+    if run is not None and in_team_run(run.id, run.agent, run.correlation_id, settings.team.max_rounds):
+        typer.echo(f"its team goes on with: firebreak team --resume {run.correlation_id}", err=True)
 
 
 @escalations_cli.command("sweep")
@@ -1028,6 +1134,14 @@ def eval_operations(as_json: JsonOption = False) -> None:
     _print_eval(run_operations(), as_json)
 
 
+@eval_cli.command("security")
+def eval_security(as_json: JsonOption = False) -> None:
+    """Every guard on every entry path, attacked: cross-user cache, streamed leaks, injected writes, ..."""
+    from evals.security import main as run_security
+
+    _print_eval(run_security(), as_json)
+
+
 @eval_cli.command("resilience")
 def eval_resilience(as_json: JsonOption = False) -> None:
     """The seed's dead-API story, measured: how many calls reach a dead backend (target: at most 10)."""
@@ -1149,7 +1263,9 @@ def _guarded(command: Callable[[], T]) -> T:
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if os.environ.get("FIREBREAK_DEBUG"):
             raise
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (set FIREBREAK_DEBUG=1 for details)", err=True)
+        # Only the first line: a database error's next lines are its SQL and parameters (prompts, user data).
+        said = (str(exc).strip().splitlines() or ["no message"])[0]
+        typer.echo(f"error: unexpected {type(exc).__name__}: {said} (set FIREBREAK_DEBUG=1 for details)", err=True)
         sys.exit(2)
 
 

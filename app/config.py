@@ -141,6 +141,7 @@ class RetrySettings(Section):
 class IdempotencySettings(Section):
     ttl_s: float = Field(gt=0)
     in_flight_lease_s: float = Field(gt=0)
+    request_key_ttl_s: float = Field(gt=0)
 
 
 class Caps(Section):
@@ -195,6 +196,11 @@ class GateThresholds(Section):
         return "confirm" if score >= self.confirm_above else "human"
 
 
+# What a write or egress read proposed after untrusted tool output gets: a reviewer, the user's confirmation, or
+# the score alone (as without untrusted data).
+UntrustedPolicy = Literal["review", "confirm", "allow"]
+
+
 class GateSettings(GateThresholds):
     estimator: Literal["self_critique", "verifier", "fixed"]
     critique_max_tokens: int = Field(gt=0)
@@ -202,7 +208,13 @@ class GateSettings(GateThresholds):
     fixed_default: float = Field(ge=0, le=1)
     fixed_scores: dict[str, Annotated[float, Field(ge=0, le=1)]]
     require_approval: list[str]
+    after_untrusted: UntrustedPolicy
+    after_untrusted_tools: dict[str, UntrustedPolicy]
     routes: dict[str, dict[str, float]]
+
+    def untrusted_policy(self, tool: str) -> UntrustedPolicy:
+        """What ``tool`` gets when proposed after untrusted tool output: its own policy, or the default."""
+        return self.after_untrusted_tools.get(tool, self.after_untrusted)
 
     @model_validator(mode="after")
     def _routes_are_valid(self) -> GateSettings:
@@ -275,6 +287,7 @@ class EscalationPolicy(Section):
 
 class EscalationSettings(Section):
     max_level: int = Field(ge=0)
+    sweep_period_s: float = Field(gt=0)
     policies: dict[EscalationType, EscalationPolicy]
 
     @model_validator(mode="after")

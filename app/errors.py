@@ -8,6 +8,8 @@ retried, what the model is told to correct, and what a developer must fix::
     ├── IdentityRequired       a request named no tenant/user where defaults are not allowed
     ├── StoreUnavailable       a configured durable store cannot be reached; the app refuses to run
     ├── CanaryError            a rollout refused an operator's request (one is active, none is, a release changed)
+    ├── IdempotencyKeyConflict a caller's idempotency key was used for another request: refused, nothing ran
+    ├── RequestInProgress      the request under a caller's idempotency key is still running: ask again later
     ├── OperatorRefused        an operator action without an identity, with a wrong token, role or tenant
     ├── ScriptError            the scripted provider was over- or under-consumed, or an expectation failed
     ├── CircuitOpen            a backend's breaker is open: fail fast, no call made; the gateway falls back
@@ -32,11 +34,13 @@ __all__ = [
     "CircuitOpen",
     "ConfigError",
     "FirebreakError",
+    "IdempotencyKeyConflict",
     "IdentityRequired",
     "InvalidToolArguments",
     "ModelError",
     "OperatorRefused",
     "RateLimited",
+    "RequestInProgress",
     "RunDeadlineExceeded",
     "ScriptError",
     "StoreUnavailable",
@@ -70,6 +74,28 @@ class StoreUnavailable(FirebreakError, ConnectionError):
 
 class CanaryError(FirebreakError):
     """A rollout cannot do what was asked: one is active already, none is, or a release changed under its name."""
+
+
+class IdempotencyKeyConflict(FirebreakError):
+    """A caller's idempotency key already names another request (within its lifetime); nothing ran."""
+
+    def __init__(self, key: str, run_id: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was already used for a different request (run {run_id}); "
+            "use a new key for a new request"
+        )
+        self.key, self.run_id = key, run_id
+
+
+class RequestInProgress(FirebreakError):
+    """The run started by an earlier request with this idempotency key has not finished yet."""
+
+    def __init__(self, key: str, run_id: str) -> None:
+        super().__init__(
+            f"the request with idempotency key {key!r} is still running as run {run_id}; "
+            "send it again once it has finished to get its result"
+        )
+        self.key, self.run_id = key, run_id
 
 
 class ScriptError(FirebreakError, AssertionError):

@@ -15,18 +15,24 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Engine
 
 from app.config import OperatorsSettings, Role
 from app.containment.escalation import APPROVALS
-from app.errors import OperatorRefused
+from app.errors import FirebreakError, OperatorRefused
 from memory.audit import AuditLog
 from memory.cache import CacheStore
+from memory.escalations import EscalationStore
+from memory.events import EventLog, is_event_letter
 from memory.queue import QueueStore
-from memory.tables import DeadLetter, Escalation, OperatorAction
+from memory.runs import RESUMABLE_STATUSES, RunStore, is_unclean
+from memory.tables import DeadLetter, Escalation, OperatorAction, QueuedRun, Run
 
 if TYPE_CHECKING:
     from graph.agent import Agent, RunResult
@@ -191,12 +197,228 @@ def visible_actions(
     return list(log.recent(limit=limit, operator=of, tenants=tenants))
 
 
-def requeue_as(store: QueueStore, operator: Operator, letter: DeadLetter, *, now: float) -> bool:
-    """Requeue ``letter``'s run as ``operator``, audited; False when it is no longer dead."""
+@dataclass(frozen=True)
+class Attention:
+    """A run (or an event's handling) that did not end with a clean answer, and what an operator can do.
+
+    ``action`` is one of ACTION_KINDS: "requeue" (``firebreak dlq requeue TARGET``), "escalation" (it waits
+    for, or asks, a person: ``detail`` names the escalation), "retrying" (the queue or its subscriber is still
+    on it), "superseded" (its conversation went on without it) or "none" (a deliberate stop: ``detail`` says
+    why nothing is to be requeued).
+    """
+
+    kind: str  # run | event
+    target: str  # what `firebreak dlq requeue` takes: the run id, or event:<dead letter id>
+    run_id: str | None
+    tenant_id: str
+    status: str
+    entry: str  # queue | direct (the chat, `ask`, the Python API) | team:<role> | subscribe:<role>
+    reason: str
+    action: str
+    detail: str
+    at: float  # when it started (a run) or was dead-lettered (an event)
+    letter_id: int | None = None  # its dead letter, if it has one
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ACTION_KINDS = ("requeue", "escalation", "retrying", "superseded", "none")
+# Why a deliberate stop is not requeued (see memory.runs.RESUMABLE_STATUSES): resuming it runs nothing.
+NOT_REQUEUED = {
+    "terminated": "stopped by the safety breaker on purpose: running it again would repeat what was stopped",
+    "budget_exceeded": "stopped at a budget cap (a reviewer's stop, or a cap hit): raise the cap and ask again",
+    "step_limit": "used all its tool steps: ask again, narrower",
+    "empty_reply": "the model replied with nothing: ask again",
+}
+
+
+def _epoch(moment: datetime) -> float:
+    # SQLite hands back naive datetimes; every timestamp Firebreak writes is UTC.
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _short(ids: Iterable[str]) -> str:
+    return ", ".join(escalation_id[:8] for escalation_id in ids)
+
+
+def _run_attention(
+    run: Run,
+    job: QueuedRun | None,
+    letter: DeadLetter | None,
+    escalations: Sequence[Escalation],
+    latest: str | None,
+    event_letter: DeadLetter | None,
+) -> Attention:
+    """What a run that did not end cleanly needs, from its queue row, dead letter, escalations and thread."""
+    entry = (
+        "queue"
+        if job is not None
+        else f"subscribe:{run.agent}"
+        if event_letter is not None
+        else f"team:{run.agent}"
+        if run.correlation_id not in (None, run.id)
+        else "direct"
+    )
+    status = "abandoned" if run.status == "running" else run.status
+    action, detail, target = "none", NOT_REQUEUED.get(run.status, ""), run.id
+    if run.status == "waiting":
+        pauses = [row.id for row in escalations if row.status == "open" and row.pauses_run]
+        action, detail = "escalation", f"waiting on escalation {_short(pauses)}"
+        if not pauses:
+            action, detail = "retrying", "answered: resuming"
+    elif run.status == "repeated_failure":
+        asked = [row for row in escalations if row.trigger == "repeated_failure"]
+        detail = f"review escalation {_short(row.id for row in asked)} ({asked[-1].status})" if asked else ""
+        action = "escalation" if asked else "none"
+    elif run.status in RESUMABLE_STATUSES or run.status == "running" or letter is not None:
+        if job is not None and job.status in ("queued", "running"):
+            action, detail = "retrying", f"in the queue: attempt {job.attempts} of {job.max_attempts}"
+        elif event_letter is not None:
+            action, detail = "retrying", f"its event is dead-lettered: requeue event:{event_letter.id}"
+        elif job is None and latest not in (None, run.id):
+            action, detail = "superseded", f"its conversation went on in run {latest}"
+        else:
+            action, detail = "requeue", "resumes from its checkpoint, same run id"
+            detail += " (its process died)" if status == "abandoned" else ""
+            detail += "; it was never queued: a worker runs it" if job is None else ""
+    elif run.status == "budget_exceeded":
+        breaches = [row.id for row in escalations if row.trigger == "budget_breach"]
+        detail += f" (escalation {_short(breaches)})" if breaches else ""
+    return Attention(
+        "run",
+        target,
+        run.id,
+        run.tenant_id,
+        status,
+        entry,
+        run.error or run.answer or "",
+        action,
+        detail,
+        _epoch(run.created_at),
+        letter.id if letter is not None else None,
+    )
+
+
+def _event_attention(letter: DeadLetter) -> Attention:
+    role = str(letter.partial_state.get("handler", "")).rsplit(":", 1)[-1]
+    run_id = letter.partial_state.get("run_id")
+    detail = "the subscriber runs the handler again, with fresh attempts"
+    return Attention(
+        "event",
+        f"event:{letter.id}",
+        run_id,
+        letter.tenant_id,
+        "dead",
+        f"subscribe:{role}",
+        letter.reason,
+        "requeue",
+        detail,
+        letter.created_at,
+        letter.id,
+    )
+
+
+def _orphan_attention(letter: DeadLetter) -> Attention:
+    """A queued run dead-lettered before it was ever recorded (its workers all died before it began)."""
+    detail = "its workers died before it began: a worker starts it"
+    return Attention(
+        "run", letter.run_id, letter.run_id, letter.tenant_id, "dead", "queue", letter.reason, "requeue", detail,
+        letter.created_at, letter.id,
+    )  # fmt: skip
+
+
+def needs_attention(
+    engine: Engine, viewer: Operator, *, now: float, limit: int = 100, run_ids: Sequence[str] | None = None
+) -> list[Attention]:
+    """Every run (from any entry path) and event handling that did not end with a clean answer and that
+    ``viewer`` may see, newest first, each with the action that fits: the operator's one view (``firebreak dlq
+    list``, ``firebreak runs --unclean``, the UI's Runs & DLQ tab). ``run_ids`` picks those runs instead of
+    the newest ``limit``. Every dead letter not yet requeued is in it, however old."""
+    runs_store, queue = RunStore(engine), QueueStore(engine)
+    tenant = viewer.tenants[0] if len(viewer.tenants) == 1 else None
+    letters = [letter for letter in queue.dead_letters(tenant_id=tenant) if viewer.sees(letter.tenant_id)]
+    event_letters = [letter for letter in letters if is_event_letter(letter)]
+    run_letters = {letter.run_id: letter for letter in letters if not is_event_letter(letter)}
+    by_event_run = {str(letter.partial_state.get("run_id")): letter for letter in event_letters}
+    if run_ids is None:
+        found = list(runs_store.unclean(now=now, limit=limit, tenant_id=tenant))
+        listed = {run.id for run in found}
+        found += [run for run_id in run_letters.keys() - listed if (run := runs_store.get(run_id)) is not None]
+    else:
+        found = [run for run_id in run_ids if (run := runs_store.get(run_id)) is not None]
+    found = [run for run in found if viewer.sees(run.tenant_id)]
+    jobs = queue.jobs(run.id for run in found)
+    latest = runs_store.latest_runs(run.thread_id for run in found)
+    escalations = EscalationStore(engine)
+    items = [
+        _run_attention(
+            run,
+            jobs.get(run.id),
+            run_letters.get(run.id),
+            escalations.for_run(run.id),
+            latest.get(run.thread_id),
+            by_event_run.get(run.id),
+        )
+        for run in found
+        if run_ids is not None or is_unclean(run.status) or run.status == "running" or run.id in run_letters
+    ]
+    recorded = {run.id for run in found}
+    items += [
+        _orphan_attention(letter)
+        for run_id, letter in run_letters.items()
+        if run_id not in recorded and (run_ids is None or run_id in run_ids)
+    ]
+    if run_ids is None:
+        items += [_event_attention(letter) for letter in event_letters]
+    return sorted(items, key=lambda item: item.at, reverse=True)
+
+
+def find_attention(engine: Engine, viewer: Operator, target: str, *, now: float) -> Attention:
+    """The view's entry for ``target`` (a run id, or event:<dead letter id>), or a one-line error."""
+    if target.startswith("event:"):
+        letter = QueueStore(engine).dead_letter(int(target.removeprefix("event:"))) if target[6:].isdigit() else None
+        if letter is None or not is_event_letter(letter) or letter.requeued_at is not None:
+            raise FirebreakError(f"{target} is not a dead-lettered event (`firebreak dlq list` shows them)")
+        return _event_attention(letter)
+    found = needs_attention(engine, viewer, now=now, run_ids=[target])
+    if not found:
+        raise FirebreakError(f"no run {target} that you may see")
+    return found[0]
+
+
+def requeue_as(queue: QueueStore, operator: Operator, item: Attention, *, now: float, max_attempts: int) -> bool:
+    """Requeue ``item`` as ``operator``, audited: a dead event's handling gets fresh attempts; a run goes (back) to
+    the queue under its own id, and a worker resumes it from its checkpoint. False when there was nothing to
+    requeue any more; an item whose action is not "requeue" is refused with its reason."""
+    if item.action != "requeue":
+        raise FirebreakError(f"{item.target} is {item.status}, not for requeueing: {item.detail or item.action}")
     with acting(
-        AuditLog(store.engine), operator, "dlq.requeue", target=letter.run_id, tenant_id=letter.tenant_id
+        AuditLog(queue.engine), operator, "dlq.requeue", target=item.target, tenant_id=item.tenant_id
     ) as outcome:
-        moved = store.requeue(letter.run_id, now=now)
+        if item.kind == "event":
+            letter = queue.dead_letter(item.letter_id or 0)
+            moved = letter is not None and EventLog(queue.engine).requeue(letter, now=now)
+        elif queue.get(item.target) is not None:
+            moved = queue.requeue(item.target, now=now)
+        else:
+            run = RunStore(queue.engine).get(item.target)
+            moved = run is not None and queue.enqueue(
+                QueuedRun(
+                    id=run.id,
+                    thread_id=run.thread_id,
+                    tenant_id=run.tenant_id,
+                    user_id=run.user_id,
+                    route=run.route,
+                    question=run.question,
+                    status="queued",
+                    task_type="requeue",
+                    max_attempts=max_attempts,
+                    available_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         if not moved:
             outcome.text = "no longer dead: nothing requeued"
     return moved

@@ -74,6 +74,7 @@ SUITES: dict[str, SuiteRunner] = {
     "state": _suite("evals.state"),
     "operations": _suite("evals.operations"),
     "quality": _suite("evals.quality"),
+    "security": _suite("evals.security"),
 }
 
 

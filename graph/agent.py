@@ -24,13 +24,23 @@ from opentelemetry.trace import SpanKind
 from app.canary.controller import Assignment
 from app.config import Settings
 from app.containment.escalation import APPROVALS, expiry_answer
-from app.errors import BudgetExceeded, FirebreakError, RateLimited, RunDeadlineExceeded, ScriptError, ThreadBusy
+from app.errors import (
+    BudgetExceeded,
+    FirebreakError,
+    RateLimited,
+    RequestInProgress,
+    RunDeadlineExceeded,
+    ScriptError,
+    ThreadBusy,
+)
 from app.gateway import Usage
 from app.services import Services, build_services
 from app.telemetry import mark_error
 from graph.builder import GraphBuilder, default_builder
 from graph.state import SOLO_AGENT, RunContext
 from memory.checkpointer import open_checkpointer
+from memory.idempotency import RequestKey, RequestKeys, request_key
+from memory.queue import QueueStore
 from memory.tables import Escalation, Run
 
 MAX_QUESTION_CHARS = 20_000
@@ -201,10 +211,17 @@ class Agent:
         plan: bool | None = None,
         agent: str = SOLO_AGENT,
         correlation_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> AsyncIterator[Token | RunResult]:
         """Yield answer tokens as they come, then the :class:`RunResult`. ``run_id`` is given by the queue;
         ``plan`` makes the run plan first (default: ``[planner] enabled``); ``agent`` names its role and
-        ``correlation_id`` the team run it belongs to (see ``graph/team.py``)."""
+        ``correlation_id`` the team run it belongs to (see ``graph/team.py``). Without ``route`` the run
+        joins the rollout serving its user (sticky); naming one pins it to the stable release.
+
+        ``idempotency_key`` (Stripe's semantics, kept ``[idempotency] request_key_ttl_s``, per tenant): the
+        same request sent again under the key yields the first run's :class:`RunResult` and runs nothing (a
+        run still going raises :class:`RequestInProgress`); another request under it raises
+        :class:`IdempotencyKeyConflict`."""
         settings = self.services.settings
         question = question.strip()
         if not question:
@@ -214,6 +231,24 @@ class Agent:
                 f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
             )
         tenant_id, user_id = settings.identity.resolve(tenant_id, user_id)
+        request = None
+        if idempotency_key is not None:
+            # What the caller asked, not what was resolved for it: a retry must match even after a promotion.
+            request = request_key(
+                tenant_id,
+                idempotency_key,
+                entry="ask",
+                question=question,
+                thread_id=thread_id,
+                user_id=user_id,
+                route=route,
+                plan=plan,
+                agent=agent,
+            )
+            earlier = self._request_keys.find(request, now=self.services.clock())
+            if earlier is not None:
+                yield self._repeated(request, earlier)
+                return
         if thread_id is not None:
             self._check_thread_tenant(thread_id, tenant_id)
             waiting = await self._answer_waiting_thread(thread_id, question, user_id)
@@ -242,11 +277,19 @@ class Agent:
             status="running",
             question=question,
         )
-        self._take_thread(run.thread_id, run.id)
+        if request is not None:
+            earlier = self._request_keys.claim(request, run.id, now=self.services.clock())
+            if earlier != run.id:  # the same request, sent at the same time by another caller, won the key
+                yield self._repeated(request, earlier)
+                return
         try:
+            self._take_thread(run.thread_id, run.id)
             self.services.runs.start(run)
         except BaseException:
-            self.services.threads.release(run.thread_id, run.id)  # nothing was recorded: the thread is free
+            # Nothing was recorded: the thread (if this run took it) is free, and the key may be sent again.
+            self.services.threads.release(run.thread_id, run.id)
+            if request is not None:
+                self._request_keys.release(request, run.id)
             raise
         planning = serving.release.planner if plan is None else plan
         async for item in self._execute(self._context(run, stream_tokens), _fresh_input(question, planning)):
@@ -277,6 +320,17 @@ class Agent:
             result = item
         assert isinstance(result, RunResult)
         return result
+
+    @property
+    def _request_keys(self) -> RequestKeys:
+        return RequestKeys(self.services.engine, ttl_s=self.services.settings.idempotency.request_key_ttl_s)
+
+    def _repeated(self, request: RequestKey, run_id: str) -> RunResult:
+        """The outcome of the run an identical earlier request started; raises while it is still running."""
+        run = self.services.runs.get(run_id)
+        if run is None or run.status == "running":
+            raise RequestInProgress(request.key, run_id)
+        return self._result(run)
 
     def _check_thread_tenant(self, thread_id: str, tenant_id: str) -> None:
         """A thread belongs to the tenant of its first run: another tenant continuing it would read its history
@@ -336,7 +390,10 @@ class Agent:
 
     async def sweep(self) -> list[tuple[Escalation, str]]:
         """Handle overdue escalations by their type's policy (pass up a level, or expire) and resume
-        the runs whose last answer that was. Returns (escalation, "escalated" | "expired") pairs."""
+        the runs whose last answer that was. Returns (escalation, "escalated" | "expired") pairs.
+
+        Any number of processes may sweep at once (``graph/sweeper.py`` runs it in each long-running one):
+        each transition is a compare-and-set, and only the process that made it alerts and resumes."""
         services = self.services
         settings = services.settings.escalation
         now = services.clock()
@@ -348,7 +405,7 @@ class Agent:
         for row in services.escalations.overdue(now):
             policy = settings.policies[row.type]  # type: ignore[index]
             if policy.on_timeout == "escalate" and row.level < settings.max_level:
-                if services.escalations.escalate(row.id, due_at=now + policy.timeout_s):
+                if services.escalations.escalate(row.id, from_level=row.level, due_at=now + policy.timeout_s):
                     handled.append((row, "escalated"))
             elif services.escalations.expire(row.id, expiry_answer(row), now=now):
                 handled.append((row, "expired"))
@@ -356,16 +413,41 @@ class Agent:
             services.alert(
                 f"escalation_{action}",
                 f"escalation {row.id[:8]} ({row.type}, {row.trigger}) was not answered in time and {action}",
-                {"escalation_id": row.id, "run_id": row.run_id, "level": row.level + (action == "escalated")},
+                {
+                    "escalation_id": row.id,
+                    "run_id": row.run_id,
+                    "level": row.level + (action == "escalated"),
+                    "due_at": row.due_at,  # the deadline it missed: how late the sweep came is measurable
+                },
             )
         for run_id in {row.run_id for row, action in handled if action == "expired" and row.pauses_run}:
             await self._resume_if_ready(run_id)
         return handled
 
+    def open_pauses(self, run_id: str) -> list[Escalation]:
+        """The escalations ``run_id`` waits for that nobody has answered yet."""
+        return [row for row in self.services.escalations.for_run(run_id) if row.status == "open" and row.pauses_run]
+
     async def _resume_if_ready(self, run_id: str) -> RunResult | None:
-        """Resume a waiting run once none of its pausing escalations is open; exactly one process wins."""
-        if any(row.status == "open" and row.pauses_run for row in self.services.escalations.for_run(run_id)):
+        """Resume a waiting run once none of its pausing escalations is open; exactly one process wins.
+
+        A queued run is not resumed here: it goes back to the queue (status "queued" in the result), so a worker
+        resumes it with the queue's attempts, backoff and dead-letter queue, like any queued run."""
+        if self.open_pauses(run_id):
             return None
+        run = self.services.runs.get(run_id)
+        assert run is not None
+        queue = QueueStore(self.services.engine)
+        job = queue.get(run_id)
+        if job is not None and job.status in ("waiting", "running", "queued"):
+            # A "running" one's worker has not settled the pause yet: it wakes the run itself (Worker._process).
+            queue.wake(run_id, now=self.services.clock())
+            return replace(self._result(run), status="queued")
+        return await self.resume_answered(run_id)
+
+    async def resume_answered(self, run_id: str) -> RunResult | None:
+        """Resume a waiting run with its answers (the queue's worker, or ``_resume_if_ready``); None when another
+        process took it first or it is not waiting."""
         run = self.services.runs.get(run_id)
         assert run is not None
         self._take_thread(run.thread_id, run_id)

@@ -14,12 +14,14 @@ forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.errors import FirebreakError
 from graph.agent import Agent
-from memory.events import ChangeSignal, EventLog, Outcome
+from graph.sweeper import sweeping
+from memory.events import ChangeSignal, EventLog, HandlerFailed, Outcome
 from memory.tables import EntityEvent
 
 
@@ -64,21 +66,30 @@ async def handle_pending(
     handler = f"choreography:{role}"
     loop = asyncio.get_running_loop()
 
-    async def member(event: EntityEvent) -> None:
+    async def member(event: EntityEvent) -> str | None:
+        """Run the member for ``event``; "waiting" while its run waits for a reviewer (the event stays
+        waiting, offered again each pass, and is done once the answered run has finished)."""
+        thread_id = f"{event.correlation_id or event.event_id}:{role}:v{event.version}"
+        earlier = agent.services.runs.recent(limit=1, thread_id=thread_id)
+        if earlier and earlier[0].status in ("waiting", "answered"):
+            return "waiting" if earlier[0].status == "waiting" else None  # no second run for one event
         result = await agent.ask(
             subscription.instructions.format(key=event.key),
-            thread_id=f"{event.correlation_id or event.event_id}:{role}:v{event.version}",
+            thread_id=thread_id,
             tenant_id=event.tenant_id,
             route=route,
             agent=role,
             correlation_id=event.correlation_id or event.event_id,
         )
-        if result.status not in ("answered", "waiting"):
-            raise RuntimeError(f"{role} run {result.run_id} {result.status}: {result.error}")
+        if result.status == "waiting":
+            return "waiting"
+        if result.status != "answered":
+            raise HandlerFailed(f"{role} run {result.run_id} {result.status}: {result.error}", result.run_id)
+        return None
 
-    def run_member(event: EntityEvent) -> None:
+    def run_member(event: EntityEvent) -> str | None:
         # EventLog.handle is synchronous; the member run goes back to this loop while its thread waits.
-        asyncio.run_coroutine_threadsafe(member(event), loop).result()
+        return asyncio.run_coroutine_threadsafe(member(event), loop).result()
 
     events = log.after(tenant_id, after_id)
     last = max((event.id or 0 for event in events), default=after_id)
@@ -105,14 +116,20 @@ async def subscribe(
     poll_s = agent.services.settings.team.poll_s
     signal = ChangeSignal(agent.services.settings.database_url)
     try:
-        while stop is None or not stop.is_set():
-            cursor, outcomes = await handle_pending(agent, role, tenant_id=tenant_id, after_id=cursor, route=route)
-            handled += sum(outcome == "done" for outcome in outcomes)
-            if until_idle and not any(outcome in ("done", "failed") for outcome in outcomes):
-                return handled
-            if not outcomes:
-                await asyncio.to_thread(signal.wait, poll_s)  # a commit wakes it at once on PostgreSQL
-        return handled
+        async with contextlib.AsyncExitStack() as background:
+            if not until_idle:  # a subscriber that follows the log is long-running: deadlines pass in it too
+                period = agent.services.settings.escalation.sweep_period_s
+                await background.enter_async_context(sweeping(agent, period))
+            while stop is None or not stop.is_set():
+                cursor, outcomes = await handle_pending(
+                    agent, role, tenant_id=tenant_id, after_id=cursor, route=route
+                )
+                handled += sum(outcome == "done" for outcome in outcomes)
+                if until_idle and not any(outcome in ("done", "failed") for outcome in outcomes):
+                    return handled
+                if "done" not in outcomes:  # nothing new, or only events that wait for a person or a retry
+                    await asyncio.to_thread(signal.wait, poll_s)  # a commit wakes it at once on PostgreSQL
+            return handled
     finally:
         signal.close()
 

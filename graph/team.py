@@ -7,6 +7,14 @@ the ticket (``app/tools/shared.py``): versioned, written by compare-and-swap, ev
 supervisor decides who acts next; the reviewer sends the draft back to the writer at most
 ``[team] max_rounds`` times, so two agents cannot bounce the ticket forever. One ``invoke_agent team`` span
 holds every member's run, so the whole interaction is one trace.
+
+The supervisor is checkpointed with the agent's checkpointer (its thread id is the correlation id) and each
+member's turn has a run id derived from the correlation id, its role and its turn, so a team run picks up
+where it stopped (:func:`resume_team`) without running a finished member again: after its process died, or
+after it stopped to wait. A member whose run waits for a person (a gated write goes to a reviewer: the team
+has no chat user to confirm anything) stops the team in a visible ``waiting`` state with the escalations it
+waits for; once they are answered (``firebreak escalations answer`` finishes the member's run), resuming the
+team goes on from there.
 """
 
 from __future__ import annotations
@@ -15,11 +23,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
 from opentelemetry.trace import SpanKind
 
-from graph.agent import Agent, RunResult
+from app.errors import FirebreakError
+from graph.agent import Agent, escalation_view
 
+# Member run ids are uuid5s in this namespace of "correlation:role:turn": the same turn is the same run.
+TEAM_RUNS = uuid.UUID("2f0c3f55-0d3e-4a0e-9a51-7465616d7275")
 ROLES = {
     "research": (
         "You are the research agent of a support team. Read ticket {ticket} with ticket_read and the facts it "
@@ -38,11 +51,15 @@ ROLES = {
 
 
 class TeamState(TypedDict, total=False):
+    request: str  # what the team was asked, its ticket, route and tenant: a resume needs only the correlation id
+    ticket: str
+    route: str | None
+    tenant_id: str
     findings: str
     feedback: str
     rounds: int
     verdict: str
-    runs: list[dict[str, Any]]  # every member run: role, run id, status, answer
+    runs: list[dict[str, Any]]  # every finished member run: role, run id, status, answer
 
 
 @dataclass
@@ -52,56 +69,89 @@ class TeamResult:
     verdict: str
     rounds: int
     runs: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "finished"  # finished | waiting (a member's run waits for a person: see waiting_for)
+    waiting_for: list[dict[str, Any]] = field(default_factory=list)  # open escalations, with role and run_id
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "correlation_id": self.correlation_id,
             "ticket": self.ticket,
+            "status": self.status,
             "verdict": self.verdict,
             "rounds": self.rounds,
             "runs": self.runs,
+            "waiting_for": self.waiting_for,
         }
 
 
-def _record(state: TeamState, role: str, result: RunResult) -> list[dict[str, Any]]:
-    entry = {"role": role, "run_id": result.run_id, "status": result.status, "answer": result.answer}
-    return [*(state.get("runs") or []), entry]
+def member_run_id(correlation_id: str, role: str, turn: int) -> str:
+    """The run id of ``role``'s ``turn``-th run (from 0) in the team run ``correlation_id``."""
+    return str(uuid.uuid5(TEAM_RUNS, f"{correlation_id}:{role}:{turn}"))
 
 
-async def run_team(
-    agent: Agent, request: str, *, ticket: str, route: str | None = None, tenant_id: str | None = None
-) -> TeamResult:
-    """Work on ``ticket`` for ``request`` with the research → writer → reviewer team; returns who did what."""
-    correlation = str(uuid.uuid4())
+def in_team_run(run_id: str, role: str, correlation_id: str | None, max_rounds: int) -> bool:
+    """Whether ``run_id`` is one of ``role``'s turns in the team run ``correlation_id`` (not a subscriber's run)."""
+    return correlation_id is not None and any(
+        member_run_id(correlation_id, role, turn) == run_id for turn in range(max_rounds + 1)
+    )
+
+
+def _waiting_for(agent: Agent, role: str, run_id: str) -> list[dict[str, Any]]:
+    rows = agent.services.escalations.for_run(run_id)
+    return [
+        {**escalation_view(row), "role": role, "run_id": run_id}
+        for row in rows
+        if row.status == "open" and row.pauses_run
+    ]
+
+
+def _supervisor(agent: Agent, correlation: str) -> StateGraph[TeamState]:
+    """The team's graph; each node runs (or picks up) one member's turn and records it in ``runs``."""
     max_rounds = agent.services.settings.team.max_rounds
+    runs = agent.services.runs
 
-    async def member(role: str, state: TeamState) -> RunResult:
-        prompt = ROLES[role].format(
-            ticket=ticket, findings=state.get("findings", ""), feedback=state.get("feedback", "")
-        )
-        return await agent.ask(
-            f"{prompt}\n\nRequest: {request}",
-            thread_id=f"{correlation}:{role}",
-            route=route,
-            tenant_id=tenant_id,
-            agent=role,
-            correlation_id=correlation,
-        )
+    async def turn(role: str, state: TeamState) -> dict[str, Any]:
+        """This role's next run: started, continued after its process died, or read back once finished. While
+        it waits for a person the team stops here (an interrupt) and looks again when resumed."""
+        done = state.get("runs") or []
+        run_id = member_run_id(correlation, role, sum(entry["role"] == role for entry in done))
+        run = runs.get(run_id)
+        if run is None:
+            prompt = ROLES[role].format(
+                ticket=state["ticket"], findings=state.get("findings", ""), feedback=state.get("feedback", "")
+            )
+            await agent.ask(
+                f"{prompt}\n\nRequest: {state['request']}",
+                run_id=run_id,
+                thread_id=f"{correlation}:{role}",
+                route=state.get("route"),
+                tenant_id=state["tenant_id"],
+                agent=role,
+                correlation_id=correlation,
+            )
+        elif run.status == "running":
+            await agent.resume(run_id)  # the team's process died during this turn
+        run = runs.get(run_id)
+        while run is not None and run.status == "waiting":
+            interrupt({"role": role, "run_id": run_id})
+            run = runs.get(run_id)  # resumed: answered meanwhile, or still waiting (then interrupt again)
+        assert run is not None
+        return {"role": role, "run_id": run_id, "status": run.status, "answer": run.answer}
 
     async def research(state: TeamState) -> TeamState:
-        result = await member("research", state)
-        return {"findings": result.answer or "", "runs": _record(state, "research", result)}
+        result = await turn("research", state)
+        return {"findings": result["answer"] or "", "runs": [*(state.get("runs") or []), result]}
 
     async def writer(state: TeamState) -> TeamState:
-        result = await member("writer", state)
-        return {"rounds": state.get("rounds", 0) + 1, "runs": _record(state, "writer", result)}
+        result = await turn("writer", state)
+        return {"rounds": state.get("rounds", 0) + 1, "runs": [*(state.get("runs") or []), result]}
 
     async def reviewer(state: TeamState) -> TeamState:
-        result = await member("reviewer", state)
-        answer = (result.answer or "").strip()
+        result = await turn("reviewer", state)
+        answer = (result["answer"] or "").strip()
         verdict = "approved" if answer.upper().startswith("APPROVED") else "revise"
         feedback = f"The reviewer asked: {answer.removeprefix('REVISE:').strip()}" if verdict == "revise" else ""
-        return {"verdict": verdict, "feedback": feedback, "runs": _record(state, "reviewer", result)}
+        return {"verdict": verdict, "feedback": feedback, "runs": [*(state.get("runs") or []), result]}
 
     def after_review(state: TeamState) -> str:
         if state.get("verdict") == "approved" or state.get("rounds", 0) >= max_rounds:
@@ -116,18 +166,90 @@ async def run_team(
     graph.add_edge("research", "writer")
     graph.add_edge("writer", "reviewer")
     graph.add_conditional_edges("reviewer", after_review, ["writer", END])
+    return graph
+
+
+async def run_team(
+    agent: Agent, request: str, *, ticket: str, route: str | None = None, tenant_id: str | None = None
+) -> TeamResult:
+    """Work on ``ticket`` for ``request`` with the research → writer → reviewer team; returns who did what,
+    or, when a member waits for a person, ``status == "waiting"`` and what it waits for (see :func:`resume_team`)."""
+    tenant, _ = agent.services.settings.identity.resolve(tenant_id, None)
+    start: TeamState = {
+        "request": request,
+        "ticket": ticket,
+        "route": route,
+        "tenant_id": tenant,
+        "rounds": 0,
+        "runs": [],
+    }
+    return await _drive(agent, str(uuid.uuid4()), start)
+
+
+async def resume_team(agent: Agent, correlation_id: str, *, tenant_id: str | None = None) -> TeamResult:
+    """Go on with the team run ``correlation_id`` from its last checkpoint: after the escalations it waited
+    for were answered, or after its process died. Finished members are not run again; a team run that still
+    waits says so again, and a finished one is returned as it ended."""
+    graph = _supervisor(agent, correlation_id).compile(checkpointer=agent.graph.checkpointer)
+    state = await graph.aget_state(_config(agent, correlation_id))
+    if not state.values:
+        raise FirebreakError(f"no team run {correlation_id!r} to resume")
+    if tenant_id is not None and tenant_id != state.values.get("tenant_id"):
+        raise FirebreakError(f"team run {correlation_id} belongs to another tenant")
+    if not state.next:
+        return _result(agent, correlation_id, state)
+    waiting = any(task.interrupts for task in state.tasks)
+    return await _drive(agent, correlation_id, Command(resume=True) if waiting else None)
+
+
+def _config(agent: Agent, correlation: str) -> RunnableConfig:
+    max_rounds = agent.services.settings.team.max_rounds
+    return {"configurable": {"thread_id": correlation}, "recursion_limit": 3 * max_rounds + 10}
+
+
+async def _drive(agent: Agent, correlation: str, graph_input: TeamState | Command[Any] | None) -> TeamResult:
+    """Run the supervisor on its thread until it ends or a member waits, inside one ``invoke_agent team`` span."""
+    graph = _supervisor(agent, correlation).compile(checkpointer=agent.graph.checkpointer)
+    config = _config(agent, correlation)
     tracer = agent.services.telemetry.tracer
     with tracer.start_as_current_span("invoke_agent team", kind=SpanKind.INTERNAL) as span:
         span.set_attributes(
             {
                 "gen_ai.operation.name": "invoke_agent",
                 "firebreak.correlation_id": correlation,
-                "firebreak.ticket": ticket,
+                "firebreak.resumed": not isinstance(graph_input, dict),
             }
         )
-        final = await graph.compile().ainvoke({"rounds": 0, "runs": []})
+        await graph.ainvoke(graph_input, config=config, durability="sync")
+        result = _result(agent, correlation, await graph.aget_state(config))
         span.set_attributes(
-            {"firebreak.team.verdict": final.get("verdict", ""), "firebreak.team.rounds": final["rounds"]}
+            {
+                "firebreak.ticket": result.ticket,
+                "firebreak.team.status": result.status,
+                "firebreak.team.verdict": result.verdict,
+                "firebreak.team.rounds": result.rounds,
+            }
         )
     agent.services.telemetry.flush()
-    return TeamResult(correlation, ticket, final.get("verdict", ""), final["rounds"], final["runs"])
+    return result
+
+
+def _result(agent: Agent, correlation: str, state: Any) -> TeamResult:
+    """The team run as its checkpoint has it: finished, or waiting for the escalations of its interrupted member."""
+    values = state.values
+    waiting = [
+        item
+        for task in state.tasks
+        for pause in task.interrupts
+        for item in _waiting_for(agent, pause.value["role"], pause.value["run_id"])
+    ]
+    paused = any(task.interrupts for task in state.tasks)
+    return TeamResult(
+        correlation,
+        values["ticket"],
+        values.get("verdict", ""),
+        values.get("rounds", 0),
+        values.get("runs", []),
+        status="waiting" if paused else "finished",
+        waiting_for=waiting,
+    )

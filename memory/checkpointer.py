@@ -8,6 +8,8 @@ never share it between users.
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +20,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from memory.engine import is_sqlite, libpq_url, sqlite_path
+from app.errors import StoreUnavailable
+from memory.engine import READ_ONLY_ERRORS, is_sqlite, libpq_url, read_only_message, sqlite_path
 
 # Any fixed 64-bit key: the advisory lock only serialises setups of the checkpoint tables.
 SETUP_LOCK = 0x46_49_52_45_42_52_4B_31  # "FIREBRK1"
@@ -58,6 +61,26 @@ async def _setting_up_alone(pool: AsyncConnectionPool) -> AsyncIterator[None]:
             await connection.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
 
+async def _set_up_writable(saver: AsyncSqliteSaver, path: Path) -> None:
+    """Set up the checkpoint tables and fail at once, in one line naming the file, when they cannot be
+    written: otherwise the first checkpoint of the first run fails with the whole conversation in its error.
+
+    Asked of the files rather than of SQLite: in WAL mode a read-only file accepts a write transaction and
+    refuses only its commit, with the checkpoint's contents in the error.
+    """
+    files = [path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")]
+    locked = next((file for file in files if file.exists() and not os.access(file, os.W_OK)), None)
+    if locked is not None:
+        raise StoreUnavailable(read_only_message(path, f"{locked.name} is not writable"))
+    try:
+        await saver.setup()
+    except sqlite3.OperationalError as exc:
+        cause = str(exc).strip().splitlines()[0]
+        if any(marker in cause for marker in READ_ONLY_ERRORS):
+            raise StoreUnavailable(read_only_message(path, cause)) from None
+        raise
+
+
 @asynccontextmanager
 async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """Open (and set up) the checkpointer for ``database_url``; closes it on exit."""
@@ -68,7 +91,7 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
             # Same durability trade-off as Firebreak's own tables (see memory/engine.py).
             await saver.conn.execute("PRAGMA busy_timeout=10000")
             await saver.conn.execute("PRAGMA synchronous=NORMAL")
-            await saver.setup()
+            await _set_up_writable(saver, path)
             yield saver
     else:
         # A pool that checks each connection before lending it, not one connection for the process: a

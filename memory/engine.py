@@ -56,12 +56,39 @@ def _enable_sqlite_concurrency(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# What SQLite says when it may read a file but not write it (or its journal, or create one in its folder).
+READ_ONLY_ERRORS = ("readonly database", "unable to open database file")
+
+
+def read_only_message(path: Path, cause: str) -> str:
+    """One line naming the SQLite file that cannot be written, and what to do about it."""
+    return (
+        f"the database file {path} is read-only ({cause}): make it, the files beside it (-wal, -shm, "
+        f".checkpoints) and its folder writable by this user, or point database_url at a writable file"
+    )
+
+
+def _read_only_as_store_error(path: Path) -> Any:
+    """An engine hook: a write refused because the file is read-only becomes one :class:`StoreUnavailable`
+    naming the file, instead of SQLAlchemy's error, whose text holds the statement and its parameters (the
+    system prompt and user data among them)."""
+
+    def translate(context: Any) -> BaseException | None:
+        cause = str(context.original_exception).strip().splitlines()[0] if context.original_exception else ""
+        if any(marker in cause for marker in READ_ONLY_ERRORS):
+            return StoreUnavailable(read_only_message(path, cause))
+        return None
+
+    return translate
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url`` and prove the store answers."""
     if is_sqlite(url):
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(sqlalchemy_url(url), connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _enable_sqlite_concurrency)
+        event.listen(engine, "handle_error", _read_only_as_store_error(sqlite_path(url)), retval=True)
     else:
         engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=10)
     check_engine(engine)

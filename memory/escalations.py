@@ -2,7 +2,9 @@
 
 Answering is a compare-and-set on ``status = 'open'``: two reviewers answering
 the same escalation cannot both win, and a late answer to an expired one is
-refused with the reason, never applied silently.
+refused with the reason, never applied silently. Passing up and expiring are
+compare-and-sets too (on the status and the level as the sweeper read them), so
+any number of processes may sweep at once and each transition happens once.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class EscalationStore:
         return row
 
     def expire(self, escalation_id: str, answer: str, *, now: float) -> bool:
-        """Close an overdue escalation with its policy's answer; False if it was answered meanwhile."""
+        """Close an overdue escalation with its policy's answer; False if it was answered or expired
+        meanwhile (by a person, or by another process's sweep)."""
         with self.engine.begin() as connection:
             return (
                 connection.execute(
@@ -78,13 +81,19 @@ class EscalationStore:
                 is not None
             )
 
-    def escalate(self, escalation_id: str, *, due_at: float) -> bool:
-        """Pass an overdue escalation one level up with a new deadline."""
+    def escalate(self, escalation_id: str, *, from_level: int, due_at: float) -> bool:
+        """Pass an overdue escalation from ``from_level`` one level up with a new deadline; False if it is no
+        longer open at that level: another sweep passed it up first (from a read as old as the caller's), or
+        someone answered it."""
         with self.engine.begin() as connection:
             return (
                 connection.execute(
                     update(ESCALATIONS)
-                    .where(ESCALATIONS.c.id == escalation_id, ESCALATIONS.c.status == "open")
+                    .where(
+                        ESCALATIONS.c.id == escalation_id,
+                        ESCALATIONS.c.status == "open",
+                        ESCALATIONS.c.level == from_level,
+                    )
                     .values(level=ESCALATIONS.c.level + 1, due_at=due_at)
                     .returning(ESCALATIONS.c.id)
                 ).first()

@@ -5,7 +5,8 @@ SQLite and PostgreSQL); on PostgreSQL a :class:`ChangeSignal` wakes them as soon
 (LISTEN/NOTIFY), so the poll interval only bounds the wait on SQLite. :meth:`EventLog.handle` claims the
 event for the handler with one insert on the unique (handler, event_id) row, so a redelivered event, or the
 same event picked up by two workers, runs the handler once. A handler that keeps failing goes to the
-dead-letter queue with the event.
+dead-letter queue with the event (and the run that failed last, when the handler says which); an operator's
+requeue gives the handling a fresh set of attempts, and the subscriber's next pass runs it again.
 """
 
 from __future__ import annotations
@@ -29,8 +30,23 @@ HANDLINGS = table_of(EventHandling)
 DEAD = table_of(DeadLetter)
 
 # done: this call ran the handler · duplicate: it had already succeeded · in_progress: another worker
-# holds the claim · failed: it raised and may be retried · dead: it failed its last attempt (dead-lettered)
-Outcome = Literal["done", "duplicate", "in_progress", "failed", "dead"]
+# holds the claim · failed: it raised and may be retried · dead: it failed its last attempt (dead-lettered) ·
+# waiting: the handler returned "waiting" (its run waits for a person); it is handled again, without counting
+# an attempt, until it is done or fails
+Outcome = Literal["done", "duplicate", "in_progress", "failed", "dead", "waiting"]
+
+
+class HandlerFailed(RuntimeError):
+    """A handler's run ended without an answer; the event's dead letter names the run."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+def is_event_letter(letter: DeadLetter) -> bool:
+    """Whether a dead letter holds an event a handler kept failing on (else it holds a queued run)."""
+    return letter.run_id.startswith("evt:")
 
 
 def dead_letter_id(event_id: str) -> str:
@@ -66,18 +82,37 @@ class EventLog:
         return [EntityEvent(**row._mapping) for row in rows]
 
     def handle(self, handler: str, event: EntityEvent, fn: Callable[[EntityEvent], object]) -> Outcome:
-        """Run ``fn(event)`` unless ``handler`` already handled (or is handling) it; say what happened."""
+        """Run ``fn(event)`` unless ``handler`` already handled (or is handling) it; say what happened. ``fn``
+        returning ``"waiting"`` leaves the event waiting: :meth:`retries` offers it again."""
         claim = self._claim(handler, event.event_id)
         if isinstance(claim, str):
             return claim
         try:
-            fn(event)
+            waiting = fn(event) == "waiting"
         except Exception as exc:  # any failure of the handler is recorded and retried, never lost
-            return self._finish(handler, event, claim, f"{type(exc).__name__}: {exc}")
-        return self._finish(handler, event, claim, None)
+            run_id = exc.run_id if isinstance(exc, HandlerFailed) else None
+            return self._finish(handler, event, claim, f"{type(exc).__name__}: {exc}", run_id=run_id)
+        return self._finish(handler, event, claim, None, waiting=waiting)
+
+    def requeue(self, letter: DeadLetter, *, now: float) -> bool:
+        """Give the dead handling of ``letter``'s event a fresh set of attempts: the handler's subscriber runs it
+        again on its next pass (:meth:`retries`). False when it is no longer dead (requeued already)."""
+        handler, event_id = letter.partial_state["handler"], letter.partial_state["event"]["event_id"]
+        with self.engine.begin() as connection:
+            moved = connection.execute(
+                update(HANDLINGS)
+                .where(HANDLINGS.c.handler == handler, HANDLINGS.c.event_id == event_id, HANDLINGS.c.status == "dead")
+                .values(status="failed", attempts=0, updated_at=now)
+            ).rowcount
+            if moved == 1:
+                connection.execute(
+                    update(DEAD).where(DEAD.c.id == letter.id, DEAD.c.requeued_at.is_(None)).values(requeued_at=now)
+                )
+        return moved == 1
 
     def retries(self, handler: str, tenant_id: str, limit: int = 100) -> list[EntityEvent]:
-        """Events of the tenant whose handling by ``handler`` failed or was abandoned: call ``handle`` again."""
+        """Events of the tenant whose handling by ``handler`` failed, waits or was abandoned: call ``handle``
+        again."""
         abandoned = and_(HANDLINGS.c.status == "running", HANDLINGS.c.updated_at <= self.clock() - self.lease_s)
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -86,7 +121,7 @@ class EventLog:
                 .where(
                     HANDLINGS.c.handler == handler,
                     EVENTS.c.tenant_id == tenant_id,
-                    or_(HANDLINGS.c.status == "failed", abandoned),
+                    or_(HANDLINGS.c.status.in_(["failed", "waiting"]), abandoned),
                 )
                 .order_by(EVENTS.c.id)
                 .limit(limit)
@@ -109,18 +144,30 @@ class EventLog:
             return "dead"
         if row.status == "running" and row.updated_at + self.lease_s > now:
             return "in_progress"
-        # A failed attempt, or one whose worker died: take it over, compare-and-set on the row as read.
+        # A failed attempt, or one whose worker died: take it over, compare-and-set on the row as read. Looking
+        # again at a waiting one is no new attempt.
+        attempt = row.attempts if row.status == "waiting" else row.attempts + 1
         with self.engine.begin() as connection:
             taken = connection.execute(
                 update(HANDLINGS)
                 .where(HANDLINGS.c.id == row.id, HANDLINGS.c.status == row.status, HANDLINGS.c.attempts == row.attempts)
-                .values(status="running", attempts=row.attempts + 1, updated_at=now)
+                .values(status="running", attempts=attempt, updated_at=now)
             ).rowcount
-        return row.attempts + 1 if taken == 1 else self._claim(handler, event_id)
+        return attempt if taken == 1 else self._claim(handler, event_id)
 
-    def _finish(self, handler: str, event: EntityEvent, attempt: int, error: str | None) -> Outcome:
+    def _finish(
+        self,
+        handler: str,
+        event: EntityEvent,
+        attempt: int,
+        error: str | None,
+        *,
+        waiting: bool = False,
+        run_id: str | None = None,
+    ) -> Outcome:
         """Record the attempt's outcome; the last failed attempt dead-letters the event in the same transaction."""
         status: Outcome = "done" if error is None else "failed" if attempt < self.max_attempts else "dead"
+        status = "waiting" if waiting else status
         now = self.clock()
         with self.engine.begin() as connection:
             # Only while this attempt still holds the claim: a worker that outlived its lease must not
@@ -145,7 +192,7 @@ class EventLog:
                             f"({event.kind} {event.key} version {event.version}): {error}"
                         ),
                         attempts=attempt,
-                        partial_state={"handler": handler, "event": event.model_dump()},
+                        partial_state={"handler": handler, "event": event.model_dump(), "run_id": run_id},
                         tool_outputs=[],
                         decisions=[],
                         created_at=now,

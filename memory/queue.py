@@ -10,14 +10,16 @@ outcome of the one that took over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from memory.idempotency import RequestKey, RequestKeys
 from memory.tables import Alert, DeadLetter, QueuedRun, table_of
+from memory.upsert import insert_ignore
 
 QUEUE = table_of(QueuedRun)
 DEAD = table_of(DeadLetter)
@@ -31,6 +33,18 @@ class QueueStore:
         with Session(self.engine, expire_on_commit=False) as session:
             session.add(run)
             session.commit()
+
+    def submit_keyed(self, run: QueuedRun, request: RequestKey, keys: RequestKeys, *, now: float) -> QueuedRun:
+        """Queue ``run`` under a caller's idempotency key, in the transaction that claims the key: a request
+        sent twice (or by two processes at once) queues one run, and the repeat gets that run back."""
+        with self.engine.begin() as connection:
+            owner = keys.claim_in(connection, request, run.id, now=now)
+            if owner == run.id:
+                connection.execute(insert(QUEUE).values(**run.model_dump()))
+                return run
+        earlier = self.get(owner)
+        assert earlier is not None, "a submit's key is claimed in the transaction that queues its run"
+        return earlier
 
     def claim(self, worker: str, *, now: float, lease_s: float) -> QueuedRun | None:
         """Take the next due run (or one whose worker's lease ran out) for ``lease_s`` seconds."""
@@ -82,13 +96,26 @@ class QueueStore:
                 == 1
             )
 
+    def wake(self, run_id: str, *, now: float) -> bool:
+        """Put a run that waited for a person back in the queue, due now, with the attempts it has used:
+        a worker resumes it (with retries, backoff and the dead-letter queue). False if it is not waiting."""
+        with self.engine.begin() as connection:
+            return (
+                connection.execute(
+                    update(QUEUE)
+                    .where(QUEUE.c.id == run_id, QUEUE.c.status == "waiting")
+                    .values(status="queued", available_at=now, lease_owner=None, updated_at=now)
+                ).rowcount
+                == 1
+            )
+
     def requeue(self, run_id: str, *, now: float) -> bool:
-        """Put a dead run back in the queue with a fresh set of attempts."""
+        """Put a dead (or completed) run back in the queue with a fresh set of attempts."""
         with self.engine.begin() as connection:
             moved = (
                 connection.execute(
                     update(QUEUE)
-                    .where(QUEUE.c.id == run_id, QUEUE.c.status == "dead")
+                    .where(QUEUE.c.id == run_id, QUEUE.c.status.in_(("dead", "completed")))
                     .values(status="queued", attempts=0, available_at=now, lease_owner=None, updated_at=now)
                 ).rowcount
                 == 1
@@ -99,9 +126,23 @@ class QueueStore:
                 )
         return moved
 
+    def enqueue(self, job: QueuedRun) -> bool:
+        """Queue a run that was never queued (asked in the chat, the CLI or the API), under its own run id, so a
+        worker resumes it from its checkpoint; if the queue already has it, requeue it instead."""
+        with self.engine.begin() as connection:
+            if insert_ignore(connection, QUEUE, job.model_dump()):
+                return True
+        return self.requeue(job.id, now=job.available_at)
+
     def get(self, run_id: str) -> QueuedRun | None:
         with Session(self.engine, expire_on_commit=False) as session:
             return session.get(QueuedRun, run_id)
+
+    def jobs(self, run_ids: Iterable[str]) -> dict[str, QueuedRun]:
+        """The queue's rows of these runs (a run that was never queued has none)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = session.exec(select(QueuedRun).where(col(QueuedRun.id).in_(set(run_ids)))).scalars().all()  # type: ignore[call-overload]
+        return {row.id: row for row in rows}
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as connection:

@@ -6,22 +6,32 @@ flight; the LangGraph checkpoint holds the state needed to resume it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import and_, exists, func, insert, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from memory.tables import ModelCall, Run, RunEvent, SpanRecord, table_of, utcnow
+from memory.tables import ModelCall, Run, RunEvent, SpanRecord, ThreadLease, table_of, utcnow
 
 SUCCESS_STATUSES = frozenset({"answered", "handed_off"})
 IN_PROGRESS_STATUSES = frozenset({"running", "waiting", "queued"})
+# Ended on the way, its graph unfinished (an error, its wall clock, a rate limit): such a run resumes from its last
+# checkpoint, so the queue retries it and an operator may requeue it. Every other error status is a deliberate
+# stop (the safety breaker, a budget cap, the step limit, a call that kept failing, an empty reply): its graph
+# ended, so resuming it would run nothing, and running it again would repeat what was stopped.
+RESUMABLE_STATUSES = frozenset({"failed", "timed_out", "rate_limited"})
 
 
 def is_error(status: str) -> bool:
     """A finished run that did not end with an answer (failed, timed out, terminated, over budget, …)."""
     return status not in SUCCESS_STATUSES and status not in IN_PROGRESS_STATUSES
+
+
+def is_unclean(status: str) -> bool:
+    """A run an operator may have to act on: it ended without an answer, or it waits for a person."""
+    return status == "waiting" or is_error(status)
 
 
 class RunStore:
@@ -131,6 +141,35 @@ class RunStore:
             if thread_id is not None:
                 query = query.where(Run.thread_id == thread_id)
             return session.exec(query).all()
+
+    def unclean(self, *, now: float, limit: int = 100, tenant_id: str | None = None) -> Sequence[Run]:
+        """Runs that did not end with a clean answer, newest first: ended with an error, waiting for a person, or
+        still "running" without holding their thread (the process running them died: a live run holds its
+        thread from before it is recorded as running until after it is settled)."""
+        runs, leases = table_of(Run), table_of(ThreadLease)
+        held = exists().where(
+            leases.c.thread_id == runs.c.thread_id, leases.c.run_id == runs.c.id, leases.c.expires_at >= now
+        )
+        settled = SUCCESS_STATUSES | {"running", "queued"}
+        abandoned = and_(runs.c.status == "running", ~held)
+        query = select(Run).where(or_(col(Run.status).not_in(settled), abandoned))
+        if tenant_id is not None:
+            query = query.where(Run.tenant_id == tenant_id)
+        with Session(self.engine) as session:
+            return session.exec(query.order_by(col(Run.created_at).desc()).limit(limit)).all()
+
+    def latest_runs(self, thread_ids: Iterable[str]) -> dict[str, str]:
+        """The newest run of each thread: an older one was superseded (its conversation went on without it)."""
+        latest: dict[str, str] = {}
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Run.thread_id, Run.id)
+                .where(col(Run.thread_id).in_(set(thread_ids)))
+                .order_by(col(Run.created_at))
+            ).all()
+        for thread_id, run_id in rows:
+            latest[thread_id] = run_id
+        return latest
 
     def all_spans(self, limit: int = 1000) -> Sequence[SpanRecord]:
         """The most recent spans of any trace, oldest first (for tests and the Ops view)."""

@@ -208,10 +208,11 @@ class QueuedRun(SQLModel, table=True):
     thread_id: str = Field(max_length=128)
     tenant_id: str = Field(max_length=128)
     user_id: str = Field(max_length=128)
-    route: str = Field(max_length=256)
+    # The route the submitter chose; None lets the canary assign the release (and so the route) when it runs.
+    route: str | None = Field(default=None, max_length=256)
     question: str = Field(sa_column=Column(Text, nullable=False))
     task_type: str = Field(default="ask", max_length=64)
-    status: str = Field(max_length=16)  # queued | running | completed | dead
+    status: str = Field(max_length=16)  # queued | running | waiting (for a person) | completed | dead
     attempts: int = 0
     max_attempts: int
     available_at: float
@@ -220,6 +221,23 @@ class QueuedRun(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: float
     updated_at: float
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A caller's idempotency key: the run its first request started (``submit``, ``ask``, ``Agent.ask``).
+
+    Keys are per tenant. A repeat of the same request (same digest) gets that run; another request under the
+    key is refused until ``expires_at``.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: str = Field(primary_key=True, max_length=128)
+    key: str = Field(primary_key=True, max_length=255)
+    request_digest: str = Field(max_length=64)  # sha256 of what was asked, by whom, on which path
+    run_id: str = Field(max_length=36)
+    created_at: float
+    expires_at: float = Field(index=True)
 
 
 class DeadLetter(SQLModel, table=True):
@@ -464,7 +482,7 @@ class EventHandling(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     handler: str = Field(max_length=128)
     event_id: str = Field(max_length=36)
-    status: str = Field(max_length=16)  # running | done | failed | dead
+    status: str = Field(max_length=16)  # running | waiting (its run waits for a person) | done | failed | dead
     attempts: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))
     updated_at: float

@@ -3,9 +3,12 @@
 Every failure (unknown tool, invalid arguments, timeout, a tool's own error)
 becomes a tool message the model can read and correct; nothing here crashes the run.
 
-The gate is enforced here, not only by routing: a call of a gated kind runs
-only with the verdict ``execute`` or ``approved``, so no path through the graph
-(a retry, a replan, a node someone inserted) runs a write nobody cleared. A
+The gate is enforced here, not only by routing: a gated call (its kind is in
+``[gate] actions``, or the untrusted-data rule holds it) runs only with the
+verdict ``execute`` or ``approved``, so no path through the graph (a retry, a
+replan, a node someone inserted) runs a write nobody cleared. Each result is
+stamped with whether its tool declared its output trusted (``TRUSTED_OUTPUT``):
+the gate's untrusted-data rule reads that stamp. A
 call that hits a blast-radius cap stops the node: the calls already made keep
 their results, and the rest run after a reviewer raises the cap.
 """
@@ -23,9 +26,11 @@ from app.errors import BudgetExceeded, CircuitOpen, InvalidToolArguments, ToolEr
 from app.telemetry import mark_error
 from app.tools.registry import ToolContext
 from app.tools.runner import op_id_for, run_tool
+from graph.messages import TRUSTED_OUTPUT
 from graph.state import AgentState, RunContext
 from memory.operations import IdempotencyConflict
 from nodes.budget_guard import breach
+from nodes.confidence_gate import is_gated, untrusted_sources
 
 CLEARED = frozenset({"execute", "approved"})
 
@@ -42,17 +47,14 @@ def _pending_calls(messages: list[Any]) -> list[tuple[int, str, str, Any, str | 
     return [(index, *call) for index, call in enumerate(calls) if call[0] not in answered]
 
 
-def _refusal(state: AgentState, ctx: RunContext, call_id: str, name: str) -> str | None:
-    """Why a gated call may not run, or None when it may."""
+def _refusal(state: AgentState, ctx: RunContext, call_id: str, name: str, untrusted: list[str]) -> str | None:
+    """Why a gated call may not run, or None when it may (``untrusted``: see ``untrusted_sources``)."""
     try:
         item = ctx.tools.get(name)
     except UnknownTool:
         return None  # run_tool reports it to the model
-    gate = ctx.services.settings.gate
-    if item.kind not in gate.actions and name not in gate.require_approval:
-        return None
-    if item.kind == "write" and ctx.services.settings.limits.read_only:
-        return None  # run_tool refuses it with the read-only reason
+    if not is_gated(item, untrusted, ctx):
+        return None  # not gated, or a write the read-only switch denies: run_tool refuses it with that reason
     verdict = (state.get("verdicts") or {}).get(call_id)
     if verdict in CLEARED:
         return None
@@ -67,12 +69,17 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     step = state.get("steps", 0)
     results: list[ToolMessage] = []
     gate_ids = state.get("gate_ids") or {}
+    untrusted = untrusted_sources(state["messages"], ctx)  # as the gate saw it: the context before the decision
     for index, call_id, name, arguments, parse_error in _pending_calls(state["messages"]):
         # Malformed arguments are reported as such (they can never run): the model can correct them.
-        refusal = None if parse_error is not None else _refusal(state, ctx, call_id, name)
+        refusal = None if parse_error is not None else _refusal(state, ctx, call_id, name, untrusted)
         if refusal is not None:
             services.runs.add_event(ctx.run_id, "act", "refused", {"tool": name, "call_id": call_id, "why": refusal})
-            results.append(ToolMessage(content=refusal, tool_call_id=call_id, name=name, status="error"))
+            # The tool did not run: the refusal is the agent's own text.
+            stamp = {TRUSTED_OUTPUT: True}
+            results.append(
+                ToolMessage(content=refusal, tool_call_id=call_id, name=name, status="error", additional_kwargs=stamp)
+            )
             continue
         tool_context = ToolContext(
             run_id=ctx.run_id,
@@ -144,9 +151,11 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             )
         # The error's type and cause ride along (never shown to the model): replan tells an open breaker and a
         # shared entity that changed under the run (StaleEntity) apart from other failures.
-        kwargs = {"error_type": error_type} if error_type else {}
+        kwargs: dict[str, Any] = {"error_type": error_type} if error_type else {}
         if status == "error" and error_cause is not None:
             kwargs["cause"] = error_cause
+        # Whether the result is the deployment's own data, as its tool declared when it ran: the gate reads it.
+        kwargs[TRUSTED_OUTPUT] = name in ctx.tools and ctx.tools.get(name).trusted_output
         results.append(
             ToolMessage(content=output, tool_call_id=call_id, name=name, status=status, additional_kwargs=kwargs)
         )

@@ -1,15 +1,25 @@
 """``cache_lookup`` and ``cache_store``: the semantic cache at the front of the graph.
 
 ``cache_lookup`` runs after the input is screened and the secondary triggers
-are checked: a question that means the same as an earlier one in the same
-scope is answered from the cache and goes straight to ``respond``. A question
-with write intent (``[cache] write_intent_patterns``) is never answered from
-the cache: a hit must not skip a side effect the user asked for.
+are checked: a question that means the same as an earlier one in a scope the
+asker may read is answered from the cache and goes straight to ``respond``. A
+question with write intent (``[cache] write_intent_patterns``) is never
+answered from the cache: a hit must not skip a side effect the user asked for.
+
+Two scopes are searched, both keyed by everything that must match (tenant,
+route, models, system prompt, tools, graph, the conversation so far): the
+tenant's, and the asking user's own (the same key plus the user). An answer is
+stored tenant-wide only when every tool result the model saw came from a tool
+declared ``shared`` (a price list, a help centre) and nothing else the model
+saw is outside the key (a summary of earlier turns, a reviewer's note):
+anything else may hold data only this user may see ("my balance"), so the
+answer is kept in the user's scope.
 
 ``cache_store`` sits on the edge from the confidence gate to ``respond``: it
 keeps the model's own final answer (before any post-processing node), and only
-from a run that called no write tool, whose question the safety screen did not
-flag, and whose answer the gate did not mark as uncertain.
+from a clean run: no write, no flagged question, no hedge, no tool that failed,
+timed out or was refused, no substituted or rewritten plan, no fallback model.
+A run it does not store says why on its span (``firebreak.cache.store_skipped``).
 """
 
 from __future__ import annotations
@@ -22,13 +32,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.cache.semantic import scope_key
-from app.containment.escalation import this_run, user_questions
+from app.containment.escalation import REVIEWER, this_run, user_questions
 from graph.state import AgentState, RunContext
+from memory.tables import ModelCall
+
+# Why a tool result made the run degraded, by the error type ``act`` records on it (none: ``act`` refused it).
+FAILURE_REASONS = {"ToolTimeout": "tool_timeout", "CircuitOpen": "circuit_open", None: "tool_refused"}
+# A plan version other than the first says the run did not go as planned.
+PLAN_REASONS = {"patched": "substituted", "replanned": "replanned", "escalated": "escalated"}
 
 
 @functools.lru_cache(maxsize=16)
@@ -47,9 +63,10 @@ def _context(messages: list[AnyMessage]) -> list[str]:
     return [f"{m.type}:{m.text}" for m in earlier if isinstance(m, HumanMessage | AIMessage) and m.text]
 
 
-def _scope(state: AgentState, ctx: RunContext) -> str:
+def _scopes(state: AgentState, ctx: RunContext) -> tuple[str, str]:
+    """The tenant's scope for this question, and the asking user's own."""
     settings = ctx.services.settings
-    return scope_key(
+    tenant = scope_key(
         tenant=ctx.tenant_id,
         route=ctx.route,
         models=settings.route(ctx.route).models,
@@ -58,6 +75,7 @@ def _scope(state: AgentState, ctx: RunContext) -> str:
         graph=ctx.graph_digest,
         context=_context(state["messages"]),
     )
+    return tenant, scope_key(scope=tenant, user=ctx.user_id)
 
 
 def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -72,8 +90,9 @@ def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     if intent is not None and intent.search(question):
         span.set_attribute("firebreak.cache.skipped", "write_intent")
         return {"cache": None}
-    scope = _scope(state, ctx)
-    found = services.cache.lookup(scope, question, route=ctx.route)
+    tenant, user = _scopes(state, ctx)
+    # The user's own answers first: between equally close entries, theirs is the one they were given before.
+    found = services.cache.lookup((user, tenant), question, route=ctx.route)
     span.set_attributes(
         {
             "firebreak.cache.hit": found.hit is not None,
@@ -83,27 +102,31 @@ def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     )
     if found.best_similarity is not None:
         span.set_attribute("firebreak.cache.best_similarity", round(found.best_similarity, 4))
+    scopes = {"scope": tenant, "user_scope": user}
     if found.hit is None:
-        return {"cache": {"scope": scope, "hit": None}}
+        return {"cache": {**scopes, "hit": None}}
     hit = found.hit
+    similarity, scope = round(hit.similarity, 4), "user" if hit.scope == user else "tenant"
     span.set_attributes(
         {
-            "firebreak.cache.similarity": round(hit.similarity, 4),
+            "firebreak.cache.similarity": similarity,
             "firebreak.cache.entry_id": hit.entry_id,
             "firebreak.cache.saved_tokens": hit.saved_tokens,
             "firebreak.cache.saved_s": hit.saved_s,
+            "firebreak.cache.scope": scope,
         }
     )
     services.limits.record_saving(ctx.tenant_id, hit.saved_tokens, hit.saved_s)
     view = {
-        "similarity": round(hit.similarity, 4),
+        "similarity": similarity,
         "matched": hit.matched,
         "entry_id": hit.entry_id,
         "saved_tokens": hit.saved_tokens,
         "saved_s": hit.saved_s,
+        "scope": scope,
     }
     services.runs.add_event(ctx.run_id, "cache_lookup", "cache_hit", view)
-    return {"cache": {"scope": scope, "hit": view}, "messages": [AIMessage(content=hit.answer, name="cache")]}
+    return {"cache": {**scopes, "hit": view}, "messages": [AIMessage(content=hit.answer, name="cache")]}
 
 
 def _wrote(messages: Sequence[AnyMessage], ctx: RunContext) -> bool:
@@ -112,32 +135,73 @@ def _wrote(messages: Sequence[AnyMessage], ctx: RunContext) -> bool:
     return any(ctx.tools.get(str(name)).kind == "write" for name in names)
 
 
+def _shared(ctx: RunContext, name: str | None) -> bool:
+    return name is not None and name in ctx.tools and ctx.tools.get(name).shared
+
+
+def per_user(messages: Sequence[AnyMessage], ctx: RunContext) -> bool:
+    """Whether the model saw anything that not every user of the tenant may see and the key does not hold: a
+    result of a tool not declared shared (in this run or an earlier one of the conversation), a summary of
+    earlier turns (whatever they read), a reviewer's note."""
+    return any(
+        (isinstance(m, ToolMessage) and not _shared(ctx, m.name))
+        or isinstance(m, SystemMessage)
+        or (isinstance(m, HumanMessage) and m.name == REVIEWER)
+        for m in messages
+    )
+
+
+def degraded(state: AgentState, ctx: RunContext, calls: Sequence[ModelCall]) -> str | None:
+    """Why this run's answer is not one to serve again, or None for a clean answer."""
+    status = state.get("status") or "running"
+    if status != "running":
+        return f"status_{status}"
+    if state.get("flagged"):
+        return "flagged"
+    if (state.get("verdicts") or {}).get("answer") == "hedge":
+        return "hedged"
+    answer = state["messages"][-1]
+    if not isinstance(answer, AIMessage) or answer.tool_calls or not answer.text:
+        return "no_answer"
+    if state.get("plan"):
+        # A substitute or a new plan follows a failure: the most specific reason, so it comes first.
+        changes = [v.change for v in ctx.services.plans.versions(ctx.run_id) if v.change != "planned"]
+        if changes:
+            return PLAN_REASONS.get(changes[0], changes[0])
+    run_messages = this_run(state["messages"])
+    for message in run_messages:
+        if isinstance(message, ToolMessage) and message.status == "error":
+            return FAILURE_REASONS.get(message.additional_kwargs.get("error_type"), "tool_failed")
+    if any(call.fallback_position > 0 for call in calls):
+        return "fallback_model"
+    if _wrote(run_messages, ctx):
+        return "wrote"
+    return None
+
+
 def cache_store(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     services = ctx.services
+    span = trace.get_current_span()
     cached = state.get("cache") or {}
-    run_messages = this_run(state["messages"])
-    answer = state["messages"][-1]
-    if (
-        not cached.get("scope")
-        or state.get("flagged")
-        or (state.get("verdicts") or {}).get("answer") == "hedge"
-        or not isinstance(answer, AIMessage)
-        or answer.tool_calls
-        or not answer.text
-        or _wrote(run_messages, ctx)
-    ):
+    calls = services.runs.model_calls(ctx.run_id)
+    # No scope: the cache is off, the question had write intent, or the run began before scopes were per user.
+    skipped = "not_looked_up" if not cached.get("user_scope") else degraded(state, ctx, calls)
+    if skipped is not None:
+        span.set_attribute("firebreak.cache.store_skipped", skipped)
         return {}
-    usage = services.runs.model_calls(ctx.run_id)
+    private = per_user(state["messages"], ctx)
     started = ctx.deadline - services.settings.agent.run_wall_clock_s
     entry_id = services.cache.put(
-        cached["scope"],
+        cached["user_scope"] if private else cached["scope"],
         user_questions(state["messages"])[-1],
-        answer.text,
+        state["messages"][-1].text,
         tenant_id=ctx.tenant_id,
         route=ctx.route,
-        tokens=sum(call.input_tokens + call.output_tokens for call in usage),
+        tokens=sum(call.input_tokens + call.output_tokens for call in calls),
         seconds=time.monotonic() - started,
     )
-    trace.get_current_span().set_attribute("firebreak.cache.stored_entry_id", entry_id)
+    span.set_attributes(
+        {"firebreak.cache.stored_entry_id": entry_id, "firebreak.cache.scope": "user" if private else "tenant"}
+    )
     return {}

@@ -6,6 +6,14 @@ thresholds: execute, ask the user to confirm, or a reviewer's targeted
 question. Every score is a ``gate_decisions`` row; its outcome is filled in
 later (executed, failed, approved, rejected, expired) for calibration.
 
+The untrusted-data rule is a capability rule, not a score: once the context
+the model decides on holds output of a tool not declared ``trusted_output``
+(text others wrote: a web page, an email, a ticket, a partner's reply), every
+write it proposes and every egress read goes to ``[gate] after_untrusted``
+(a reviewer by default), whatever its score. A model that obeys an injection
+grades its own obedience highly, so its score cannot clear what it proposes
+after reading one. ``act`` enforces the same rule (:func:`is_gated`).
+
 ``screen_triggers`` runs once per run, before the first decision: the
 secondary triggers (a request for a human, a high-risk topic, repeated
 rephrasing, a sentiment spike) escalate whatever any score says.
@@ -17,10 +25,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 from langgraph.runtime import Runtime
 from opentelemetry import trace
 
+from app.config import UntrustedPolicy
 from app.containment import escalation
 from app.containment.escalation import user_questions
 from app.containment.gate import ProposedAction
@@ -28,9 +37,12 @@ from app.containment.triggers import detect_triggers
 from app.errors import BudgetExceeded, UnknownTool
 from app.gateway import CallContext
 from app.resilience.safety import SafetyPolicy
+from app.tools.registry import Tool
+from graph.messages import is_trusted
 from graph.state import SOLO_AGENT, AgentState, RunContext
 from memory.tables import Escalation, GateDecision
 from nodes.budget_guard import breach
+from nodes.summarizer import SUMMARY_PREFIX
 
 
 def signature(action: ProposedAction) -> str:
@@ -38,19 +50,78 @@ def signature(action: ProposedAction) -> str:
     return f"{action.target}:{json.dumps(action.arguments, sort_keys=True, default=str)}"
 
 
-def gated_actions(decision: AIMessage, ctx: RunContext) -> list[ProposedAction]:
-    """The decision's actions whose kind ``[gate] actions`` lists (unknown tools fail in ``act`` anyway)."""
+def untrusted_sources(messages: Sequence[BaseMessage], ctx: RunContext) -> list[str]:
+    """The tools whose untrusted output is in the context the last decision was made on, each once.
+
+    A result counts unless ``act`` stamped it trusted (its tool declared ``trusted_output``). Results that a
+    context checkpoint replaced by a summary still count: the summary carries their words, so while one is in
+    the context, the thread's checkpoints are read for the results they replaced (judged by their tools'
+    declarations; a result whose call is not among them counts).
+    """
+    decided = max((i for i, m in enumerate(messages) if isinstance(m, AIMessage)), default=len(messages))
+    sources, summarised = [], False
+    for message in messages[:decided]:
+        if isinstance(message, ToolMessage) and not is_trusted(message):
+            sources.append(message.name or "an unnamed tool")
+        summarised |= isinstance(message, SystemMessage) and str(message.id or "").startswith(SUMMARY_PREFIX)
+    if summarised:
+        for row in ctx.services.context.for_thread(ctx.thread_id):
+            sources += _untrusted_in(row.raw, ctx)
+    return list(dict.fromkeys(sources))
+
+
+def _untrusted_in(raw: Sequence[dict[str, Any]], ctx: RunContext) -> list[str]:
+    """The untrusted tools whose results are among a checkpoint's replaced messages (OpenAI format)."""
+    names = {
+        call.get("id"): call.get("function", {}).get("name", "")
+        for entry in raw
+        for call in entry.get("tool_calls") or []
+    }
+    found = []
+    for entry in raw:
+        if entry.get("role") == "tool":
+            name = names.get(entry.get("tool_call_id")) or "an earlier tool"
+            if name not in ctx.tools or not ctx.tools.get(name).trusted_output:
+                found.append(name)
+    return found
+
+
+def holding_policy(item: Tool, untrusted: Sequence[str], ctx: RunContext) -> UntrustedPolicy | None:
+    """The untrusted-data policy that holds a call of ``item`` ("review" or "confirm"), or None when none does:
+    no untrusted output before it, a plain read, or the tool's policy is "allow"."""
+    if not untrusted or not item.has_effects:
+        return None
+    policy = ctx.services.settings.gate.untrusted_policy(item.name)
+    return None if policy == "allow" else policy
+
+
+def is_gated(item: Tool, untrusted: Sequence[str], ctx: RunContext) -> bool:
+    """Whether a call of ``item`` runs only once the gate (or a person) cleared it.
+
+    Its kind is in ``[gate] actions``, it always needs approval, or the untrusted-data rule holds it (also
+    when ``[gate] actions`` does not list its kind: an egress read after untrusted output).
+    """
+    gate = ctx.services.settings.gate
+    if item.kind == "write" and ctx.services.settings.limits.read_only:
+        return False  # denied by the read-only switch whatever anyone answers: nobody is asked
+    return (
+        item.kind in gate.actions
+        or item.name in gate.require_approval
+        or holding_policy(item, untrusted, ctx) is not None
+    )
+
+
+def gated_actions(decision: AIMessage, ctx: RunContext, untrusted: Sequence[str]) -> list[ProposedAction]:
+    """The decision's actions the gate must clear (see :func:`is_gated`; unknown tools fail in ``act``)."""
     kinds = set(ctx.services.settings.gate.actions)
     actions = []
     for call in decision.tool_calls:
         try:
-            kind = ctx.tools.get(call["name"]).kind
+            item = ctx.tools.get(call["name"])
         except UnknownTool:
             continue
-        if kind == "write" and ctx.services.settings.limits.read_only:
-            continue  # denied by the read-only switch whatever anyone answers: nobody is asked
-        if kind in kinds or call["name"] in ctx.services.settings.gate.require_approval:
-            actions.append(ProposedAction(call["id"] or "", kind, call["name"], call["args"], decision.text))
+        if is_gated(item, untrusted, ctx):
+            actions.append(ProposedAction(call["id"] or "", item.kind, item.name, call["args"], decision.text))
     if not decision.tool_calls and "answer" in kinds:
         actions.append(ProposedAction("answer", "answer", "answer", {}, decision.text))
     return actions
@@ -72,6 +143,15 @@ def injected_instructions(messages: Sequence[BaseMessage], ctx: RunContext) -> s
     return None
 
 
+def untrusted_reason(action: ProposedAction, untrusted: Sequence[str], policy: UntrustedPolicy) -> str:
+    """Why the untrusted-data rule holds ``action``: the tools whose output came before it, and the policy."""
+    held = "a reviewer decides" if policy == "review" else "the user confirms"
+    return (
+        f"{action.target} was proposed after the agent read output of {', '.join(untrusted)}, not declared "
+        f"trusted ([gate] after_untrusted: {held}, whatever the score)"
+    )
+
+
 def _escalation_for(
     action: ProposedAction,
     band: str,
@@ -79,26 +159,39 @@ def _escalation_for(
     problem: str | None,
     where: escalation.Where,
     ctx: RunContext,
-    injection: str | None = None,
+    injection: str | None,
+    held: str | None,
+    untrusted: Sequence[str],
 ) -> Escalation:
-    """The user's confirmation (confirm band) or a reviewer's targeted question (human band)."""
+    """The user's confirmation (confirm band) or a reviewer's targeted question (human band).
+
+    ``held`` is the untrusted-data rule's reason when it holds the action, ``injection`` the pattern a tool
+    result matched.
+    """
     settings = ctx.services.settings
     scored = f"confidence {score:.2f}" + (f" ({problem})" if problem else "")
     required = action.target in settings.gate.require_approval
-    if injection is not None:
-        kind, trigger, options = "targeted", "prompt_injection", ["approve", "reject"]
-        reason = f"a tool result in this conversation reads like instructions to the agent (matches {injection!r})"
+    kind, options = ("confirmation", ["yes", "no"]) if band == "confirm" else ("targeted", ["approve", "reject"])
+    matches = f"reads like instructions to the agent (matches {injection!r})"
+    if held is not None:
+        trigger = "untrusted_data"
+        reason = held + (f"; a tool result {matches}" if injection is not None else "")
+        read = f"text others wrote ({', '.join(untrusted)})"
+        question = (
+            f"I read {read} before this. Did you ask me to {action.describe()}?"
+            if band == "confirm"
+            else f"The agent read {read} before proposing this. Is it the user's request: {action.describe()}?"
+        )
+    elif injection is not None:
+        trigger = "prompt_injection"
+        reason = f"a tool result in this conversation {matches}"
         question = f"A tool result tried to instruct the agent. Is this the user's request: {action.describe()}?"
     elif band == "confirm":
-        kind, trigger, options = "confirmation", "medium_confidence", ["yes", "no"]
+        trigger = "medium_confidence"
         reason = f"{scored} is below {settings.gate.for_route(ctx.route).execute_above:g}"
         question = f"Before I go on: shall I {action.describe()}?"
     else:
-        kind, trigger, options = (
-            "targeted",
-            "approval_required" if required else "low_confidence",
-            ["approve", "reject"],
-        )
+        trigger = "approval_required" if required else "low_confidence"
         reason = f"{action.target} always needs approval" if required else f"{scored} is below the confirm threshold"
         question = f"Is this the right thing to do: {action.describe()}?"
     return escalation.build(
@@ -116,6 +209,7 @@ def _escalation_for(
             "arguments": action.arguments,
             "kind": action.kind,
             "score": score,
+            "untrusted_sources": list(untrusted) if held is not None else [],
         },
         settings=settings.escalation,
         now=ctx.services.clock(),
@@ -134,8 +228,9 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
     verdicts, gate_ids, rows = dict(state.get("verdicts") or {}), dict(state.get("gate_ids") or {}), []
     span = trace.get_current_span()
     injection = injected_instructions(state["messages"], ctx)
+    untrusted = untrusted_sources(state["messages"], ctx)
     scored = []
-    for action in gated_actions(decision, ctx):
+    for action in gated_actions(decision, ctx, untrusted):
         if signature(action) in (state.get("rejected") or []):
             verdicts[action.call_id] = "rejected"
             services.runs.add_event(ctx.run_id, "confidence_gate", "rejected_again", {"action": action.describe()})
@@ -150,8 +245,31 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
         span.add_event("firebreak.gate.injection_suspected", {"firebreak.gate.pattern": injection})
     for action, estimate in scored:
         required = action.target in services.settings.gate.require_approval
-        # After a suspected injection a reviewer decides every gated action, whatever the model's score.
-        band = "human" if required or injection is not None else thresholds.band(estimate.score)
+        policy = None if action.kind == "answer" else holding_policy(ctx.tools.get(action.target), untrusted, ctx)
+        # After a suspected injection, or untrusted output under "review", a reviewer decides, whatever the score.
+        band = "human" if required or injection is not None or policy == "review" else thresholds.band(estimate.score)
+        if band == "execute" and policy == "confirm":
+            band = "confirm"
+        held = untrusted_reason(action, untrusted, policy) if policy is not None else None
+        if held is not None:
+            services.runs.add_event(
+                ctx.run_id,
+                "confidence_gate",
+                "untrusted_data",
+                {"action": action.describe(), "sources": untrusted, "policy": policy},
+            )
+            span.add_event(
+                "firebreak.gate.untrusted_data",
+                {
+                    "firebreak.gate.target": action.target,
+                    "firebreak.gate.untrusted_sources": untrusted,
+                    "firebreak.gate.policy": policy,
+                },
+            )
+        if band == "confirm" and action.kind != "answer" and ctx.agent != SOLO_AGENT:
+            # A team member's question was written by its supervisor, not a person: nobody in the chat could
+            # confirm it, so a reviewer in the Inbox decides.
+            band = "human"
         if band == "execute":
             verdict, pending = "execute", None
         elif band == "confirm" and action.kind == "answer":
@@ -160,7 +278,7 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
         else:
             verdict, pending = (
                 "pending",
-                _escalation_for(action, band, estimate.score, estimate.problem, where, ctx, injection),
+                _escalation_for(action, band, estimate.score, estimate.problem, where, ctx, injection, held, untrusted),
             )
             rows.append(pending)
         verdicts[action.call_id] = verdict
@@ -175,7 +293,7 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
                 estimator=estimate.estimator,
                 score=estimate.score,
                 band=band,
-                reason=estimate.problem,
+                reason="; ".join(part for part in (held, estimate.problem) if part) or None,
                 escalation_id=pending.id if pending else None,
                 created_at=services.clock(),
             )

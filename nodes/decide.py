@@ -9,6 +9,8 @@ from langgraph.runtime import Runtime
 from app.errors import BudgetExceeded
 from app.gateway import CallContext
 from app.planning.plan import Plan, render
+from app.resilience.safety import SafetyPolicy
+from app.resilience.stream_screen import StreamScreen
 from graph.messages import ai_message, to_openai
 from graph.state import AgentState, RunContext
 from nodes.budget_guard import breach
@@ -22,10 +24,17 @@ def system_prompt(state: AgentState, base: str) -> str:
     return f"{base}\n\n{render(Plan(goal=plan['goal'], steps=plan['steps']), plan['version'])}"
 
 
+def _emit(runtime: Runtime[RunContext], text: str) -> None:
+    if text:
+        runtime.stream_writer({"token": text})
+
+
 async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     services = ctx.services
-    writer = runtime.stream_writer
+    policy = SafetyPolicy.from_settings(services.settings.safety)
+    # Tokens pass the policy screen on their way out: what a pattern could still match is held back.
+    screen = StreamScreen.of(policy.policy_patterns)
     try:
         reply = await services.gateway.chat(
             to_openai(state["messages"], system_prompt(state, ctx.system_prompt)),
@@ -34,7 +43,7 @@ async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
                 tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id
             ),
             tools=ctx.tools.specs() or None,
-            on_token=(lambda text: writer({"token": text})) if ctx.stream_tokens else None,
+            on_token=(lambda text: _emit(runtime, screen.feed(text))) if ctx.stream_tokens else None,
             deadline=ctx.deadline,
         )
     except BudgetExceeded as exc:
@@ -52,6 +61,10 @@ async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
         },
     )
     decision = ai_message(reply.text, reply.tool_calls)
+    if screen.text:
+        # The held rest goes out only when the reply passes the final screen's text rule; otherwise
+        # screen_actions terminates the run, and the user never sees it.
+        _emit(runtime, screen.finish(passed=policy.violation(decision.text) is None))
     if not reply.text.strip() and not reply.tool_calls:
         # Nothing to answer with and nothing to do: an empty reply must not pass for an (empty) answer.
         return {"messages": [decision], "status": "empty_reply", "stop_detail": reply.model}

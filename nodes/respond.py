@@ -8,16 +8,20 @@ from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage
 from langgraph.runtime import Runtime
 
 from graph.state import AgentState, RunContext
+from nodes.observe import failure_escalation_id
 
 
-def _stopped_answer(state: AgentState) -> str | None:
+def _stopped_answer(state: AgentState, ctx: RunContext) -> str | None:
     status = state.get("status")
     if status == "step_limit":
         return (
             f"I stopped after {state.get('steps', 0)} tool steps without reaching an answer; please narrow the request."
         )
     if status == "repeated_failure":
-        return f"I stopped because {state.get('stop_detail')} kept failing; this needs a person to look at it."
+        return (
+            f"I stopped because {state.get('stop_detail')} kept failing; a reviewer has been asked to look at it "
+            f"(escalation {failure_escalation_id(state, ctx)[:8]})."
+        )
     if status == "terminated":
         return f"This run was stopped by the safety breaker: {state.get('stop_detail')}."
     if status == "budget_exceeded":
@@ -34,7 +38,7 @@ HEDGE = "\n\n(I am not fully sure about this answer; please check it before you 
 
 def respond(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    stopped = _stopped_answer(state)
+    stopped = _stopped_answer(state, ctx)
     if stopped is not None:
         answer, status = stopped, str(state["status"])
         messages: list[BaseMessage] = [AIMessage(content=stopped)]

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -37,20 +38,24 @@ from app.operators import (
     answer_as,
     authenticate,
     configured,
+    find_attention,
     invalidate_as,
     local,
+    needs_attention,
     requeue_as,
     visible_actions,
 )
 from app.ops import DEFAULT_WINDOW_S, Figures, OpsReport, RunFilter, find_runs, ops_report, run_facets
 from app.planning.report import plan_report
-from app.services import Services
+from app.services import Services, build_services
 from app.traces import trace_lines
 from graph.agent import Agent, RunResult, Token
+from graph.sweeper import sweeping
 from graph.team import run_team
 from memory.audit import AuditLog
 from memory.entities import EntityStore
 from memory.escalations import EscalationStore
+from memory.events import is_event_letter
 from memory.queue import QueueStore
 from memory.tables import Escalation, Rollout
 from ui import render
@@ -87,27 +92,30 @@ Messages = list[dict[str, Any]]
 
 
 class AgentSlot:
-    """The UI's one Agent, opened on first use inside Gradio's event loop and closed with the server.
+    """The UI's one Agent, opened on first use inside Gradio's event loop (the lifespan's escalation sweeper
+    uses it from the server's start) and closed with the server.
 
     It cannot be opened before the server starts: the checkpointer's async connection belongs to
     the loop that opened it, and Gradio runs async handlers on uvicorn's loop.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
+        self._clock = clock  # the agent's wall clock, injected by tests that move deadlines by hand
         self._agent: Agent | None = None
         self._lock = asyncio.Lock()
 
     @property
     def current(self) -> Agent | None:
-        """The agent if it was opened (by a first request), else None."""
+        """The agent if it was opened (by the sweeper or a first request), else None."""
         return self._agent
 
     async def get(self) -> Agent:
         # The lock stops two first requests from opening two agents (and two connections).
         async with self._lock:
             if self._agent is None:
-                self._agent = await Agent.create(self._settings)
+                services = build_services(self._settings, clock=self._clock)
+                self._agent = await Agent.create(self._settings, services=services)
             return self._agent
 
     async def close(self) -> None:
@@ -118,8 +126,11 @@ class AgentSlot:
 
     @asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
-        """A FastAPI lifespan: closing on server shutdown runs on the same loop that opened the agent."""
-        yield
+        """A FastAPI lifespan: while the server runs, its agent sweeps overdue escalations every
+        ``[escalation] sweep_period_s`` (``graph/sweeper.py``), so deadlines pass with the Inbox closed;
+        closing on server shutdown runs on the same loop that opened the agent."""
+        async with sweeping(self.get, self._settings.escalation.sweep_period_s):
+            yield
         await self.close()
 
 
@@ -245,9 +256,11 @@ async def _trace_view(slot: AgentSlot, run_id: str, operator: Operator) -> str:
 
 
 def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot | None = None) -> gr.Blocks:
-    """The Blocks app; pass ``agent`` to own its lifetime (``start`` closes it with the server)."""
+    """The Blocks app; pass ``agent`` to own its lifetime (``start`` closes it with the server).
+
+    ``route`` (``firebreak ui --model``) pins the chat and team runs to that route and the stable release;
+    without it each run is served by whatever rollout its user is in, as on every other entry path."""
     slot = agent or AgentSlot(settings)
-    route = route or settings.agent.default_route
 
     async def send(
         question: str, history: Messages, thread_id: str, plan_first: bool, request: gr.Request
@@ -422,16 +435,22 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         )
 
     async def queue_views(selected: str | None, request: gr.Request) -> tuple[Any, ...]:
-        """Counts, recent runs, the dead letters (keeping the pick while it is still dead), its detail, alerts;
-        the runs and letters only of tenants the operator may see."""
+        """Counts, recent runs, what needs an operator (every run that did not end cleanly, with its action),
+        the dead letters (keeping the pick while it is still dead), its detail, alerts; the runs and letters
+        only of tenants the operator may see."""
         operator = _readable(operator_of(settings, request))
         services = await _services(slot)
         store = QueueStore(services.engine)
         letters = [letter for letter in store.dead_letters() if operator.sees(letter.tenant_id)]
         picked = next((letter for letter in letters if str(letter.id) == selected), None)
+        attention = needs_attention(services.engine, operator, now=time.time())
         return (
             render.queue_counts_html(store.counts()),
             render.runs_html([run for run in services.runs.recent(limit=RECENT_RUNS) if operator.sees(run.tenant_id)]),
+            render.attention_html(attention),
+            gr.Dropdown(
+                choices=[render.attention_choice(item) for item in attention if item.action == "requeue"], value=None
+            ),
             render.dead_letters_html(letters),
             gr.Dropdown(
                 choices=[render.dead_letter_choice(letter) for letter in letters],
@@ -448,31 +467,42 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         letter = (await _queue(slot)).dead_letter(int(selected)) if selected else None
         return render.dead_letter_detail_html(letter if letter and operator.sees(letter.tenant_id) else None)
 
-    async def requeue(selected: str | None, request: gr.Request) -> tuple[Any, ...]:
-        """Requeue the picked dead letter's run; the views then show the list without it."""
+    async def requeue_one(target: str, request: gr.Request) -> str:
+        """Requeue ``target`` (a run id or event:<dead letter id>) as the operator; what came of it."""
         store = await _queue(slot)
-        letter = store.dead_letter(int(selected)) if selected else None
+        operator, now = operator_of(settings, request), time.time()
         try:
-            if letter is None:
-                message = "Pick a dead letter to requeue."
-            elif requeue_as(store, operator_of(settings, request), letter, now=time.time()):
-                message = f"Requeued run `{letter.run_id}` (dead letter #{letter.id})."
-            else:
-                message = f"Run `{letter.run_id}` is no longer dead: nothing to requeue."
-        except OperatorRefused as exc:
-            message = f"Not requeued: {exc}"
+            item = find_attention(store.engine, replace(operator, tenants=()), target, now=now)
+            moved = requeue_as(store, operator, item, now=now, max_attempts=settings.queue.max_attempts)
+        except FirebreakError as exc:
+            return f"Not requeued: {exc}"
+        what = f"{item.kind} `{target}`"
+        return f"Requeued {what}." if moved else f"The {what} is no longer dead: nothing to requeue."
+
+    async def requeue(selected: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Requeue the picked dead letter's run (or event); the views then show the list without it."""
+        letter = (await _queue(slot)).dead_letter(int(selected)) if selected else None
+        if letter is None:
+            message = "Pick a dead letter to requeue."
+        else:
+            message = await requeue_one(f"event:{letter.id}" if is_event_letter(letter) else letter.run_id, request)
+        return (message, *(await queue_views(None, request)))
+
+    async def requeue_target(target: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Requeue the picked run (one that failed in the chat, `ask` or the API, say) or event."""
+        message = await requeue_one(target, request) if target else "Pick a run or event to requeue."
         return (message, *(await queue_views(None, request)))
 
     async def requeue_all(request: gr.Request) -> tuple[Any, ...]:
+        """Requeue everything the view says to requeue that the operator may see."""
         store = await _queue(slot)
-        operator = operator_of(settings, request)
-        letters = {letter.run_id: letter for letter in store.dead_letters() if operator.sees(letter.tenant_id)}
+        operator, now = operator_of(settings, request), time.time()
+        targets = [item for item in needs_attention(store.engine, operator, now=now) if item.action == "requeue"]
+        max_attempts = settings.queue.max_attempts
         try:
-            requeued = [requeue_as(store, operator, letter, now=time.time()) for letter in letters.values()]
-            message = (
-                f"Requeued {sum(requeued)} of {len(letters)} dead runs." if letters else "No dead letters to requeue."
-            )
-        except OperatorRefused as exc:
+            requeued = [requeue_as(store, operator, item, now=now, max_attempts=max_attempts) for item in targets]
+            message = f"Requeued {sum(requeued)} of {len(targets)} dead runs." if targets else "Nothing to requeue."
+        except FirebreakError as exc:
             message = f"Not requeued: {exc}"
         return (message, *(await queue_views(None, request)))
 
@@ -605,7 +635,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                         elem_id="plan-first",
                         scale=1,
                     )
-                chatbot = gr.Chatbot(label=f"Firebreak · route {route}", elem_id="chat", height=480)
+                chatbot = gr.Chatbot(label=f"Firebreak · route {route or 'by release'}", elem_id="chat", height=480)
                 with gr.Row():
                     question_box = gr.Textbox(
                         show_label=False, placeholder="Ask a question…", elem_id="question", scale=6, lines=1
@@ -685,6 +715,15 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
                 queue_runs_view = gr.HTML(
                     render.runs_html([]), css_template=render.QUEUE_CSS, elem_id="recent-runs-view"
                 )
+                gr.Markdown("### Needs an operator (every run that did not end with a clean answer)")
+                attention_view = gr.HTML(
+                    render.attention_html([]), css_template=render.QUEUE_CSS, elem_id="attention-view"
+                )
+                with gr.Row():
+                    attention_pick = gr.Dropdown(
+                        label="Run or event to requeue", choices=[], elem_id="attention-pick", scale=4
+                    )
+                    requeue_target_btn = gr.Button("Requeue", elem_id="requeue-target-button", scale=1)
                 gr.Markdown("### Dead letters")
                 dead_letters_view = gr.HTML(
                     render.dead_letters_html([]), css_template=render.QUEUE_CSS, elem_id="dead-letters-view"
@@ -824,6 +863,8 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         queue_outputs = [
             counts_view,
             queue_runs_view,
+            attention_view,
+            attention_pick,
             dead_letters_view,
             dead_letter_pick,
             dead_letter_detail,
@@ -837,6 +878,7 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
         dead_letter_pick.input(pick_dead_letter, dead_letter_pick, dead_letter_detail)
         requeue_btn.click(requeue, dead_letter_pick, [requeue_result, *queue_outputs])
         requeue_all_btn.click(requeue_all, None, [requeue_result, *queue_outputs])
+        requeue_target_btn.click(requeue_target, attention_pick, [requeue_result, *queue_outputs])
         cache_outputs = [cache_stats_view, cache_entries_view]
         refresh_cache_btn.click(cache_views, None, cache_outputs)
         cache_tab.select(cache_views, None, cache_outputs)

@@ -35,6 +35,7 @@ from memory.tables import (
 )
 
 if TYPE_CHECKING:
+    from app.operators import Attention
     from graph.agent import RunResult
     from graph.team import TeamResult
 
@@ -427,10 +428,22 @@ def team_html(result: TeamResult | None, changes: Sequence[EntityEvent], message
         for m in result.runs
     ]
     members = _table("team-members", ["Agent", "Run", "Status", "Answer"], rows, "")
-    verdict = (
-        f'<div class="team-verdict" data-verdict="{escape(result.verdict)}">Ticket {escape(result.ticket)}: '
-        f"{escape(result.verdict)} after {result.rounds} round(s)</div>"
-    )
+    if result.status == "waiting":
+        # A member's write waits for a reviewer: say who and where to answer, never show it as finished.
+        waits = "; ".join(
+            f"{escape(item['role'])} waits for a reviewer: escalation {escape(item['id'][:8])} "
+            f"({escape(item['question'])})"
+            for item in result.waiting_for
+        )
+        verdict = (
+            f'<div class="team-verdict" data-verdict="waiting">Ticket {escape(result.ticket)}: {waits}. '
+            f"Answer it in the Inbox, then: firebreak team --resume {escape(result.correlation_id)}</div>"
+        )
+    else:
+        verdict = (
+            f'<div class="team-verdict" data-verdict="{escape(result.verdict)}">Ticket {escape(result.ticket)}: '
+            f"{escape(result.verdict)} after {result.rounds} round(s)</div>"
+        )
     return verdict + members + entity_changes_html(changes)
 
 
@@ -641,6 +654,37 @@ def runs_html(runs: Sequence[Run]) -> str:
     return _table(
         "runs", ("Status", "Run", "Question", "Tokens", "Cost"), [_run_row(run) for run in runs], "No runs yet."
     )
+
+
+def _attention_row(item: Attention) -> str:
+    target = _run_link(item.target) if item.kind == "run" else f"<code>{escape(item.target)}</code>"
+    return (
+        f'<tr class="attention-row" data-target="{escape(item.target)}" data-status="{escape(item.status)}" '
+        f'data-action="{escape(item.action)}" data-entry="{escape(item.entry)}">'
+        f'<td class="mono">{target}</td>'
+        f"<td>{escape(item.status)}</td>"
+        f"<td>{escape(item.entry)}</td>"
+        f"<td><b>{escape(item.action)}</b> {escape(item.detail)}</td>"
+        f'<td title="{escape(item.reason)}">{escape(shorten(item.reason, REASON_PREFIX_CHARS))}</td>'
+        f"<td>{date_time(item.at)}</td>"
+        "</tr>"
+    )
+
+
+def attention_html(items: Sequence[Attention]) -> str:
+    """Every run and event handling that did not end with a clean answer, with the action that fits
+    (the same list as ``firebreak dlq list``)."""
+    return _table(
+        "attention",
+        ("Run / event", "Status", "Entry", "Action", "Why", "Since (UTC)"),
+        [_attention_row(item) for item in items],
+        "Every run ended with a clean answer.",
+    )
+
+
+def attention_choice(item: Attention) -> tuple[str, str]:
+    """A (label, target) pair for the dropdown of what may be requeued."""
+    return f"{item.target[:14]} · {item.status} · {item.entry}", item.target
 
 
 def dead_letter_choice(letter: DeadLetter) -> tuple[str, str]:
@@ -1016,7 +1060,9 @@ def answer_outcome(row: Escalation, answer: str, result: RunResult | None) -> st
         return f"{head} The run waits for other answers."
     usage = result.usage
     line = run_line(result.run_id, result.status, usage.input_tokens, usage.output_tokens, usage.cost_usd)
-    if result.status == "waiting":
+    if result.status == "queued":
+        body = "The run is back in the queue: a worker resumes it (with retries and the dead-letter queue)."
+    elif result.status == "waiting":
         asks = "; ".join(item.get("question", "?") for item in result.escalations) or "another answer"
         body = f"The run resumed and now waits again: {asks}"
     elif result.status in FAILED_STATUSES:

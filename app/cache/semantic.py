@@ -10,7 +10,9 @@ entities, opposites) finds a conflict between its question and the query.
 The scope is a digest of everything that must match for an answer to be
 reusable (tenant, route and its models, system prompt, tool set, graph, the
 conversation so far), so another tenant's or conversation's entries are never
-even searched: scoping is part of the key, not a filter applied afterwards.
+even searched: scoping is part of the key, not a filter applied afterwards. A
+lookup may search several scopes at once (a user's own and their tenant's,
+see ``nodes/cache.py``); the hit says which one served it.
 Entries live in the database (``cache_entries``); each process keeps an index
 per scope and catches up with rows other workers added.
 """
@@ -42,6 +44,7 @@ def scope_key(**parts: Any) -> str:
 
 @dataclass(frozen=True)
 class Hit:
+    scope: str  # the scope the entry was found in
     entry_id: int
     similarity: float
     matched: str  # the earlier question whose answer is served
@@ -56,7 +59,7 @@ class Lookup:
 
     hit: Hit | None
     candidates: int  # entries at or above the recall threshold
-    best_similarity: float | None  # the nearest entry in the scope, whatever its similarity; None: scope empty
+    best_similarity: float | None  # the nearest entry in the scopes, whatever its similarity; None: all empty
     refused: list[str] = field(default_factory=list)
 
 
@@ -116,22 +119,31 @@ class SemanticCache:
 
     # -- the semantic layer ------------------------------------------------------------------------------
 
-    def lookup(self, scope: str, text: str, *, route: str) -> Lookup:
-        """Stage 1 then stage 2; a hit is counted on its entry."""
+    def lookup(self, scopes: str | tuple[str, ...], text: str, *, route: str) -> Lookup:
+        """Stage 1 then stage 2 over one scope or several searched as one; a hit is counted on its entry.
+
+        Candidates from every scope are verified best first; between equally similar ones, the first scope
+        given wins.
+        """
         thresholds = self.settings.for_route(route)
         vector = self.embed(text)
-        index = self._catch_up(scope, vector.shape[0])
-        if index.size == 0:
+        nearest: list[tuple[float, int, str]] = []
+        for scope in (scopes,) if isinstance(scopes, str) else scopes:
+            index = self._catch_up(scope, vector.shape[0])
+            if index is None or index.size == 0:
+                continue
+            similarities, ids = index.index.search(vector.reshape(1, -1), min(self.settings.candidates, index.size))
+            nearest += [(float(s), int(i), scope) for s, i in zip(similarities[0], ids[0], strict=True) if i >= 0]
+        if not nearest:
             return Lookup(None, 0, None)
-        similarities, ids = index.index.search(vector.reshape(1, -1), min(self.settings.candidates, index.size))
-        nearest = [(float(s), int(i)) for s, i in zip(similarities[0], ids[0], strict=True) if i >= 0]
-        found = [(s, i) for s, i in nearest if s >= thresholds.recall_similarity]
+        nearest.sort(key=lambda candidate: -candidate[0])  # stable: ties keep the order of the scopes
+        found = [candidate for candidate in nearest if candidate[0] >= thresholds.recall_similarity]
         now = self._clock()
-        live = self.store.live([entry_id for _, entry_id in found], now=now)
+        live = self.store.live([entry_id for _, entry_id, _ in found], now=now)
         # The nearest entry's similarity even below the recall stage: near misses are what calibration needs.
-        best = nearest[0][0] if nearest else None
+        best = nearest[0][0]
         refused: list[str] = []
-        for similarity, entry_id in found:  # FAISS returns them best first
+        for similarity, entry_id, scope in found:
             entry = live.get(entry_id)
             if entry is None:
                 continue  # expired or invalidated since this process indexed it
@@ -145,6 +157,7 @@ class SemanticCache:
             self.store.used(entry_id, now=now)
             payload = entry.payload
             hit = Hit(
+                scope,
                 entry_id,
                 similarity,
                 entry.text,
@@ -185,12 +198,15 @@ class SemanticCache:
         )
         return entry_id
 
-    def _catch_up(self, scope: str, dimension: int) -> _ScopeIndex:
-        """This process's index of ``scope``, with every row other workers added since it last looked."""
+    def _catch_up(self, scope: str, dimension: int) -> _ScopeIndex | None:
+        """This process's index of ``scope``, with every row other workers added since it last looked; None
+        while nothing was ever stored in it (most users' own scopes): an empty index is not kept for it."""
         newest = self.store.newest_id(scope)
         with self._lock:
             index = self._indexes.get(scope)
             if index is None:
+                if newest == 0:
+                    return None
                 index = self._indexes[scope] = _ScopeIndex(_flat_index(dimension), dimension=dimension)
             if newest > index.newest_id:
                 rows = self.store.vectors_after(scope, index.newest_id, now=self._clock())

@@ -4,7 +4,8 @@ A run's outcome decides its fate: an answer (or any deliberate stop: step
 limit, repeated failure, safety termination) completes it; a failure or a
 timeout is retried after ``retry_base_delay_s * 2^(attempt-1)`` until
 ``max_attempts``; a rate-limited run (or one whose conversation is busy)
-waits and keeps its attempts. A run out of attempts goes to the dead-letter
+waits and keeps its attempts; a run that waits for a person stays "waiting" and
+comes back through the queue once answered. A run out of attempts goes to the dead-letter
 queue with its partial state, checkpoint id, tool outputs and decision history. A later attempt (or a
 requeue) resumes from the checkpoint with the same run id, so completed writes
 are never repeated.
@@ -37,11 +38,15 @@ from app.alerts import raise_alert
 from app.config import QueueSettings, Settings
 from app.errors import FirebreakError, StoreUnavailable, ThreadBusy
 from graph.agent import Agent, RunResult
+from graph.sweeper import sweeping
+from memory.idempotency import RequestKeys, request_key
 from memory.queue import QueueStore
+from memory.runs import RESUMABLE_STATUSES
 from memory.tables import DeadLetter, QueuedRun
 
-# A budget breach is a decision, not an outage: retrying it would only spend more.
-RETRYABLE = frozenset({"failed", "timed_out"})
+# A budget breach is a decision, not an outage: retrying it would only spend more. (A rate-limited run waits
+# for its retry-after instead, its attempt given back.)
+RETRYABLE = RESUMABLE_STATUSES
 # The longest a worker waits between tries while its store keeps failing.
 STORE_BACKOFF_CAP_S = 30.0
 
@@ -79,11 +84,16 @@ def submit(
     user_id: str | None = None,
     route: str | None = None,
     task_type: str = "ask",
+    idempotency_key: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> QueuedRun:
     """Queue one question; a worker will run it. Returns the queued run (its id is the run id).
 
     ``task_type`` picks the attempt limit from ``[queue] max_attempts_by_task`` (default ``max_attempts``).
+    Without ``route`` the run joins whatever rollout serves its user when it runs; naming one pins it to the
+    stable release. The same request sent again with the same ``idempotency_key`` returns the run queued
+    the first time (one run, one execution); another request under the key raises
+    :class:`~app.errors.IdempotencyKeyConflict`.
     """
     question = question.strip()
     if not question:
@@ -96,7 +106,7 @@ def submit(
         thread_id=thread_id or str(uuid.uuid4()),
         tenant_id=tenant,
         user_id=user,
-        route=route or settings.agent.default_route,
+        route=route,
         question=question,
         status="queued",
         task_type=task_type,
@@ -105,8 +115,21 @@ def submit(
         created_at=now,
         updated_at=now,
     )
-    store.submit(job)
-    return job
+    if idempotency_key is None:
+        store.submit(job)
+        return job
+    keys = RequestKeys(store.engine, ttl_s=settings.idempotency.request_key_ttl_s)
+    request = request_key(
+        tenant,
+        idempotency_key,
+        entry="submit",
+        question=question,
+        thread_id=thread_id,
+        user_id=user,
+        route=route,
+        task_type=task_type,
+    )
+    return store.submit_keyed(job, request, keys, now=now)
 
 
 @dataclass
@@ -169,12 +192,14 @@ class Worker:
             await asyncio.sleep(self.backoff_s)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            job = await self.run_once()
-            wait = self.backoff_s or (self.settings.poll_s if job is None else 0.0)
-            if wait:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=wait)
+        """Process runs until ``stop``, sweeping overdue escalations beside them (``graph/sweeper.py``)."""
+        async with sweeping(self.agent, self.agent.services.settings.escalation.sweep_period_s):
+            while not stop.is_set():
+                job = await self.run_once()
+                wait = self.backoff_s or (self.settings.poll_s if job is None else 0.0)
+                if wait:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=wait)
 
     def _store_failed(self, what: str) -> None:
         self.store_failures += 1
@@ -225,6 +250,14 @@ class Worker:
                 last_error=error,
                 lease_owner=None,
             )
+        elif status == "waiting":
+            # Paused for a person, not done: the run stays the queue's (the attempt given back, a pause is no
+            # failure) and comes back through it once answered (Agent._resume_if_ready wakes it).
+            settled = self.store.settle(
+                job.id, self.name, now=self.clock(), status="waiting", attempts=job.attempts - 1, lease_owner=None
+            )
+            if settled and not self.agent.open_pauses(job.id):
+                self.store.wake(job.id, now=self.clock())  # answered before this settled: nobody else wakes it
         elif status not in RETRYABLE:
             self.store.settle(job.id, self.name, now=self.clock(), status="completed", last_error=None)
         elif job.attempts < job.max_attempts:
@@ -242,7 +275,13 @@ class Worker:
             await self._bury(job, error)
 
     async def _run(self, job: QueuedRun) -> RunResult:
-        if self.agent.services.runs.get(job.id) is None:
+        record = self.agent.services.runs.get(job.id)
+        if record is not None and record.status == "waiting":
+            # Woken once its answers were in: resume it with them (None: someone else resumed it first).
+            resumed = await self.agent.resume_answered(job.id)
+            if resumed is not None:
+                return resumed
+        if record is None:
             return await self.agent.ask(
                 job.question,
                 run_id=job.id,

@@ -9,6 +9,7 @@ that text may be a card number, and verdicts are stored and traced.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,8 @@ class ToolRequest:
 class SafetyPolicy:
     dangerous_tools: frozenset[str]
     jailbreak_patterns: tuple[re.Pattern[str], ...]
+    # The same patterns with their spaces taken out, matched against text with every separator taken out.
+    squeezed_jailbreak_patterns: tuple[re.Pattern[str], ...]
     jailbreak_limit: int
     policy_patterns: tuple[re.Pattern[str], ...]
 
@@ -57,14 +60,31 @@ class SafetyPolicy:
         return cls(
             dangerous_tools=frozenset(settings.dangerous_tools),
             jailbreak_patterns=tuple(re.compile(p, re.IGNORECASE) for p in settings.jailbreak_patterns),
+            squeezed_jailbreak_patterns=tuple(_squeezed_pattern(p) for p in settings.jailbreak_patterns),
             jailbreak_limit=settings.jailbreak_limit,
             # Policy patterns carry their own flags: a card number has no case, "(?i)drop table" does.
             policy_patterns=tuple(re.compile(p) for p in settings.policy_patterns),
         )
 
     def jailbreak_attempt(self, text: str) -> str | None:
-        """The jailbreak pattern ``text`` matches, if any."""
-        return _first_match(self.jailbreak_patterns, text)
+        """The jailbreak pattern ``text`` matches, if any, however it is spaced, split or cased.
+
+        Tried on the text as written, then normalised (compatibility forms, invisible characters dropped,
+        runs of whitespace as one space: "ignore   previous\\ninstructions", "ig\\u200bnore"), then with
+        every separator gone against the patterns without their spaces ("i g n o r e  p r e v i o u s",
+        "ignore-previous-instructions"). The patterns stay one signal among others: a paraphrase passes them.
+        """
+        flat = normalised(text)
+        squeezed = _SEPARATORS.sub("", flat)
+        for patterns, candidate in (
+            (self.jailbreak_patterns, text),
+            (self.jailbreak_patterns, flat),
+            (self.squeezed_jailbreak_patterns, squeezed),
+        ):
+            for index, pattern in enumerate(patterns):
+                if pattern.search(candidate):
+                    return self.jailbreak_patterns[index].pattern
+        return None
 
     def violation(self, text: str) -> str | None:
         """The policy pattern ``text`` matches, if any."""
@@ -97,6 +117,30 @@ class SafetyPolicy:
         if pattern is not None:
             return Verdict(True, POLICY, "the model's reply broke a content policy", f"reply: {pattern}")
         return None
+
+
+# Spaces in a pattern, literal or as \s: taken out to match text whose separators were taken out.
+_PATTERN_SPACES = re.compile(r" +|\\s[*+?]?")
+_SEPARATORS = re.compile(r"[\W_]+")
+# Tool results reach the patterns as JSON, where a newline or a tab is escaped: a backslash, then n or t.
+_ESCAPED_WHITESPACE = re.compile(r"\\[nrt]")
+
+
+def normalised(text: str) -> str:
+    """Text as a reader sees it: compatibility forms folded (full-width letters), invisible format characters
+    (zero-width spaces and joiners, soft hyphens) dropped, every run of whitespace (also JSON-escaped) one
+    space, case folded."""
+    folded = unicodedata.normalize("NFKC", _ESCAPED_WHITESPACE.sub(" ", text))
+    visible = "".join(char for char in folded if unicodedata.category(char) != "Cf")
+    return " ".join(visible.split()).casefold()
+
+
+def _squeezed_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` without its spaces; a pattern that no longer compiles so (a space in a class) never matches."""
+    try:
+        return re.compile(_PATTERN_SPACES.sub("", pattern), re.IGNORECASE)
+    except re.error:
+        return re.compile(r"(?!)")
 
 
 def _first_match(patterns: tuple[re.Pattern[str], ...], text: str) -> str | None:

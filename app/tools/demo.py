@@ -38,7 +38,7 @@ def _words(text: str) -> set[str]:
     return {word for word in WORD.findall(text.lower()) if len(word) > 2}
 
 
-@tool(kind="read", cost_class="web_search", cached=True)
+@tool(kind="read", cost_class="web_search", cached=True, shared=True, trusted_output=True)
 def knowledge_search(
     query: Annotated[str, Field(min_length=2, max_length=500, description="What to look for")],
     top_k: Annotated[int, Field(ge=1, le=5)] = 2,
@@ -55,7 +55,7 @@ def knowledge_search(
     return scored[:top_k] or [{"result": "no article matches", "query": query}]
 
 
-@tool(kind="read", cost_class="db")
+@tool(kind="read", cost_class="db", trusted_output=True)
 def sql_lookup(
     order_id: Annotated[int, Field(ge=1, description="The order number")], ctx: ToolContext
 ) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def sql_lookup(
         return {"found": True, **order.model_dump(mode="json")}
 
 
-@tool(kind="read", cost_class="db")
+@tool(kind="read", cost_class="db", shared=True, trusted_output=True)
 def sales_data(ctx: ToolContext) -> dict[str, Any]:
     """Orders and revenue per item, from the orders table (not counting cancelled or refunded orders)."""
     with Session(ctx.engine) as session:
@@ -97,19 +97,19 @@ def _prices(items: list[str]) -> dict[str, float | None]:
     return {item: PRICE_LIST.get(item) for item in items}
 
 
-@tool(kind="read", cost_class="external_api", substitute="cached_prices")
+@tool(kind="read", cost_class="external_api", substitute="cached_prices", shared=True)
 async def pricing_api(items: Items) -> dict[str, Any]:
     """Current list prices from the live pricing service (unknown items are null)."""
     return {"prices": _prices(items), "source": "live"}
 
 
-@tool(kind="read", cost_class="db")
+@tool(kind="read", cost_class="db", shared=True, trusted_output=True)
 def cached_prices(items: Items) -> dict[str, Any]:
     """Prices from the last published price list: a fallback when the live pricing service is down."""
     return {"prices": _prices(items), "source": "published price list", "as_of": PRICES_PUBLISHED_ON}
 
 
-@tool(kind="write", cost_class="db")
+@tool(kind="write", cost_class="db", trusted_output=True)
 def update_order(
     order_id: Annotated[int, Field(ge=1, description="The order number")],
     status: Annotated[OrderStatus, Field(description="The new status")],
@@ -130,7 +130,7 @@ def update_order(
         return {"order_id": order_id, "previous_status": previous, "status": status}
 
 
-@tool(kind="write", cost_class="db", consumes={"emails": 1})
+@tool(kind="write", cost_class="db", consumes={"emails": 1}, trusted_output=True)
 def send_email(
     to: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Recipient address")],
     subject: Annotated[str, Field(min_length=1, max_length=200)],
@@ -156,7 +156,8 @@ async def run_code(
     return {"exit_code": outcome.exit_code, "stdout": outcome.stdout[-4000:], "stderr": outcome.stderr[-2000:]}
 
 
-@tool(kind="read", cost_class="external_api")
+# egress: the model chooses the path, so a query string can carry whatever the run has read to the partner.
+@tool(kind="read", cost_class="external_api", egress=True)
 async def http_api(
     path: Annotated[
         str, Field(pattern=r"^/[A-Za-z0-9/_\-.?=&]*$", description="Path on the partner API, e.g. /prices/42")

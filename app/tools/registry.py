@@ -50,9 +50,22 @@ class Tool:
     consumes: dict[str, float]  # blast-radius resources one call uses, besides one tool call
     cached: bool  # a read whose result may be reused for [cache.ttl_s] read_tool (same tenant and arguments)
     substitute: str | None  # a read tool a plan may use instead when this one fails (a local patch)
+    # Output the agent may act on without a person: data the deployment itself owns (its own order table),
+    # not text someone else wrote (web pages, emails, tickets, partner replies). See the untrusted-data rule.
+    trusted_output: bool
+    # Data every user of the tenant may see (a price list, a help centre); see ``tool(shared=...)``.
+    shared: bool
+    # A read that sends model-chosen data outside (a URL or path on someone else's server): after untrusted
+    # output it is gated like a write, since the data it sends may be what an injection asked to leak.
+    egress: bool
     args_model: type[BaseModel]
     fn: Callable[..., Any]
     context_param: str | None
+
+    @property
+    def has_effects(self) -> bool:
+        """A write, or a read that sends data out: what the untrusted-data rule gates."""
+        return self.kind == "write" or self.egress
 
     @property
     def is_async(self) -> bool:
@@ -118,6 +131,9 @@ def tool(
     consumes: dict[str, float] | None = None,
     cached: bool = False,
     substitute: str | None = None,
+    trusted_output: bool = False,
+    shared: bool = False,
+    egress: bool = False,
     name: str | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Declare a tool. Its docstring is the description; its annotated parameters are the schema.
@@ -130,6 +146,15 @@ def tool(
     ``[cache.ttl_s] read_tool`` seconds (a write by that tenant drops it). Write tools are never cached.
     ``substitute`` names a read tool taking the same arguments that a plan may use when this one fails
     (the seed's cached prices for a dead pricing API): the replanner patches the step instead of replanning.
+    ``trusted_output`` declares the result the deployment's own data (not written by outsiders): after an
+    untrusted result, every write and egress read the run proposes goes to a person (``[gate]
+    after_untrusted``, per tool ``after_untrusted_tools``).
+    ``egress`` declares a read that sends model-chosen data outside (a partner's URL): it is treated as a
+    write by that rule. Writes need not declare it.
+    ``shared`` declares the result fit for every user of the tenant (a price list, a help centre): only
+    answers built from shared results alone (or none) are cached tenant-wide; any other tool result keeps the
+    answer per user. The read-tool layer keeps a tool's results per user when it takes a
+    :class:`ToolContext` (it may read who asks) and is not declared shared.
     """
 
     def declare(fn: Callable[..., Any]) -> Tool:
@@ -159,6 +184,9 @@ def tool(
             consumes=consumes if consumes is not None else default_consumption(kind, cost_class),
             cached=cached,
             substitute=substitute,
+            trusted_output=trusted_output,
+            shared=shared,
+            egress=egress,
             args_model=model,
             fn=fn,
             context_param=context_param,

@@ -126,6 +126,12 @@ def op_id_for(run_id: str, step: int, call_index: int, tool_name: str) -> str:
     return hashlib.sha256(f"{run_id}/{step}/{call_index}/{tool_name}".encode()).hexdigest()[:32]
 
 
+def reader_of(item: Tool, context: ToolContext) -> str | None:
+    """Whose cached result a read is: the calling user's when the tool receives the context (it may read
+    ``ctx.user_id``: "my balance") and does not declare its data shared; None, every user of the tenant's."""
+    return None if item.shared or item.context_param is None else context.user_id
+
+
 def arguments_hash(arguments: BaseModel) -> str:
     return hashlib.sha256(json.dumps(arguments.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
@@ -203,13 +209,20 @@ async def run_tool(
         if not item.cached or results is None:
             return await spent()
         digest = arguments_hash(arguments)
+        user = reader_of(item, context)
         span = trace.get_current_span()
-        cached = results.get(context.tenant_id, item.name, digest)
-        span.set_attributes({"firebreak.cache.layer": READ_TOOL, "firebreak.cache.hit": cached is not None})
+        cached = results.get(context.tenant_id, user, item.name, digest)
+        span.set_attributes(
+            {
+                "firebreak.cache.layer": READ_TOOL,
+                "firebreak.cache.hit": cached is not None,
+                "firebreak.cache.scope": "tenant" if user is None else "user",
+            }
+        )
         if cached is not None:
             return cached  # no call was made: nothing is charged
         output = await spent()
-        results.put(context.tenant_id, item.name, digest, output)
+        results.put(context.tenant_id, user, item.name, digest, output)
         return output
     if runtime.limits.settings.read_only:
         raise ToolFailed(f"{item.name} is a write tool and this environment is read-only", tool=item.name)

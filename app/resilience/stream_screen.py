@@ -1,0 +1,122 @@
+"""The policy screen over a reply while it streams: no character leaves before it is known to be clean.
+
+The final screen (``screen_actions``) judges the whole reply against ``[safety] policy_patterns``; a
+streamed token reaches the user before that. :class:`StreamScreen` sits between the model and the user
+and releases a character only once no policy pattern can match text that contains it, whatever the model
+says next, and only while the text released so far matches no pattern on its own either. It holds back
+from the earliest position where a pattern could still match: ``regex``'s partial matching says where a
+match may start that more text could complete (a card number's first digits, "drop" before its "table").
+Everything before that position can never become part of a match, so it goes out at once; clean prose
+streams with no delay. Once a pattern matches in full nothing more is released: the run is about to be
+terminated, and only a reply the final screen passes gets its held rest (:meth:`finish`).
+
+The patterns are the final screen's own (same text, same flags), so the stream is never judged by a
+looser rule than the answer. There is no Luhn check here for that reason: the final screen ends a run on
+any 13-19 digit run, and a stream screen that let non-Luhn numbers through would show exactly the text the
+final screen then refuses. (``app/telemetry.py``'s Luhn check decides what to mask in traces, not what a
+user may see.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import regex
+
+from app.errors import FirebreakError
+
+# ``re``'s flags by name: the bits differ (``re.ASCII`` is ``regex.VERSION1``).
+FLAGS = ("IGNORECASE", "MULTILINE", "DOTALL", "UNICODE", "VERBOSE", "ASCII")
+# ``\b`` and ``\B`` spelled as lookarounds. ``regex`` takes a word boundary that fails at the end of the
+# text for no match, though the next character could make it hold ("drop " before "table" for
+# ``\bdrop\s+\btable``); a lookahead that needs more text is a partial match, as it must be.
+WORD_BOUNDARY = r"(?:(?<=\w)(?!\w)|(?<!\w)(?=\w))"
+NOT_WORD_BOUNDARY = r"(?:(?<=\w)(?=\w)|(?<!\w)(?!\w))"
+
+
+def spell_out_boundaries(pattern: str) -> str:
+    r"""``pattern`` with every ``\b`` and ``\B`` outside a character class written as lookarounds."""
+    out: list[str] = []
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            pair = pattern[index : index + 2]
+            boundaries = {r"\b": WORD_BOUNDARY, r"\B": NOT_WORD_BOUNDARY}
+            out.append(pair if in_class else boundaries.get(pair, pair))
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            # A "]" first in a class (after any "^") is a literal, not its end.
+            opening = re.match(r"\[\^?\]?", pattern[index:])
+            assert opening is not None
+            out.append(opening.group())
+            index += len(opening.group())
+            in_class = True
+            continue
+        in_class = in_class and char != "]"
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def compile_partial(patterns: Iterable[re.Pattern[str]]) -> tuple[Any, ...]:
+    """The final screen's patterns for ``regex``, whose search can report partial matches."""
+    compiled = []
+    for pattern in patterns:
+        flags = sum(getattr(regex, name) for name in FLAGS if pattern.flags & getattr(re, name))
+        try:
+            # ``regex``'s default version 0 reads ``re``'s syntax as ``re`` does.
+            compiled.append(regex.compile(spell_out_boundaries(pattern.pattern), flags))
+        except regex.error as exc:
+            raise FirebreakError(f"policy pattern {pattern.pattern!r} cannot screen a stream: {exc}") from exc
+    return tuple(compiled)
+
+
+@dataclass
+class StreamScreen:
+    """Fed each streamed token; returns the text that may reach the user now."""
+
+    patterns: tuple[Any, ...]
+    text: str = ""  # the reply so far
+    released: int = 0  # how much of it has gone out
+    matched: bool = False  # a pattern matched in full: nothing more goes out before the final verdict
+
+    @classmethod
+    def of(cls, patterns: Iterable[re.Pattern[str]]) -> StreamScreen:
+        return cls(compile_partial(patterns))
+
+    def feed(self, token: str) -> str:
+        """Add ``token``; return what of the reply no policy pattern can match any more (often all of it)."""
+        self.text += token
+        if self.matched:
+            return ""
+        end = len(self.text)
+        # First against the text as it stands: the earliest start of a match more text could complete. Then
+        # against the text cut where the release would end, until no pattern matches or could match there:
+        # the released text must match nothing on its own either (a cut can make a "\b" hold), and every
+        # attempt at a released position then fails inside it, so no later text can make it a match.
+        while True:
+            found = [pattern.search(self.text, self.released, end, partial=True) for pattern in self.patterns]
+            starts = [match.start() for match in found if match is not None]
+            if end == len(self.text):
+                self.matched = any(match is not None and not match.partial for match in found)
+            cut = min(starts, default=end)
+            if cut == end:
+                return self._release(end)
+            end = cut
+
+    def finish(self, passed: bool) -> str:
+        """The held rest of a complete reply: all of it when the final screen ``passed`` the reply and no
+        pattern matches the streamed text either (it is what the user would see); otherwise nothing."""
+        if not passed or any(pattern.search(self.text) for pattern in self.patterns):
+            return ""
+        return self._release(len(self.text))
+
+    def _release(self, end: int) -> str:
+        out = self.text[self.released : end]
+        self.released = end
+        return out

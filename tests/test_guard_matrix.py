@@ -1,0 +1,137 @@
+"""Every guard on every door: the same attack through the Python API, the CLI, the queue and the UI.
+
+A guard that holds only on the path its own tests take gives false confidence, so each test here is
+parametrized over the doors of ``entry_paths`` and fails on a door that skips the guard. The doors share
+one real SQLite database per test; the scripted model is the only stand-in. Guards with a matrix of their
+own elsewhere (the streamed-text screen, cache identity, canary assignment, request keys, failure
+visibility, the untrusted-data rule, team runs) are listed with their tests in docs/security.md.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ScriptWriter, run
+from entry_paths import DOORS, Deployment
+from sqlmodel import Session, select
+
+from memory.engine import make_engine
+from memory.tables import DemoOrder, Operation, RunEvent
+from memory.threads import ThreadLeases
+
+CARD = "4111 1111 1111 1111"
+CANCEL_ORDER_2 = {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}}]}
+LOOKUP = {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 1}}]}
+# Guards about one run need no semantic cache: without it no door loads the embedding model.
+NO_CACHE = {"cache": {"enabled": False}}
+
+doors = pytest.mark.parametrize("door", sorted(DOORS))
+
+
+def deployment(tmp_path: Path, **overrides: object) -> Deployment:
+    return Deployment(f"sqlite:///{tmp_path / 'firebreak.db'}", tmp_path, {**NO_CACHE, **overrides})
+
+
+def order_2_and_writes(database_url: str) -> tuple[str, int]:
+    """Demo order 2's status and how many update_order operations completed."""
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            order = session.get(DemoOrder, 2)
+            assert order is not None
+            done = session.exec(
+                select(Operation).where(Operation.tool == "update_order", Operation.status == "completed")
+            ).all()
+            return order.status, len(done)
+    finally:
+        engine.dispose()
+
+
+def tools_run(database_url: str, run_id: str) -> list[str]:
+    """The tools a run executed, from its recorded events."""
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            events = session.exec(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.kind == "tool_result"))
+            return [event.payload["tool"] for event in events if event.payload.get("status") == "success"]
+    finally:
+        engine.dispose()
+
+
+@doors
+def test_a_reply_breaking_a_content_policy_is_never_shown_and_ends_the_run(
+    door: str, tmp_path: Path, write_script: ScriptWriter
+) -> None:
+    where = deployment(tmp_path)
+    script = write_script({"text": f"Sure, the card on file is {CARD}."})
+
+    shown = run(DOORS[door](where, script, "Which card do you have on file for me?"))
+
+    assert shown.status == "terminated"
+    assert "4111" not in shown.text and "1111 1111" not in shown.text
+    assert "safety breaker" in shown.text
+
+
+@doors
+def test_a_low_confidence_write_waits_for_a_reviewer_and_changes_nothing(
+    door: str, tmp_path: Path, write_script: ScriptWriter
+) -> None:
+    where = deployment(tmp_path)
+    script = write_script(CANCEL_ORDER_2, {"text": "0.40"})
+
+    shown = run(DOORS[door](where, script, "Please cancel order 2."))
+
+    assert shown.status == "waiting"
+    assert order_2_and_writes(where.database_url) == ("pending", 0)
+
+
+@doors
+def test_a_tool_call_beyond_the_request_cap_is_not_made_and_waits_for_a_reviewer(
+    door: str, tmp_path: Path, write_script: ScriptWriter
+) -> None:
+    where = deployment(tmp_path, limits={"request": {"tool_calls": 1}})
+    script = write_script(LOOKUP, {"tool_calls": [{"name": "sql_lookup", "arguments": {"order_id": 2}}]})
+
+    shown = run(DOORS[door](where, script, "Compare orders 1 and 2."))
+
+    assert shown.status == "waiting"
+    assert shown.run_id is not None
+    assert tools_run(where.database_url, shown.run_id) == ["sql_lookup"]
+
+
+@doors
+def test_a_conversation_another_run_holds_is_refused_and_runs_nothing(
+    door: str, tmp_path: Path, write_script: ScriptWriter
+) -> None:
+    where = deployment(tmp_path)
+    script = write_script({"text": "This must never be said."})
+    leases = ThreadLeases(make_engine(where.database_url))
+    where.runs(script)  # the schema, before the lease row is written
+    assert leases.acquire("t-held", "another-run", now=time.time(), ttl_s=600) is None
+
+    shown = run(DOORS[door](where, script, "Are you there?", thread="t-held"))
+
+    assert "This must never be said." not in shown.text
+    assert "busy" in shown.text.lower() or "another run" in shown.text.lower()
+    assert shown.status == "refused"
+
+
+@doors
+def test_an_answer_built_from_a_per_user_tool_is_served_to_its_user_and_to_nobody_else(
+    door: str, tmp_path: Path, write_script: ScriptWriter
+) -> None:
+    where = Deployment(f"sqlite:///{tmp_path / 'firebreak.db'}", tmp_path)  # the semantic cache on, as shipped
+    question = "What is the status of my order 1?"
+
+    def answered_by_the_model(user: str) -> str:
+        return write_script(LOOKUP, {"text": f"Your order 1 is pending, {user}."}, name=f"{user}.jsonl")
+
+    first = run(DOORS[door](where, answered_by_the_model("ann"), question, user="ann"))
+    other = run(DOORS[door](where, answered_by_the_model("bob"), question, user="bob"))
+    again = run(DOORS[door](where, write_script(name="none.jsonl"), question, user="ann"))
+
+    assert (first.status, other.status, again.status) == ("answered", "answered", "answered")
+    assert "pending, bob" in other.text and "ann" not in other.text
+    assert "pending, ann" in again.text  # from the cache: its script has no reply
