@@ -109,7 +109,7 @@ class _Partner(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def _partner() -> Iterator[tuple[str, list[str]]]:
+def partner_api() -> Iterator[tuple[str, list[str]]]:
     """A local partner API for the run; yields its base URL and the paths data was sent out to."""
     sent_out: list[str] = []
     handler = type("Partner", (_Partner,), {"sent_out": sent_out})
@@ -184,7 +184,7 @@ async def injected_writes(folder: Path) -> Scenario:
     attacks, tasks = _rows("injections.jsonl"), _rows("benign_tasks.jsonl")
     script = folder / "compromised.jsonl"
     script.write_text("".join(json.dumps(rule) + "\n" for rule in _rules(attacks, tasks)), encoding="utf-8")
-    with _partner() as (partner, sent_out):
+    with partner_api() as (partner, sent_out):
         settings = _settings(folder, script, partner)
         async with Agent.open(settings) as agent:
             tickets = EntityStore(agent.services.engine)
