@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
+from app.background import in_background
 from graph.agent import Agent
 
 log = logging.getLogger("firebreak.sweeper")
@@ -43,13 +44,6 @@ async def sweep_forever(agent: AgentSource, stop: asyncio.Event, period_s: float
             await asyncio.wait_for(stop.wait(), timeout=max(started + period_s - loop.time(), 0.0))
 
 
-@contextlib.asynccontextmanager
-async def sweeping(agent: AgentSource, period_s: float) -> AsyncIterator[asyncio.Task[None]]:
+def sweeping(agent: AgentSource, period_s: float) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """Sweep every ``period_s`` in the background while the block runs; a sweep in progress finishes first."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(sweep_forever(agent, stop, period_s), name="escalation sweeper")
-    try:
-        yield task
-    finally:
-        stop.set()
-        await task
+    return in_background(lambda stop: sweep_forever(agent, stop, period_s), name="escalation sweeper")

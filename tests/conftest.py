@@ -144,3 +144,24 @@ def approving_team(write_script: ScriptWriter, database_url: str, ticket: str, d
         {"text": "APPROVED"},
         name=f"team-{ticket}.jsonl",
     )
+
+
+def order_2(database_url: str) -> tuple[str, list[Any]]:
+    """Demo order 2's status and the completed ``update_order`` operations, read from the database: what the
+    gate tests change, or must not."""
+    from sqlmodel import Session, select
+
+    from memory.engine import make_engine
+    from memory.tables import DemoOrder, Operation
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            order = session.get(DemoOrder, 2)
+            assert order is not None
+            completed = session.exec(
+                select(Operation).where(Operation.tool == "update_order", Operation.status == "completed")
+            ).all()
+            return order.status, list(completed)
+    finally:
+        engine.dispose()

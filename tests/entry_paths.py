@@ -73,22 +73,27 @@ class Deployment:
         return RunStore(prepare_database(self.settings(script)))
 
 
-Door = Callable[..., Awaitable[Shown]]  # (deployment, script, question, *, thread, tenant, user)
+@dataclass(frozen=True)
+class Asking:
+    """One question as a door takes it: the scripted model's replies, the words, and who asks in which thread."""
+
+    script: str
+    question: str
+    thread: str | None = None
+    tenant: str = "acme"
+    user: str = "ada"
 
 
-async def python_api(
-    deployment: Deployment,
-    script: str,
-    question: str,
-    *,
-    thread: str | None = None,
-    tenant: str = "acme",
-    user: str = "ada",
-) -> Shown:
+Door = Callable[[Deployment, Asking], Awaitable[Shown]]
+
+
+async def python_api(deployment: Deployment, asked: Asking) -> Shown:
     streamed, result = "", None
-    async with Agent.open(deployment.settings(script)) as agent:
+    async with Agent.open(deployment.settings(asked.script)) as agent:
         try:
-            async for item in agent.stream(question, thread_id=thread, tenant_id=tenant, user_id=user):
+            async for item in agent.stream(
+                asked.question, thread_id=asked.thread, tenant_id=asked.tenant, user_id=asked.user
+            ):
                 if isinstance(item, Token):
                     streamed += item.text
                 else:
@@ -99,44 +104,29 @@ async def python_api(
     return Shown(result.status, _with_answer(streamed, result.answer), result.run_id)
 
 
-async def cli(
-    deployment: Deployment,
-    script: str,
-    question: str,
-    *,
-    thread: str | None = None,
-    tenant: str = "acme",
-    user: str = "ada",
-) -> Shown:
-    args = [FIREBREAK, "ask", "--config", str(deployment.config_file()), "--tenant", tenant, "--user", user, question]
-    if thread is not None:
-        args[2:2] = ["--thread", thread]
-    env = {**os.environ, "FIREBREAK_DATABASE_URL": deployment.database_url, "FIREBREAK_SCRIPT": script}
+async def cli(deployment: Deployment, asked: Asking) -> Shown:
+    args = [FIREBREAK, "ask", "--config", str(deployment.config_file()), "--tenant", asked.tenant]
+    args += ["--user", asked.user, *(["--thread", asked.thread] if asked.thread else []), asked.question]
+    env = {**os.environ, "FIREBREAK_DATABASE_URL": deployment.database_url, "FIREBREAK_SCRIPT": asked.script}
     done = await asyncio.to_thread(
         subprocess.run, args, env=env, capture_output=True, text=True, timeout=180, check=False
     )
-    runs = deployment.runs(script).recent(limit=1, thread_id=thread)
-    newest = runs[0] if runs and runs[0].question == question.strip() else None
+    runs = deployment.runs(asked.script).recent(limit=1, thread_id=asked.thread)
+    newest = runs[0] if runs and runs[0].question == asked.question.strip() else None
     text = done.stdout + done.stderr
     if newest is None:
         return Shown("refused", text)
     return Shown(newest.status, text, newest.id)
 
 
-async def queue(
-    deployment: Deployment,
-    script: str,
-    question: str,
-    *,
-    thread: str | None = None,
-    tenant: str = "acme",
-    user: str = "ada",
-) -> Shown:
-    settings = deployment.settings(script)
+async def queue(deployment: Deployment, asked: Asking) -> Shown:
+    settings = deployment.settings(asked.script)
     async with Agent.open(settings) as agent:
         store = QueueStore(agent.services.engine)
         try:
-            job = submit(store, settings, question, thread_id=thread, tenant_id=tenant, user_id=user)
+            job = submit(
+                store, settings, asked.question, thread_id=asked.thread, tenant_id=asked.tenant, user_id=asked.user
+            )
         except FirebreakError as exc:
             return Shown("refused", str(exc))
         await Worker(agent, store).run_once()
@@ -148,24 +138,18 @@ async def queue(
     return Shown(run.status, run.answer or run.error or "", run.id)
 
 
-async def ui(
-    deployment: Deployment,
-    script: str,
-    question: str,
-    *,
-    thread: str | None = None,
-    tenant: str = "acme",
-    user: str = "ada",
-) -> Shown:
-    """The chat as the UI serves it; the UI chats as the configured identity, so ``tenant``/``user`` set it."""
+async def ui(deployment: Deployment, asked: Asking) -> Shown:
+    """The chat as the UI serves it; the UI chats as the configured identity, so the asker's tenant and user
+    set it."""
     from gradio_client import Client
 
     from ui.app import start
 
-    settings = deployment.settings(script)
+    settings = deployment.settings(asked.script)
+    identity = {"default_tenant": asked.tenant, "default_user": asked.user}
     settings = settings.model_copy(
         update={
-            "identity": settings.identity.model_copy(update={"default_tenant": tenant, "default_user": user}),
+            "identity": settings.identity.model_copy(update=identity),
             "ui": settings.ui.model_copy(update={"host": "127.0.0.1", "port": free_port()}),
         }
     )
@@ -174,18 +158,23 @@ async def ui(
         client = Client(demo.local_url, verbose=False)
         # The run id lives in a gr.State, which the HTTP API does not return: the run is found by its thread,
         # named here as a user who continues a conversation would.
-        thread = thread or str(uuid.uuid4())
-        history, _, _ = await asyncio.to_thread(client.predict, question, [], thread, False, api_name="/send")
+        thread = asked.thread or str(uuid.uuid4())
+        history, _, _ = await asyncio.to_thread(client.predict, asked.question, [], thread, False, api_name="/send")
     finally:
         demo.close()
     text = "\n".join(_text(message.get("content")) for message in history if message.get("role") == "assistant")
-    runs = deployment.runs(script).recent(limit=1, thread_id=thread)
-    if not runs or runs[0].question != question.strip():
+    runs = deployment.runs(asked.script).recent(limit=1, thread_id=thread)
+    if not runs or runs[0].question != asked.question.strip():
         return Shown("refused", text)
     return Shown(runs[0].status, text, runs[0].id)
 
 
 DOORS: dict[str, Door] = {"python_api": python_api, "cli": cli, "queue": queue, "ui": ui}
+
+
+def through(door: str, deployment: Deployment, script: str, question: str, **who: str) -> Shown:
+    """Ask ``question`` through ``door`` (``thread``, ``tenant`` and ``user`` may be named) and wait for it."""
+    return asyncio.run(DOORS[door](deployment, Asking(script, question, **who)))
 
 
 def free_port() -> int:

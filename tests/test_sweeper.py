@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 from conftest import run
 from sqlmodel import Session, col, select
 
+from app.background import in_background
 from app.config import Settings, deep_merge
 from app.queue.worker import Worker
 from app.services import build_services
@@ -64,22 +65,11 @@ async def eventually(check: Callable[[], Any], what: str, within_s: float = ON_T
 
 
 @asynccontextmanager
-async def stopped_at_exit(work: Callable[[asyncio.Event], Awaitable[Any]]) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(work(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
-
-
-@asynccontextmanager
 async def a_worker(settings: Settings, clock: SimulatedTime) -> AsyncIterator[Agent]:
     """`firebreak worker` with nothing queued."""
     async with Agent.open(settings, services=build_services(settings, clock=clock)) as agent:
         worker = Worker(agent, QueueStore(agent.services.engine), clock=clock)
-        async with stopped_at_exit(worker.run_forever):
+        async with in_background(worker.run_forever):
             yield agent
 
 
@@ -91,7 +81,7 @@ async def a_subscriber(settings: Settings, clock: SimulatedTime) -> AsyncIterato
         return await subscribe(agent, "research", tenant_id="default", until_idle=False, stop=stop)
 
     services = build_services(settings, clock=clock)
-    async with Agent.open(settings, services=services) as agent, stopped_at_exit(lambda stop: follow(agent, stop)):
+    async with Agent.open(settings, services=services) as agent, in_background(lambda stop: follow(agent, stop)):
         yield agent
 
 

@@ -25,9 +25,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 import pytest
-from conftest import ScriptWriter, approving_team, run, unavailable
+from conftest import ScriptWriter, approving_team, order_2, run, unavailable
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from sqlmodel import Session, select
 from test_canary import canary_settings, traffic
 
 from app.config import Settings
@@ -36,9 +35,7 @@ from app.queue.worker import Worker, submit
 from app.services import build_services
 from evals.state import PRICING_DOWN, seed_replan_script
 from graph.agent import Agent
-from memory.engine import make_engine
 from memory.queue import QueueStore
-from memory.tables import DemoOrder, Operation
 from ui.app import AgentSlot, start
 
 pytestmark = pytest.mark.browser
@@ -280,21 +277,6 @@ def gated_ui(settings: Settings) -> Iterator[str]:
         agent.services.gateway.verify_script_consumed()
 
 
-def order_2(settings: Settings) -> tuple[str, list[Operation]]:
-    """Demo order 2's status, and the completed ``update_order`` operations, read from the database."""
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            order = session.get(DemoOrder, 2)
-            assert order is not None
-            completed = session.exec(
-                select(Operation).where(Operation.tool == "update_order", Operation.status == "completed")
-            ).all()
-            return order.status, list(completed)
-    finally:
-        engine.dispose()
-
-
 def ask(page: Page, question: str) -> None:
     page.locator("#question textarea").fill(question)
     page.locator("#send").click()
@@ -417,7 +399,7 @@ def test_a_low_confidence_order_change_waits_for_a_reviewer_who_approves_it_in_t
     page.goto(url)
     run_id = ask_for_a_reviewer(page)
     thread = thread_id(page)
-    assert order_2(settings) == (ORDER_2_BEFORE, [])  # nothing changed while the run waits
+    assert order_2(settings.database_url) == (ORDER_2_BEFORE, [])  # nothing changed while the run waits
 
     # A new message in a thread that waits for a reviewer is refused with the reason, not run.
     ask(page, "Any news?")
@@ -432,7 +414,7 @@ def test_a_low_confidence_order_change_waits_for_a_reviewer_who_approves_it_in_t
     expect(result).to_contain_text(run_id)
     expect_answered(page, run_id, "approve", "customer asked by phone")
 
-    status, completed = order_2(settings)
+    status, completed = order_2(settings.database_url)
     assert status == "cancelled"
     assert [(operation.run_id, operation.attempts) for operation in completed] == [(run_id, 1)]
 
@@ -472,7 +454,7 @@ def test_a_reviewer_who_rejects_the_order_change_in_the_inbox_leaves_the_order_u
     expect(result).to_contain_text("with reject", timeout=TIMEOUT_MS)
     expect(result).to_contain_text(NOT_CANCELLED)
     expect_answered(page, run_id, "reject", note)
-    assert order_2(settings) == (ORDER_2_BEFORE, [])
+    assert order_2(settings.database_url) == (ORDER_2_BEFORE, [])
 
     reopen_thread(page, url, thread)
     expect(page.locator("#chat")).to_contain_text(NOT_CANCELLED, timeout=TIMEOUT_MS)
@@ -508,12 +490,12 @@ def test_a_medium_confidence_order_change_asks_the_user_in_the_chat_and_runs_onc
     # Anything but yes or no is refused with the question again.
     ask(page, "What will that do?")
     expect(chat).to_contain_text("this conversation is waiting for your answer", timeout=TIMEOUT_MS)
-    assert order_2(settings) == (ORDER_2_BEFORE, [])
+    assert order_2(settings.database_url) == (ORDER_2_BEFORE, [])
 
     ask(page, "yes")
     expect(chat).to_contain_text(CANCELLED, timeout=TIMEOUT_MS)
     expect(chat).to_contain_text(f"run {run_id} · answered")
-    status, completed = order_2(settings)
+    status, completed = order_2(settings.database_url)
     assert status == "cancelled"
     assert [(operation.run_id, operation.attempts) for operation in completed] == [(run_id, 1)]
 

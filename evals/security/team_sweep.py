@@ -13,15 +13,15 @@ reviewer with the escalation's id, never stall silently, and finish once the rev
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from app.background import in_background
 from app.config import load_settings
 from app.queue.worker import Worker
 from evals.scenario import Scenario
@@ -56,17 +56,6 @@ def _script(folder: Path, name: str, lines: Sequence[dict[str, Any]]) -> str:
     return str(path)
 
 
-@contextlib.asynccontextmanager
-async def _running(work: Callable[[asyncio.Event], Coroutine[Any, Any, Any]]) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(work(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
-
-
 def _statuses(agent: Agent, run_ids: Sequence[str]) -> list[str]:
     return [run.status if (run := agent.services.runs.get(run_id)) else "missing" for run_id in run_ids]
 
@@ -93,7 +82,7 @@ async def _unattended(folder: Path) -> Scenario:
         async def follow(stop: asyncio.Event) -> int:
             return await subscribe(in_sub, "research", tenant_id="default", until_idle=False, stop=stop)
 
-        async with _running(worker.run_forever), _running(follow):
+        async with in_background(worker.run_forever), in_background(follow):
             waiting = [await asker.ask(f"Cancel order 2 (request {n})", route=ROUTE) for n in range(ESCALATIONS)]
             ids = {item["id"] for result in waiting for item in result.escalations}
             runs = [result.run_id for result in waiting]
