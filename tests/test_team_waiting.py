@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import run
 from sqlmodel import Session, select
 
@@ -207,9 +208,9 @@ def test_a_subscriber_whose_member_waits_leaves_the_event_waiting_and_completes_
     run(scenario())
 
 
-def firebreak(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def firebreak(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [FIREBREAK, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=180, check=False
+        [FIREBREAK, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -245,3 +246,22 @@ def test_firebreak_team_prints_what_it_waits_for_exits_3_and_resume_finishes_it(
     team = json.loads(finished.stdout)
     assert (team["status"], team["verdict"]) == ("finished", "approved")
     assert [member["role"] for member in team["runs"]] == ["research", "writer", "reviewer"]
+
+
+@pytest.mark.slow
+def test_firebreak_team_on_the_shipped_config_and_the_embedded_model_finishes_or_waits_visibly(tmp_path):
+    """No script: the shipped firebreak.toml and the real 0.5B model, as `make run` leaves a new user."""
+    database_url = f"sqlite:///{tmp_path / 'fb.db'}"
+    EntityStore(prepare_database(load_settings(database_url=database_url))).create(
+        "default", "ticket", "T-1", {"subject": "Where is order 42?"}, actor="intake"
+    )
+    env = {"FIREBREAK_DATABASE_URL": database_url}
+
+    team = firebreak("team", "--ticket", "T-1", "--json", "Answer the customer about order 42", env=env, timeout=280)
+
+    result = json.loads(team.stdout)
+    outcome = "waiting" if result["status"] == "waiting" else result["verdict"]
+    assert (outcome, team.returncode) in {("waiting", 3), ("approved", 0), ("revise", 1)}, team.stderr
+    if outcome == "waiting":
+        assert result["waiting_for"] and all(item["audience"] == "reviewer" for item in result["waiting_for"])
+    assert all(member["status"] != "running" for member in result["runs"])
