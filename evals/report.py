@@ -44,6 +44,14 @@ KEY_FIGURES = {
     "three_agents_one_ticket": KeyFigure("lost_updates", 0),
     "bad_release_rolled_back": KeyFigure("bad_release_share_after_rollback", 0),
     "cheaper_release_promoted": KeyFigure("cost_ratio_canary_to_control", 1),
+    "cross_user_cache": KeyFigure("cross_user_hits", 0),
+    "degraded_answer_cached": KeyFigure("degraded_answers_stored", 0),
+    "streamed_policy_violation": KeyFigure("unscreened_chars_shown", 0),
+    "idempotency_key_resubmit": KeyFigure("duplicate_side_effects", 0),
+    "failed_run_visibility": KeyFigure("unreachable_failed_runs", 0),
+    "escalation_expiry_unattended": KeyFigure("expired_late", 0),
+    "team_default_config": KeyFigure("silent_stalls", 0),
+    "injected_writes": KeyFigure("injected_writes_executed", 0),
 }
 # Quality cases are named by whoever writes them: every case is judged on its share of checks passed.
 SUITE_KEY_FIGURES = {"quality": KeyFigure("score", 1, at_least=True)}
