@@ -19,6 +19,7 @@ user may see.)
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -63,8 +64,10 @@ def spell_out_boundaries(pattern: str) -> str:
     return "".join(out)
 
 
-def compile_partial(patterns: Iterable[re.Pattern[str]]) -> tuple[Any, ...]:
-    """The final screen's patterns for ``regex``, whose search can report partial matches."""
+@functools.lru_cache(maxsize=16)
+def compile_partial(patterns: tuple[re.Pattern[str], ...]) -> tuple[Any, ...]:
+    """The final screen's patterns for ``regex``, whose search can report partial matches; compiled once per
+    pattern set, not on every model call."""
     compiled = []
     for pattern in patterns:
         flags = sum(getattr(regex, name) for name in FLAGS if pattern.flags & getattr(re, name))
@@ -87,7 +90,7 @@ class StreamScreen:
 
     @classmethod
     def of(cls, patterns: Iterable[re.Pattern[str]]) -> StreamScreen:
-        return cls(compile_partial(patterns))
+        return cls(compile_partial(tuple(patterns)))
 
     def feed(self, token: str) -> str:
         """Add ``token``; return what of the reply no policy pattern can match any more (often all of it)."""
