@@ -31,7 +31,7 @@ from app.cache.semantic import SemanticCache, scope_key
 from app.config import CacheThresholds, Settings
 from app.embeddings import Embedder
 
-DATASET = Path(__file__).resolve().parent / "data" / "cache_pairs.jsonl"
+DATASET = Path(__file__).resolve().parent / "data" / "cache_pairs_dev.jsonl"
 KINDS = (
     "paraphrase",
     "negation",
