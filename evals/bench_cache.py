@@ -16,7 +16,12 @@ those paraphrases and as many unrelated questions (which recall nothing). Timed 
 - ``embedding_model``: the embedding model alone on another unseen text, interleaved with ``lookup_fresh``.
 
 ``index_load_s`` is the first lookup in the scope, which reads every vector of the scope and builds its index
-(flat up to ``[cache] hnsw_above``, HNSW above): once per process and scope.
+(flat up to ``[cache] hnsw_above``, HNSW above), then saves it in the background (``app/cache/scope_index.py``).
+``index_save_s`` is one save of that index (write + rename). ``lookup_during_save`` is ``lookup_embedded``
+while a save runs. ``new_process`` is the first lookup of the scope in a new process (a subprocess: the
+``faiss`` import, the scope's ``max(id)``, the index, the search, the candidates' rows), of a text whose
+embedding is stored, so no model loads: ``saved_s`` with the index file the first lookup saved, ``rebuilt_s``
+with an empty index folder (the baseline: every vector read and indexed), and their ratio.
 
 Workload: every ``FAQ`` question once, then again verbatim, then paraphrased, each in a new thread (the scope
 holds the conversation so far), through the real agent on the default route (the embedded model), twice in
@@ -26,9 +31,13 @@ question. Tokens are the runs' model-call audit rows (input + output); time is t
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -193,6 +202,7 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         stored = embedder.encode(list(STORED))
         fill_s, _ = _timed(_fill, cache.store, scope, size, stored, settings.cache.ttl_s.llm_response)
         index_load_s, _ = _timed(cache.lookup, scope, "What time is it in Tokyo?", route=ROUTE)
+        cache._indexes.wait()  # the save the first lookup started (private: no public API waits for it)
         queries = [variant(text) for text in STORED] + list(UNRELATED)
 
         fresh, model, found = [], [], []
@@ -217,6 +227,17 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         import faiss  # imported late, as the cache does, so the process loads its libraries in the same order
 
         depth = getattr(faiss.downcast_index(index.index.index), "hnsw", None) if index.hnsw else None
+        save_s, during_save = _save_figures(cache, scope, queries)
+        saved_s, saved_hit = _first_lookup_in_new_process(settings.database_url, scope, queries[0], 2 * size, "")
+        rebuilt_s, rebuilt_hit = _first_lookup_in_new_process(
+            settings.database_url, scope, queries[0], 2 * size, str(workdir / f"no-index-{size}")
+        )
+        new_process = {
+            "saved_s": saved_s,
+            "rebuilt_s": rebuilt_s,
+            "ratio": round(saved_s / rebuilt_s, 4),
+            "served": saved_hit and rebuilt_hit,  # the paraphrase of STORED[0] was served by both
+        }
         served = [result.hit.matched if result.hit else None for result in found[: len(STORED)]]
         return {
             "entries": size,
@@ -224,6 +245,9 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
             "hnsw_ef_search": None if depth is None else int(depth.efSearch),
             "fill_s": round(fill_s, 2),
             "index_load_s": round(index_load_s, 2),
+            "index_save_s": round(save_s, 3),
+            "new_process": new_process,
+            "lookup_during_save": _ms(during_save),
             "search": _ms(search),
             "lookup_embedded": _ms(embedded),
             "lookup_fresh": _ms(fresh),
@@ -234,6 +258,54 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         }
     finally:
         services.close()
+
+
+def _save_figures(cache: Any, scope: str, queries: Sequence[str]) -> tuple[float, list[float]]:
+    """Seconds one save of ``scope``'s index takes, and lookups (embeddings stored) timed while another runs."""
+    indexes = cache._indexes  # private: the index files have no public API
+    save_s, _ = _timed(indexes._save, scope, indexes[scope])
+    saving = threading.Thread(target=indexes._save, args=(scope, indexes[scope]))
+    saving.start()
+    during = []
+    while saving.is_alive() or not during:
+        during.append(_timed(cache.lookup, scope, queries[len(during) % len(queries)], route=ROUTE)[0])
+    saving.join()
+    return save_s, during
+
+
+# Run by _first_lookup_in_new_process: time the first lookup in a process that never searched the scope.
+NEW_PROCESS = """
+import json, sys, time
+from app.config import load_settings
+from app.services import build_services
+
+url, scope, text, max_entries, index_dir = sys.argv[1:6]
+services = build_services(
+    load_settings(database_url=url, cache={"max_entries": int(max_entries), "index_dir": index_dir})
+)
+started = time.perf_counter()
+found = services.cache.lookup(scope, text, route=sys.argv[6])
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "hit": found.hit is not None}))
+services.cache._indexes.wait()
+services.close()
+"""
+
+
+def _first_lookup_in_new_process(
+    database_url: str, scope: str, text: str, max_entries: int, index_dir: str
+) -> tuple[float, bool]:
+    """Seconds of the first lookup of ``scope`` in a new process (``index_dir`` "": the configured folder), and
+    whether it served an answer."""
+    done = subprocess.run(
+        [sys.executable, "-c", NEW_PROCESS, database_url, scope, text, str(max_entries), index_dir, ROUTE],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return round(float(figures["seconds"]), 3), bool(figures["hit"])
 
 
 # -- replayed workload ---------------------------------------------------------------------------------------
@@ -323,4 +395,11 @@ def measure_cache() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure_cache(), indent=2))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--search", type=int, metavar="ENTRIES", help="only the search figures of one scope size")
+    arguments = parser.parse_args()
+    if arguments.search:
+        with tempfile.TemporaryDirectory(prefix="firebreak-bench-cache-") as folder:
+            print(json.dumps(measure_search(arguments.search, Path(folder)), indent=2))
+    else:
+        print(json.dumps(measure_cache(), indent=2))

@@ -42,6 +42,11 @@ KINDS = (
     "unrelated",
     "related_topic",
     "other_tenant",
+    "order_swap",
+    "opposite_goal",
+    "different_target",
+    "word_swap",
+    "not_duplicate",
 )
 UNLABELLED = "unlabelled"  # a negative in a user's file that names no kind
 REQUIRED = {"cached": str, "query": str, "same": bool}

@@ -8,7 +8,8 @@ promptfoo's declarative assertions (contains, equals), without code in the file,
 Each case runs on a fresh SQLite database (a case that cancels an order must not change the next one's
 answer) through :class:`graph.agent.Agent`: the real graph, tools, gate, triggers and safety breaker. On the
 scripted model every case must pass (CI runs it); on a real model (``--model chat``) the suite reports a
-score, the share of cases that passed, and never fails on it.
+score, the share of cases that passed, and fails when it falls below the minimum: ``--min-score``, or else the
+baseline the dataset's ``[baselines]`` table commits for that route (a route without one is measured, not gated).
 """
 
 from __future__ import annotations
@@ -44,6 +45,23 @@ ANSWER_SHOWN = 160  # characters of each answer kept in the report: enough to se
 
 class CaseError(ValueError):
     """A case that is not valid; the message names the file, the case and the field."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The score a route must reach on a dataset, and the model it was measured on."""
+
+    route: str
+    score: float
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class MinScore:
+    """The threshold a run is judged by, and where it comes from (said in the verdict)."""
+
+    score: float
+    source: str
 
 
 @dataclass(frozen=True)
@@ -156,13 +174,68 @@ def parse_case(raw: Any, where: str) -> Case:
     )
 
 
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _score_value(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise CaseError(f"{where}: must be a number from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def parse_baseline(route: str, raw: Any, where: str) -> Baseline:
+    """One ``[baselines.ROUTE]`` table: ``score`` (required) and ``model`` (the model it was measured on)."""
+    if not isinstance(raw, dict):
+        raise CaseError(f"{where}: must be a table with score (and model)")
+    _unknown(raw, {"score", "model"}, where)
+    if "score" not in raw:
+        raise CaseError(f"{where}.score: required, a number from 0 to 1")
+    model = raw.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise CaseError(f"{where}.model: must be a non-empty string")
+    return Baseline(route=route, score=_score_value(raw["score"], f"{where}.score"), model=model)
+
+
+def load_baselines(path: str | Path = DATASET) -> dict[str, Baseline]:
+    """The committed baselines of a quality file, by route; a file without ``[baselines]`` has none."""
+    path = Path(path)
+    raw = _read(path).get("baselines", {})
+    if not isinstance(raw, dict):
+        raise CaseError(f"{path}: baselines: must be a table of [baselines.ROUTE] tables")
+    return {route: parse_baseline(route, table, f"{path}: baselines.{route}") for route, table in raw.items()}
+
+
+def threshold_for(route: str, dataset: str | Path, given: float | None = None) -> MinScore | None:
+    """What the run must reach: ``given``, else the route's baseline, else all of it on a scripted route."""
+    if given is not None:
+        return MinScore(_score_value(given, "--min-score"), "--min-score")
+    baseline = load_baselines(dataset).get(route)
+    if baseline is not None:
+        measured = f" on {baseline.model}" if baseline.model else ""
+        return MinScore(baseline.score, f"baseline of route {route!r}{measured} in {dataset}")
+    # The scripted model replays the expected answers: anything short of every case is a broken harness.
+    return MinScore(1.0, "the scripted model must pass every case") if route.startswith("scripted/") else None
+
+
+def verdict(share: float | None, threshold: MinScore | None) -> tuple[bool, str]:
+    """Whether a score passes its threshold, and a sentence that names both."""
+    if share is None:
+        return True, "no case ran: nothing to gate"
+    if threshold is None:
+        return True, f"score {share:.3f}: not gated (no --min-score, and no baseline for this route)"
+    if share < threshold.score:
+        return False, f"score {share:.3f} is below the minimum {threshold.score:.3f} ({threshold.source})"
+    return True, f"score {share:.3f} reaches the minimum {threshold.score:.3f} ({threshold.source})"
+
+
 def load_cases(path: str | Path = DATASET) -> list[Case]:
     """Every case of a quality file; a :class:`CaseError` names the first invalid case and field."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise CaseError(f"{path}: not valid TOML ({exc})") from None
+    data = _read(path)
     raw_cases = data.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise CaseError(f"{path}: no [[cases]]")
@@ -292,20 +365,32 @@ def _share(scenarios: Sequence[Scenario]) -> float | None:
 
 
 async def run_quality(
-    base: Settings, *, route: str = SCRIPTED_ROUTE, dataset: str | Path = DATASET, folder: Path
+    base: Settings,
+    *,
+    route: str = SCRIPTED_ROUTE,
+    dataset: str | Path = DATASET,
+    folder: Path,
+    min_score: float | None = None,
 ) -> dict[str, Any]:
-    """Every case of ``dataset`` on ``route``; cases without a script are skipped on the scripted model."""
+    """Every case of ``dataset`` on ``route``; cases without a script are skipped on the scripted model.
+
+    ``passed`` is false when the score is below ``min_score`` or, without it, the route's committed baseline.
+    """
     cases = load_cases(dataset)
+    threshold = threshold_for(route, dataset, min_score)  # read before the cases run: a bad baseline fails fast
     scripted = route.startswith("scripted/")
     runnable = [case for case in cases if case.script is not None or not scripted]
     warm_up_s = await warm_up(base, folder, route)
     scenarios = [await run_case(case, base, folder, route) for case in runnable]
     report = suite_report("quality", scenarios)
     by_kind = {kind: _share([s for s in scenarios if s.figures["kind"] == kind]) for kind in KINDS}
+    # Judged unrounded: 1999 of 2000 cases must not round up to a scripted run's full score.
+    passed, said = verdict(sum(s.passed for s in scenarios) / len(scenarios) if scenarios else None, threshold)
     return {
         **report,
-        # The scripted model is the harness's own check: every case must pass. A real model is measured, not gated.
-        "passed": report["passed"] if scripted else True,
+        "passed": passed,
+        "verdict": said,
+        "min_score": threshold.score if threshold else None,
         "model": route,
         "dataset": str(dataset),
         "score": _share(scenarios),
@@ -317,11 +402,19 @@ async def run_quality(
 
 
 def main(
-    config: str | Path | None = None, *, route: str | None = None, dataset: str | Path | None = None
+    config: str | Path | None = None,
+    *,
+    route: str | None = None,
+    dataset: str | Path | None = None,
+    min_score: float | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="firebreak-quality-") as folder:
         return asyncio.run(
             run_quality(
-                load_settings(config), route=route or SCRIPTED_ROUTE, dataset=dataset or DATASET, folder=Path(folder)
+                load_settings(config),
+                route=route or SCRIPTED_ROUTE,
+                dataset=dataset or DATASET,
+                folder=Path(folder),
+                min_score=min_score,
             )
         )
