@@ -320,6 +320,7 @@ class CacheSettings(CacheThresholds):
     candidates: int = Field(ge=1, le=100)
     max_entries: int = Field(ge=1)
     hnsw_above: int = Field(ge=1)
+    index_dir: str  # saved scope indexes; "": beside a SQLite file, else ~/.cache/firebreak/cache-index
     write_intent_patterns: list[str]
     ttl_s: CacheTtls
     routes: dict[str, dict[str, float]]

@@ -266,7 +266,7 @@ def _save_figures(cache: Any, scope: str, queries: Sequence[str]) -> tuple[float
     save_s, _ = _timed(indexes._save, scope, indexes[scope])
     saving = threading.Thread(target=indexes._save, args=(scope, indexes[scope]))
     saving.start()
-    during = []
+    during: list[float] = []
     while saving.is_alive() or not during:
         during.append(_timed(cache.lookup, scope, queries[len(during) % len(queries)], route=ROUTE)[0])
     saving.join()

@@ -14,21 +14,22 @@ even searched: scoping is part of the key, not a filter applied afterwards. A
 lookup may search several scopes at once (a user's own and their tenant's,
 see ``nodes/cache.py``); the hit says which one served it.
 Entries live in the database (``cache_entries``); each process keeps an index
-per scope and catches up with rows other workers added.
+per scope and catches up with rows other workers added. A large scope's index is
+saved to disk and loaded by the next process (``app/cache/scope_index.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from app.cache.guards import conflict
+from app.cache.scope_index import ScopeIndex, ScopeIndexes
 from app.config import CacheSettings
 from app.embeddings import Embedder
 from memory.cache import EMBEDDING, LLM_RESPONSE, CacheStore
@@ -63,15 +64,6 @@ class Lookup:
     refused: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _ScopeIndex:
-    index: Any
-    dimension: int
-    newest_id: int = 0
-    size: int = 0
-    hnsw: bool = False
-
-
 class SemanticCache:
     def __init__(
         self,
@@ -84,8 +76,7 @@ class SemanticCache:
         self.settings = settings
         self._embedder = embedder  # a factory: the model loads on the first lookup, not at start-up
         self._clock = clock
-        self._indexes: dict[str, _ScopeIndex] = {}
-        self._lock = threading.Lock()
+        self._indexes = ScopeIndexes(store, settings, model=EMBEDDING_MODEL, clock=clock)
 
     def warm(self) -> None:
         """Load the embedding model now, so that no run's wall clock pays for it."""
@@ -198,38 +189,9 @@ class SemanticCache:
         )
         return entry_id
 
-    def _catch_up(self, scope: str, dimension: int) -> _ScopeIndex | None:
-        """This process's index of ``scope``, with every row other workers added since it last looked; None
-        while nothing was ever stored in it (most users' own scopes): an empty index is not kept for it."""
-        newest = self.store.newest_id(scope)
-        with self._lock:
-            index = self._indexes.get(scope)
-            if index is None:
-                if newest == 0:
-                    return None
-                index = self._indexes[scope] = _ScopeIndex(_flat_index(dimension), dimension=dimension)
-            if newest > index.newest_id:
-                rows = self.store.vectors_after(scope, index.newest_id, now=self._clock())
-                self._add(index, rows)
-                index.newest_id = newest
-            return index
-
-    def _add(self, index: _ScopeIndex, rows: Sequence[Any]) -> None:
-        if not rows:
-            return
-        vectors = np.stack([np.frombuffer(row.vector, dtype=np.float32) for row in rows])
-        ids = np.asarray([row.id for row in rows], dtype=np.int64)
-        if not index.hnsw and index.size + len(rows) > self.settings.hnsw_above:
-            # Exact search is linear in the scope's size; past the bound, HNSW keeps lookups in milliseconds.
-            import faiss
-
-            previous = index.index
-            index.index, index.hnsw = _hnsw_index(index.dimension), True
-            if previous.ntotal:
-                old_ids = faiss.vector_to_array(previous.id_map).astype(np.int64)
-                index.index.add_with_ids(previous.index.reconstruct_n(0, previous.ntotal), old_ids)
-        index.index.add_with_ids(vectors, ids)
-        index.size += len(rows)
+    def _catch_up(self, scope: str, dimension: int) -> ScopeIndex | None:
+        """This process's index of ``scope``, caught up with the database (see ``ScopeIndexes.catch_up``)."""
+        return self._indexes.catch_up(scope, dimension)
 
 
 def hit_note(hit: Mapping[str, Any]) -> str:
@@ -239,20 +201,3 @@ def hit_note(hit: Mapping[str, Any]) -> str:
         f"cached (similarity {hit['similarity']:.2f}, matched: \u201c{matched}\u201d, "
         f"saved ~{hit['saved_tokens']} tokens, ~{hit['saved_s']:.1f} s)"
     )
-
-
-def _flat_index(dimension: int) -> Any:
-    import faiss
-
-    return faiss.IndexIDMap(faiss.IndexFlatIP(dimension))
-
-
-HNSW_SEARCH_DEPTH = 128  # FAISS's default (16) missed a quarter of stored paraphrases at 100k entries (make bench)
-
-
-def _hnsw_index(dimension: int) -> Any:
-    import faiss
-
-    hnsw = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efSearch = HNSW_SEARCH_DEPTH
-    return faiss.IndexIDMap(hnsw)
