@@ -1066,6 +1066,23 @@ def eval_gate(
     typer.echo(report["advice"])
 
 
+def _echo_cache_part(name: str, part: dict[str, Any]) -> None:
+    default = part["default"]
+    verdict = "meets the targets" if part["meets_targets"] else "MISSES the targets"
+    typer.echo(
+        f"{name}: {part['pairs']} pairs  precision {default['precision']:.3f}  recall {default['recall']:.3f}  "
+        f"tp={default['tp']} fp={default['fp']} fn={default['fn']} tn={default['tn']} unsure={default['unsure']}  "
+        f"{verdict}"
+    )
+    stages = (f"{row['stage']} {row['precision']:.3f}/{row['recall']:.3f}" for row in part["stages"])
+    typer.echo("  stages (precision/recall): " + "  ".join(stages))
+    for kind, count in default["false_hits_by_kind"].items():
+        if count:
+            typer.echo(f"  false hits ({kind}): {count}")
+    if part["cross_tenant"]["hits"]:
+        typer.echo(f"  cross-tenant hits: {part['cross_tenant']['hits']}")
+
+
 @eval_cli.command("cache")
 def eval_cache(
     dataset: Annotated[
@@ -1076,9 +1093,9 @@ def eval_cache(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Precision and recall of the semantic cache on labelled pairs, through the real cache, with a threshold sweep."""
+    """Precision and recall of the semantic cache through the real cache: dev split, frozen test split, public sets."""
     from evals.cache_pairs import DatasetError
-    from evals.cache_pairs import main as run_cache_eval
+    from evals.cache_suite import main as run_cache_eval
 
     try:
         report = run_cache_eval(_settings(config), dataset, route=route)
@@ -1087,25 +1104,22 @@ def eval_cache(
     if as_json:
         _echo_json(report)
     else:
-        default = report["default"]
-        typer.echo(
-            f"{report['pairs']} pairs from {report['dataset']} (route {report['route']}): "
-            f"recall stage {default['recall_threshold']:g}, serve {default['serve_threshold']:g}, guards on"
+        targets = report["targets"]
+        typer.echo(f"route {report['route']}; targets: precision {targets['precision']:g} recall {targets['recall']:g}")
+        parts = (
+            {report["dataset"]: report}
+            if dataset is not None
+            else {"dev": report["dev"], "test (frozen)": report["test"]}
+            | {f"public {name}": part for name, part in report["public"].items()}
         )
-        typer.echo(
-            f"precision {default['precision']:.3f} (target {report['targets']['precision']:g})  "
-            f"recall {default['recall']:.3f} (target {report['targets']['recall']:g})  "
-            f"tp={default['tp']} fp={default['fp']} fn={default['fn']} tn={default['tn']}"
-        )
-        cross = report["cross_tenant"]
-        typer.echo(f"cross-tenant probes: {cross['probes']}, hits: {cross['hits']}")
-        for kind, count in default["false_hits_by_kind"].items():
-            if count:
-                typer.echo(f"false hits ({kind}): {count}")
-        typer.echo("serve threshold sweep (guards on): precision / recall")
-        for row in report["sweep"]:
-            if row["guards"]:
-                typer.echo(f"  {row['serve_threshold']:.2f}  {row['precision']:.3f} / {row['recall']:.3f}")
+        for name, part in parts.items():
+            _echo_cache_part(name, part)
+        if dataset is None:
+            calibration = report["calibration"]
+            shipped, fitted = calibration["shipped"], calibration["fitted_on_dev"]
+            typer.echo(f"verifier calibration: shipped {shipped}, fitted on dev {fitted}")
+            if not report["test"]["frozen"]:
+                typer.echo(f"the test split changed (SHA-256 {report['test']['sha256'][:12]}…): it is no longer frozen")
     if not report["passed"]:
         raise typer.Exit(1)
 
@@ -1159,6 +1173,12 @@ def eval_quality(
     dataset: Annotated[
         Path | None, typer.Option("--dataset", help="Your own cases: a TOML file like evals/data/quality.toml.")
     ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score", min=0.0, max=1.0, help="Fail below this score; default: the route's committed baseline."
+        ),
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -1167,13 +1187,14 @@ def eval_quality(
     from evals.quality import main as run_quality
 
     try:
-        report = run_quality(config, route=model, dataset=dataset)
+        report = run_quality(config, route=model, dataset=dataset, min_score=min_score)
     except (CaseError, FileNotFoundError) as exc:
         raise FirebreakError(str(exc)) from None
     if not as_json:
         kinds = ", ".join(f"{kind} {share:.0%}" for kind, share in report["score_by_kind"].items())
         skipped = f"; skipped (no script): {', '.join(report['skipped'])}" if report["skipped"] else ""
         typer.echo(f"{report['model']}: score {report['score']:.0%} of cases ({kinds}){skipped}")
+    typer.echo(report["verdict"], err=as_json or not report["passed"])
     _print_eval(report, as_json)
 
 

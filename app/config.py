@@ -307,16 +307,22 @@ class CacheTtls(Section):
 class CacheThresholds(Section):
     recall_similarity: float = Field(gt=0, le=1)
     serve_similarity: float = Field(gt=0, le=1)
+    verified_at: float = Field(gt=0, le=1)  # P(same) from the verifier at or above which a candidate is served
+    different_below: float = Field(ge=0, le=1)  # below: a different question; in between: unsure, a miss
 
     @model_validator(mode="after")
     def _ordered(self) -> CacheThresholds:
         if self.recall_similarity > self.serve_similarity:
             raise ValueError("recall_similarity must not be above serve_similarity")
+        if self.different_below > self.verified_at:
+            raise ValueError("different_below must not be above verified_at")
         return self
 
 
 class CacheSettings(CacheThresholds):
     enabled: bool
+    verify: bool  # the learned verifier reads every candidate with the query (app/cache/verifier.py)
+    guards: list[str]  # lexical guards run before it, by name (app/cache/guards.py GUARDS)
     candidates: int = Field(ge=1, le=100)
     max_entries: int = Field(ge=1)
     hnsw_above: int = Field(ge=1)
@@ -329,6 +335,11 @@ class CacheSettings(CacheThresholds):
     def _routes_are_valid(self) -> CacheSettings:
         for route in self.routes:
             self.for_route(route)
+        from app.cache.guards import GUARD_NAMES  # the guards module imports nothing of the config
+
+        unknown = sorted(set(self.guards) - set(GUARD_NAMES))
+        if unknown:
+            raise ValueError(f"unknown cache guards {unknown}: choose from {', '.join(GUARD_NAMES)}")
         return self
 
     def for_route(self, route: str) -> CacheThresholds:

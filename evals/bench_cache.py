@@ -13,6 +13,9 @@ those paraphrases and as many unrelated questions (which recall nothing). Timed 
   and, on a hit, the hit count written;
 - ``lookup_fresh``: ``lookup()`` of a text never seen before: the same plus the embedding model and the
   embedding row written;
+- ``lookup_fresh_verified``: ``lookup_fresh`` of the paraphrases only, each of which has a candidate that the
+  verifier reads: embed + search + verify;
+- ``verifier``: the verifier alone on one (stored question, paraphrase) pair;
 - ``embedding_model``: the embedding model alone on another unseen text, interleaved with ``lookup_fresh``.
 
 ``index_load_s`` is the first lookup in the scope, which reads every vector of the scope and builds its index
@@ -47,6 +50,7 @@ import numpy as np
 from sqlalchemy import insert
 
 from app.cache.semantic import scope_key
+from app.cache.verifier import default_verifier
 from app.config import load_settings
 from app.embeddings import default_embedder
 from app.services import build_services
@@ -215,6 +219,13 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         embedded = [
             _timed(cache.lookup, scope, text, route=ROUTE)[0] for _ in range(EMBEDDED_ROUNDS) for text in queries
         ]
+        # The verifier alone on each paraphrase and the question it was stored for: one candidate, as served.
+        verifier = default_verifier()
+        verify = [
+            _timed(verifier.probabilities, [(text, variant(text))], [0.8])[0]
+            for _ in range(EMBEDDED_ROUNDS)
+            for text in STORED
+        ]
 
         # The FAISS part of lookup() alone: the call lookup() makes, on the scope's own index (a private attribute:
         # no public API exposes it).
@@ -251,6 +262,8 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
             "search": _ms(search),
             "lookup_embedded": _ms(embedded),
             "lookup_fresh": _ms(fresh),
+            "lookup_fresh_verified": _ms(fresh[: len(STORED)]),  # the paraphrases: embed + search + verify
+            "verifier": _ms(verify),
             "embedding_model": _ms(model),
             "paraphrases": len(STORED),
             "paraphrases_served": sum(1 for text, matched in zip(STORED, served, strict=True) if matched == text),

@@ -1,16 +1,18 @@
-"""Semantic cache eval: would a cached answer be served for a new query, and would it be right?
+"""Semantic cache eval on one file of labelled pairs: would a cached answer be served, and would it be right?
 
 Each pair is an earlier (cached) query and a new one, labelled ``same`` when the
 cached answer is correct for the new query. Every pair goes through the real
 cache (:class:`SemanticCache` over a temporary SQLite file, the real embedder,
-real FAISS): its cached query is stored in the scope of ``cached_tenant``, its
-query looked up in the scope of ``tenant``. A pair is *served* when it passes
-the recall stage (similarity ≥ the recall threshold, the looser vector search),
-the serve threshold, and, with guards on, every verification guard. Served
-pairs that are not the same are false hits: a user gets someone else's answer.
-A pair across tenants is never even searched (the scope is part of the key).
+real FAISS, the real verifier): its cached query is stored in the scope of
+``cached_tenant``, its query looked up in the scope of ``tenant``. A pair is
+*served* when it passes the recall stage (similarity ≥ the recall threshold),
+the serve threshold, the configured lexical guards and, with ``verify`` on, the
+verifier (P(same) ≥ ``verified_at``). Served pairs that are not the same are
+false hits: a user gets someone else's answer. A pair across tenants is never
+even searched (the scope is part of the key).
 
-``firebreak eval cache [--dataset FILE] [--json]`` prints the report.
+``evals/cache_suite.py`` runs this on the dev split, the frozen test split and
+the public sets; ``firebreak eval cache [--dataset FILE] [--json]`` prints it.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.cache.guards import GUARDS, Guard, conflict
+from app.cache.guards import GUARDS, Guard, conflict, named
 from app.cache.semantic import SemanticCache, scope_key
-from app.config import CacheThresholds, Settings
+from app.cache.verifier import Calibration, CrossEncoderVerifier
+from app.config import Settings
 from app.embeddings import Embedder
 
-DATASET = Path(__file__).resolve().parent / "data" / "cache_pairs_dev.jsonl"
+DATA = Path(__file__).resolve().parent / "data"
+DEV = DATA / "cache_pairs_dev.jsonl"
+TEST = DATA / "cache_pairs_test.jsonl"
 KINDS = (
     "paraphrase",
     "negation",
@@ -54,11 +59,9 @@ OPTIONAL = {"kind": str, "tenant": str, "cached_tenant": str}
 DEFAULT_TENANT = "default"
 TARGET_PRECISION = 0.97
 TARGET_RECALL = 0.70
-# firebreak.toml's thresholds (recall 0.60, serve 0.70) were chosen on evals/data/cache_pairs.jsonl with guards
-# on: both targets hold for serve thresholds 0.68–0.72; higher loses recall, lower serves related-topic questions
-# that no guard can tell apart. The recall stage is looser: it bounds what verification sees, and the report
-# counts the true pairs it already lost.
-SWEEP_THRESHOLDS = tuple(round(0.50 + 0.05 * step, 2) for step in range(10))
+# The shipped thresholds, guards and the verifier's calibration are chosen on the dev split only
+# (docs/decisions/0043-learned-cache-verifier.md); the test split and the public sets only report.
+SWEEP_PROBABILITIES = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 
 NamedGuards = Sequence[tuple[str, Guard]]
 
@@ -108,7 +111,7 @@ def _parse(line: str, where: str) -> Pair:
     return Pair(row["cached"], row["query"], row["same"], kind, tenant, cached_tenant)
 
 
-def load_pairs(path: str | Path = DATASET) -> list[Pair]:
+def load_pairs(path: str | Path = DEV) -> list[Pair]:
     """Every pair in a JSONL file (blank lines skipped); a bad line raises :class:`DatasetError` naming it."""
     pairs = []
     with Path(path).open(encoding="utf-8") as lines:
@@ -121,11 +124,46 @@ def load_pairs(path: str | Path = DATASET) -> list[Pair]:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """What decides whether a pair is served: the cache's stage-2 configuration, or a variant of it."""
+
+    recall: float
+    serve: float
+    verified_at: float
+    different_below: float
+    guards: NamedGuards
+    verify: bool
+
+    @classmethod
+    def of(cls, settings: Settings, route: str) -> Setting:
+        thresholds = settings.cache.for_route(route)
+        return cls(
+            thresholds.recall_similarity,
+            thresholds.serve_similarity,
+            thresholds.verified_at,
+            thresholds.different_below,
+            named(settings.cache.guards),
+            settings.cache.verify,
+        )
+
+    def described(self) -> dict[str, Any]:
+        return {
+            "recall_similarity": self.recall,
+            "serve_similarity": self.serve,
+            "guards": [name for name, _ in self.guards],
+            "verify": self.verify,
+            "verified_at": self.verified_at if self.verify else None,
+            "different_below": self.different_below if self.verify else None,
+        }
+
+
+@dataclass(frozen=True)
 class Probe:
-    """What the real cache did with one pair."""
+    """What the real cache did with one pair, and the verifier's calibrated P(same) for it."""
 
     similarity: float | None  # of the cached query to the query; None: it was in another scope, never searched
     served: bool
+    probability: float | None = None  # None: below the recall stage, in another scope, or no verifier
 
 
 class _Batched:
@@ -139,7 +177,7 @@ class _Batched:
         return np.stack([self._rows[text] for text in texts])
 
 
-def probe_cache(pairs: Sequence[Pair], cache: SemanticCache, *, route: str) -> list[Probe]:
+def probe_cache(pairs: Sequence[Pair], cache: SemanticCache, *, route: str) -> list[tuple[float | None, bool]]:
     """Each pair through ``cache``: the cached query stored in its tenant's scope, the query looked up in its own.
 
     Each pair has scopes of its own, so one pair's entry is never another pair's candidate.
@@ -156,12 +194,21 @@ def probe_cache(pairs: Sequence[Pair], cache: SemanticCache, *, route: str) -> l
             seconds=0.0,
         )
         found = cache.lookup(scope_key(tenant=pair.tenant, pair=number), pair.query, route=route)
-        probes.append(Probe(found.best_similarity, found.hit is not None))
+        probes.append((found.best_similarity, found.hit is not None))
     return probes
 
 
-def probe_pairs(pairs: Sequence[Pair], settings: Settings, embedder: Embedder, *, route: str) -> list[Probe]:
-    """:func:`probe_cache` on a fresh cache in a temporary SQLite file, configured by ``settings``."""
+def probe_pairs(
+    pairs: Sequence[Pair],
+    settings: Settings,
+    embedder: Embedder,
+    verifier: CrossEncoderVerifier,
+    *,
+    route: str,
+) -> tuple[list[Probe], np.ndarray]:
+    """:func:`probe_cache` on a fresh cache in a temporary SQLite file, configured by ``settings``; then the
+    verifier's raw score of every pair the recall stage found (NaN for the others), so the report can show
+    what each stage does on its own. Returns the probes (with calibrated probabilities) and the raw scores."""
     from app.services import prepare_database
     from memory.cache import CacheStore
 
@@ -169,74 +216,83 @@ def probe_pairs(pairs: Sequence[Pair], settings: Settings, embedder: Embedder, *
         scratch = settings.model_copy(update={"database_url": f"sqlite:///{folder}/cache.db", "auto_migrate": True})
         engine = prepare_database(scratch)
         batched = _Batched(embedder, [text for pair in pairs for text in (pair.cached, pair.query)])
-        cache = SemanticCache(
-            CacheStore(engine, settings.cache.max_entries), settings.cache, lambda: batched, clock=time.time
-        )
+        store = CacheStore(engine, settings.cache.max_entries)
+        cache = SemanticCache(store, settings.cache, lambda: batched, clock=time.time, verifier=lambda: verifier)
         try:
-            return probe_cache(pairs, cache, route=route)
+            seen = probe_cache(pairs, cache, route=route)
         finally:
             engine.dispose()
+    recall = settings.cache.for_route(route).recall_similarity
+    recalled = [
+        number for number, (similarity, _) in enumerate(seen) if similarity is not None and similarity >= recall
+    ]
+    scores = np.full(len(pairs), np.nan)
+    for start in range(0, len(recalled), SCORE_BATCH):
+        chunk = recalled[start : start + SCORE_BATCH]
+        scores[chunk] = verifier.scores([(pairs[number].cached, pairs[number].query) for number in chunk])
+    probabilities = np.full(len(pairs), np.nan)
+    for start in range(0, len(recalled), SCORE_BATCH):
+        chunk = recalled[start : start + SCORE_BATCH]
+        texts = [(pairs[number].cached, pairs[number].query) for number in chunk]
+        probabilities[chunk] = verifier.probabilities(texts, [seen[number][0] or 0.0 for number in chunk])
+    probes = [
+        Probe(similarity, served, None if np.isnan(score) else float(probability))
+        for (similarity, served), score, probability in zip(seen, scores, probabilities, strict=True)
+    ]
+    return probes, scores
 
 
-def _guards(guards: bool | NamedGuards) -> NamedGuards:
-    if guards is True:
-        return GUARDS
-    return guards or []
+SCORE_BATCH = 32
 
 
-def _served(pair: Pair, similarity: float | None, recall: float, serve: float, guards: NamedGuards) -> bool:
-    """What the cache does with a pair at these thresholds (None: another scope, never searched)."""
-    if similarity is None or similarity < recall or similarity < serve:
+def _served(pair: Pair, probe: Probe, setting: Setting) -> bool:
+    """What the cache does with a pair under ``setting``."""
+    similarity = probe.similarity
+    if similarity is None or similarity < setting.recall or similarity < setting.serve:
         return False
-    return not guards or conflict(pair.cached, pair.query, guards) is None
+    if setting.guards and conflict(pair.cached, pair.query, setting.guards) is not None:
+        return False
+    return not setting.verify or (probe.probability is not None and probe.probability >= setting.verified_at)
 
 
-def evaluate(
-    pairs: Sequence[Pair],
-    similarities: Sequence[float | None],
-    *,
-    recall_threshold: float,
-    serve_threshold: float,
-    guards: bool | NamedGuards = True,
-) -> dict[str, Any]:
-    """Precision, recall and counts when pairs at or above the thresholds that pass the guards are served.
+def evaluate(pairs: Sequence[Pair], probes: Sequence[Probe], setting: Setting) -> dict[str, Any]:
+    """Precision, recall and counts when the cache serves under ``setting``; false hits by kind.
 
-    ``similarities`` are the cache's (None for a pair whose query was looked up in another scope).
-    ``guards`` is True (all of :data:`GUARDS`), False (none) or a list of (name, guard) to run.
-    Precision is 1.0 when nothing is served: no wrong answer went out.
+    Precision is 1.0 when nothing is served: no wrong answer went out. ``unsure`` counts candidates the
+    verifier would not decide (P(same) between ``different_below`` and ``verified_at``): misses, never hits.
     """
-    if len(pairs) != len(similarities):
-        raise ValueError(f"{len(pairs)} pairs but {len(similarities)} similarities")
-    if recall_threshold > serve_threshold:
-        raise ValueError(f"recall_threshold {recall_threshold} is above serve_threshold {serve_threshold}")
-    active = _guards(guards)
-    tp = fp = fn = tn = lost_at_recall = candidates = out_of_scope = 0
-    blocked = Counter[bool]()
+    if len(pairs) != len(probes):
+        raise ValueError(f"{len(pairs)} pairs but {len(probes)} probes")
+    tp = fp = fn = tn = lost_at_recall = candidates = out_of_scope = unsure = 0
     false_hits: Counter[str] = Counter({kind: 0 for kind in sorted({p.kind for p in pairs} - {"paraphrase"})})
     false_hit_examples = []
-    for pair, similarity in zip(pairs, similarities, strict=True):
-        served = _served(pair, similarity, recall_threshold, serve_threshold, active)
-        if similarity is None:
+    for pair, probe in zip(pairs, probes, strict=True):
+        served = _served(pair, probe, setting)
+        if probe.similarity is None:
             out_of_scope += 1
-        elif similarity < recall_threshold:
+        elif probe.similarity < setting.recall:
             lost_at_recall += pair.same
         else:
             candidates += 1
-            blocked[pair.same] += similarity >= serve_threshold and not served
+            probability = probe.probability
+            unsure += (
+                setting.verify
+                and probability is not None
+                and setting.different_below <= probability < setting.verified_at
+            )
         if served and pair.same:
             tp += 1
         elif served:
             fp += 1
             false_hits[pair.kind] += 1
-            false_hit_examples.append({**asdict(pair), "similarity": round(float(similarity or 0.0), 3)})
+            example = {**asdict(pair), "similarity": round(float(probe.similarity or 0.0), 3)}
+            false_hit_examples.append(example | {"probability": _rounded(probe.probability)})
         elif pair.same:
             fn += 1
         else:
             tn += 1
     return {
-        "recall_threshold": recall_threshold,
-        "serve_threshold": serve_threshold,
-        "guards": [name for name, _ in active],
+        **setting.described(),
         "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
         "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
         "tp": tp,
@@ -244,77 +300,64 @@ def evaluate(
         "fn": fn,
         "tn": tn,
         "candidates": candidates,
+        "unsure": unsure,
         "out_of_scope": out_of_scope,
         "true_pairs_lost_at_recall": lost_at_recall,
-        "true_pairs_blocked_by_guards": blocked[True],
-        "false_pairs_blocked_by_guards": blocked[False],
         "false_hits_by_kind": dict(false_hits),
         "false_hits": false_hit_examples,
     }
 
 
-def sweep(
-    pairs: Sequence[Pair],
-    similarities: Sequence[float | None],
-    thresholds: Sequence[float] = SWEEP_THRESHOLDS,
-    *,
-    recall_threshold: float,
-) -> list[dict[str, Any]]:
-    """Precision and recall at each serve threshold, guards on and off (the recall stage never above serving)."""
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def sweep(pairs: Sequence[Pair], probes: Sequence[Probe], setting: Setting) -> list[dict[str, Any]]:
+    """Precision and recall at each ``verified_at`` of :data:`SWEEP_PROBABILITIES` (the rest as shipped)."""
     rows = []
-    for threshold in thresholds:
-        for guards in (True, False):
-            report = evaluate(
-                pairs,
-                similarities,
-                recall_threshold=min(recall_threshold, threshold),
-                serve_threshold=threshold,
-                guards=guards,
-            )
-            rows.append(
-                {key: report[key] for key in ("serve_threshold", "precision", "recall", "tp", "fp", "fn", "tn")}
-                | {"guards": guards}
-            )
+    for verified_at in SWEEP_PROBABILITIES:
+        at = replace(
+            setting, verify=True, verified_at=verified_at, different_below=min(setting.different_below, verified_at)
+        )
+        report = evaluate(pairs, probes, at)
+        rows.append(
+            {"verified_at": verified_at} | {key: report[key] for key in ("precision", "recall", "tp", "fp", "fn")}
+        )
     return rows
 
 
-def guard_contributions(
-    pairs: Sequence[Pair], similarities: Sequence[float | None], *, recall_threshold: float, serve_threshold: float
-) -> list[dict[str, Any]]:
-    """Per guard, at the given thresholds: false hits it removes alone, first in order, and true pairs it blocks.
-
-    ``removes_false_hits`` counts pairs the threshold alone would wrongly serve and this guard rejects;
-    ``first_to_remove`` credits each such pair to the first guard in :data:`GUARDS` order that rejects it;
-    ``blocks_true_pairs`` is what the guard costs in recall; ``precision_without`` and ``recall_without``
-    are the results with every guard but this one.
-    """
-    over = [
-        pair
-        for pair, similarity in zip(pairs, similarities, strict=True)
-        if _served(pair, similarity, recall_threshold, serve_threshold, [])
-    ]
-    first: Counter[str] = Counter()
-    for pair in over:
-        if not pair.same:
-            for name, guard in GUARDS:
-                if guard(pair.cached, pair.query) is not None:
-                    first[name] += 1
-                    break
+def stages(pairs: Sequence[Pair], probes: Sequence[Probe], setting: Setting) -> list[dict[str, Any]]:
+    """What each stage contributes: the vector search alone, the lexical guards (the shipped ones and all nine,
+    the previous release's second stage), the verifier alone, and the shipped combination."""
+    variants = {
+        "similarity_only": replace(setting, guards=[], verify=False),
+        "guards_only": replace(setting, verify=False),
+        "all_nine_guards": replace(setting, guards=GUARDS, verify=False),
+        "verifier_only": replace(setting, guards=[], verify=True),
+        "shipped": setting,
+    }
     rows = []
-    for name, guard in GUARDS:
-        rejected = [pair for pair in over if guard(pair.cached, pair.query) is not None]
-        without = evaluate(
-            pairs,
-            similarities,
-            recall_threshold=recall_threshold,
-            serve_threshold=serve_threshold,
-            guards=[(other, check) for other, check in GUARDS if other != name],
+    for name, variant in variants.items():
+        report = evaluate(pairs, probes, variant)
+        rows.append(
+            {"stage": name} | {key: report[key] for key in ("guards", "verify", "precision", "recall", "fp", "fn")}
         )
+    return rows
+
+
+def guard_contributions(pairs: Sequence[Pair], probes: Sequence[Probe], setting: Setting) -> list[dict[str, Any]]:
+    """Per shipped guard: false hits it removes that the rest of the shipped stage 2 would serve, true pairs it
+    blocks, and precision/recall without it. A guard that removes nothing here earns its place nowhere."""
+    rows = []
+    for name, guard in setting.guards:
+        others = replace(setting, guards=[entry for entry in setting.guards if entry[0] != name])
+        without = evaluate(pairs, probes, others)
+        served_without = [pair for pair, probe in zip(pairs, probes, strict=True) if _served(pair, probe, others)]
+        rejected = [pair for pair in served_without if guard(pair.cached, pair.query) is not None]
         rows.append(
             {
                 "guard": name,
                 "removes_false_hits": sum(not pair.same for pair in rejected),
-                "first_to_remove": first[name],
                 "blocks_true_pairs": sum(pair.same for pair in rejected),
                 "precision_without": without["precision"],
                 "recall_without": without["recall"],
@@ -323,48 +366,50 @@ def guard_contributions(
     return rows
 
 
-def main(
-    settings: Settings, dataset: str | Path | None = None, *, route: str | None = None, embedder: Embedder | None = None
-) -> dict[str, Any]:
-    """Probe every pair through a real cache configured by ``settings``; report its thresholds, a sweep and guards.
+def fit_calibration(pairs: Sequence[Pair], probes: Sequence[Probe], scores: np.ndarray) -> Calibration:
+    """Platt scaling of the verifier's raw scores and the similarities on the pairs the recall stage found
+    (one tenant each)."""
+    from sklearn.linear_model import LogisticRegression
 
-    ``route`` picks the route's thresholds (default: the agent's default route); ``embedder`` defaults to the
-    packaged all-MiniLM-L6-v2.
-    """
-    if embedder is None:
-        from app.embeddings import default_embedder  # loads the model: only when the eval runs
+    used = [
+        number
+        for number, (pair, probe) in enumerate(zip(pairs, probes, strict=True))
+        if probe.probability is not None and pair.tenant == pair.cached_tenant
+    ]
+    labels = np.asarray([pairs[number].same for number in used], dtype=int)
+    similarities = np.asarray([probes[number].similarity for number in used], dtype=np.float64)
+    features = np.column_stack([scores[used], similarities])
+    model = LogisticRegression(C=1e6).fit(features, labels)
+    slope, similarity_weight = (round(float(weight), 4) for weight in model.coef_[0])
+    return Calibration(slope, round(float(model.intercept_[0]), 4), similarity_weight)
 
-        embedder = default_embedder()
-    path = Path(dataset) if dataset else DATASET
-    route = route or settings.agent.default_route
-    thresholds: CacheThresholds = settings.cache.for_route(route)
-    pairs = load_pairs(path)
-    probes = probe_pairs(pairs, settings, embedder, route=route)
-    similarities = [probe.similarity for probe in probes]
-    recall, serve = thresholds.recall_similarity, thresholds.serve_similarity
-    at = {"recall_threshold": recall, "serve_threshold": serve}
-    default = evaluate(pairs, similarities, **at, guards=True)
-    unguarded = evaluate(pairs, similarities, **at, guards=False)
+
+def report_file(
+    pairs: Sequence[Pair], settings: Settings, embedder: Embedder, verifier: CrossEncoderVerifier, *, route: str
+) -> tuple[dict[str, Any], list[Probe], np.ndarray]:
+    """The report on one set of pairs at the shipped setting, with its stages, guards and sweep; also the probes
+    and raw scores (for calibration)."""
+    setting = Setting.of(settings, route)
+    probes, scores = probe_pairs(pairs, settings, embedder, verifier, route=route)
+    shipped = evaluate(pairs, probes, setting)
     crossing = [probe for pair, probe in zip(pairs, probes, strict=True) if pair.tenant != pair.cached_tenant]
     # The eval's arithmetic must be what the cache did: a divergence means the eval measures something else.
     agrees = [probe.served for probe in probes] == [
-        _served(pair, similarity, recall, serve, GUARDS) for pair, similarity in zip(pairs, similarities, strict=True)
+        _served(pair, probe, setting) for pair, probe in zip(pairs, probes, strict=True)
     ]
     cross_tenant_hits = sum(probe.served for probe in crossing)
-    return {
-        "dataset": str(path),
-        "route": route,
+    report = {
         "pairs": len(pairs),
         "kinds": dict(Counter(pair.kind for pair in pairs)),
-        "targets": {"precision": TARGET_PRECISION, "recall": TARGET_RECALL},
-        "default": default,
+        "precision": shipped["precision"],
+        "recall": shipped["recall"],
+        "default": shipped,
         "agrees_with_cache": agrees,
         "cross_tenant": {"probes": len(crossing), "hits": cross_tenant_hits},
-        "without_guards": {key: value for key, value in unguarded.items() if key != "false_hits"},
-        "sweep": sweep(pairs, similarities, recall_threshold=thresholds.recall_similarity),
-        "guards": guard_contributions(pairs, similarities, **at),
-        "passed": default["precision"] >= TARGET_PRECISION
-        and default["recall"] >= TARGET_RECALL
-        and agrees
-        and not cross_tenant_hits,
+        "stages": stages(pairs, probes, setting),
+        "guards": guard_contributions(pairs, probes, setting),
+        "sweep": sweep(pairs, probes, setting),
+        "meets_targets": shipped["precision"] >= TARGET_PRECISION and shipped["recall"] >= TARGET_RECALL,
     }
+    report["passed"] = report["meets_targets"] and agrees and not cross_tenant_hits
+    return report, probes, scores

@@ -102,6 +102,10 @@ def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     )
     if found.best_similarity is not None:
         span.set_attribute("firebreak.cache.best_similarity", round(found.best_similarity, 4))
+    if found.probability is not None:
+        span.set_attribute("firebreak.cache.verifier_probability", round(found.probability, 4))
+    if found.refused:
+        span.set_attribute("firebreak.cache.refused_why", found.refused[:5])
     scopes = {"scope": tenant, "user_scope": user}
     if found.hit is None:
         return {"cache": {**scopes, "hit": None}}

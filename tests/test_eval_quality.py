@@ -19,8 +19,8 @@ from conftest import run
 
 from app.config import load_settings
 from evals.all import cache_scenarios
-from evals.cache_pairs import main as run_cache_eval
-from evals.quality import DATASET, KINDS, CaseError, load_cases, run_quality
+from evals.cache_suite import main as run_cache_eval
+from evals.quality import DATASET, KINDS, CaseError, load_baselines, load_cases, run_quality, threshold_for
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +42,17 @@ def firebreak(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [FIREBREAK, *args], capture_output=True, text=True, timeout=280, check=False, cwd=cwd, env=os.environ
     )
+
+
+# Order 42's case and one whose answer misses "refunded": one case of two passes, a score of 0.5.
+HALF_PASSING = ORDER_42 % '["delivered"]' + ORDER_42.replace('"order_status"', '"order_refunded"') % '["refunded"]'
+
+
+def subfolder(tmp_path: Path, name: str) -> Path:
+    """A folder of its own for one run of the suite: each run's case databases start fresh."""
+    path = tmp_path / name
+    path.mkdir()
+    return path
 
 
 def cases_file(folder: Path, text: str) -> Path:
@@ -79,6 +90,8 @@ def test_the_scripted_quality_suite_passes_every_case(eval_all):
     assert quality["skipped"] == []
     assert [case["name"] for case in quality["scenarios"] if not case["passed"]] == []
     assert quality["score"] == 1.0 and quality["passed"] is True
+    assert quality["min_score"] == 1.0  # the scripted model's committed baseline is its full score
+    assert quality["verdict"].startswith("score 1.000 reaches the minimum 1.000 (baseline of route 'scripted/quality'")
     assert quality["score_by_kind"] == dict.fromkeys(KINDS, 1.0)
     assert len(quality["scenarios"]) == len(load_cases(DATASET))
 
@@ -115,6 +128,76 @@ def test_a_case_without_a_script_is_skipped_on_the_scripted_model_and_said_so(tm
     assert report["skipped"] == ["for_real_models"]
     assert [case["name"] for case in report["scenarios"]] == ["order_status"]
     assert report["passed"] is True
+
+
+# -- the minimum score: --min-score, else the route's committed baseline -----------------------------------------
+
+
+def test_the_shipped_dataset_commits_a_baseline_for_the_embedded_model_and_the_full_score_for_the_scripted_one():
+    baselines = load_baselines(DATASET)
+
+    assert baselines["scripted/quality"].score == 1.0
+    assert baselines["chat"].model == "local/qwen2.5-coder-0.5b-instruct"
+    assert 0 < baselines["chat"].score < 1
+    assert threshold_for("chat", DATASET).score == baselines["chat"].score  # type: ignore[union-attr]
+    assert threshold_for("chat", DATASET, 0.9).score == 0.9  # type: ignore[union-attr]
+
+
+def test_a_score_below_the_min_score_fails_with_a_verdict_naming_the_score_and_the_threshold(tmp_path):
+    dataset = cases_file(tmp_path, HALF_PASSING)
+
+    below = run(run_quality(load_settings(), dataset=dataset, folder=subfolder(tmp_path, "a"), min_score=0.75))
+    reached = run(run_quality(load_settings(), dataset=dataset, folder=subfolder(tmp_path, "b"), min_score=0.5))
+
+    assert (below["score"], below["passed"], below["min_score"]) == (0.5, False, 0.75)
+    assert below["verdict"] == "score 0.500 is below the minimum 0.750 (--min-score)"
+    assert (reached["passed"], reached["verdict"]) == (True, "score 0.500 reaches the minimum 0.500 (--min-score)")
+
+
+def test_without_min_score_the_routes_baseline_in_the_dataset_is_the_threshold(tmp_path):
+    baseline = '\n[baselines."scripted/quality"]\nscore = 0.5\nmodel = "the script"\n'
+    dataset = cases_file(tmp_path, HALF_PASSING + baseline)
+
+    report = run(run_quality(load_settings(), dataset=dataset, folder=subfolder(tmp_path, "a")))
+    stricter = run(run_quality(load_settings(), dataset=dataset, folder=subfolder(tmp_path, "b"), min_score=0.6))
+
+    assert (report["passed"], report["min_score"]) == (True, 0.5)
+    assert report["verdict"] == (
+        f"score 0.500 reaches the minimum 0.500 (baseline of route 'scripted/quality' on the script in {dataset})"
+    )
+    assert (stricter["passed"], stricter["min_score"]) == (False, 0.6)  # the flag wins over the file
+
+
+def test_a_scripted_route_without_a_baseline_must_pass_every_case_and_a_real_route_without_one_is_not_gated(tmp_path):
+    dataset = cases_file(tmp_path, HALF_PASSING)
+
+    assert threshold_for("scripted/quality", dataset).score == 1.0  # type: ignore[union-attr]
+    assert threshold_for("chat", dataset) is None
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[baselines.chat]\nscore = 1.5", r"baselines\.chat\.score: must be a number from 0 to 1, not 1\.5"),
+        ('[baselines.chat]\nmodel = "m"', r"baselines\.chat\.score: required"),
+        ("[baselines.chat]\nscore = 0.5\nmin = 0.4", r"baselines\.chat: unknown field 'min'"),
+        ("baselines = 0.5", r"baselines: must be a table"),
+    ],
+)
+def test_a_malformed_baseline_is_an_error_before_any_case_runs(tmp_path, table, message):
+    dataset = cases_file(tmp_path, table + "\n" + ORDER_42 % '["delivered"]')
+
+    with pytest.raises(CaseError, match=message):
+        run(run_quality(load_settings(), route="chat", dataset=dataset, folder=tmp_path))
+
+
+def test_the_command_exits_1_below_the_min_score_and_says_why(tmp_path):
+    dataset = cases_file(tmp_path, HALF_PASSING)
+    done = firebreak("eval", "quality", "--dataset", str(dataset), "--min-score", "0.75", "--json", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["passed"] is False
+    assert "score 0.500 is below the minimum 0.750 (--min-score)" in done.stderr
 
 
 # -- a malformed file names the case and the field ----------------------------------------------------------------

