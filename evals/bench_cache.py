@@ -222,7 +222,7 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         # The verifier alone on each paraphrase and the question it was stored for: one candidate, as served.
         verifier = default_verifier()
         verify = [
-            _timed(verifier.probabilities, [(text, variant(text))], [0.8])[0]
+            _timed(verifier.probabilities, [(text, variant(text))])[0]
             for _ in range(EMBEDDED_ROUNDS)
             for text in STORED
         ]

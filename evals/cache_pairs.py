@@ -234,7 +234,7 @@ def probe_pairs(
     for start in range(0, len(recalled), SCORE_BATCH):
         chunk = recalled[start : start + SCORE_BATCH]
         texts = [(pairs[number].cached, pairs[number].query) for number in chunk]
-        probabilities[chunk] = verifier.probabilities(texts, [seen[number][0] or 0.0 for number in chunk])
+        probabilities[chunk] = verifier.probabilities(texts)
     probes = [
         Probe(similarity, served, None if np.isnan(score) else float(probability))
         for (similarity, served), score, probability in zip(seen, scores, probabilities, strict=True)
@@ -367,8 +367,7 @@ def guard_contributions(pairs: Sequence[Pair], probes: Sequence[Probe], setting:
 
 
 def fit_calibration(pairs: Sequence[Pair], probes: Sequence[Probe], scores: np.ndarray) -> Calibration:
-    """Platt scaling of the verifier's raw scores and the similarities on the pairs the recall stage found
-    (one tenant each)."""
+    """Platt scaling of the verifier's raw scores on the pairs the recall stage found (one tenant each)."""
     from sklearn.linear_model import LogisticRegression
 
     used = [
@@ -377,11 +376,8 @@ def fit_calibration(pairs: Sequence[Pair], probes: Sequence[Probe], scores: np.n
         if probe.probability is not None and pair.tenant == pair.cached_tenant
     ]
     labels = np.asarray([pairs[number].same for number in used], dtype=int)
-    similarities = np.asarray([probes[number].similarity for number in used], dtype=np.float64)
-    features = np.column_stack([scores[used], similarities])
-    model = LogisticRegression(C=1e6).fit(features, labels)
-    slope, similarity_weight = (round(float(weight), 4) for weight in model.coef_[0])
-    return Calibration(slope, round(float(model.intercept_[0]), 4), similarity_weight)
+    model = LogisticRegression(C=1e6).fit(scores[used].reshape(-1, 1), labels)
+    return Calibration(round(float(model.coef_[0][0]), 4), round(float(model.intercept_[0]), 4))
 
 
 def report_file(

@@ -162,9 +162,7 @@ class SemanticCache:
                 continue
             passed.append((similarity, entry_id, scope, entry))
         probabilities = (
-            self._verifier()
-            .probabilities([(entry.text, text) for *_, entry in passed], [similarity for similarity, *_ in passed])
-            .tolist()
+            self._verifier().probabilities([(entry.text, text) for *_, entry in passed]).tolist()
             if self.settings.verify and passed
             else [1.0] * len(passed)
         )

