@@ -30,7 +30,7 @@ import numpy as np
 
 from app.cache.guards import GUARDS, Guard, conflict, named
 from app.cache.semantic import SemanticCache, scope_key
-from app.cache.verifier import Calibration, CrossEncoderVerifier
+from app.cache.verifier import Calibration, CrossEncoderVerifier, same_words
 from app.config import Settings
 from app.embeddings import Embedder
 
@@ -230,11 +230,8 @@ def probe_pairs(
     for start in range(0, len(recalled), SCORE_BATCH):
         chunk = recalled[start : start + SCORE_BATCH]
         scores[chunk] = verifier.scores([(pairs[number].cached, pairs[number].query) for number in chunk])
-    probabilities = np.full(len(pairs), np.nan)
-    for start in range(0, len(recalled), SCORE_BATCH):
-        chunk = recalled[start : start + SCORE_BATCH]
-        texts = [(pairs[number].cached, pairs[number].query) for number in chunk]
-        probabilities[chunk] = verifier.probabilities(texts)
+    # From the same scores: the cache's rule (same words are a repeat, no model) without running the model again.
+    probabilities = verifier.calibrated(scores, [same_words(pair.cached, pair.query) for pair in pairs])
     probes = [
         Probe(similarity, served, None if np.isnan(score) else float(probability))
         for (similarity, served), score, probability in zip(seen, scores, probabilities, strict=True)

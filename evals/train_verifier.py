@@ -1028,10 +1028,15 @@ TARGET_NEGATIVES = 900
 TARGET_POSITIVES = 450
 
 
+def _frames(table: Sequence[tuple[str, str]]) -> list[tuple[list[str], list[str]]]:
+    """Each frame's "|"-separated forms and "/"-separated values."""
+    return [([form.strip() for form in forms.split("|")], values.split("/")) for forms, values in table]
+
+
 def target_pairs(rng: random.Random) -> list[Example]:
     """One request with two different targets (different), or one target reworded (same)."""
     out: list[Example] = []
-    frames = [([f.strip() for f in forms.split("|")], values.split("/")) for forms, values in TARGET_FRAMES]
+    frames = _frames(TARGET_FRAMES)
 
     def say(form: str, value: str) -> str:
         return form.replace("{t}", rng.choice(value.split("~")))
@@ -1185,7 +1190,7 @@ ORDER_POSITIVES = 350
 def order_pairs(rng: random.Random) -> list[Example]:
     """A question and its reversal (different) or its rewording with the same order (same)."""
     out: list[Example] = []
-    frames = [([f.strip() for f in forms.split("|")], values.split("/")) for forms, values in ORDER_FRAMES]
+    frames = _frames(ORDER_FRAMES)
 
     def say(form: str, a: str, b: str) -> str:
         text = form.replace("{A}", a).replace("{B}", b)

@@ -70,11 +70,16 @@ class CrossEncoderVerifier:
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         # The same words (up to case, punctuation and contractions) are the same question: the most common hit,
         # a repeat, needs no model, and the model is not asked what it was never trained to doubt.
-        result = np.ones(len(pairs))
-        read = [number for number, (cached, query) in enumerate(pairs) if not same_words(cached, query)]
+        repeats = [same_words(cached, query) for cached, query in pairs]
+        read = [number for number, repeat in enumerate(repeats) if not repeat]
+        scores = np.zeros(len(pairs))
         if read:
-            result[read] = self.calibration.probabilities(self.scores([pairs[number] for number in read]))
-        return result
+            scores[read] = self.scores([pairs[number] for number in read])
+        return self.calibrated(scores, repeats)
+
+    def calibrated(self, scores: np.ndarray, repeats: Sequence[bool]) -> np.ndarray:
+        """P(same) from raw ``scores``; 1 for a pair whose ``repeats`` entry says it is the same words."""
+        return np.where(repeats, 1.0, self.calibration.probabilities(scores))
 
 
 _CONTRACTIONS = {"what's": "what is", "where's": "where is", "how's": "how is", "it's": "it is", "i'm": "i am"}
@@ -99,10 +104,8 @@ def verified_file(path: Path, expected_sha256: str, *, fix: str) -> Path:
     """``path`` when it exists and its SHA-256 is ``expected_sha256``; else a ConfigError saying how to fix it."""
     if not path.is_file():
         raise ConfigError(f"the cache verifier's model file {path} is missing: {fix}")
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
+        digest = hashlib.file_digest(stream, "sha256")
     if digest.hexdigest() != expected_sha256:
         raise ConfigError(
             f"the cache verifier's model file {path} is damaged (SHA-256 {digest.hexdigest()[:12]}…, "
