@@ -141,10 +141,21 @@ class GraphBuilder:
             graph.add_node(name, guarded(name, fn))  # type: ignore[call-overload]
         for source, edge in self.edges.items():
             if isinstance(edge, Branch):
-                graph.add_conditional_edges(source, edge.router, edge.targets)  # type: ignore[arg-type]
+                graph.add_conditional_edges(source, on_the_loop(edge.router), edge.targets)  # type: ignore[arg-type]
             else:
                 graph.add_edge(source, edge)
         return graph.compile(checkpointer=checkpointer)
+
+
+def on_the_loop(router: Router) -> Callable[[AgentState], Awaitable[str]]:
+    """The router as a coroutine function. LangGraph runs a plain function in a thread pool, one thread hop per
+    edge taken (about 40 per run); a router only reads the state, so it runs on the event loop instead."""
+
+    async def route(state: AgentState) -> str:
+        return router(state)
+
+    route.__name__ = getattr(router, "__name__", "route")
+    return route
 
 
 def _qualified(fn: Callable[..., Any]) -> str:
@@ -171,9 +182,10 @@ def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]]
         ) as span:
             span.set_attributes({"firebreak.node": name, **ctx.ids})
             try:
-                result = fn(state, runtime) if wants_runtime else fn(state)
-                if inspect.isawaitable(result):
-                    result = await result
+                with ctx.services.runs.together():  # the node's events and audit rows: one commit
+                    result = fn(state, runtime) if wants_runtime else fn(state)
+                    if inspect.isawaitable(result):
+                        result = await result
             except GraphBubbleUp:
                 # An interrupt() is the run pausing for a person, not a failure of the node.
                 span.add_event("firebreak.paused")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -23,6 +23,8 @@ TRANSITIONS = table_of(BreakerTransition)
 # Workers on several machines write one breaker's buckets: a bucket this many seconds ahead of a reader's
 # clock is another machine's skew (NTP keeps it far smaller), not a clock that jumped back.
 CLOCK_SKEW_S = 2
+# Read on every call (statements built once: building one costs more than running it).
+_BREAKER = select(BREAKERS).where(BREAKERS.c.name == bindparam("b_name"))
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,12 @@ class BreakerStore:
 
     def get(self, name: str, now: float) -> Breaker:
         """The breaker row, created closed on first use (a plain read on every later call)."""
-        query = select(BREAKERS).where(BREAKERS.c.name == name)
         with self.engine.connect() as connection:
-            row = connection.execute(query).one_or_none()
+            row = connection.execute(_BREAKER, {"b_name": name}).one_or_none()
         if row is None:
             with self.engine.begin() as connection:
                 insert_ignore(connection, BREAKERS, {"name": name, "state": "closed", "version": 0, "updated_at": now})
-                row = connection.execute(query).one()
+                row = connection.execute(_BREAKER, {"b_name": name}).one()
         return Breaker(**row._mapping)
 
     def compare_and_set(self, current: Breaker, changes: dict[str, Any], *, reason: str | None, now: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -16,21 +17,34 @@ def _insert(connection: Connection, table: Table) -> Any:
     return postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table)
 
 
+# The two upserts below run on every model and tool call (budgets, breakers). Each statement is built once per
+# dialect and table and executed with its values as parameters: building a SQLAlchemy statement costs about ten
+# times what SQLite takes to run it.
+@cache
+def _ignore_statement(dialect: str, table: Table) -> Any:
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy 2.1.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+
+
+@cache
+def _add_statement(dialect: str, table: Table, keys: tuple[str, ...], counters: tuple[str, ...]) -> Any:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={column: table.c[column] + statement.excluded[column] for column in counters},
+    )
+
+
 def insert_ignore(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert unless the primary key exists; True when this call inserted the row."""
-    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy 2.1.
-    statement = _insert(connection, table).values(**values).on_conflict_do_nothing()
-    return connection.execute(statement.returning(*table.primary_key.columns)).first() is not None
+    return connection.execute(_ignore_statement(connection.dialect.name, table), values).first() is not None
 
 
 def insert_or_add(connection: Connection, table: Table, keys: dict[str, Any], counters: dict[str, int]) -> None:
     """Insert ``keys`` with ``counters``, or add ``counters`` to the existing row's columns."""
-    statement = _insert(connection, table).values(**keys, **counters)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={column: table.c[column] + statement.excluded[column] for column in counters},
-    )
-    connection.execute(statement)
+    statement = _add_statement(connection.dialect.name, table, tuple(keys), tuple(counters))
+    connection.execute(statement, {**keys, **counters})
 
 
 def insert_once(engine: Engine, row: SQLModel, key: str) -> tuple[dict[str, Any], bool]:

@@ -1,7 +1,9 @@
 """The gateway: the only door between Firebreak and any model.
 
-A LiteLLM ``Router`` holds one deployment per model named in the routes. The
-gateway walks a route's models in order itself (primary, then fallbacks on
+Each model named in the routes is one deployment: its LiteLLM parameters are
+resolved once, then every call goes straight to ``litellm.acompletion`` (LiteLLM's
+``Router`` doubled the cost of a call and added cooldowns of its own; see
+docs/decisions/0045-hot-path-costs.md). The gateway walks a route's models in order itself (primary, then fallbacks on
 transient errors) so that every attempt gets its own span, audit row and fault
 draw; see docs/decisions/0003-gateway-walks-fallbacks.md.
 
@@ -17,9 +19,9 @@ import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -34,10 +36,6 @@ from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
 from memory.tables import ModelCall
-
-if TYPE_CHECKING:
-    import litellm
-
 
 TokenSink = Callable[[str], None]
 
@@ -135,12 +133,6 @@ class ChatRequest:
     tool_choice: str | None = None  # the function the model must call (constrained output), if any
 
 
-@dataclass
-class _Deployments:
-    router: litellm.Router | None = None
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
 class Gateway:
     """Routes chat calls to deployments and accounts for every one of them."""
 
@@ -159,7 +151,7 @@ class Gateway:
         self.telemetry = telemetry
         self._record_call = record_call
         self._faults = faults or FaultPlan(settings.faults)
-        self._deployments = _Deployments()
+        self._deployments: dict[str, dict[str, Any]] = {}  # model → its LiteLLM parameters
         self._price_cache: dict[str, Prices] = {}
         self._script: Script | None = None
         self._prices_registered = False
@@ -215,23 +207,17 @@ class Gateway:
             register_local_provider(self.settings.local_model)
         return {"model": model}
 
-    def _router_for(self, model: str) -> litellm.Router:
-        deployments = self._deployments
-        if model not in deployments.params or deployments.router is None:
-            lib = self._litellm()
-            deployments.params[model] = self._deployment_params(model)
-            deployments.router = lib.Router(
-                model_list=[
-                    {"model_name": name, "litellm_params": params} for name, params in deployments.params.items()
-                ],
-                num_retries=0,
-            )
-        return deployments.router
+    def _deployment(self, model: str) -> dict[str, Any]:
+        """The model's LiteLLM parameters, resolved (provider registered, script loaded) on first use."""
+        if model not in self._deployments:
+            self._litellm()
+            self._deployments[model] = self._deployment_params(model)
+        return self._deployments[model]
 
     def prepare(self, route: str) -> None:
         """Resolve every deployment of ``route`` now, so a configuration mistake surfaces before a run starts."""
         for model in self.settings.route(route).models:
-            self._router_for(model)
+            self._deployment(model)
 
     def count_tokens(self, messages: list[dict[str, Any]], *, route: str, tools: list[dict[str, Any]] | None) -> int:
         """Tokens of this prompt for the route's primary model: its own tokenizer where LiteLLM has it
@@ -342,7 +328,7 @@ class Gateway:
         self, request: ChatRequest, model: str, position: int, fallback_reason: str | None, timeout_s: float
     ) -> ModelReply:
         route, route_settings, context = request.route, request.settings, request.context
-        router = self._router_for(model)
+        deployment = self._deployment(model)
         prices = self._prices(model)
         # The worst case is held before the call: a call that could cross a cap is never made.
         worst_input = estimate_prompt_tokens(request.messages, request.tools)
@@ -376,7 +362,7 @@ class Gateway:
             started = time.perf_counter()
             try:
                 reply = await asyncio.wait_for(
-                    self._call(router, model, request),
+                    self._call(deployment, model, request),
                     timeout=timeout_s,
                 )
             except BaseException as exc:
@@ -447,7 +433,7 @@ class Gateway:
 
         return model_error(exc, model)
 
-    async def _call(self, router: litellm.Router, model: str, request: ChatRequest) -> ModelReply:
+    async def _call(self, deployment: dict[str, Any], model: str, request: ChatRequest) -> ModelReply:
         fault = self._faults.draw(model)
         if fault is not None:
             await fault.delay()
@@ -456,7 +442,7 @@ class Gateway:
 
                 raise provider_exception(fault.error_kind, f"injected {fault.error_kind} fault", model)
         arguments: dict[str, Any] = {
-            "model": model,
+            **deployment,
             "messages": request.messages,
             "max_tokens": request.settings.max_output_tokens,
             "temperature": request.settings.temperature,
@@ -466,9 +452,9 @@ class Gateway:
         if request.tool_choice is not None:
             arguments["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
         if request.on_token is None:
-            response = await router.acompletion(**arguments)
+            response = await load_litellm().acompletion(**arguments)
         else:
-            stream = await router.acompletion(**arguments, stream=True, stream_options={"include_usage": True})
+            stream = await load_litellm().acompletion(**arguments, stream=True, stream_options={"include_usage": True})
             chunks = []
             async for chunk in stream:
                 chunks.append(chunk)

@@ -11,6 +11,7 @@ in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,9 @@ from memory.ledger import Entry, LedgerStore
 RESOURCES = ("tokens", "tool_calls", "db_mutations", "emails", "cost_usd")
 RATE_RESOURCES = ("requests", "tokens")
 MINUTE = "minute:"
+# Dead workers' holds are given back on a refusal (the only time they stand in the way) and, so that the
+# operator views show what is really held, at least this many times per reservation TTL: not on every call.
+SWEEPS_PER_TTL = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class BlastRadius:
         self.settings = settings
         self.rates = rates
         self._clock = clock
+        self._swept_at = -math.inf
         # Caps per scope kind, as plain dicts once: every model and tool call reads them.
         self._caps: dict[str, dict[str, float]] = {
             "day": settings.day.model_dump(),
@@ -83,7 +88,8 @@ class BlastRadius:
         """Hold ``amounts`` in every scope that caps them, or raise with nothing held:
         :class:`RateLimited` for a per-minute limit, :class:`BudgetExceeded` for a budget."""
         now = self._clock()
-        self.store.release_expired(now, ttl_s=self.settings.reservation_ttl_s)
+        if now < self._swept_at or now - self._swept_at >= self.settings.reservation_ttl_s / SWEEPS_PER_TTL:
+            self._release_expired(now)
         entries = [
             Entry(key, resource, amount, caps[resource])
             for key, caps in self.caps(scope, now).items()
@@ -91,9 +97,10 @@ class BlastRadius:
             if amount > 0 and resource in caps
         ]
         reservation = Reservation(str(uuid.uuid4()), amounts)
-        refusal = self.store.reserve(
-            reservation.id, scope.run_id, entries, expires_at=now + self.settings.reservation_ttl_s, now=now
-        )
+        expires_at = now + self.settings.reservation_ttl_s
+        refusal = self.store.reserve(reservation.id, scope.run_id, entries, expires_at=expires_at, now=now)
+        if refusal is not None and self._release_expired(now):  # a dead worker's hold may be what refused it
+            refusal = self.store.reserve(reservation.id, scope.run_id, entries, expires_at=expires_at, now=now)
         if refusal is None:
             return reservation
         entry = refusal.entry
@@ -108,6 +115,10 @@ class BlastRadius:
             used=refusal.used + refusal.reserved,
             requested=entry.amount,
         )
+
+    def _release_expired(self, now: float) -> int:
+        self._swept_at = now
+        return self.store.release_expired(now, ttl_s=self.settings.reservation_ttl_s)
 
     def settle(self, reservation: Reservation, actual: dict[str, float]) -> None:
         self.store.settle(reservation.id, actual, now=self._clock())
