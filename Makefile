@@ -56,6 +56,8 @@ test: install $(if $(filter 1 true yes,$(CI)),phoenix)
 	if [ $$code -eq 5 ]; then echo "error: pytest collected no tests, so the test setup is broken" >&2; exit 1; fi; \
 	exit $$code
 
+# Writes docs/benchmarks.md. Issue 18's speed figures alone, as JSON: .venv/bin/python -m evals.bench --json
+# (add --only overhead|chat|cold_ask|ui, repeatable, for some parts; `--only overhead` takes about a minute).
 bench: install
 	@$(BIN)/python -m evals.bench
 

@@ -3,15 +3,19 @@
 A reservation is one transaction of conditional updates, ``reserved + :amount``
 only ``WHERE used + reserved + :amount <= :limit``, in a fixed row order (no
 deadlocks between workers). If any row refuses, nothing is reserved. So any
-number of concurrent callers can never together exceed a cap.
+number of concurrent callers can never together exceed a cap. Usually all rows
+change in one statement; a scope's first use (its row does not exist yet) or a
+refusal goes row by row, to create the row or to name the cap that refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import TextClause, bindparam, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from memory.tables import BudgetReservation, BudgetUsage, table_of
@@ -28,8 +32,6 @@ _TAKE = (
     .where(_THIS_ROW, USAGE.c.used + USAGE.c.reserved + bindparam("b_amount") <= bindparam("b_limit") + USAGE.c.granted)
     .values(reserved=USAGE.c.reserved + bindparam("b_amount"), updated_at=bindparam("b_now"))
 )
-_USE = update(USAGE).where(_THIS_ROW).values(used=USAGE.c.used + bindparam("b_used"), updated_at=bindparam("b_now"))
-_USE_HELD = _USE.values(reserved=USAGE.c.reserved - bindparam("b_amount"))
 _GIVE_BACK = (
     update(USAGE)
     .where(_THIS_ROW)
@@ -42,6 +44,7 @@ _CLOSE = (
     .where(RESERVATIONS.c.id == bindparam("b_id"), RESERVATIONS.c.status == "open")
     .values(status=bindparam("b_status"))
 )
+_SETTLE = _CLOSE.returning(RESERVATIONS.c.entries)
 _RESTAMP = (
     update(RESERVATIONS)
     .where(RESERVATIONS.c.status == "open", RESERVATIONS.c.expires_at > bindparam("b_latest"))
@@ -50,6 +53,49 @@ _RESTAMP = (
 _EXPIRED = select(RESERVATIONS.c.id, RESERVATIONS.c.entries).where(
     RESERVATIONS.c.status == "open", RESERVATIONS.c.expires_at < bindparam("b_now")
 )
+
+
+@cache
+def _rows_update(count: int, *, take: bool) -> TextClause:
+    """One UPDATE of ``count`` usage rows, each joined to its own two numbers ``a`` and ``b`` (SQLite ≥ 3.33 and
+    PostgreSQL both take UPDATE … FROM). ``take``: hold ``a`` where the cap ``b`` allows; else add ``a`` to used
+    and give ``b`` back."""
+    rows = " UNION ALL ".join(
+        f"SELECT CAST(:s{i} AS VARCHAR) AS scope, CAST(:r{i} AS VARCHAR) AS resource, "
+        f"CAST(:a{i} AS FLOAT) AS a, CAST(:b{i} AS FLOAT) AS b"
+        for i in range(count)
+    )
+    if take:
+        changes = "reserved = budget_usage.reserved + v.a"
+        allowed = " AND budget_usage.used + budget_usage.reserved + v.a <= v.b + budget_usage.granted"
+    else:
+        changes, allowed = "used = budget_usage.used + v.a, reserved = budget_usage.reserved - v.b", ""
+    return text(
+        f"UPDATE budget_usage SET {changes}, updated_at = :now FROM ({rows}) AS v "
+        f"WHERE budget_usage.scope = v.scope AND budget_usage.resource = v.resource{allowed}"
+    )
+
+
+@cache
+def _rows_lock(count: int) -> TextClause:
+    """PostgreSQL: lock the rows first, in the order every other path takes them. One UPDATE locks them in its
+    plan's order, and two workers whose plans differ could each hold a row the other waits for. The order is
+    Python's (code points, as the row-by-row path sorts them): "C" collation, not the database's."""
+    pairs = ", ".join(f"(:s{i}, :r{i})" for i in range(count))
+    return text(
+        f"SELECT 1 FROM budget_usage WHERE (scope, resource) IN ({pairs}) "
+        'ORDER BY scope COLLATE "C", resource COLLATE "C" FOR UPDATE'
+    )
+
+
+def _update_rows(connection: Connection, rows: list[tuple[str, str, float, float]], *, take: bool, now: float) -> int:
+    """Apply :func:`_rows_update` to ``rows`` of (scope, resource, a, b), sorted; returns the rows it changed."""
+    parameters: dict[str, Any] = {"now": now}
+    for i, (scope, resource, a, b) in enumerate(rows):
+        parameters.update({f"s{i}": scope, f"r{i}": resource, f"a{i}": a, f"b{i}": b})
+    if connection.dialect.name == "postgresql":
+        connection.execute(_rows_lock(len(rows)), parameters)
+    return connection.execute(_rows_update(len(rows), take=take), parameters).rowcount
 
 
 @dataclass(frozen=True)
@@ -71,7 +117,7 @@ class Refusal:
 
 
 class _Refused(Exception):
-    def __init__(self, refusal: Refusal) -> None:
+    def __init__(self, refusal: Refusal | None) -> None:
         self.refusal = refusal
 
 
@@ -85,18 +131,36 @@ class LedgerStore:
         """Hold every amount or none; ``None`` when the reservation was taken."""
         ordered = sorted(entries, key=lambda e: (e.scope, e.resource))
         try:
-            self._hold(reservation_id, run_id, ordered, expires_at=expires_at, now=now)
-        except _Refused as refused:  # the transaction rolled back: nothing is held
-            return refused.refusal
+            self._hold(reservation_id, run_id, ordered, expires_at=expires_at, now=now, row_by_row=False)
+        except _Refused:  # a scope's first use or a refusal: rolled back, and tried again row by row
+            try:
+                self._hold(reservation_id, run_id, ordered, expires_at=expires_at, now=now, row_by_row=True)
+            except _Refused as refused:  # the transaction rolled back: nothing is held
+                assert refused.refusal is not None
+                return refused.refusal
         return None
 
     def _hold(
-        self, reservation_id: str, run_id: str | None, ordered: list[Entry], *, expires_at: float, now: float
+        self,
+        reservation_id: str,
+        run_id: str | None,
+        ordered: list[Entry],
+        *,
+        expires_at: float,
+        now: float,
+        row_by_row: bool,
     ) -> None:
+        """Take every entry in one transaction, or raise :class:`_Refused` (with the refusal when ``row_by_row``,
+        which also creates missing rows) and roll back. Not ``row_by_row``: one statement for all rows."""
         with self.engine.begin() as connection:
-            for entry in ordered:
-                if not self._take(connection, entry, now):
-                    raise _Refused(self._refusal(connection, entry))
+            if row_by_row:
+                for entry in ordered:
+                    if not self._take(connection, entry, now):
+                        raise _Refused(self._refusal(connection, entry))
+            elif ordered:
+                rows = [(e.scope, e.resource, e.amount, e.limit) for e in ordered]
+                if _update_rows(connection, rows, take=True, now=now) != len(ordered):
+                    raise _Refused(None)
             connection.execute(
                 _OPEN_RESERVATION,
                 {
@@ -130,19 +194,17 @@ class LedgerStore:
     def settle(self, reservation_id: str, actual: dict[str, float], *, now: float) -> None:
         """Turn a reservation into real usage (``actual`` per resource; missing resources used nothing)."""
         with self.engine.begin() as connection:
-            entries = connection.execute(_RESERVATION, {"b_id": reservation_id}).scalar_one()
-            still_held = self._close(connection, reservation_id, "settled")
-            for entry in entries:
-                connection.execute(
-                    _USE_HELD if still_held else _USE,
-                    {
-                        "b_scope": entry["scope"],
-                        "b_resource": entry["resource"],
-                        "b_used": actual.get(entry["resource"], 0.0),
-                        "b_amount": entry["amount"],
-                        "b_now": now,
-                    },
-                )
+            closed = connection.execute(_SETTLE, {"b_id": reservation_id, "b_status": "settled"}).first()
+            # Not open any more: released as expired (its worker looked dead), so only the usage is added.
+            entries = (
+                closed.entries if closed else connection.execute(_RESERVATION, {"b_id": reservation_id}).scalar_one()
+            )
+            rows = [
+                (e["scope"], e["resource"], actual.get(e["resource"], 0.0), e["amount"] if closed else 0.0)
+                for e in entries
+            ]
+            if rows:
+                _update_rows(connection, rows, take=False, now=now)
 
     def grant(self, scope: str, resource: str, amount: float, *, now: float) -> None:
         """Raise one scope's cap of one resource by ``amount``: a reviewer's one-off answer to a breach."""

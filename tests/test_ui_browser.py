@@ -15,52 +15,37 @@ scripted model calls the real ``sql_lookup`` and ``update_order`` tools against 
 from __future__ import annotations
 
 import re
-import shutil
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import urljoin
 
 import pytest
 from conftest import ScriptWriter, approving_team, order_2, run, unavailable
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from test_canary import canary_settings, traffic
 
 from app.config import Settings
 from app.operators import hash_token
 from app.queue.worker import Worker, submit
 from app.services import build_services
+from evals.browser import chromium, chromium_path, free_port
+from evals.browser import serve as serve_ui
 from evals.state import PRICING_DOWN, seed_replan_script
 from graph.agent import Agent
 from memory.queue import QueueStore
-from ui.app import AgentSlot, start
+from ui.app import AgentSlot
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 30_000
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PRICES = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002, "context_window": 8000}
 EXPECTED_SPANS = ("invoke_agent firebreak", "chat scripted/demo", "execute_tool sql_lookup")
 EXPECTED_BREAKERS = ("model:scripted/demo", "tool:sql_lookup")
 # Every model call fails and is not retried; each run attempt follows the last at once, so a run dies fast.
 FAST_DEATH = {"retries": {"attempts": 1}, "queue": {"retry_base_delay_s": 0.0, "dlq_alert_threshold": 1}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ui_settings(make_settings: Callable[..., Settings], database_url: str, script: str, **overrides: Any) -> Settings:
@@ -73,15 +58,9 @@ def ui_settings(make_settings: Callable[..., Settings], database_url: str, scrip
     )
 
 
-@contextmanager
-def serve(settings: Settings, slot: AgentSlot | None = None) -> Iterator[str]:
+def serve(settings: Settings, slot: AgentSlot | None = None) -> AbstractContextManager[str]:
     """The UI on ``settings.ui``, answering with the scripted route; yields its URL."""
-    demo = start(settings, route="scripted/demo", agent=slot)
-    try:
-        assert demo.local_url is not None
-        yield demo.local_url
-    finally:
-        demo.close()
+    return serve_ui(settings, route="scripted/demo", slot=slot)
 
 
 @pytest.fixture
@@ -126,15 +105,11 @@ def dead_run_ui(
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
+    executable = chromium_path()
     if executable is None:
         unavailable("Chromium", "install Debian's chromium package (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium(executable) as browser:
+        yield browser
 
 
 def expect_span_rows(page: Page) -> None:
