@@ -170,6 +170,26 @@ def test_chat_streams_an_answer_links_to_its_trace_and_shows_its_breakers_and_bu
     page.close()
 
 
+def test_a_second_users_question_is_answered_while_the_first_users_turn_is_still_running(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings], browser: Browser
+) -> None:
+    # The first call the model gets is slow, the second quick; the semantic cache is off so both reach it.
+    script = write_script({"delay_s": 15.0, "text": "The slow answer."}, {"text": "The quick answer."})
+    settings = ui_settings(make_settings, sqlite_url, script, cache={"enabled": False})
+    with serve(settings) as url:
+        first, second = browser.new_page(), browser.new_page()
+        for page in (first, second):
+            page.goto(url)
+        ask(first, "Tell me something slowly.")
+        expect(first.locator("#chat")).to_contain_text("…", timeout=TIMEOUT_MS)
+        first.wait_for_timeout(3000)  # its run reaches the model (a few nodes) and takes the slow reply
+        ask(second, "Tell me something quickly.")
+
+        expect(second.locator("#chat")).to_contain_text("The quick answer.", timeout=TIMEOUT_MS)
+        assert "The slow answer." not in first.locator("#chat").inner_text()  # still running
+        expect(first.locator("#chat")).to_contain_text("The slow answer.", timeout=TIMEOUT_MS)
+
+
 def test_dead_lettered_runs_are_inspected_and_requeued_from_the_runs_and_dlq_tab(
     dead_run_ui: tuple[str, list[str]], browser: Browser
 ) -> None:

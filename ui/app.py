@@ -832,8 +832,12 @@ def build_ui(settings: Settings, *, route: str | None = None, agent: AgentSlot |
 
         team_btn.click(run_team_on, [team_ticket, team_request], team_view)
         chat_outputs = [chatbot, question_box, thread_box, last_run]
-        question_box.submit(send, [question_box, chatbot, thread_box, plan_first], chat_outputs)
-        send_btn.click(send, [question_box, chatbot, thread_box, plan_first], chat_outputs)
+        # Gradio runs one event of a kind at a time by default: a second user's question would wait for the
+        # first user's whole turn. Runs of different users are independent (a thread's lease keeps one
+        # conversation to one run at a time; the embedded model takes its turns on its own lock).
+        chat_inputs = [question_box, chatbot, thread_box, plan_first]
+        question_box.submit(send, chat_inputs, chat_outputs, concurrency_limit=None)
+        send_btn.click(send, chat_inputs, chat_outputs, concurrency_limit=None)
         thread_box.submit(open_thread, thread_box, chatbot)
         new_thread_btn.click(new_thread, None, [chatbot, thread_box, last_run])
         show_trace_btn.click(show_run, last_run, [tabs, run_box, trace_view])
