@@ -121,9 +121,7 @@ async def subscribe(
                 period = agent.services.settings.escalation.sweep_period_s
                 await background.enter_async_context(sweeping(agent, period))
             while stop is None or not stop.is_set():
-                cursor, outcomes = await handle_pending(
-                    agent, role, tenant_id=tenant_id, after_id=cursor, route=route
-                )
+                cursor, outcomes = await handle_pending(agent, role, tenant_id=tenant_id, after_id=cursor, route=route)
                 handled += sum(outcome == "done" for outcome in outcomes)
                 if until_idle and not any(outcome in ("done", "failed") for outcome in outcomes):
                     return handled
