@@ -1,7 +1,7 @@
 """``firebreak eval state``: the seed's state patterns as measured scenarios.
 
 * a 200-turn conversation on a 1,200-token window: the largest prompt sent, and whether a fact from turn 3
-  is still used at turn 150 (context checkpointing, pattern 8);
+  is still used at turn 150 (context checkpointing, pattern 11);
 * the seed's replanning example: the pricing API times out, the plan is patched with cached prices, the
   report is written (pattern 13);
 * the seed's fourth failure story: three agents changing one ticket at once, and two that would flip it

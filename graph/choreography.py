@@ -1,4 +1,4 @@
-"""Choreography (seed pattern 12, the alternative to ``graph/team.py``): the same research, writer and
+"""Choreography (seed pattern 8, the alternative to ``graph/team.py``): the same research, writer and
 reviewer agents as independent subscribers to the shared-entity event log.
 
 Nobody drives them: each reads the log (``EventLog.after``), woken by LISTEN/NOTIFY on PostgreSQL and by

@@ -1,4 +1,4 @@
-"""Orchestration (seed pattern 12, the default): a supervisor graph drives research, writer and reviewer
+"""Orchestration (seed pattern 8, the default): a supervisor graph drives research, writer and reviewer
 agents over one shared ticket, with explicit, traced control flow.
 
 Each agent is a run of the single-agent graph (its own thread, its role, the team's correlation id), so it

@@ -1,4 +1,4 @@
-"""``summarize``: context checkpointing before the model decides (seed pattern 8).
+"""``summarize``: context checkpointing before the model decides (seed pattern 11).
 
 The prompt the next ``decide`` call would send is counted with the gateway's
 token counter. When it reaches ``[context] max_fraction`` of the route's
