@@ -132,10 +132,8 @@ class RunStore:
     @contextmanager
     def together(self) -> Iterator[None]:
         """Events and audit rows written inside go to the database in one transaction when the block ends,
-        whether it returns or raises. Nested blocks join the outermost one."""
-        if _pending.get() is not None:
-            yield
-            return
+        whether it returns or raises. A nested block (a node that runs another agent's run) writes its own rows
+        when it ends: that run may read them back before the outer block ends."""
         pending = _Pending()
         token = _pending.set(pending)
         try:

@@ -74,11 +74,23 @@ def test_a_blocks_rows_commit_once_and_number_in_order(runs: RunStore) -> None:
     with runs.together():
         for n in range(3):
             runs.add_event("run-1", "decide", "decision", {"n": n})
-        with runs.together():  # a nested block joins the outer one
-            runs.record_model_call(_call("run-1"))
+        runs.record_model_call(_call("run-1"))
 
     assert len(commits) == 1
     assert [(e.seq, e.payload["n"]) for e in runs.events("run-1")] == [(1, 0), (2, 1), (3, 2)]
+
+
+def test_a_nested_block_writes_its_rows_when_it_ends(runs: RunStore) -> None:
+    """A node that runs another agent's run: that run's nodes may read their rows back (the cache prices its
+    answer from the run's audit rows) before the outer node ends."""
+    with runs.together():
+        runs.add_event("run-1", "team", "started", {})
+        with runs.together():
+            runs.record_model_call(_call("run-1"))
+        assert len(runs.model_calls("run-1")) == 1
+        assert runs.events("run-1") == []
+
+    assert [e.kind for e in runs.events("run-1")] == ["started"]
 
 
 def test_a_row_arriving_after_its_block_ended_is_written_at_once(runs: RunStore) -> None:
