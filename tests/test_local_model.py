@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import litellm
+import llama_cpp
 import pytest
 from litellm.types.utils import ModelResponse
 
@@ -16,8 +17,9 @@ from app.config import LocalModelSettings, load_settings
 from app.containment.gate import ModelEstimator, ProposedAction
 from app.errors import ConfigError
 from app.gateway import CallContext
-from app.gateway.local_model import LOCAL_MODEL, LocalLLM, register_local_provider
+from app.gateway.local_model import LOCAL_MODEL, PREFIX_STATE_FOLDER, LocalLLM, register_local_provider
 from app.gateway.model_files import MODEL_FILE_NAME, assemble_model, locate_parts, marker_path
+from app.gateway.prefix_state import FORMAT, MIN_PREFIX_TOKENS, PrefixStates
 from app.planning.plan import PLAN_TOOL, Plan, plan_tool_spec
 from app.services import build_services
 from app.tools.registry import ToolRegistry
@@ -278,3 +280,120 @@ def test_the_embedded_models_plan_is_held_to_the_plan_schema(tmp_path: Path) -> 
     assert {step.tool for step in plan.steps} <= {*names, None}
     assert {step.id for step in plan.steps} | {d for step in plan.steps for d in step.depends_on} <= {"s1", "s2", "s3"}
     services.close()
+
+
+# The fixed prefix's saved state (decision 0044).
+SYSTEM_FOR_PREFIX = load_settings().agent.system_prompt + " Tools: knowledge_search, sql_lookup, sales_data."
+
+
+def chatml(system: str, question: str) -> str:
+    return f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def fresh_llama(settings: LocalModelSettings) -> llama_cpp.Llama:
+    """The model loaded as the provider loads it, with an empty context."""
+    return llama_cpp.Llama(
+        model_path=str(assemble_model(settings.cache_path, progress=False)),
+        n_ctx=settings.context_window,
+        n_threads=settings.threads,
+        n_threads_batch=settings.threads,
+        verbose=False,
+    )
+
+
+def greedy(llama: llama_cpp.Llama, prompt: list[int], max_tokens: int = 12) -> str:
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    out: list[int] = []
+    for token in llama.generate(prompt, temp=0.0):
+        if llama_cpp.llama_vocab_is_eog(vocab, token) or len(out) == max_tokens:
+            break
+        out.append(token)
+    return llama.detokenize(out).decode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def capital_prompt(settings: LocalModelSettings) -> tuple[list[int], int, str]:
+    """A prompt, the length of its system message in tokens, and the answer of a context that held nothing."""
+    llama = fresh_llama(settings)
+    prompt = llama.tokenize(chatml(SYSTEM_FOR_PREFIX, "What is the capital of France?").encode(), special=True)
+    system = llama.tokenize(chatml(SYSTEM_FOR_PREFIX, "").split("<|im_start|>user")[0].encode(), special=True)
+    assert prompt[: len(system)] == system and len(system) >= MIN_PREFIX_TOKENS
+    return prompt, len(system), greedy(llama, prompt)
+
+
+def test_a_saved_prefix_state_serves_a_new_load_with_the_answer_of_a_cold_prompt(
+    settings: LocalModelSettings, capital_prompt: tuple[list[int], int, str], tmp_path: Path
+) -> None:
+    prompt, prefix, cold_answer = capital_prompt
+    model_path = assemble_model(settings.cache_path, progress=False)
+    PrefixStates(fresh_llama(settings), tmp_path, model_path).prepare(prompt, prefix)
+    (saved,) = tmp_path.glob("*.kv")
+    written = saved.stat().st_mtime_ns
+
+    second = fresh_llama(settings)
+    states = PrefixStates(second, tmp_path, model_path)
+    states.prepare(prompt, prefix)
+
+    assert states.held(prompt) == prefix  # restored before any generation
+    assert saved.stat().st_mtime_ns == written  # read, not evaluated and written again
+    assert "Paris" in cold_answer
+    assert greedy(second, prompt) == cold_answer
+
+
+def test_a_damaged_prefix_state_file_is_ignored_and_written_again(
+    settings: LocalModelSettings, capital_prompt: tuple[list[int], int, str], tmp_path: Path
+) -> None:
+    prompt, prefix, cold_answer = capital_prompt
+    model_path = assemble_model(settings.cache_path, progress=False)
+    llama = fresh_llama(settings)
+    states = PrefixStates(llama, tmp_path, model_path)
+    path = states.path_for(prompt[:prefix])
+    path.write_bytes(FORMAT + b"\0" * 64 + b"truncated")
+
+    states.prepare(prompt, prefix)
+
+    assert greedy(llama, prompt) == cold_answer
+    rewritten = path.stat().st_mtime_ns
+    PrefixStates(fresh_llama(settings), tmp_path, model_path).prepare(prompt, prefix)
+    assert path.stat().st_mtime_ns == rewritten  # the new file is whole: the next load restores it as it is
+
+
+def test_another_system_message_in_between_costs_only_a_restore(
+    settings: LocalModelSettings, capital_prompt: tuple[list[int], int, str], tmp_path: Path
+) -> None:
+    prompt, prefix, cold_answer = capital_prompt
+    llama = fresh_llama(settings)
+    states = PrefixStates(llama, tmp_path, assemble_model(settings.cache_path, progress=False))
+    states.prepare(prompt, prefix)
+    other = llama.tokenize(chatml("Grade the action from 0 to 1. " * 12, "Cancel order 2").encode(), special=True)
+    greedy(llama, other, max_tokens=2)  # a self-critique, say: the context now holds another prompt
+    assert states.held(prompt) < prefix
+
+    states.prepare(prompt, prefix)
+
+    assert states.held(prompt) == prefix
+    assert greedy(llama, prompt) == cold_answer
+
+
+def test_every_phase_of_a_tool_call_and_its_answer_opens_with_one_saved_prefix(
+    settings: LocalModelSettings, tmp_path: Path
+) -> None:
+    # The model file and its marker, linked into a cache dir of the test's own: the states land beside them.
+    cache = tmp_path / "models"
+    cache.mkdir()
+    model = assemble_model(settings.cache_path, progress=False)
+    (cache / model.name).symlink_to(model)
+    (cache / marker_path(model).name).write_bytes(marker_path(model).read_bytes())
+    register_local_provider(settings.model_copy(update={"cache_dir": str(cache)}))
+    system = {"role": "system", "content": load_settings().agent.system_prompt}
+    try:
+        asked = [system, {"role": "user", "content": "Look up order 42 in the database"}]
+        first = asyncio.run(litellm.acompletion(model=LOCAL_MODEL, messages=asked, tools=[SQL_LOOKUP]))
+        (call,) = first.choices[0].message.tool_calls
+        result = {"role": "tool", "tool_call_id": call.id, "content": '{"order_id": 42, "status": "shipped"}'}
+        answered = [*asked, first.choices[0].message.model_dump(), result]
+        asyncio.run(litellm.acompletion(model=LOCAL_MODEL, messages=answered, tools=[SQL_LOOKUP], temperature=0))
+    finally:
+        register_local_provider(settings)
+
+    assert len(list((cache / PREFIX_STATE_FOLDER).glob("*.kv"))) == 1

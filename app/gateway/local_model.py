@@ -5,7 +5,9 @@ the model's own tool-call format. Phase 1 asks for ``{"next": <tool name or
 "answer">}``; phase 2 either produces the chosen tool's arguments, constrained
 to its parameter schema, or a free-text answer streamed token by token. Every
 prompt starts with the same rendered conversation, so llama.cpp re-evaluates
-only the short tail that differs between phases and between agent steps.
+only the short tail that differs between phases and between agent steps; the
+state of the system message (prompt, tool list, examples) is saved and restored
+when another call evicted it or a new process starts (``prefix_state``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 from app.config import LocalModelSettings
 from app.gateway.lazy import load_litellm
 from app.gateway.model_files import assemble_model
+from app.gateway.prefix_state import PrefixStates, shared_length
 
 load_litellm()  # configured as the gateway configures it, also when this module is used on its own
 
@@ -61,6 +64,7 @@ ANSWER_NOTE = "Reply to the user now, in plain text (no JSON)."
 GRAMMAR_MAX_REPEAT = 64  # longer string bounds are left to the tool's own validation
 ARGUMENTS_NOTE = "Arguments for {name} as JSON matching this schema: {schema}"
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+PREFIX_STATE_FOLDER = "prefix-states"  # under [local_model] cache_dir
 
 Messages = list[dict[str, str]]
 FinishReason = Literal["stop", "length", "tool_calls"]
@@ -73,6 +77,7 @@ class _LoadedModel:
     formatter: Jinja2ChatFormatter
     vocab: llama_cpp.llama_vocab_p
     lock: threading.Lock  # llama.cpp contexts are not thread-safe: one generation at a time
+    prefixes: PrefixStates
 
 
 @dataclass(frozen=True)
@@ -291,7 +296,9 @@ def _open(path: Path, settings: LocalModelSettings) -> _LoadedModel:
         eos_token=llama.detokenize([llama.token_eos()], special=True).decode("utf-8"),
         bos_token=llama.detokenize([llama.token_bos()], special=True).decode("utf-8"),
     )
-    return _LoadedModel(llama, formatter, llama_cpp.llama_model_get_vocab(llama.model), threading.Lock())
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    prefixes = PrefixStates(llama, settings.cache_path / PREFIX_STATE_FOLDER, path)
+    return _LoadedModel(llama, formatter, vocab, threading.Lock(), prefixes)
 
 
 def _generate(
@@ -304,12 +311,15 @@ def _generate(
     opening: str = "",
     temperature: float | None = None,
     max_tokens: int | None = None,
+    finals: frozenset[str] = frozenset(),
 ) -> Generator[str, None, _Phase]:
-    """Yield text pieces of one generation after ``opening``; return its text, finish reason and token counts."""
+    """Yield text pieces of one generation after ``opening``; return its text, finish reason and token counts.
+
+    ``finals`` are texts after which ``grammar`` allows only the end: generation stops there, without a
+    decoding step that could only sample the end token.
+    """
     llama = model.llama
-    rendered = model.formatter(messages=cast(list[Any], messages))  # plain dicts of the TypedDicts' shape
-    text = rendered.prompt + opening
-    prompt = llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+    prompt = _tokens(model, messages, opening)
     room = llama.n_ctx() - len(prompt)
     if room < 1:
         raise litellm.ContextWindowExceededError(
@@ -323,6 +333,7 @@ def _generate(
     generated = 0
     finish_reason: FinishReason = "length"
     try:
+        model.prefixes.prepare(prompt, _fixed_prefix_length(model, messages, prompt))
         tokens = llama.generate(
             prompt,
             temp=request.temperature if temperature is None else temperature,
@@ -339,6 +350,9 @@ def _generate(
             if piece := decoder.decode(llama.detokenize([token])):
                 pieces.append(piece)
                 yield piece
+            if finals and "".join(pieces) in finals:
+                finish_reason = "stop"
+                break
             if generated >= budget:
                 break
     except (RuntimeError, ValueError, OSError) as exc:
@@ -347,6 +361,22 @@ def _generate(
         pieces.append(tail)
         yield tail
     return _Phase("".join(pieces), finish_reason, len(prompt), generated)
+
+
+def _tokens(model: _LoadedModel, messages: Messages, opening: str = "") -> list[int]:
+    """The prompt's tokens: ``messages`` in the model's chat template, then ``opening``."""
+    rendered = model.formatter(messages=cast(list[Any], messages))  # plain dicts of the TypedDicts' shape
+    text = rendered.prompt + opening
+    return model.llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+
+
+def _fixed_prefix_length(model: _LoadedModel, messages: Messages, prompt: list[int]) -> int:
+    """How many of ``prompt``'s tokens render its system message: what every call of a run opens with."""
+    if len(messages) < 2 or messages[0]["role"] != "system":
+        return 0
+    # The system message rendered alone goes on with the generation prompt; up to there it is the same.
+    alone = _tokens(model, messages[:1])
+    return shared_length(alone, prompt)
 
 
 def _decide(model: _LoadedModel, messages: Messages, request: _Request, stop: threading.Event) -> _Phase:
@@ -370,8 +400,14 @@ def _decide(model: _LoadedModel, messages: Messages, request: _Request, stop: th
             opening=DECISION_OPENING,
             temperature=0.0,
             max_tokens=DECISION_MAX_TOKENS,
+            finals=_finals(options),
         )
     )
+
+
+def _finals(options: list[str]) -> frozenset[str]:
+    """The options no other option goes on from: once one is written, the choice is made."""
+    return frozenset(option for option in options if not any(o != option and o.startswith(option) for o in options))
 
 
 def _drain(events: Generator[str, None, _Result]) -> _Result:
