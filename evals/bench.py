@@ -4,7 +4,7 @@ Figures that compare two things are measured in the same run and reported as
 a ratio, because these machines are noisy.
 
     python -m evals.bench                        # everything; writes docs/benchmarks.md (= make bench)
-    python -m evals.bench --json                 # issue 18's speed figures only, as one JSON object
+    python -m evals.bench --json                 # the speed figures only, as one JSON object
     python -m evals.bench --json --only overhead # ... just these parts (repeat --only): overhead, chat,
                                                  # cold_ask, ui
 
@@ -273,7 +273,7 @@ def _ui_first_token(settings: Settings) -> dict[str, Any]:
     return measure_ui_first_token()
 
 
-# Issue 18's speed figures, by part: what ``--json`` measures (every part, or those named by ``--only``).
+# The speed figures, by part: what ``--json`` measures (every part, or those named by ``--only``).
 SPEED_PARTS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "overhead": _overhead,
     "chat": _chat_turns,
@@ -297,7 +297,7 @@ UI_FIRST_TOKEN_TARGET_S = 0.5
 
 
 def measure_speed(settings: Settings, parts: Sequence[str] = tuple(SPEED_PARTS)) -> dict[str, dict[str, Any]]:
-    """Issue 18's figures of ``parts``, each part's raw figures under its name."""
+    """The speed figures of ``parts``, each part's raw figures under its name."""
     return {part: SPEED_PARTS[part](settings) for part in parts}
 
 
@@ -308,7 +308,7 @@ def speed_report(speed: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def speed_targets_section(speed: dict[str, dict[str, Any]], measured_on: str) -> str:
-    """Issue 18's targets: each one's anchor, the figure of this run, its ratio to the anchor, met or not."""
+    """The speed targets: each one's anchor, the figure of this run, its ratio to the anchor, met or not."""
     overhead, chat = speed["overhead"], speed["chat"]
     cold, ui = speed["cold_ask"]["cold_ask_first_token_s"], speed["ui"]["ui_first_token_s"]
     vs_peer = overhead["step_overhead_vs_peer"]
@@ -354,7 +354,7 @@ def speed_targets_section(speed: dict[str, dict[str, Any]], measured_on: str) ->
         f"| {what} | {target} | {anchor} | {measured} | {ratio:.2f}× | {_met(passed)} |"
         for what, target, anchor, measured, ratio, passed in rows
     )
-    return f"""## Issue 18's targets (speed), from this run
+    return f"""## Speed targets, from this run
 
 Measured on {measured_on}. A ratio's two sides ran in this run, interleaved; for a target in seconds the
 anchor is the target itself.
@@ -602,9 +602,9 @@ Raw figures:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m evals.bench",
-        description="Measure, then write docs/benchmarks.md (--json: print issue 18's figures).",
+        description="Measure, then write docs/benchmarks.md (--json: print the speed figures).",
     )
-    parser.add_argument("--json", action="store_true", help="print issue 18's speed figures as one JSON object")
+    parser.add_argument("--json", action="store_true", help="print the speed figures as one JSON object")
     parser.add_argument(
         "--only", action="append", choices=list(SPEED_PARTS), help="with --json: measure this part only (repeatable)"
     )

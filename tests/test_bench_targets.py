@@ -1,4 +1,4 @@
-"""docs/benchmarks.md opens with issue 18's speed targets, then DESIGN.md's numbers: every target, the figure of
+"""docs/benchmarks.md opens with the speed targets, then DESIGN.md's numbers: every target, the figure of
 this run, met or not; ``python -m evals.bench --json`` prints the speed figures as one object."""
 
 from __future__ import annotations
