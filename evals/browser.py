@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import TYPE_CHECKING
 
 from app.config import Settings
@@ -42,7 +43,8 @@ def serve(settings: Settings, *, route: str | None = None, slot: AgentSlot | Non
         assert demo.local_url is not None
         yield demo.local_url
     finally:
-        demo.close()
+        with redirect_stdout(sys.stderr):  # Gradio prints "Closing server…": stdout is `bench --json`'s
+            demo.close()
 
 
 def chromium_path() -> str | None:
