@@ -54,6 +54,7 @@ from graph.routing import (
     after_screen_triggers,
 )
 from graph.state import AgentState, RunContext
+from memory import node_rows
 from nodes.act import act
 from nodes.budget_guard import budget_guard
 from nodes.cache import cache_lookup, cache_store
@@ -182,7 +183,7 @@ def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]]
         ) as span:
             span.set_attributes({"firebreak.node": name, **ctx.ids})
             try:
-                with ctx.services.runs.together():  # the node's events and audit rows: one commit
+                with node_rows.together():  # the rows the node writes: one commit, at its end
                     result = fn(state, runtime) if wants_runtime else fn(state)
                     if inspect.isawaitable(result):
                         result = await result

@@ -14,8 +14,9 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from memory import node_rows
 from memory.tables import Breaker, BreakerBucket, BreakerTransition, table_of
-from memory.upsert import insert_ignore, insert_or_add
+from memory.upsert import add_statement, insert_ignore, insert_or_add
 
 BREAKERS = table_of(Breaker)
 BUCKETS = table_of(BreakerBucket)
@@ -72,12 +73,16 @@ class BreakerStore:
         return True
 
     def count(self, name: str, second: int, *, failure: bool, slow: bool) -> None:
-        with self.engine.begin() as connection:
-            insert_or_add(
-                connection,
-                BUCKETS,
-                {"name": name, "second": second},
-                {"calls": 1, "failures": int(failure), "slow": int(slow)},
+        """Count one call in its second's bucket. A success waits for the end of the node it was made in (it can
+        open nothing, so only its share of the window's minimum calls is late); a bad call is counted now, as the
+        window it may trip is read next."""
+        keys, counters = {"name": name, "second": second}, {"calls": 1, "failures": int(failure), "slow": int(slow)}
+        if failure or slow:
+            with self.engine.begin() as connection:
+                insert_or_add(connection, BUCKETS, keys, counters)
+        else:
+            node_rows.write(
+                self.engine, add_statement(self.engine.dialect.name, BUCKETS, keys, counters), keys | counters
             )
 
     def window(self, name: str, first_second: int, last_second: int) -> WindowTotals:

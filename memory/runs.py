@@ -1,25 +1,20 @@
 """Repository for runs, their decision history, model-call audit rows and spans.
 
 Every write is a short transaction so a crash loses at most the step in flight;
-the LangGraph checkpoint holds the state needed to resume it. Inside
-:meth:`RunStore.together` (every graph node runs in one) a node's events and
-audit rows are written in one transaction when the node ends, just before its
-checkpoint: what a crash loses is then exactly the node that the resume runs
-again, and a node costs one commit instead of one per row.
+the LangGraph checkpoint holds the state needed to resume it. A node's events
+and audit rows are written when the node ends (``memory/node_rows.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from memory import node_rows
 from memory.tables import ModelCall, Run, RunEvent, SpanRecord, ThreadLease, table_of, utcnow
 
 SUCCESS_STATUSES = frozenset({"answered", "handed_off"})
@@ -44,17 +39,30 @@ _ADD_EVENT = insert(_EVENTS).values(
     created_at=bindparam("b_at", type_=_EVENTS.c.created_at.type),
 )
 _ADD_MODEL_CALL = insert(table_of(ModelCall))
-
-
-@dataclass
-class _Pending:
-    """Rows held for one transaction at the end of a :meth:`RunStore.together` block."""
-
-    rows: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
-    written: bool = False  # a row that arrives later (from a task the block left behind) is written at once
-
-
-_pending: ContextVar[_Pending | None] = ContextVar("firebreak_pending_run_rows", default=None)
+# A run's row is written three times per run (start, its trace id, finish): plain statements, built once.
+_RUNS = table_of(Run)
+_CALLS = table_of(ModelCall)
+_START = insert(_RUNS)
+_SET_TRACE = update(_RUNS).where(_RUNS.c.id == bindparam("b_run")).values(trace_id=bindparam("b_trace"))
+_TOTALS = select(
+    func.coalesce(func.sum(_CALLS.c.input_tokens), 0),
+    func.coalesce(func.sum(_CALLS.c.output_tokens), 0),
+    func.coalesce(func.sum(_CALLS.c.cost_usd), 0.0),
+).where(_CALLS.c.run_id == bindparam("b_run"))
+_FINISH = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("b_run"))
+    .values(
+        status=bindparam("b_status"),
+        answer=bindparam("b_answer"),
+        error=bindparam("b_error"),
+        finished_at=bindparam("b_finished", type_=_RUNS.c.finished_at.type),
+        input_tokens=bindparam("b_input"),
+        output_tokens=bindparam("b_output"),
+        cost_usd=bindparam("b_cost"),
+    )
+    .returning(*_RUNS.c)
+)
 
 
 def is_error(status: str) -> bool:
@@ -74,39 +82,34 @@ class RunStore:
         self.engine = engine
 
     def start(self, run: Run) -> None:
-        with Session(self.engine, expire_on_commit=False) as session:
-            session.add(run)
-            session.commit()
+        with self.engine.begin() as connection:
+            connection.execute(_START, run.model_dump())
 
     def set_trace(self, run_id: str, trace_id: str) -> None:
-        with Session(self.engine) as session:
-            run = session.get(Run, run_id)
-            if run is not None:
-                run.trace_id = trace_id
-                session.add(run)
-                session.commit()
+        with self.engine.begin() as connection:
+            connection.execute(_SET_TRACE, {"b_run": run_id, "b_trace": trace_id})
 
     def finish(self, run_id: str, *, status: str, answer: str | None = None, error: str | None = None) -> Run:
         """Close the run and total its usage from the model-call rows."""
-        with Session(self.engine) as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                raise KeyError(run_id)
-            totals = session.exec(
-                select(
-                    func.coalesce(func.sum(ModelCall.input_tokens), 0),
-                    func.coalesce(func.sum(ModelCall.output_tokens), 0),
-                    func.coalesce(func.sum(ModelCall.cost_usd), 0.0),
-                ).where(ModelCall.run_id == run_id)
-            ).one()
-            run.input_tokens, run.output_tokens, run.cost_usd = int(totals[0]), int(totals[1]), float(totals[2])
-            # A waiting run is paused for a person, not finished.
-            finished_at = None if status == "waiting" else utcnow()
-            run.status, run.answer, run.error, run.finished_at = status, answer, error, finished_at
-            session.add(run)
-            session.commit()
-            session.refresh(run)
-            return run
+        with self.engine.begin() as connection:
+            tokens_in, tokens_out, cost = connection.execute(_TOTALS, {"b_run": run_id}).one()
+            row = connection.execute(
+                _FINISH,
+                {
+                    "b_run": run_id,
+                    "b_status": status,
+                    "b_answer": answer,
+                    "b_error": error,
+                    # A waiting run is paused for a person, not finished.
+                    "b_finished": None if status == "waiting" else utcnow(),
+                    "b_input": int(tokens_in),
+                    "b_output": int(tokens_out),
+                    "b_cost": float(cost),
+                },
+            ).one_or_none()
+        if row is None:
+            raise KeyError(run_id)
+        return Run(**row._mapping)
 
     def restart(self, run_id: str) -> None:
         """Mark a run as running again (a resume after a crash or a requeue)."""
@@ -129,20 +132,6 @@ class RunStore:
             ).first()
         return taken is not None
 
-    @contextmanager
-    def together(self) -> Iterator[None]:
-        """Events and audit rows written inside go to the database in one transaction when the block ends,
-        whether it returns or raises. A nested block (a node that runs another agent's run) writes its own rows
-        when it ends: that run may read them back before the outer block ends."""
-        pending = _Pending()
-        token = _pending.set(pending)
-        try:
-            yield
-        finally:
-            _pending.reset(token)
-            pending.written = True
-            self._write(pending.rows)
-
     def add_event(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
         self._add(_ADD_EVENT, {"b_run": run_id, "b_node": node, "b_kind": kind, "b_payload": payload, "b_at": utcnow()})
 
@@ -150,18 +139,7 @@ class RunStore:
         self._add(_ADD_MODEL_CALL, call.model_dump(exclude={"id"}))
 
     def _add(self, statement: Any, parameters: dict[str, Any]) -> None:
-        pending = _pending.get()
-        if pending is None or pending.written:
-            self._write([(statement, parameters)])
-        else:
-            pending.rows.append((statement, parameters))
-
-    def _write(self, rows: list[tuple[Any, dict[str, Any]]]) -> None:
-        if not rows:
-            return
-        with self.engine.begin() as connection:
-            for statement, parameters in rows:  # one by one: each event's number reads the one before it
-                connection.execute(statement, parameters)
+        node_rows.write(self.engine, statement, parameters)
 
     def recent_model_calls(self, *, tenant_id: str | None = None, limit: int = 100) -> Sequence[ModelCall]:
         """Newest first."""

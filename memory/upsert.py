@@ -27,6 +27,11 @@ def _ignore_statement(dialect: str, table: Table) -> Any:
     return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
+def add_statement(dialect: str, table: Table, keys: dict[str, Any], counters: dict[str, int]) -> Any:
+    """The statement of :func:`insert_or_add` for these columns, to execute with ``keys | counters``."""
+    return _add_statement(dialect, table, tuple(keys), tuple(counters))
+
+
 @cache
 def _add_statement(dialect: str, table: Table, keys: tuple[str, ...], counters: tuple[str, ...]) -> Any:
     statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -43,8 +48,7 @@ def insert_ignore(connection: Connection, table: Table, values: dict[str, Any]) 
 
 def insert_or_add(connection: Connection, table: Table, keys: dict[str, Any], counters: dict[str, int]) -> None:
     """Insert ``keys`` with ``counters``, or add ``counters`` to the existing row's columns."""
-    statement = _add_statement(connection.dialect.name, table, tuple(keys), tuple(counters))
-    connection.execute(statement, {**keys, **counters})
+    connection.execute(add_statement(connection.dialect.name, table, keys, counters), {**keys, **counters})
 
 
 def insert_once(engine: Engine, row: SQLModel, key: str) -> tuple[dict[str, Any], bool]:

@@ -18,6 +18,8 @@ from app.config import Settings, load_settings
 from app.services import build_services
 from graph.agent import Agent
 from graph.builder import default_builder
+from memory import node_rows
+from memory.breakers import BreakerStore, WindowTotals
 from memory.runs import RunStore
 from memory.tables import ModelCall, Run
 
@@ -50,7 +52,7 @@ def _call(run_id: str) -> ModelCall:
 
 
 def test_rows_written_in_a_block_are_stored_only_when_it_ends(runs: RunStore) -> None:
-    with runs.together():
+    with node_rows.together():
         runs.add_event("run-1", "decide", "decision", {"n": 1})
         runs.record_model_call(_call("run-1"))
         assert runs.events("run-1") == [] and runs.model_calls("run-1") == []
@@ -60,7 +62,7 @@ def test_rows_written_in_a_block_are_stored_only_when_it_ends(runs: RunStore) ->
 
 
 def test_a_block_that_raises_still_stores_its_rows(runs: RunStore) -> None:
-    with pytest.raises(RuntimeError), runs.together():
+    with pytest.raises(RuntimeError), node_rows.together():
         runs.add_event("run-1", "act", "tool_error", {"why": "boom"})
         raise RuntimeError("the node failed")
 
@@ -71,7 +73,7 @@ def test_a_block_that_raises_still_stores_its_rows(runs: RunStore) -> None:
 def test_a_blocks_rows_commit_once_and_number_in_order(runs: RunStore) -> None:
     commits = []
     event.listen(runs.engine, "commit", lambda _connection: commits.append(1))
-    with runs.together():
+    with node_rows.together():
         for n in range(3):
             runs.add_event("run-1", "decide", "decision", {"n": n})
         runs.record_model_call(_call("run-1"))
@@ -83,9 +85,9 @@ def test_a_blocks_rows_commit_once_and_number_in_order(runs: RunStore) -> None:
 def test_a_nested_block_writes_its_rows_when_it_ends(runs: RunStore) -> None:
     """A node that runs another agent's run: that run's nodes may read their rows back (the cache prices its
     answer from the run's audit rows) before the outer node ends."""
-    with runs.together():
+    with node_rows.together():
         runs.add_event("run-1", "team", "started", {})
-        with runs.together():
+        with node_rows.together():
             runs.record_model_call(_call("run-1"))
         assert len(runs.model_calls("run-1")) == 1
         assert runs.events("run-1") == []
@@ -94,7 +96,7 @@ def test_a_nested_block_writes_its_rows_when_it_ends(runs: RunStore) -> None:
 
 
 def test_a_row_arriving_after_its_block_ended_is_written_at_once(runs: RunStore) -> None:
-    with runs.together():
+    with node_rows.together():
         left_behind = contextvars.copy_context()  # what a task the node started, and abandoned, runs in
     left_behind.run(runs.add_event, "run-1", "act", "late", {})
 
@@ -147,3 +149,15 @@ def test_routers_run_on_the_event_loop_thread(database_url: str, make_settings, 
     loop_thread = run(ask(make_settings(database_url, script=script)))
 
     assert seen == {loop_thread}
+
+
+def test_a_successful_calls_breaker_count_waits_for_the_node_and_a_bad_calls_does_not(sqlite_url: str) -> None:
+    """A success can open nothing; a failure may trip the window read right after it, so it is counted at once."""
+    store = BreakerStore(build_services(load_settings(database_url=sqlite_url)).engine)
+    with node_rows.together():
+        store.count("model:x", 100, failure=False, slow=False)
+        assert store.window("model:x", 0, 200) == WindowTotals(calls=0, failures=0, slow=0)
+        store.count("model:x", 100, failure=True, slow=False)
+        assert store.window("model:x", 0, 200) == WindowTotals(calls=1, failures=1, slow=0)
+
+    assert store.window("model:x", 0, 200) == WindowTotals(calls=2, failures=1, slow=0)
