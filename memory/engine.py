@@ -48,10 +48,12 @@ def _enable_sqlite_concurrency(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers work during a write; busy_timeout makes writers queue instead of failing.
     # synchronous=NORMAL is WAL's recommended setting: a crash of the process loses nothing, a power
     # cut may lose the last commits; FULL would fsync on every one of the many small writes.
+    # busy_timeout first: setting the journal mode may need a lock, and without the timeout a process that
+    # connects while others write (workers starting together) fails at once with "database is locked".
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
