@@ -32,11 +32,6 @@ _TAKE = (
     .where(_THIS_ROW, USAGE.c.used + USAGE.c.reserved + bindparam("b_amount") <= bindparam("b_limit") + USAGE.c.granted)
     .values(reserved=USAGE.c.reserved + bindparam("b_amount"), updated_at=bindparam("b_now"))
 )
-_GIVE_BACK = (
-    update(USAGE)
-    .where(_THIS_ROW)
-    .values(reserved=USAGE.c.reserved - bindparam("b_amount"), updated_at=bindparam("b_now"))
-)
 _OPEN_RESERVATION = RESERVATIONS.insert()
 _RESERVATION = select(RESERVATIONS.c.entries).where(RESERVATIONS.c.id == bindparam("b_id"))
 _CLOSE = (
@@ -243,16 +238,9 @@ class LedgerStore:
                 if not self._close(connection, row.id, "expired"):
                     continue
                 released += 1
-                for entry in row.entries:
-                    connection.execute(
-                        _GIVE_BACK,
-                        {
-                            "b_scope": entry["scope"],
-                            "b_resource": entry["resource"],
-                            "b_amount": entry["amount"],
-                            "b_now": now,
-                        },
-                    )
+                given_back = [(e["scope"], e["resource"], 0.0, e["amount"]) for e in row.entries]
+                if given_back:
+                    _update_rows(connection, given_back, take=False, now=now)
         return released
 
     def usage(self, scope_prefix: str = "") -> Sequence[BudgetUsage]:

@@ -38,10 +38,10 @@ _ADD_EVENT = insert(_EVENTS).values(
     payload=bindparam("b_payload", type_=_EVENTS.c.payload.type),
     created_at=bindparam("b_at", type_=_EVENTS.c.created_at.type),
 )
-_ADD_MODEL_CALL = insert(table_of(ModelCall))
+_CALLS = table_of(ModelCall)
+_ADD_MODEL_CALL = insert(_CALLS)
 # A run's row is written three times per run (start, its trace id, finish): plain statements, built once.
 _RUNS = table_of(Run)
-_CALLS = table_of(ModelCall)
 _START = insert(_RUNS)
 _SET_TRACE = update(_RUNS).where(_RUNS.c.id == bindparam("b_run")).values(trace_id=bindparam("b_trace"))
 _TOTALS = select(

@@ -13,8 +13,8 @@ from sqlmodel import SQLModel
 from memory.tables import table_of
 
 
-def _insert(connection: Connection, table: Table) -> Any:
-    return postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table)
+def _insert(dialect: str, table: Table) -> Any:
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 # The two upserts below run on every model and tool call (budgets, breakers). Each statement is built once per
@@ -23,8 +23,7 @@ def _insert(connection: Connection, table: Table) -> Any:
 @cache
 def _ignore_statement(dialect: str, table: Table) -> Any:
     # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy 2.1.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return _insert(dialect, table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def add_statement(dialect: str, table: Table, keys: dict[str, Any], counters: dict[str, int]) -> Any:
@@ -34,7 +33,7 @@ def add_statement(dialect: str, table: Table, keys: dict[str, Any], counters: di
 
 @cache
 def _add_statement(dialect: str, table: Table, keys: tuple[str, ...], counters: tuple[str, ...]) -> Any:
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    statement = _insert(dialect, table)
     return statement.on_conflict_do_update(
         index_elements=list(keys),
         set_={column: table.c[column] + statement.excluded[column] for column in counters},
@@ -58,7 +57,9 @@ def insert_once(engine: Engine, row: SQLModel, key: str) -> tuple[dict[str, Any]
     table = table_of(type(row))
     values = row.model_dump(exclude_none=True)
     with engine.begin() as connection:
-        statement = _insert(connection, table).values(**values).on_conflict_do_nothing(index_elements=[key])
+        statement = (
+            _insert(connection.dialect.name, table).values(**values).on_conflict_do_nothing(index_elements=[key])
+        )
         created = connection.execute(statement.returning(*table.columns)).first()
         if created is not None:
             return dict(created._mapping), True
@@ -70,7 +71,7 @@ def upsert_returning(engine: Engine, table: Table, values: dict[str, Any], *, ke
     """Insert ``values``, or overwrite the row with the same ``key`` only where ``when`` holds (a condition on
     the existing row); True when this call wrote the row."""
     with engine.begin() as connection:
-        statement = _insert(connection, table).values(**values)
+        statement = _insert(connection.dialect.name, table).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=[key], set_={column: statement.excluded[column] for column in values}, where=when
         )
