@@ -1,10 +1,4 @@
-"""Firebreak's runtime services.
+"""Firebreak's services: gateway, resilience, limits, containment, cache, planning, canary, tools, telemetry.
 
-Importing any part of Firebreak first pins the process offline: LiteLLM must
-never fetch its price map and sentence-transformers never a model hub.
+They stand on ``memory`` and ``core`` and know nothing of the graph that drives them or the faces above it.
 """
-
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import Settings
-from app.errors import FirebreakError
+from core.config import Settings
+from core.errors import FirebreakError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.config import ErrorKind, FaultSettings
+from core.config import ErrorKind, FaultSettings
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from app.config import OperatorsSettings, Role
 from app.containment.escalation import APPROVALS
-from app.errors import FirebreakError, OperatorRefused
+from core.config import OperatorsSettings, Role
+from core.errors import FirebreakError, OperatorRefused
 from memory.audit import AuditLog
 from memory.cache import CacheStore
 from memory.escalations import EscalationStore
@@ -33,9 +33,6 @@ from memory.events import EventLog, is_event_letter
 from memory.queue import QueueStore
 from memory.runs import RESUMABLE_STATUSES, RunStore, is_unclean
 from memory.tables import DeadLetter, Escalation, OperatorAction, QueuedRun, Run
-
-if TYPE_CHECKING:
-    from graph.agent import Agent, RunResult
 
 TOKEN_VARIABLE = "FIREBREAK_OPERATOR_TOKEN"
 RANKS: dict[str, int] = {"reviewer": 1, "operator": 2, "admin": 3}
@@ -422,16 +419,6 @@ def requeue_as(queue: QueueStore, operator: Operator, item: Attention, *, now: f
         if not moved:
             outcome.text = "no longer dead: nothing requeued"
     return moved
-
-
-async def answer_as(
-    agent: Agent, operator: Operator, escalation: Escalation, answer: str, *, note: str | None
-) -> RunResult | None:
-    """Answer ``escalation`` as ``operator``, audited (approving a budget breach is raising a limit)."""
-    action = answer_action(escalation.trigger, answer)
-    log = AuditLog(agent.services.engine)
-    with acting(log, operator, action, target=escalation.id, tenant_id=escalation.tenant_id, detail=answer):
-        return await agent.answer(escalation.id, answer, by=operator.name, note=note)
 
 
 def invalidate_as(store: CacheStore, operator: Operator, *, now: float, **selectors: Any) -> int:

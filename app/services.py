@@ -18,10 +18,8 @@ from app.alerts import raise_alert
 from app.cache.semantic import SemanticCache
 from app.cache.tool_results import ToolResultCache
 from app.canary.controller import AlertHook, Canary
-from app.config import Settings
 from app.containment.gate import Estimator, build_estimator
 from app.embeddings import Embedder
-from app.errors import StoreUnavailable
 from app.faults import FaultPlan
 from app.gateway import Gateway
 from app.limits.ledger import BlastRadius
@@ -30,6 +28,8 @@ from app.resilience.retry import Guard, RetryPolicy
 from app.telemetry import Telemetry, setup_telemetry
 from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets, ToolRuntime
+from core.config import Settings
+from core.errors import StoreUnavailable
 from memory.breakers import BreakerStore
 from memory.cache import CacheStore
 from memory.canary import CanaryStore
@@ -37,9 +37,9 @@ from memory.context import ContextStore
 from memory.engine import make_engine
 from memory.escalations import EscalationStore
 from memory.gate import GateStore
+from memory.idempotency import OperationLog
 from memory.ledger import LedgerStore
 from memory.migrate import is_current, upgrade
-from memory.operations import OperationLog
 from memory.plans import PlanStore
 from memory.queue import QueueStore
 from memory.runs import RunStore

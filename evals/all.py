@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evals.machine import machine
 from evals.scenario import Scenario, suite_report
 
 REPORTS = Path(__file__).resolve().parent / "reports"
@@ -54,7 +55,7 @@ def cache_scenarios(report: dict[str, Any], where: str = "at_default_thresholds"
 
 def cache_suite() -> dict[str, Any]:
     """The targets on the frozen test split and on each public set; the dev split is where they were tuned."""
-    from app.config import load_settings
+    from core.config import load_settings
     from evals.cache_suite import main as run_cache_eval
 
     report = run_cache_eval(load_settings())
@@ -96,8 +97,6 @@ def run_suites(names: Sequence[str], suites: dict[str, SuiteRunner] = SUITES) ->
     unknown = [name for name in names if name not in suites]
     if unknown:
         raise UnknownSuite(f"unknown suite {unknown[0]!r}; known: {list(suites)}")
-    from evals.bench import machine
-
     reports = []
     for name in names:
         started = time.perf_counter()

@@ -19,13 +19,11 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
-import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings, load_settings
+from core.config import Settings, load_settings
 from evals.all import run_suites
 from evals.bench_cache import FAQ, STORED, measure_cache
 from evals.bench_model import measure_local_model
@@ -33,22 +31,10 @@ from evals.bench_overhead import measure_overhead
 from evals.bench_stream import measure_stream
 from evals.bench_workers import MODEL as WORKER_MODEL
 from evals.bench_workers import WARMUP_PER_WORKER, WORKER_COUNTS, measure_workers
+from evals.machine import machine
 
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 COMMAND = "make bench   # = .venv/bin/python -m evals.bench"
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    return (
-        f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
 
 
 def _latency(figures: dict[str, Any]) -> str:

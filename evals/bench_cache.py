@@ -51,9 +51,9 @@ from sqlalchemy import insert
 
 from app.cache.semantic import scope_key
 from app.cache.verifier import default_verifier
-from app.config import load_settings
 from app.embeddings import default_embedder
 from app.services import build_services
+from core.config import load_settings
 from graph.agent import Agent
 from memory.cache import CacheStore
 from memory.tables import CacheEntry, table_of
@@ -289,7 +289,7 @@ def _save_figures(cache: Any, scope: str, queries: Sequence[str]) -> tuple[float
 # Run by _first_lookup_in_new_process: time the first lookup in a process that never searched the scope.
 NEW_PROCESS = """
 import json, sys, time
-from app.config import load_settings
+from core.config import load_settings
 from app.services import build_services
 
 url, scope, text, max_entries, index_dir = sys.argv[1:6]

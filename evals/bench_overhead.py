@@ -54,10 +54,10 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from app.config import Settings, load_settings
 from app.gateway.script import Script
 from app.gateway.scripted import register_scripted_provider, script_handle
 from app.tools.demo import knowledge_search
+from core.config import Settings, load_settings
 from graph.agent import Agent
 from graph.messages import ai_message, to_openai
 from memory.checkpointer import open_checkpointer

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.config import load_settings
 from app.gateway import CallContext
 from app.gateway.gateway import Gateway
 from app.resilience.safety import SafetyPolicy
 from app.resilience.stream_screen import StreamScreen
+from core.config import load_settings
 from graph.agent import Agent
 
 MODEL = "scripted/bench-stream"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from app.config import Settings, load_settings
+from core.config import Settings, load_settings
 from evals.browser import chromium, chromium_path, free_port, serve
 from memory.engine import make_engine
 from memory.tables import SpanRecord

@@ -44,11 +44,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from app.config import Settings, load_settings
-from app.queue.worker import submit
 from app.services import prepare_database
+from core.config import Settings, load_settings
 from evals.bench_cache import _ms
 from evals.operations import simulation_config
+from graph.worker import submit
 from memory.queue import QueueStore
 from memory.tables import ModelCall, QueuedRun, Run, table_of
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from typing import TYPE_CHECKING
 
-from app.config import Settings
+from core.config import Settings
 from ui.app import AgentSlot, start
 
 if TYPE_CHECKING:  # Playwright is a dev dependency: importing this module (``evals.bench``) must not need it

@@ -31,8 +31,8 @@ import numpy as np
 from app.cache.guards import GUARDS, Guard, conflict, named
 from app.cache.semantic import SemanticCache, scope_key
 from app.cache.verifier import Calibration, CrossEncoderVerifier, same_words
-from app.config import Settings
 from app.embeddings import Embedder
+from core.config import Settings
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV = DATA / "cache_pairs_dev.jsonl"

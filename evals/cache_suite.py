@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from app.cache.verifier import CrossEncoderVerifier
-from app.config import Settings
 from app.embeddings import Embedder
+from core.config import Settings
 from evals.cache_pairs import DEV, TARGET_PRECISION, TARGET_RECALL, TEST, Pair, fit_calibration, load_pairs, report_file
 
 FROZEN_TEST_SHA256 = "9eb73b47a6b89e881af15c95a19a88ef2779098ba3cf1c57cb87854112447fb6"

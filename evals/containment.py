@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlmodel import Session, func, select
 
-from app.config import ModelSettings, Settings, load_settings
 from app.services import build_services, prepare_database
+from core.config import ModelSettings, Settings, load_settings
 from evals.scenario import Scenario, SimulatedTime, suite_report
 from graph.agent import Agent, RunResult
 from memory.engine import make_engine

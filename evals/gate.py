@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.config import GateThresholds
+from core.config import GateThresholds
 from memory.tables import GateDecision
 
 RIGHT = frozenset({"approved", "executed"})

@@ -22,9 +22,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from app.config import Settings, load_settings
 from app.faults import FaultPlan
 from app.services import build_services
+from core.config import Settings, load_settings
 from evals.scenario import Scenario, suite_report
 from graph.agent import Agent
 from memory.tables import Alert, Run

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings, load_settings
-from app.errors import ScriptError
 from app.gateway.script import parse_step
+from core.config import Settings, load_settings
+from core.errors import ScriptError
 from evals.scenario import Scenario, suite_report
 from graph.agent import Agent, RunResult
 

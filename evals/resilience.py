@@ -21,15 +21,15 @@ from typing import Any
 
 from sqlmodel import Session, func, select
 
-from app.config import FaultSettings, Settings, load_settings
-from app.errors import CircuitOpen, ModelError, ToolError, ToolUnavailable
 from app.faults import FaultPlan
 from app.gateway import CallContext
-from app.queue.worker import submit
 from app.services import Services, build_services, prepare_database
 from app.tools.registry import ToolContext, tool
 from app.tools.runner import run_tool
+from core.config import FaultSettings, Settings, load_settings
+from core.errors import CircuitOpen, ModelError, ToolError, ToolUnavailable
 from evals.scenario import Scenario, SimulatedTime, suite_report
+from graph.worker import submit
 from memory.queue import QueueStore
 from memory.tables import OutboxEmail, QueuedRun
 

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings, load_settings
 from app.services import prepare_database
+from core.config import Settings, load_settings
 from evals.scenario import Scenario, suite_report
 from graph.agent import Agent
-from memory.entities import ChangeBudgetExhausted, Entity, EntityStore
+from memory.shared_state import ChangeBudgetExhausted, Entity, EntityStore
 
 ROUTE = "scripted/demo"
 WINDOW = 1200

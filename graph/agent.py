@@ -22,9 +22,12 @@ from langgraph.types import Command
 from opentelemetry.trace import SpanKind
 
 from app.canary.controller import Assignment
-from app.config import Settings
 from app.containment.escalation import APPROVALS, expiry_answer
-from app.errors import (
+from app.gateway import Usage
+from app.services import Services, build_services
+from app.telemetry import mark_error
+from core.config import Settings
+from core.errors import (
     BudgetExceeded,
     FirebreakError,
     RateLimited,
@@ -33,14 +36,11 @@ from app.errors import (
     ScriptError,
     ThreadBusy,
 )
-from app.gateway import Usage
-from app.services import Services, build_services
-from app.telemetry import mark_error
 from graph.builder import GraphBuilder, default_builder
 from graph.state import SOLO_AGENT, RunContext
 from memory.checkpointer import open_checkpointer
-from memory.idempotency import RequestKey, RequestKeys, request_key
 from memory.queue import QueueStore
+from memory.request_keys import RequestKey, RequestKeys, request_key
 from memory.tables import Escalation, Run
 
 MAX_QUESTION_CHARS = 20_000

@@ -39,8 +39,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from app.errors import ConfigError, RunDeadlineExceeded
 from app.telemetry import mark_error
+from core.errors import ConfigError, RunDeadlineExceeded
 from graph.routing import (
     after_act,
     after_cache_lookup,

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.errors import FirebreakError
+from core.errors import FirebreakError
 from graph.agent import Agent
 from graph.sweeper import sweeping
 from memory.events import ChangeSignal, EventLog, HandlerFailed, Outcome

@@ -1,6 +1,6 @@
 """Escalation deadlines pass with nobody looking: every long-running process sweeps on a schedule.
 
-The worker (``app/queue/worker.py``), the UI (``ui/app.py``) and each choreography subscriber
+The worker (``graph/worker.py``), the UI (``ui/app.py``) and each choreography subscriber
 (``graph/choreography.py``) run :func:`sweep_forever` beside their own work, every
 ``[escalation] sweep_period_s`` seconds of real time. Deadlines themselves are on the agent's clock
 (``services.clock``), so a test or a simulation moves them by hand. Many processes sweeping one database at

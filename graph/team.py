@@ -3,7 +3,7 @@ agents over one shared ticket, with explicit, traced control flow.
 
 Each agent is a run of the single-agent graph (its own thread, its role, the team's correlation id), so it
 keeps every guard: breakers, budgets, the confidence gate, idempotent writes. They share state only through
-the ticket (``app/tools/shared.py``): versioned, written by compare-and-swap, every change an event. The
+the ticket (``app/tools/shared_state.py``): versioned, written by compare-and-swap, every change an event. The
 supervisor decides who acts next; the reviewer sends the draft back to the writer at most
 ``[team] max_rounds`` times, so two agents cannot bounce the ticket forever. One ``invoke_agent team`` span
 holds every member's run, so the whole interaction is one trace.
@@ -28,7 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 from opentelemetry.trace import SpanKind
 
-from app.errors import FirebreakError
+from core.errors import FirebreakError
 from graph.agent import Agent, escalation_view
 
 # Member run ids are uuid5s in this namespace of "correlation:role:turn": the same turn is the same run.

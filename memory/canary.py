@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.canary.analysis import RunSample
 from app.canary.release import BASE_RELEASE, ReleaseSpec
-from app.errors import CanaryError
+from core.errors import CanaryError
 from memory.runs import IN_PROGRESS_STATUSES, is_error
 from memory.tables import CanaryAnalysis, Escalation, GateDecision, Release, Rollout, Run, table_of
 

@@ -20,7 +20,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from app.errors import StoreUnavailable
+from core.errors import StoreUnavailable
 from memory.engine import READ_ONLY_ERRORS, is_sqlite, libpq_url, read_only_message, sqlite_path
 
 # Any fixed 64-bit key: the advisory lock only serialises setups of the checkpoint tables.

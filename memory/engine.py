@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import create_engine
 
-from app.errors import ConfigError, StoreUnavailable
+from core.errors import ConfigError, StoreUnavailable
 
 
 def sqlalchemy_url(url: str) -> str:

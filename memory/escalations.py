@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from app.errors import FirebreakError
+from core.errors import FirebreakError
 from memory.tables import Escalation, table_of
 from memory.upsert import insert_ignore
 

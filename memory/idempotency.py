@@ -1,103 +1,123 @@
-"""Callers' idempotency keys: a request sent again under its key gets the run it started, not a second run.
+"""The operation log behind idempotent write tools.
 
-Stripe's semantics. A key is per tenant and lives ``ttl_s`` (24 h by default). The first request under a key
-records the run it starts, in the same statement that claims the key: one insert on the primary key (tenant,
-key), never check-then-insert, so two processes sending the same request at once start one run. What a later
-request under the key gets depends on the row it finds:
+A claim is one atomic insert on the op_id, never check-then-insert. What a
+second caller with the same op_id gets depends on the row it finds:
 
-* the same request (same digest)    → the recorded run's id; the caller returns that run and its result
-* another request                  → :class:`~app.errors.IdempotencyKeyConflict`; nothing runs
-* an expired row                   → removed; the key is free for a new request
-
-A request that never started its run (a busy conversation, a store failure) releases its key: as with Stripe,
-only a request that began executing is remembered.
+* completed, same arguments  → the stored result; the side effect does not run again
+* any status, other arguments → :class:`IdempotencyConflict`
+* started, still within its lease → "in progress"; the duplicate does not run
+* failed, unknown (timed out), expired, or a started lease that ran out → the caller takes it over
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-from sqlalchemy import delete, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
 
-from app.errors import FirebreakError, IdempotencyKeyConflict
-from memory.tables import IdempotencyKey, table_of
+from core.errors import FirebreakError
+from memory.tables import Operation, table_of
 from memory.upsert import insert_ignore
 
-KEYS = table_of(IdempotencyKey)
-MAX_KEY_CHARS = 255
+OPERATIONS = table_of(Operation)
+ClaimKind = Literal["run", "completed", "in_progress"]
+
+
+class IdempotencyConflict(FirebreakError):
+    """The same op_id was used with different arguments."""
 
 
 @dataclass(frozen=True)
-class RequestKey:
-    """One request under a caller's key: who sent it (tenant), the key, and a digest of what it asks."""
-
-    tenant_id: str
-    key: str
-    digest: str
+class Claim:
+    kind: ClaimKind
+    result: str | None = None
+    first: bool = True  # False when an earlier execution of this op_id already ran (and was charged)
 
 
-def request_key(tenant_id: str, key: str, **request: Any) -> RequestKey:
-    """The key of a request whose parameters are ``request`` (entry path, question, thread, user, route, …)."""
-    if not key.strip() or len(key) > MAX_KEY_CHARS:
-        raise FirebreakError(f"an idempotency key must have 1 to {MAX_KEY_CHARS} characters, not {len(key)}")
-    digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
-    return RequestKey(tenant_id, key, digest)
-
-
-class RequestKeys:
-    def __init__(self, engine: Engine, *, ttl_s: float) -> None:
+class OperationLog:
+    def __init__(self, engine: Engine, *, ttl_s: float, in_flight_lease_s: float) -> None:
         self.engine = engine
         self.ttl_s = ttl_s
+        self.in_flight_lease_s = in_flight_lease_s
 
-    def find(self, request: RequestKey, *, now: float) -> str | None:
-        """The run an earlier identical request under this key started, or None while the key is unused."""
-        with self.engine.connect() as connection:
-            return self._owner(connection, request, now)
-
-    def claim(self, request: RequestKey, run_id: str, *, now: float) -> str:
-        """Record ``run_id`` under the key unless an earlier request holds it; returns the key's run."""
-        with self.engine.begin() as connection:
-            return self.claim_in(connection, request, run_id, now=now)
-
-    def claim_in(self, connection: Connection, request: RequestKey, run_id: str, *, now: float) -> str:
-        """:meth:`claim` inside the caller's transaction, so the run it records can be written in the same one."""
-        # Expired keys go first (all of them: the table stays as small as a day of keyed requests).
-        connection.execute(delete(KEYS).where(KEYS.c.expires_at <= now))
-        values = {
-            "tenant_id": request.tenant_id,
-            "key": request.key,
-            "request_digest": request.digest,
+    def claim(self, op_id: str, *, tool: str, args_hash: str, tenant_id: str, run_id: str | None, now: float) -> Claim:
+        """Take ``op_id`` for one execution, or learn why not."""
+        fresh = {
+            "op_id": op_id,
+            "tool": tool,
+            "args_hash": args_hash,
+            "tenant_id": tenant_id,
             "run_id": run_id,
-            "created_at": now,
+            "status": "started",
+            "attempts": 1,
+            "updated_at": now,
             "expires_at": now + self.ttl_s,
         }
-        if insert_ignore(connection, KEYS, values):
-            return run_id
-        owner = self._owner(connection, request, now)
-        # None: a process whose clock runs behind ours wrote the row, already expired by ours; it goes now.
-        return owner if owner is not None else self.claim_in(connection, request, run_id, now=now)
+        with self.engine.begin() as connection:
+            if insert_ignore(connection, OPERATIONS, fresh):
+                return Claim("run")
+            row = connection.execute(select(OPERATIONS).where(OPERATIONS.c.op_id == op_id)).one()
+        existing = Operation(**row._mapping)
+        expired = existing.expires_at <= now
+        if not expired and (existing.args_hash != args_hash or existing.tool != tool):
+            raise IdempotencyConflict(
+                f"op_id {op_id} was already used for {existing.tool} with other arguments; use a new op_id"
+            )
+        if existing.status == "completed" and not expired:
+            return Claim("completed", existing.result)
+        if existing.status == "started" and existing.updated_at > now and not expired:
+            # Started by a clock that has since jumped back: its lease would last as long as the jump. It
+            # restarts from now instead, so a live worker keeps it and a dead one's write is taken over in time.
+            self._set(existing, {"updated_at": now})
+            return Claim("in_progress")
+        lease_running = existing.status == "started" and existing.updated_at + self.in_flight_lease_s > now
+        if lease_running and not expired:
+            return Claim("in_progress")
+        taken = self._set(
+            existing, {**fresh, "attempts": 1 if expired else existing.attempts + 1, "result": None, "error": None}
+        )
+        return (
+            Claim("run", first=expired)
+            if taken
+            else self.claim(op_id, tool=tool, args_hash=args_hash, tenant_id=tenant_id, run_id=run_id, now=now)
+        )
 
-    def release(self, request: RequestKey, run_id: str) -> None:
-        """Forget the key of a request whose run never started, so the caller may send it again."""
+    def finish(
+        self,
+        op_id: str,
+        status: Literal["completed", "failed", "unknown"],
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        now: float,
+    ) -> None:
         with self.engine.begin() as connection:
             connection.execute(
-                delete(KEYS).where(
-                    KEYS.c.tenant_id == request.tenant_id, KEYS.c.key == request.key, KEYS.c.run_id == run_id
-                )
+                update(OPERATIONS)
+                .where(OPERATIONS.c.op_id == op_id)
+                .values(status=status, result=result, error=error, updated_at=now)
             )
 
-    def _owner(self, connection: Connection, request: RequestKey, now: float) -> str | None:
-        row = connection.execute(
-            select(KEYS.c.request_digest, KEYS.c.run_id).where(
-                KEYS.c.tenant_id == request.tenant_id, KEYS.c.key == request.key, KEYS.c.expires_at > now
+    def get(self, op_id: str) -> Operation | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(OPERATIONS).where(OPERATIONS.c.op_id == op_id)).one_or_none()
+        return None if row is None else Operation(**row._mapping)
+
+    def _set(self, existing: Operation, values: dict[str, object]) -> bool:
+        """Compare-and-set on the row as it was read, so two takers never both win."""
+        with self.engine.begin() as connection:
+            return (
+                connection.execute(
+                    update(OPERATIONS)
+                    .where(
+                        OPERATIONS.c.op_id == existing.op_id,
+                        OPERATIONS.c.status == existing.status,
+                        OPERATIONS.c.updated_at == existing.updated_at,
+                        OPERATIONS.c.attempts == existing.attempts,
+                    )
+                    .values(**values)
+                ).rowcount
+                == 1
             )
-        ).first()
-        if row is None:
-            return None
-        if row.request_digest != request.digest:
-            raise IdempotencyKeyConflict(request.key, row.run_id)
-        return str(row.run_id)

@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from memory.idempotency import RequestKey, RequestKeys
+from memory.request_keys import RequestKey, RequestKeys
 from memory.tables import Alert, DeadLetter, QueuedRun, table_of
 from memory.upsert import insert_ignore
 

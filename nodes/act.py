@@ -22,13 +22,13 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 from opentelemetry.trace import SpanKind
 
-from app.errors import BudgetExceeded, CircuitOpen, InvalidToolArguments, ToolError, UnknownTool
 from app.telemetry import mark_error
 from app.tools.registry import ToolContext
 from app.tools.runner import op_id_for, run_tool
+from core.errors import BudgetExceeded, CircuitOpen, InvalidToolArguments, ToolError, UnknownTool
 from graph.messages import TRUSTED_OUTPUT
 from graph.state import AgentState, RunContext
-from memory.operations import IdempotencyConflict
+from memory.idempotency import IdempotencyConflict
 from nodes.budget_guard import breach
 from nodes.confidence_gate import is_gated, untrusted_sources
 

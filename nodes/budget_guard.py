@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.containment import escalation
-from app.errors import BudgetExceeded
+from core.errors import BudgetExceeded
 from graph.state import AgentState, RunContext
 
 

@@ -29,15 +29,15 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolM
 from langgraph.runtime import Runtime
 from opentelemetry import trace
 
-from app.config import UntrustedPolicy
 from app.containment import escalation
 from app.containment.escalation import user_questions
 from app.containment.gate import ProposedAction
 from app.containment.triggers import detect_triggers
-from app.errors import BudgetExceeded, UnknownTool
 from app.gateway import CallContext
 from app.resilience.safety import SafetyPolicy
 from app.tools.registry import Tool
+from core.config import UntrustedPolicy
+from core.errors import BudgetExceeded, UnknownTool
 from graph.messages import is_trusted
 from graph.state import SOLO_AGENT, AgentState, RunContext
 from memory.tables import Escalation, GateDecision

@@ -6,11 +6,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from app.errors import BudgetExceeded
 from app.gateway import CallContext
 from app.planning.plan import Plan, render
 from app.resilience.safety import SafetyPolicy
 from app.resilience.stream_screen import StreamScreen
+from core.errors import BudgetExceeded
 from graph.messages import ai_message, to_openai
 from graph.state import AgentState, RunContext
 from nodes.budget_guard import breach

@@ -15,9 +15,9 @@ from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.runtime import Runtime
 from opentelemetry import trace
 
-from app.errors import BudgetExceeded, ModelError
 from app.gateway import CallContext
 from app.planning.plan import PLAN_TOOL, Plan, PlanInvalid, parse_plan, plan_tool_spec
+from core.errors import BudgetExceeded, ModelError
 from graph.messages import to_openai
 from graph.state import AgentState, RunContext
 from memory.tables import PlanVersion

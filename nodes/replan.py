@@ -26,8 +26,8 @@ from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.containment import escalation
-from app.errors import BudgetExceeded, ModelError, UnknownTool
 from app.planning.plan import Plan, PlanInvalid, Step, record_result, render, substitute_step
+from core.errors import BudgetExceeded, ModelError, UnknownTool
 from graph.state import AgentState, RunContext
 from nodes.planner import plan_state, record_version, write_plan
 

@@ -32,8 +32,8 @@ from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.containment.escalation import is_user_question
-from app.errors import BudgetExceeded, ModelError
 from app.gateway import CallContext
+from core.errors import BudgetExceeded, ModelError
 from graph.messages import to_openai
 from graph.state import AgentState, RunContext
 from memory.tables import ContextCheckpoint

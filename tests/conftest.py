@@ -30,7 +30,7 @@ for _leaked in (
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 
-from app.config import Settings, deep_merge, load_settings  # noqa: E402
+from core.config import Settings, deep_merge, load_settings  # noqa: E402
 
 # The seed's 0.15 s budget for database tools is the product default; on a loaded CI machine a PostgreSQL
 # write can take longer, so tests whose subject is not timeouts give database tools a second (those that
@@ -124,7 +124,7 @@ def approving_team(write_script: ScriptWriter, database_url: str, ticket: str, d
     """Create ``ticket`` (version 1) and script a team that researches it, drafts ``draft`` (version 2) and
     approves it (version 3), each write graded 0.95 by the gate; returns the script."""
     from app.services import prepare_database
-    from memory.entities import EntityStore
+    from memory.shared_state import EntityStore
 
     EntityStore(prepare_database(load_settings(database_url=database_url))).create(
         "default", "ticket", ticket, {"subject": "Where is my order?"}, actor="intake"

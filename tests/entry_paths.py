@@ -28,10 +28,10 @@ from typing import Any
 
 from conftest import NOISY_MACHINE
 
-from app.config import Settings, deep_merge, load_settings
-from app.errors import FirebreakError
-from app.queue.worker import Worker, submit
+from core.config import Settings, deep_merge, load_settings
+from core.errors import FirebreakError
 from graph.agent import Agent, RunResult, Token
+from graph.worker import Worker, submit
 from memory.queue import QueueStore
 from memory.runs import RunStore
 

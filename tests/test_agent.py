@@ -9,7 +9,7 @@ from conftest import run
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlmodel import Session, select
 
-from app.errors import ScriptError, ThreadBusy
+from core.errors import ScriptError, ThreadBusy
 from graph.agent import Agent, RunResult
 from memory.checkpointer import open_checkpointer
 from memory.tables import DemoOrder, ModelCall, OutboxEmail, Run
@@ -188,7 +188,7 @@ def test_conversation_continues_on_the_same_thread(database_url, make_settings, 
 
 @pytest.mark.parametrize("question", ["", "   ", "x" * 20_001])
 def test_empty_or_oversized_questions_are_refused_before_anything_runs(database_url, make_settings, question):
-    from app.errors import FirebreakError
+    from core.errors import FirebreakError
 
     async def attempt() -> None:
         async with Agent.open(make_settings(database_url)) as agent:

@@ -1,7 +1,11 @@
-"""No side door: only ``app/gateway`` talks to model providers.
+"""The architecture's rules, each proven able to fail on a planted module.
 
-Every model call must pass the gateway's breakers, budgets, rate limits, audit rows and spans, so nothing
-else in the product may import LiteLLM or a provider SDK, or read a provider's API key.
+No side door: only ``app/gateway`` talks to model providers. Every model call must pass the gateway's breakers,
+budgets, rate limits, audit rows and spans, so nothing else in the product may import LiteLLM or a provider SDK, or
+read a provider's API key.
+
+One-way floors: ground (``core``) < ``memory`` < services (``app``) < ``graph`` and ``nodes`` < faces (``ui``,
+``cli``) < the harness (``evals``); nothing imports a floor above its own (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("app", "graph", "nodes", "memory", "ui", "evals")
+PRODUCT = ("core", "memory", "app", "graph", "nodes", "ui", "cli", "evals")
 GATEWAY = ROOT / "app" / "gateway"
 PROVIDER_PACKAGES = frozenset(
     {"litellm", "openai", "anthropic", "google.generativeai", "google.genai", "mistralai", "cohere", "groq"}
@@ -64,3 +70,127 @@ def test_the_scan_finds_a_provider_import_and_a_key_read(tmp_path):
         "sneaky.py:3 imports litellm.router",
         "sneaky.py:4 names the provider key OPENAI_API_KEY",
     ]
+
+
+# --- Layers that point one way -------------------------------------------------------------------------------------
+# Firebreak is a house of floors (docs/architecture.md): each floor stands on the ones below it and never reaches
+# up, so a floor can be read, tested and replaced knowing only what lies beneath it.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("core",),  # ground: the error tree, settings types, run statuses
+    ("memory",),  # stores and tables
+    ("app",),  # services: gateway, resilience, limits, containment, cache, planning, canary, tools, telemetry
+    ("graph", "nodes"),  # the state machine, its nodes, the worker and the team that drive it
+    ("ui", "cli"),  # faces
+    ("evals",),  # the harness: drives the faces to measure and attack them
+)
+FLOOR = {package: level for level, packages in enumerate(FLOORS) for package in packages}
+# A node reads the state it is given and the services it is handed; the machine that runs it is not its business.
+MACHINE = frozenset({"graph.agent", "graph.builder", "graph.team", "graph.worker", "graph.answers", "graph.sweeper"})
+# The one command that runs the harness; no other part of a face may know it exists.
+EVAL_COMMANDS = "cli/evals.py"
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """Every absolute import in a module, anywhere in it (functions and TYPE_CHECKING blocks included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [(node.lineno, node.module)]
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def upward_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """Imports from a floor above the module's own."""
+    where = path.relative_to(root)
+    own = FLOOR[where.parts[0]]
+    found: dict[tuple[int, str], str] = {}
+    for line, name in imports_of(path):
+        top = name.split(".")[0]
+        target = FLOOR.get(top)
+        if target is None or target <= own or (where.as_posix() == EVAL_COMMANDS and top == "evals"):
+            continue
+        found.setdefault((line, top), f"{where}:{line} imports {name} from a floor above")
+    return list(found.values())
+
+
+def machine_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """Imports of the graph's machinery from a node."""
+    where = path.relative_to(root)
+    if where.parts[0] != "nodes":
+        return []
+    return [
+        f"{where}:{line} imports {name}: nodes never import the machine that runs them"
+        for line, name in imports_of(path)
+        if any(name == module or name.startswith(f"{module}.") for module in MACHINE)
+    ]
+
+
+def face_to_face_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """The web UI importing the CLI (the CLI may start the UI, never the other way round)."""
+    where = path.relative_to(root)
+    found = []
+    for line, name in imports_of(path):
+        top = name.split(".")[0]
+        if where.parts[0] == "ui" and top == "cli":
+            found.append(f"{where}:{line} imports {name}: the web UI never imports the CLI")
+    return found
+
+
+def own_composition(path: Path, root: Path = ROOT) -> list[str]:
+    """A face opening its own database or wiring its own stores instead of asking the composition root."""
+    where = path.relative_to(root)
+    if where.parts[0] not in ("ui", "cli"):
+        return []
+    return [
+        f"{where}:{line} imports {name}: faces get their stores from app.services"
+        for line, name in imports_of(path)
+        if name in ("memory.engine", "memory.migrate") or name.startswith(("memory.engine.", "memory.migrate."))
+    ]
+
+
+RULES = {
+    "no floor imports a floor above it": upward_imports,
+    "nodes never import the graph's machinery": machine_imports,
+    "the web UI never imports the CLI": face_to_face_imports,
+    "faces never open their own database": own_composition,
+}
+
+
+def test_every_product_package_has_a_floor():
+    assert {path.relative_to(ROOT).parts[0] for path in product_modules()} <= set(FLOOR)
+    assert set(PRODUCT) == set(FLOOR)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_the_layer_rule_holds(rule):
+    assert [broken for path in product_modules() for broken in RULES[rule](path)] == []
+
+
+PLANTED = {
+    "no floor imports a floor above it": ("memory/sneaky.py", "from app.canary.release import ReleaseSpec\n"),
+    "nodes never import the graph's machinery": ("nodes/sneaky.py", "def f():\n    from graph.agent import Agent\n"),
+    "the web UI never imports the CLI": ("ui/sneaky.py", "import cli.main\n"),
+    "faces never open their own database": ("cli/sneaky.py", "from memory.engine import make_engine\n"),
+}
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_the_layer_rule_finds_a_planted_violation(rule, tmp_path):
+    relative, source = PLANTED[rule]
+    module = tmp_path / relative
+    module.parent.mkdir(parents=True)
+    module.write_text(source)
+
+    assert len(RULES[rule](module, root=tmp_path)) >= 1
+
+
+def test_a_lower_floor_importing_a_higher_one_under_type_checking_still_counts(tmp_path):
+    module = tmp_path / "app" / "sneaky.py"
+    module.parent.mkdir()
+    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from graph.agent import Agent\n")
+
+    assert upward_imports(module, root=tmp_path) == ["app/sneaky.py:3 imports graph.agent from a floor above"]

@@ -9,7 +9,7 @@ from conftest import ScriptWriter
 from playwright.sync_api import Browser
 from test_ui_browser import browser, ui_settings
 
-from app.config import Settings
+from core.config import Settings
 from evals.bench_ui import measure_ui_first_token
 
 pytestmark = pytest.mark.browser

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.errors import CircuitOpen
 from app.resilience.breaker import BreakerPolicy, CircuitBreakers, Permit, Transition
+from core.errors import CircuitOpen
 from memory.breakers import BreakerStore
 from memory.engine import make_engine
 from memory.migrate import upgrade
@@ -190,7 +190,7 @@ def test_exactly_one_of_many_concurrent_callers_gets_the_half_open_probe(board):
 def test_a_breaker_opened_by_one_process_refuses_calls_in_another(database_url, board):
     board.fail(5)
     other = textwrap.dedent(f"""
-        from app.errors import CircuitOpen
+        from core.errors import CircuitOpen
         from app.resilience.breaker import BreakerPolicy, CircuitBreakers
         from memory.breakers import BreakerStore
         from memory.engine import make_engine

@@ -13,10 +13,10 @@ from conftest import run
 from sqlmodel import Session, select
 
 from app.cache.semantic import hit_note
-from app.errors import ConfigError
 from app.services import build_services
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import run_tool
+from core.errors import ConfigError
 from evals.scenario import SimulatedTime
 from graph.agent import Agent
 from graph.builder import default_builder

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from app.cache.verifier import Calibration, CrossEncoderVerifier
-from app.config import load_settings
+from core.config import load_settings
 from evals.cache_pairs import (
     DEV,
     KINDS,

@@ -13,8 +13,8 @@ import pytest
 from conftest import run
 
 from app.cache.verifier import BASE_SHA256, WEIGHTS, WEIGHTS_SHA256, load_verifier, verified_file
-from app.errors import ConfigError
 from app.services import build_services
+from core.errors import ConfigError
 from evals.scenario import SimulatedTime
 from graph.agent import Agent
 

@@ -15,10 +15,10 @@ from sqlmodel import Session, select
 from app.canary.analysis import RunSample, analyze
 from app.canary.controller import bucket
 from app.canary.release import release_spec
-from app.config import load_settings
-from app.errors import CanaryError, ConfigError
 from app.faults import FaultPlan
 from app.services import build_services
+from core.config import load_settings
+from core.errors import CanaryError, ConfigError
 from graph.agent import Agent
 from memory.tables import Alert, Run
 

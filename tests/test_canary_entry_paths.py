@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from app.queue.worker import submit
 from app.services import prepare_database
 from evals.security.requests import (
     ENTRY_PATHS,
@@ -28,6 +27,7 @@ from evals.security.requests import (
     runs_started,
     served_by_canary,
 )
+from graph.worker import submit
 from memory.queue import QueueStore
 from memory.runs import RunStore
 

@@ -11,8 +11,8 @@ from sqlmodel import Session, select
 
 from graph.agent import Agent
 from graph.choreography import settle
-from memory.entities import EntityStore
 from memory.events import dead_letter_id
+from memory.shared_state import EntityStore
 from memory.tables import DeadLetter
 
 ROUTE = "scripted/demo"

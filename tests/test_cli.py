@@ -15,7 +15,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from conftest import approving_team, run
 
-from app.config import Settings
+from core.config import Settings
 from evals.state import PRICING_DOWN, seed_replan_script
 from graph.agent import Agent
 from memory.migrate import MIGRATIONS
@@ -60,7 +60,7 @@ def test_conversation_continues_after_the_process_is_killed_between_turns(tmp_pa
     # The first turn runs in a process that is SIGKILLed right after answering: no clean shutdown.
     killer = textwrap.dedent(f"""
         import asyncio, os, signal
-        from app.config import load_settings
+        from core.config import load_settings
         from graph.agent import Agent
         async def main():
             agent = await Agent.create(load_settings(script={first!r}, database_url={database_url!r}))
@@ -444,9 +444,9 @@ def test_team_runs_the_agents_on_a_ticket_and_trace_replay_shows_its_versions_in
 
 
 def test_subscribers_in_separate_processes_carry_a_ticket_from_new_to_approved(tmp_path, write_script):
-    from app.config import load_settings
     from app.services import prepare_database
-    from memory.entities import EntityStore
+    from core.config import load_settings
+    from memory.shared_state import EntityStore
 
     database_url = f"sqlite:///{tmp_path / 'fb.db'}"
     tickets = EntityStore(prepare_database(load_settings(database_url=database_url)))

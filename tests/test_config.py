@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import DEFAULT_CONFIG_PATH, load_settings
-from app.errors import ConfigError
+from core.config import DEFAULT_CONFIG_PATH, load_settings
+from core.errors import ConfigError
 
 
 def test_defaults_come_from_the_documented_file():

@@ -17,10 +17,10 @@ from conftest import run
 from langchain_core.messages import ToolMessage
 from sqlmodel import Session, col, select
 
-from app.config import ModelSettings, Settings
 from app.containment.labels import export_jsonl
-from app.errors import ConfigError, FirebreakError
 from app.services import build_services
+from core.config import ModelSettings, Settings
+from core.errors import ConfigError, FirebreakError
 from evals.gate import calibration
 from evals.scenario import SimulatedTime
 from graph.agent import Agent, RunResult

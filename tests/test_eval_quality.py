@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import run
 
-from app.config import load_settings
+from core.config import load_settings
 from evals.all import cache_scenarios
 from evals.cache_suite import main as run_cache_eval
 from evals.quality import DATASET, KINDS, CaseError, load_baselines, load_cases, run_quality, threshold_for

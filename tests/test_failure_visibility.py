@@ -17,14 +17,14 @@ import pytest
 from conftest import run
 from sqlmodel import Session, select
 
-from app.errors import FirebreakError
 from app.operators import Operator, find_attention, needs_attention, requeue_as
-from app.queue.worker import Worker, submit
 from app.services import build_services
+from core.errors import FirebreakError
 from graph.agent import Agent
 from graph.choreography import settle
-from memory.entities import EntityStore
+from graph.worker import Worker, submit
 from memory.queue import QueueStore
+from memory.shared_state import EntityStore
 from memory.tables import OutboxEmail
 
 ROUTE = "scripted/demo"

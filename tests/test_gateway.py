@@ -7,11 +7,11 @@ import random
 import pytest
 from conftest import run
 
-from app.config import FaultSettings
-from app.errors import ConfigError, ModelError, ScriptError
 from app.faults import FaultPlan
 from app.gateway import CallContext
 from app.services import Services, build_services
+from core.config import FaultSettings
+from core.errors import ConfigError, ModelError, ScriptError
 from memory.queue import QueueStore
 
 CONTEXT = CallContext(tenant_id="acme", user_id="u1", run_id=None)

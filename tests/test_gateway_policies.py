@@ -6,12 +6,12 @@ import pytest
 from conftest import run
 from sqlmodel import Session, select
 
-from app.errors import IdentityRequired, RateLimited
 from app.gateway import CallContext
-from app.queue.worker import submit
 from app.services import build_services
+from core.errors import IdentityRequired, RateLimited
 from evals.scenario import SimulatedTime
 from graph.agent import Agent
+from graph.worker import submit
 from memory.queue import QueueStore
 from memory.tables import ModelCall
 

@@ -15,16 +15,16 @@ from conftest import run
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from app.config import FaultSettings, load_settings
-from app.errors import ToolFailed, ToolTimeout
 from app.faults import FaultPlan
 from app.services import build_services
 from app.tools import demo
 from app.tools.registry import ToolContext, tool
 from app.tools.runner import run_tool
+from core.config import FaultSettings, load_settings
+from core.errors import ToolFailed, ToolTimeout
 from graph.agent import Agent
 from memory.engine import make_engine
-from memory.operations import IdempotencyConflict, OperationLog
+from memory.idempotency import IdempotencyConflict, OperationLog
 from memory.tables import DemoOrder, OutboxEmail
 
 EMAIL = {"to": "ada@example.com", "subject": "Your order", "body": "It has shipped."}
@@ -149,7 +149,7 @@ def test_a_run_killed_after_its_email_went_out_resumes_without_sending_it_again(
     # The worker sends the email, then hangs before recording the step; the test kills it with SIGKILL.
     worker = textwrap.dedent(f"""
         import asyncio
-        from app.config import load_settings
+        from core.config import load_settings
         from graph.agent import Agent
         settings = load_settings(database_url={database_url!r}, script={script!r},
                                  faults={{"send_email": {{"latency_after_ms": 60000}}}},

@@ -53,8 +53,8 @@ def loaded_in_fresh_process(code: str, database_url: str) -> dict[str, object]:
 def test_importing_the_cli_and_building_the_services_loads_no_model_stack(tmp_path):
     found = loaded_in_fresh_process(
         """
-        import app.cli
-        from app.config import load_settings
+        import cli.main
+        from core.config import load_settings
         from app.services import build_services
 
         services = build_services(load_settings())  # what `firebreak canary status` builds
@@ -76,7 +76,7 @@ def test_read_only_commands_load_no_model_stack(tmp_path):
     found = loaded_in_fresh_process(
         f"""
         import contextlib, io
-        from app.cli import main
+        from cli.main import main
 
         outcomes = []
         for args in {READ_ONLY_COMMANDS!r}:

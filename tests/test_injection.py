@@ -25,9 +25,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlmodel import Session, func, select
 
-from app.config import Settings
 from app.telemetry import RedactingExporter
 from app.tools.sandbox import landlock_abi, network_isolation, run_confined
+from core.config import Settings
 from graph.agent import Agent, RunResult
 from memory.escalations import EscalationClosed
 from memory.tables import DemoOrder, Operation, OutboxEmail, SpanRecord

@@ -8,10 +8,10 @@ import pytest
 from conftest import run
 from sqlmodel import Session, select
 
-from app.config import load_settings
-from app.errors import BudgetExceeded
 from app.limits.ledger import BlastRadius, Scope
 from app.services import build_services
+from core.config import load_settings
+from core.errors import BudgetExceeded
 from graph.agent import Agent
 from memory.ledger import LedgerStore
 from memory.tables import Alert, DemoOrder, ModelCall

@@ -13,9 +13,7 @@ import llama_cpp
 import pytest
 from litellm.types.utils import ModelResponse
 
-from app.config import LocalModelSettings, load_settings
 from app.containment.gate import ModelEstimator, ProposedAction
-from app.errors import ConfigError
 from app.gateway import CallContext
 from app.gateway.local_model import LOCAL_MODEL, PREFIX_STATE_FOLDER, LocalLLM, register_local_provider
 from app.gateway.model_files import MODEL_FILE_NAME, assemble_model, locate_parts, marker_path
@@ -23,6 +21,8 @@ from app.gateway.prefix_state import FORMAT, MIN_PREFIX_TOKENS, PrefixStates
 from app.planning.plan import PLAN_TOOL, Plan, plan_tool_spec
 from app.services import build_services
 from app.tools.registry import ToolRegistry
+from core.config import LocalModelSettings, load_settings
+from core.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ import pytest
 from conftest import run
 from sqlalchemy import event
 
-from app.config import Settings, load_settings
 from app.services import build_services
+from core.config import Settings, load_settings
 from graph.agent import Agent
 from graph.builder import default_builder
 from memory import node_rows

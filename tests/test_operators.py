@@ -20,9 +20,6 @@ from conftest import ScriptWriter, run
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from app.cli import cli
-from app.config import OperatorsSettings, Settings
-from app.errors import ConfigError, OperatorRefused
 from app.operators import (
     ACTIONS,
     RANKS,
@@ -34,6 +31,9 @@ from app.operators import (
     cli_operator,
     hash_token,
 )
+from cli.main import cli
+from core.config import OperatorsSettings, Settings
+from core.errors import ConfigError, OperatorRefused
 from graph.agent import Agent
 from memory.audit import AuditLog
 from memory.engine import make_engine

@@ -12,11 +12,11 @@ from conftest import run
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from app.dashboards import ALL_RUNS, BUCKETS, OpsReport, RunFilter, find_runs, ops_report, run_facets
 from app.limits.ledger import BlastRadius
-from app.ops import ALL_RUNS, BUCKETS, OpsReport, RunFilter, find_runs, ops_report, run_facets
-from app.queue.worker import Worker, submit
 from app.stats import percentile
 from graph.agent import Agent, RunResult
+from graph.worker import Worker, submit
 from memory.engine import make_engine
 from memory.ledger import LedgerStore
 from memory.queue import QueueStore

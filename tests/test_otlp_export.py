@@ -19,7 +19,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from oteltest.sink import HttpSink
 from oteltest.sink.handler import AccumulatingHandler
 
-from app.config import Settings, deep_merge, load_settings
+from core.config import Settings, deep_merge, load_settings
 from graph.agent import Agent, RunResult
 
 ROUTE = "scripted/demo"

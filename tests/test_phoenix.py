@@ -23,7 +23,7 @@ import pytest
 from conftest import NOISY_MACHINE, run, unavailable
 from phoenix.client import Client
 
-from app.config import Settings, deep_merge, load_settings
+from core.config import Settings, deep_merge, load_settings
 from graph.agent import Agent, RunResult
 from memory.tables import SpanRecord
 

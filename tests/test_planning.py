@@ -12,7 +12,7 @@ from conftest import run
 from app.planning.plan import Plan, PlanInvalid, Step, parse_plan, record_result, render, substitute_step
 from evals.state import PRICING_DOWN, REPORT, seed_replan_script
 from graph.agent import Agent
-from memory.entities import EntityStore
+from memory.shared_state import EntityStore
 
 ROUTE = "scripted/demo"
 TOOLS = ["sales_data", "pricing_api", "cached_prices"]

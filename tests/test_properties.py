@@ -28,13 +28,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from hypothesis.stateful import run_state_machine_as_test as run_machine
 from pydantic import Field
 
-from app.config import Caps, load_settings
-from app.errors import BudgetExceeded, CircuitOpen, InvalidToolArguments, UnknownTool
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.breaker import BreakerPolicy, CircuitBreakers, Permit, Transition
 from app.services import build_services
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import run_tool
+from core.config import Caps, load_settings
+from core.errors import BudgetExceeded, CircuitOpen, InvalidToolArguments, UnknownTool
 from evals.scenario import SimulatedTime
 from memory.breakers import BreakerStore
 from memory.engine import make_engine

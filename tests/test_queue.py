@@ -10,9 +10,9 @@ import pytest
 from conftest import run
 from sqlalchemy import update
 
-from app.queue.worker import Worker, submit
 from evals.resilience import workers_killed
 from graph.agent import Agent
+from graph.worker import Worker, submit
 from memory.queue import QUEUE, QueueStore
 
 FAST = {"retries": {"attempts": 1}, "queue": {"retry_base_delay_s": 0.0}}

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import unavailable
 
-from app.config import load_settings
-from app.errors import StoreUnavailable
+from core.config import load_settings
+from core.errors import StoreUnavailable
 from memory.engine import make_engine
 
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")

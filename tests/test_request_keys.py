@@ -14,11 +14,11 @@ import pytest
 from conftest import run
 from sqlmodel import Session, select
 
-from app.errors import IdempotencyKeyConflict, RequestInProgress, ThreadBusy
-from app.queue.worker import Worker, submit
 from app.services import build_services
+from core.errors import IdempotencyKeyConflict, RequestInProgress, ThreadBusy
 from evals.scenario import SimulatedTime
 from graph.agent import Agent
+from graph.worker import Worker, submit
 from memory.engine import make_engine
 from memory.queue import QueueStore
 from memory.tables import OutboxEmail, Run

@@ -7,9 +7,9 @@ from conftest import run
 from langgraph.graph import START
 from sqlmodel import Session, select
 
-from app.config import load_settings
-from app.errors import ConfigError
 from app.resilience.safety import SafetyPolicy, ToolRequest
+from core.config import load_settings
+from core.errors import ConfigError
 from graph.agent import Agent, RunResult
 from graph.builder import Branch, default_builder
 from memory.tables import DemoOrder, OutboxEmail

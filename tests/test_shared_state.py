@@ -22,16 +22,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.config import load_settings
+from core.config import load_settings
 from memory.engine import make_engine
-from memory.entities import (
+from memory.events import ChangeSignal, EventLog, dead_letter_id
+from memory.shared_state import (
     ChangeBudgetExhausted,
     Entity,
     EntityExists,
     EntityStore,
     StaleEntity,
 )
-from memory.events import ChangeSignal, EventLog, dead_letter_id
 from memory.tables import DeadLetter, EntityEvent, EventHandling
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,9 +16,9 @@ from conftest import run
 from hypothesis import strategies as st
 from test_cli import firebreak
 
-from app.config import load_settings
 from app.resilience.safety import SafetyPolicy
 from app.resilience.stream_screen import StreamScreen
+from core.config import load_settings
 from evals.bench import stream_section
 from evals.bench_stream import measure_stream
 from evals.security.stream import scenarios as streamed_violations

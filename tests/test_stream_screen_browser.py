@@ -16,7 +16,7 @@ from conftest import ScriptWriter
 from playwright.sync_api import Browser, Page, expect
 from test_ui_browser import TIMEOUT_MS, ask, browser, serve, ui_settings
 
-from app.config import Settings
+from core.config import Settings
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # the fixture, shared with the UI's browser tests

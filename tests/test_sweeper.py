@@ -20,12 +20,12 @@ from conftest import run
 from sqlmodel import Session, col, select
 
 from app.background import in_background
-from app.config import Settings, deep_merge
-from app.queue.worker import Worker
 from app.services import build_services
+from core.config import Settings, deep_merge
 from evals.scenario import SimulatedTime
 from graph.agent import Agent
 from graph.choreography import subscribe
+from graph.worker import Worker
 from memory.escalations import EscalationStore
 from memory.queue import QueueStore
 from memory.tables import Alert, Escalation

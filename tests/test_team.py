@@ -10,7 +10,7 @@ from conftest import run
 
 from graph.agent import Agent
 from graph.team import run_team
-from memory.entities import EntityStore
+from memory.shared_state import EntityStore
 
 ROUTE = "scripted/demo"
 CONFIDENT = {"text": "0.95"}  # the gate's self-critique of each write: executed without asking anyone

@@ -21,12 +21,12 @@ import pytest
 from conftest import run
 from sqlmodel import Session, select
 
-from app.config import Settings, load_settings
 from app.services import prepare_database
+from core.config import Settings, load_settings
 from graph.agent import Agent
 from graph.choreography import subscribe
 from graph.team import resume_team, run_team
-from memory.entities import EntityStore
+from memory.shared_state import EntityStore
 from memory.tables import EventHandling
 
 ROUTE = "scripted/demo"
@@ -128,10 +128,10 @@ def test_a_team_run_whose_process_was_killed_goes_on_from_its_checkpoint_without
     first = write_script(FINDINGS, {**change(1, {"draft": DRAFT}, "writer"), "delay_s": 60}, name="first.jsonl")
     killer = textwrap.dedent(f"""
         import asyncio, os, signal
-        from app.config import load_settings
+        from core.config import load_settings
         from graph.agent import Agent
         from graph.team import run_team
-        from memory.entities import EntityStore
+        from memory.shared_state import EntityStore
         async def main():
             agent = await Agent.create(load_settings(script={first!r}, database_url={database_url!r}))
             EntityStore(agent.services.engine).create("default", "ticket", "T-1", {{"subject": "42?"}}, actor="intake")

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 from conftest import ScriptWriter, run
 
-from app.config import Settings
-from app.errors import FirebreakError
+from core.config import Settings
+from core.errors import FirebreakError
 from graph.agent import Agent, RunResult
 
 SECRET_ANSWER = "Your vault code is 4711."

@@ -15,11 +15,11 @@ import pytest
 from conftest import run
 from pydantic import Field
 
-from app.errors import ConfigError, InvalidToolArguments, ToolFailed, ToolTimeout, UnknownTool
 from app.services import Services, build_services
 from app.tools import demo
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import ToolBudgets, render_result, run_tool
+from core.errors import ConfigError, InvalidToolArguments, ToolFailed, ToolTimeout, UnknownTool
 
 
 @tool(kind="write", cost_class="db")

@@ -27,14 +27,14 @@ from conftest import ScriptWriter, approving_team, order_2, run, unavailable
 from playwright.sync_api import Browser, Page, expect
 from test_canary import canary_settings, traffic
 
-from app.config import Settings
 from app.operators import hash_token
-from app.queue.worker import Worker, submit
 from app.services import build_services
+from core.config import Settings
 from evals.browser import chromium, chromium_path, free_port
 from evals.browser import serve as serve_ui
 from evals.state import PRICING_DOWN, seed_replan_script
 from graph.agent import Agent
+from graph.worker import Worker, submit
 from memory.queue import QueueStore
 from ui.app import AgentSlot
 

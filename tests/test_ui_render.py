@@ -6,11 +6,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from app.config import Caps
-from app.errors import FirebreakError
+from app.dashboards import ALL_RUNS, BudgetLine, DeadLetterCount, EscalationsWaiting, Figures
 from app.gateway import Usage
-from app.ops import ALL_RUNS, BudgetLine, DeadLetterCount, EscalationsWaiting, Figures
 from app.traces import TraceLine
+from core.config import Caps
+from core.errors import FirebreakError
 from graph.agent import RunResult
 from memory.tables import (
     Alert,

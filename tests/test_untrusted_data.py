@@ -18,10 +18,10 @@ from pydantic import Field
 from sqlmodel import Session, select
 from test_containment import _builder_without_gate
 
-from app.config import load_settings
 from app.resilience.safety import SafetyPolicy
 from app.tools import demo
 from app.tools.registry import tool
+from core.config import load_settings
 from graph.agent import Agent
 from graph.messages import to_openai
 from memory.tables import OutboxEmail

@@ -30,12 +30,10 @@ import gradio as gr
 
 from app.canary.controller import Canary
 from app.canary.report import rollout_report
-from app.config import Settings
-from app.errors import ConfigError, FirebreakError, OperatorRefused
+from app.dashboards import DEFAULT_WINDOW_S, Figures, OpsReport, RunFilter, find_runs, ops_report, run_facets
 from app.operators import (
     Operator,
     acting,
-    answer_as,
     authenticate,
     configured,
     find_attention,
@@ -45,18 +43,20 @@ from app.operators import (
     requeue_as,
     visible_actions,
 )
-from app.ops import DEFAULT_WINDOW_S, Figures, OpsReport, RunFilter, find_runs, ops_report, run_facets
 from app.planning.report import plan_report
 from app.services import Services, build_services
 from app.traces import trace_lines
+from core.config import Settings
+from core.errors import ConfigError, FirebreakError, OperatorRefused
 from graph.agent import Agent, RunResult, Token
+from graph.answers import answer_as
 from graph.sweeper import sweeping
 from graph.team import run_team
 from memory.audit import AuditLog
-from memory.entities import EntityStore
 from memory.escalations import EscalationStore
 from memory.events import is_event_letter
 from memory.queue import QueueStore
+from memory.shared_state import EntityStore
 from memory.tables import Escalation, Rollout
 from ui import render
 from ui.canary import CANARY_CSS, canary_html

@@ -18,8 +18,8 @@ from urllib.parse import quote
 import pandas as pd
 
 from app.cache.semantic import hit_note
+from app.dashboards import ALL_RUNS, BudgetLine, DeadLetterCount, EscalationsWaiting, Figures, used_percent
 from app.limits.ledger import RESOURCES
-from app.ops import ALL_RUNS, BudgetLine, DeadLetterCount, EscalationsWaiting, Figures, used_percent
 from app.traces import TraceLine
 from memory.tables import (
     Alert,

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from difflib import SequenceMatcher
 
+from core.errors import ConfigError
+
 Guard = Callable[[str, str], str | None]
 """Takes (cached, query); returns None, or a reason that starts with the guard's name."""
 
@@ -691,8 +693,11 @@ GUARD_NAMES: tuple[str, ...] = tuple(name for name, _ in GUARDS)
 
 
 def named(names: Iterable[str]) -> list[tuple[str, Guard]]:
-    """The guards called ``names`` (``[cache] guards``), in :data:`GUARDS` order."""
+    """The guards called ``names`` (``[cache] guards``), in :data:`GUARDS` order; an unknown name is a ConfigError."""
     wanted = set(names)
+    unknown = sorted(wanted - set(GUARD_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown cache guards {unknown} in [cache] guards: choose from {', '.join(GUARD_NAMES)}")
     return [(name, guard) for name, guard in GUARDS if name in wanted]
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import make_url
 
-from app.config import CacheSettings
+from core.config import CacheSettings
 from memory.cache import LLM_RESPONSE, CacheStore
 
 log = logging.getLogger(__name__)

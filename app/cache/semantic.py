@@ -34,8 +34,8 @@ import numpy as np
 from app.cache.guards import conflict, named
 from app.cache.scope_index import ScopeIndex, ScopeIndexes
 from app.cache.verifier import PairVerifier
-from app.config import CacheSettings
 from app.embeddings import Embedder
+from core.config import CacheSettings
 from memory.cache import EMBEDDING, LLM_RESPONSE, CacheStore
 from memory.tables import CacheEntry
 

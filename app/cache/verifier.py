@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from app.errors import ConfigError
+from core.errors import ConfigError
 
 WEIGHTS = Path(__file__).with_name("pair_model.safetensors")
 WEIGHTS_SHA256 = "00ac0fe51a249de16e315541e0d46f3f6c9c086712f55b818206f63470a441e6"

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from app.config import CanaryMetric, CanarySettings
 from app.stats import percentile
+from core.config import CanaryMetric, CanarySettings
 
 Verdict = Literal["successful", "failed", "inconclusive"]
 Arm = Literal["control", "canary"]

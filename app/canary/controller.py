@@ -18,8 +18,8 @@ from opentelemetry.trace import Tracer
 
 from app.canary.analysis import Analysis, analyze
 from app.canary.release import BASE_RELEASE, ReleaseSpec, release_spec
-from app.config import Settings
-from app.errors import CanaryError
+from core.config import Settings
+from core.errors import CanaryError
 from memory.canary import ACTIVE, CanaryStore
 from memory.tables import CanaryAnalysis, Rollout
 

@@ -7,8 +7,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from app.config import Settings
-from app.errors import ConfigError
+from core.config import Settings
+from core.errors import ConfigError
 
 # The version described by [agent] and [planner] themselves: what serves when no release was ever promoted.
 BASE_RELEASE = "base"

@@ -22,7 +22,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from app.config import EscalationSettings
+from core.config import EscalationSettings
 from memory.tables import Escalation
 
 APPROVALS = frozenset({"approve", "approved", "yes", "y", "ok", "confirm", "raise"})

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from app.config import GateSettings
-from app.errors import ModelError
 from app.gateway import CallContext, Gateway
+from core.config import GateSettings
+from core.errors import ModelError
 
 ActionKind = Literal["read", "write", "answer"]
 

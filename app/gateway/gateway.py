@@ -26,8 +26,6 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from app.config import RouteSettings, Settings, TaskClass
-from app.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from app.faults import FaultPlan
 from app.gateway.lazy import load_litellm
 from app.gateway.script import PROVIDER as SCRIPTED
@@ -35,6 +33,8 @@ from app.gateway.script import Script
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
+from core.config import RouteSettings, Settings, TaskClass
+from core.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from memory.tables import ModelCall
 
 TokenSink = Callable[[str], None]

@@ -30,10 +30,10 @@ from litellm.types.utils import ChatCompletionMessageToolCall, Function, Generic
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
-from app.config import LocalModelSettings
 from app.gateway.lazy import load_litellm
 from app.gateway.model_files import assemble_model
 from app.gateway.prefix_state import PrefixStates, shared_length
+from core.config import LocalModelSettings
 
 load_litellm()  # configured as the gateway configures it, also when this module is used on its own
 

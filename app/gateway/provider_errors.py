@@ -2,15 +2,15 @@
 
 Providers (scripted, local, faults) raise LiteLLM's own exceptions, so an
 injected outage travels the same path as a real one; the gateway turns any of
-them into one :class:`~app.errors.ModelError` for the rest of Firebreak.
+them into one :class:`~core.errors.ModelError` for the rest of Firebreak.
 """
 
 from __future__ import annotations
 
 import litellm
 
-from app.config import ErrorKind
-from app.errors import ModelError
+from core.config import ErrorKind
+from core.errors import ModelError
 
 TRANSIENT_KINDS = frozenset({"server", "rate_limit", "timeout", "connection"})
 

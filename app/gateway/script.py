@@ -21,7 +21,7 @@ message) and ``"expect"`` (text the prompt contains) match, where given::
 
 Blank lines and lines starting with ``#`` are ignored. A script that runs out
 (over-consumed) or is left with unused replies (under-consumed) is a
-:class:`~app.errors.ScriptError`, so a test cannot pass while the agent did
+:class:`~core.errors.ScriptError`, so a test cannot pass while the agent did
 something other than what its script expected.
 """
 
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, get_args
 
-from app.config import ErrorKind
-from app.errors import ScriptError
+from core.config import ErrorKind
+from core.errors import ScriptError
 
 PROVIDER = "scripted"  # models named scripted/<anything> replay a script (app/gateway/scripted.py serves them)
 ALLOWED_KEYS = {"text", "tool_calls", "usage", "delay_s", "error", "expect", "repeat", "after"}

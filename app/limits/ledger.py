@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.config import LimitSettings, RateLimitSettings
-from app.errors import BudgetExceeded, RateLimited
+from core.config import LimitSettings, RateLimitSettings
+from core.errors import BudgetExceeded, RateLimited
 from memory.ledger import Entry, LedgerStore
 
 RESOURCES = ("tokens", "tool_calls", "db_mutations", "emails", "cost_usd")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.errors import FirebreakError
+from core.errors import FirebreakError
 
 StepStatus = Literal["pending", "done", "failed", "dropped"]
 PLAN_TOOL = "submit_plan"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from app.errors import CircuitOpen
+from core.errors import CircuitOpen
 from memory.breakers import BreakerStore
 from memory.tables import Breaker
 

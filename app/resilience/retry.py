@@ -53,7 +53,7 @@ class Guard:
     ) -> T:
         """Run ``attempt`` under ``backend``'s breaker, retrying transient failures.
 
-        Raises :class:`~app.errors.CircuitOpen` when the breaker refuses (no call
+        Raises :class:`~core.errors.CircuitOpen` when the breaker refuses (no call
         made) and otherwise the last attempt's error.
         """
         tries = attempts or self.retry.attempts

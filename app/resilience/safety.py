@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.config import SafetySettings
+from core.config import SafetySettings
 from memory.runs import RunStore
 
 JAILBREAK = "jailbreak"

@@ -27,7 +27,7 @@ from typing import Any
 
 import regex
 
-from app.errors import FirebreakError
+from core.errors import FirebreakError
 
 # ``re``'s flags by name: the bits differ (``re.ASCII`` is ``regex.VERSION1``).
 FLAGS = ("IGNORECASE", "MULTILINE", "DOTALL", "UNICODE", "VERBOSE", "ASCII")

@@ -14,9 +14,9 @@ import httpx
 from pydantic import Field
 from sqlmodel import Session, col, func, select
 
-from app.errors import ToolUnavailable
 from app.tools.registry import ToolContext, tool
 from app.tools.sandbox import run_confined
+from core.errors import ToolUnavailable
 from memory.tables import DemoOrder, OutboxEmail, utcnow
 from memory.upsert import insert_once
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from sqlalchemy.engine import Engine
 
-from app.errors import ConfigError, InvalidToolArguments, UnknownTool
+from core.errors import ConfigError, InvalidToolArguments, UnknownTool
 
 ToolKind = Literal["read", "write"]
 CostClass = Literal["db", "web_search", "code", "llm", "external_api"]

@@ -21,13 +21,13 @@ from opentelemetry import trace
 from pydantic import BaseModel
 
 from app.cache.tool_results import ToolResultCache
-from app.errors import CircuitOpen, ToolError, ToolFailed, ToolTimeout, ToolUnavailable
 from app.faults import Fault, FaultPlan
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.tools.registry import Tool, ToolContext
+from core.errors import CircuitOpen, ToolError, ToolFailed, ToolTimeout, ToolUnavailable
 from memory.cache import READ_TOOL
-from memory.operations import OperationLog
+from memory.idempotency import OperationLog
 
 TRANSIENT_FAULTS = frozenset({"server", "rate_limit", "connection"})
 
@@ -147,11 +147,11 @@ async def run_tool(
 ) -> str:
     """Validate, run within ``timeout_s`` per attempt, retry transient failures, render.
 
-    Raises a :class:`ToolError` subclass, or :class:`~app.errors.CircuitOpen`
+    Raises a :class:`ToolError` subclass, or :class:`~core.errors.CircuitOpen`
     when the tool's breaker refuses the call. Async tools are cancelled at the
     deadline; sync tools run in a daemon thread abandoned at the deadline, so a
     hung tool never holds the run past its budget. Write tools run at most once
-    per op_id (see ``memory/operations.py``).
+    per op_id (see ``memory/idempotency.py``).
     """
     arguments = item.parse_arguments(raw_arguments)
     kwargs = item.bind(arguments, context)

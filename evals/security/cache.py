@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from app.config import Settings, deep_merge, load_settings
 from app.services import Services, build_services
 from app.tools.demo import knowledge_search
 from app.tools.registry import ToolContext, ToolRegistry, tool
+from core.config import Settings, deep_merge, load_settings
 from evals.scenario import Scenario
 from evals.state import PRICING_DOWN, seed_replan_script
 from graph.agent import Agent, RunResult

@@ -19,15 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.config import Settings, load_settings
 from app.operators import Operator, needs_attention
-from app.queue.worker import Worker, submit
+from core.config import Settings, load_settings
 from evals.scenario import Scenario
 from graph.agent import Agent
 from graph.choreography import settle
 from graph.team import run_team
-from memory.entities import EntityStore
+from graph.worker import Worker, submit
 from memory.queue import QueueStore
+from memory.shared_state import EntityStore
 
 ROUTE = "scripted/demo"
 SERVER_DOWN = {"error": "server"}

@@ -25,16 +25,16 @@ from typing import Annotated, Any
 from pydantic import Field
 from sqlmodel import Session, select
 
-from app.config import Settings, load_settings
 from app.resilience.safety import SafetyPolicy
 from app.tools.registry import tool
+from core.config import Settings, load_settings
 from evals.scenario import Scenario
 from graph.agent import Agent, RunResult
-from memory.entities import EntityStore
+from memory.shared_state import EntityStore
 from memory.tables import Operation, OutboxEmail
 
 ROUTE = "scripted/compromised"
-MODULES = ["app.tools.demo", "app.tools.shared", "evals.security.injection"]
+MODULES = ["app.tools.demo", "app.tools.shared_state", "evals.security.injection"]
 CARRIER_CALLS = {
     "web_page": lambda ref: {"name": "fetch_page", "arguments": {"url": f"https://pages.example.org/{ref}"}},
     "email": lambda ref: {"name": "read_email", "arguments": {"message_id": ref}},

@@ -23,17 +23,17 @@ from typing import Any
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from app.cli import cli
-from app.config import Settings, load_settings
-from app.errors import IdempotencyKeyConflict
-from app.queue.worker import Worker, submit
 from app.services import build_services, prepare_database
+from cli.main import cli
+from core.config import Settings, load_settings
+from core.errors import IdempotencyKeyConflict
 from evals.scenario import Scenario
 from graph.agent import Agent
 from graph.choreography import settle
 from graph.team import run_team
-from memory.entities import EntityStore
+from graph.worker import Worker, submit
 from memory.queue import QueueStore
+from memory.shared_state import EntityStore
 from memory.tables import Operation, OutboxEmail, Run
 
 QUESTION = "When do you open?"

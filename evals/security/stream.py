@@ -15,8 +15,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from app.config import load_settings
 from app.resilience.safety import SafetyPolicy
+from core.config import load_settings
 from evals.scenario import Scenario
 from graph.agent import Agent, RunResult, Token
 

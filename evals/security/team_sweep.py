@@ -22,14 +22,14 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from app.background import in_background
-from app.config import load_settings
-from app.queue.worker import Worker
+from core.config import load_settings
 from evals.scenario import Scenario
 from graph.agent import Agent
 from graph.choreography import subscribe
 from graph.team import TeamResult, resume_team, run_team
-from memory.entities import EntityStore
+from graph.worker import Worker
 from memory.queue import QueueStore
+from memory.shared_state import EntityStore
 from memory.tables import Alert
 
 ROUTE = "scripted/demo"

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import click
 import typer
 
-from app.config import Settings, load_settings
-from app.errors import FirebreakError
+from core.config import Settings, load_settings
+from core.errors import FirebreakError
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without the database and model stacks
     from memory.runs import RunStore
@@ -286,7 +286,7 @@ def trace_show(run_id: str, config: ConfigOption = None, as_json: JsonOption = F
 def trace_replay(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """The shared entities a run (or the team run it belongs to) changed: every version in order, who made it,
     what changed and the state after."""
-    from memory.entities import EntityStore
+    from memory.shared_state import EntityStore
 
     runs, run = _stored_run(config, run_id)
     correlation = run.correlation_id or run.id
@@ -327,7 +327,7 @@ def runs_list(
     as_json: JsonOption = False,
 ) -> None:
     """The newest runs, filtered by status, route, release and tenant."""
-    from app.ops import RunFilter, find_runs
+    from app.dashboards import RunFilter, find_runs
     from app.services import prepare_database
 
     settings = _settings(config)
@@ -361,7 +361,7 @@ def ops(
     breaker states, the budgets closest to their caps and the escalations waiting: the Ops tab's figures."""
     from dataclasses import asdict
 
-    from app.ops import DEFAULT_WINDOW_S, ops_report
+    from app.dashboards import DEFAULT_WINDOW_S, ops_report
 
     ledger = _ledger(config)
     report = ops_report(ledger.store.engine, ledger, window_s=window_s or DEFAULT_WINDOW_S)
@@ -452,7 +452,7 @@ def submit(
     as_json: JsonOption = False,
 ) -> None:
     """Queue a question for `firebreak worker`; prints its run id."""
-    from app.queue.worker import submit as submit_run
+    from graph.worker import submit as submit_run
 
     settings, store = _queue(config)
     job = submit_run(
@@ -479,8 +479,8 @@ def worker(
     """Process queued runs: leases, retries with backoff, dead-letter after the last attempt."""
     import signal
 
-    from app.queue.worker import Worker
     from graph.agent import Agent
+    from graph.worker import Worker
 
     settings, store = _queue(config)
 
@@ -593,7 +593,7 @@ def budgets(
     """Usage against the blast-radius caps, per scope (request, session, tenant day)."""
     from dataclasses import asdict
 
-    from app.ops import budget_lines
+    from app.dashboards import budget_lines
 
     report = [asdict(line) for line in budget_lines(_ledger(config), scope)]
     if as_json:
@@ -679,7 +679,7 @@ def escalations_answer(
 ) -> None:
     """Answer an escalation as the operator running this (see [operators]). If its run was waiting only for
     this, the run resumes here and its outcome prints."""
-    from app.operators import answer_as
+    from graph.answers import answer_as
 
     operator = _operator(_settings(config))
 
@@ -901,7 +901,7 @@ def _operator(settings: Settings) -> Any:
 
 def _reader(settings: Settings) -> Any:
     """The operator, who must be someone to read runs, traces, escalations, dead letters or the cache."""
-    from app.errors import OperatorRefused
+    from core.errors import OperatorRefused
 
     operator = _operator(settings)
     refusal = operator.read_refusal()
@@ -912,7 +912,7 @@ def _reader(settings: Settings) -> Any:
 
 def _seen(operator: Any, tenant_id: str | None, what: str) -> None:
     """Refuse to show ``what`` of a tenant the operator may not see; it reads as if it did not exist."""
-    from app.errors import OperatorRefused
+    from core.errors import OperatorRefused
 
     if not operator.sees(tenant_id):
         raise OperatorRefused(f"{operator.name} may not see {what}")

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.engine import Engine
 
-from app.errors import FirebreakError
+from core.errors import FirebreakError
 from memory.events import CHANNEL
 from memory.tables import EntityEvent, SharedEntity, table_of
 from memory.upsert import insert_ignore

@@ -35,12 +35,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
 from app.alerts import raise_alert
-from app.config import QueueSettings, Settings
-from app.errors import FirebreakError, StoreUnavailable, ThreadBusy
+from core.config import QueueSettings, Settings
+from core.errors import FirebreakError, StoreUnavailable, ThreadBusy
 from graph.agent import Agent, RunResult
 from graph.sweeper import sweeping
-from memory.idempotency import RequestKeys, request_key
 from memory.queue import QueueStore
+from memory.request_keys import RequestKeys, request_key
 from memory.runs import RESUMABLE_STATUSES
 from memory.tables import DeadLetter, QueuedRun
 
@@ -93,7 +93,7 @@ def submit(
     Without ``route`` the run joins whatever rollout serves its user when it runs; naming one pins it to the
     stable release. The same request sent again with the same ``idempotency_key`` returns the run queued
     the first time (one run, one execution); another request under the key raises
-    :class:`~app.errors.IdempotencyKeyConflict`.
+    :class:`~core.errors.IdempotencyKeyConflict`.
     """
     question = question.strip()
     if not question:

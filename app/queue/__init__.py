@@ -1,1 +1,0 @@
-"""The durable run queue: submit, work, dead-letter, requeue."""

@@ -1,0 +1,1 @@
+"""The ``firebreak`` command line: one face of the agent, beside the web UI."""
