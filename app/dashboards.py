@@ -21,13 +21,12 @@ from sqlmodel import Session, col, select
 
 from app.limits.ledger import BlastRadius
 from app.stats import percentile
-from memory.runs import IN_PROGRESS_STATUSES, is_error
+from core.status import IN_PROGRESS, is_error
 from memory.tables import Breaker, BudgetUsage, DeadLetter, Escalation, Run, RunEvent
 
 DEFAULT_WINDOW_S = 86_400.0
 BUCKETS = 24
 FULLEST_BUDGETS = 8
-# A handed-off run was answered by a person: the run did its job, so it is no error.
 CACHE_HIT_EVENT = "cache_hit"
 ALL_RUNS = "all"
 K = TypeVar("K", str, datetime)
@@ -134,7 +133,7 @@ def used_percent(spent: float, limit: float) -> float:
 
 
 def _latency_s(run: Run) -> float | None:
-    if run.finished_at is None or run.status in IN_PROGRESS_STATUSES:
+    if run.finished_at is None or run.status in IN_PROGRESS:
         return None
     return (_utc(run.finished_at) - _utc(run.created_at)).total_seconds()
 
@@ -150,7 +149,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 def figures(group: str, start: datetime | None, runs: Sequence[Run], cached_ids: set[str]) -> Figures:
     """The figures of ``runs``; ``cached_ids`` are the runs answered from the cache."""
-    finished = [run for run in runs if run.status not in IN_PROGRESS_STATUSES]
+    finished = [run for run in runs if run.status not in IN_PROGRESS]
     errors = sum(is_error(run.status) for run in finished)
     cached = sum(run.id in cached_ids for run in runs)
     latencies = [latency for run in finished if (latency := _latency_s(run)) is not None]

@@ -19,15 +19,18 @@ class Check:
 
 def _database(settings: Settings) -> Check:
     from memory.engine import make_engine
-    from memory.migrate import current_revision, head_revision
+    from memory.migrate import current_revision, head_revision, is_current, tool_modules
 
     try:
         engine = make_engine(settings.database_url)
         current, head = current_revision(engine), head_revision(engine)
+        tools_current = is_current(engine, tool_modules(settings))  # the tool packages' own tables too
     except FirebreakError as exc:
         return Check("database", False, str(exc))
     if current != head:
         return Check("database", False, f"schema at {current}, code expects {head}: run `firebreak db upgrade`")
+    if not tools_current:
+        return Check("database", False, "a tool package's tables are not current: run `firebreak db upgrade`")
     return Check("database", True, f"{engine.url.render_as_string(hide_password=True)} at revision {current}")
 
 

@@ -26,12 +26,13 @@ from sqlalchemy.engine import Engine
 from app.containment.escalation import APPROVALS
 from core.config import OperatorsSettings, Role
 from core.errors import FirebreakError, OperatorRefused
+from core.status import RESUMABLE, RunStatus, is_unclean
 from memory.audit import AuditLog
 from memory.cache import CacheStore
 from memory.escalations import EscalationStore
 from memory.events import EventLog, is_event_letter
 from memory.queue import QueueStore
-from memory.runs import RESUMABLE_STATUSES, RunStore, is_unclean
+from memory.runs import RunStore
 from memory.tables import DeadLetter, Escalation, OperatorAction, QueuedRun, Run
 
 TOKEN_VARIABLE = "FIREBREAK_OPERATOR_TOKEN"
@@ -221,12 +222,12 @@ class Attention:
 
 
 ACTION_KINDS = ("requeue", "escalation", "retrying", "superseded", "none")
-# Why a deliberate stop is not requeued (see memory.runs.RESUMABLE_STATUSES): resuming it runs nothing.
-NOT_REQUEUED = {
-    "terminated": "stopped by the safety breaker on purpose: running it again would repeat what was stopped",
-    "budget_exceeded": "stopped at a budget cap (a reviewer's stop, or a cap hit): raise the cap and ask again",
-    "step_limit": "used all its tool steps: ask again, narrower",
-    "empty_reply": "the model replied with nothing: ask again",
+# Why a deliberate stop is not requeued (see core.status.RESUMABLE): resuming it runs nothing.
+NOT_REQUEUED: dict[str, str] = {
+    RunStatus.TERMINATED: "stopped by the safety breaker on purpose: running it again would repeat what was stopped",
+    RunStatus.BUDGET_EXCEEDED: "stopped at a budget cap (a reviewer's stop, or a cap hit): raise the cap and ask again",
+    RunStatus.STEP_LIMIT: "used all its tool steps: ask again, narrower",
+    RunStatus.EMPTY_REPLY: "the model replied with nothing: ask again",
 }
 
 
@@ -257,18 +258,18 @@ def _run_attention(
         if run.correlation_id not in (None, run.id)
         else "direct"
     )
-    status = "abandoned" if run.status == "running" else run.status
+    status = "abandoned" if run.status == RunStatus.RUNNING else run.status
     action, detail, target = "none", NOT_REQUEUED.get(run.status, ""), run.id
-    if run.status == "waiting":
+    if run.status == RunStatus.WAITING:
         pauses = [row.id for row in escalations if row.status == "open" and row.pauses_run]
         action, detail = "escalation", f"waiting on escalation {_short(pauses)}"
         if not pauses:
             action, detail = "retrying", "answered: resuming"
-    elif run.status == "repeated_failure":
+    elif run.status == RunStatus.REPEATED_FAILURE:
         asked = [row for row in escalations if row.trigger == "repeated_failure"]
         detail = f"review escalation {_short(row.id for row in asked)} ({asked[-1].status})" if asked else ""
         action = "escalation" if asked else "none"
-    elif run.status in RESUMABLE_STATUSES or run.status == "running" or letter is not None:
+    elif run.status in RESUMABLE or run.status == RunStatus.RUNNING or letter is not None:
         if job is not None and job.status in ("queued", "running"):
             action, detail = "retrying", f"in the queue: attempt {job.attempts} of {job.max_attempts}"
         elif event_letter is not None:
@@ -279,7 +280,7 @@ def _run_attention(
             action, detail = "requeue", "resumes from its checkpoint, same run id"
             detail += " (its process died)" if status == "abandoned" else ""
             detail += "; it was never queued: a worker runs it" if job is None else ""
-    elif run.status == "budget_exceeded":
+    elif run.status == RunStatus.BUDGET_EXCEEDED:
         breaches = [row.id for row in escalations if row.trigger == "budget_breach"]
         detail += f" (escalation {_short(breaches)})" if breaches else ""
     return Attention(
@@ -358,7 +359,7 @@ def needs_attention(
             by_event_run.get(run.id),
         )
         for run in found
-        if run_ids is not None or is_unclean(run.status) or run.status == "running" or run.id in run_letters
+        if run_ids is not None or is_unclean(run.status) or run.status == RunStatus.RUNNING or run.id in run_letters
     ]
     recorded = {run.id for run in found}
     items += [

@@ -1,4 +1,8 @@
-"""Composition root for the runtime services (no LangGraph code here)."""
+"""Composition root: the one place that opens the database and wires the stores and services (no LangGraph code).
+
+Faces ask here for what they need: ``open_stores`` for the stores alone (no model, no embedder: cheap enough for a
+read-only command), ``build_services`` for everything a run needs, ``migrate_database`` to bring the schema up.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets, ToolRuntime
 from core.config import Settings
 from core.errors import StoreUnavailable
+from memory.audit import AuditLog
 from memory.breakers import BreakerStore
 from memory.cache import CacheStore
 from memory.canary import CanaryStore
@@ -39,14 +44,41 @@ from memory.escalations import EscalationStore
 from memory.gate import GateStore
 from memory.idempotency import OperationLog
 from memory.ledger import LedgerStore
-from memory.migrate import is_current, upgrade
+from memory.migrate import is_current, tool_modules, upgrade
 from memory.plans import PlanStore
 from memory.queue import QueueStore
 from memory.runs import RunStore
+from memory.shared_state import EntityStore
 from memory.threads import ThreadLeases
 
 VERSION = "0.1.0"  # Firebreak's own version: the resource's service.version (a run's spans name its release)
 _MIGRATING = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The database and every store over it: what a face reads and acts on without running the agent."""
+
+    settings: Settings
+    engine: Engine
+    runs: RunStore
+    queue: QueueStore
+    ledger: LedgerStore
+    breakers: BreakerStore
+    escalations: EscalationStore
+    gate: GateStore
+    cache: CacheStore
+    context: ContextStore
+    plans: PlanStore
+    canary: CanaryStore
+    audit: AuditLog
+    entities: EntityStore
+    threads: ThreadLeases
+    operations: OperationLog
+
+    def blast_radius(self, clock: Callable[[], float] = time.time) -> BlastRadius:
+        """The blast-radius ledger with the configured caps and rate limits."""
+        return BlastRadius(self.ledger, self.settings.limits, rates=self.settings.rate_limits, clock=clock)
 
 
 @dataclass
@@ -54,6 +86,7 @@ class Services:
     """The long-lived parts one process shares between runs."""
 
     settings: Settings
+    stores: Stores
     engine: Engine
     runs: RunStore
     telemetry: Telemetry
@@ -115,14 +148,49 @@ def alerter(engine: Engine, settings: Settings, clock: Callable[[], float]) -> A
 def prepare_database(settings: Settings) -> Engine:
     """Connect, then migrate (``auto_migrate``) or refuse to run on an old schema."""
     engine = make_engine(settings.database_url)
-    if is_current(engine):
+    if is_current(engine, tool_modules(settings)):
         return engine
     if settings.auto_migrate:
         with _MIGRATING:  # Alembic's command API keeps module globals: one migration per process at a time
-            upgrade(engine)
+            upgrade(engine, tool_modules(settings))
     else:
         raise StoreUnavailable("the database schema is not current: run `firebreak db upgrade`")
     return engine
+
+
+def migrate_database(settings: Settings) -> str | None:
+    """Apply pending migrations to the configured database, whatever ``auto_migrate`` says; the revision now."""
+    engine = make_engine(settings.database_url)
+    try:
+        with _MIGRATING:
+            return upgrade(engine, tool_modules(settings))
+    finally:
+        engine.dispose()
+
+
+def open_stores(settings: Settings) -> Stores:
+    """Connect (see ``prepare_database``) and build every store over the one engine."""
+    engine = prepare_database(settings)
+    return Stores(
+        settings=settings,
+        engine=engine,
+        runs=RunStore(engine),
+        queue=QueueStore(engine),
+        ledger=LedgerStore(engine),
+        breakers=BreakerStore(engine),
+        escalations=EscalationStore(engine),
+        gate=GateStore(engine),
+        cache=CacheStore(engine, settings.cache.max_entries),
+        context=ContextStore(engine),
+        plans=PlanStore(engine),
+        canary=CanaryStore(engine),
+        audit=AuditLog(engine),
+        entities=EntityStore(engine),
+        threads=ThreadLeases(engine),
+        operations=OperationLog(
+            engine, ttl_s=settings.idempotency.ttl_s, in_flight_lease_s=settings.idempotency.in_flight_lease_s
+        ),
+    )
 
 
 def build_services(
@@ -134,9 +202,8 @@ def build_services(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Services:
     """Wire every service from ``settings``; tools, faults, the wall clock and sleeping may be injected."""
-    engine = prepare_database(settings)
-    runs = RunStore(engine)
-    cache_store = CacheStore(engine, settings.cache.max_entries)
+    stores = open_stores(settings)
+    engine = stores.engine
     telemetry = setup_telemetry(
         engine,
         service_name=settings.telemetry.service_name,
@@ -146,20 +213,21 @@ def build_services(
     fault_plan = faults or FaultPlan(settings.faults)
     alert = alerter(engine, settings, clock)
     breakers = CircuitBreakers(
-        BreakerStore(engine),
+        stores.breakers,
         # Built once per backend: the breaker asks for its policy on every acquire and record.
         functools.cache(lambda backend: BreakerPolicy(**settings.breakers.for_backend(backend).model_dump())),
         clock=clock,
         on_transition=breaker_watcher(alert),
     )
     guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random(), sleep=sleep)
-    limits = BlastRadius(LedgerStore(engine), settings.limits, rates=settings.rate_limits, clock=clock)
-    gateway = Gateway(settings, telemetry, runs.record_model_call, guard, limits, fault_plan)
+    limits = stores.blast_radius(clock)
+    gateway = Gateway(settings, telemetry, stores.runs.record_model_call, guard, limits, fault_plan)
     registry = tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules)
     return Services(
         settings=settings,
+        stores=stores,
         engine=engine,
-        runs=runs,
+        runs=stores.runs,
         telemetry=telemetry,
         gateway=gateway,
         limits=limits,
@@ -171,25 +239,21 @@ def build_services(
             guard=guard,
             faults=fault_plan,
             limits=limits,
-            operations=OperationLog(
-                engine,
-                ttl_s=settings.idempotency.ttl_s,
-                in_flight_lease_s=settings.idempotency.in_flight_lease_s,
-            ),
+            operations=stores.operations,
             max_result_chars=settings.tools.max_result_chars,
-            results=ToolResultCache(cache_store, settings.cache.ttl_s.read_tool, clock)
+            results=ToolResultCache(stores.cache, settings.cache.ttl_s.read_tool, clock)
             if settings.cache.enabled
             else None,
             clock=clock,
         ),
-        escalations=EscalationStore(engine),
-        gate=GateStore(engine),
+        escalations=stores.escalations,
+        gate=stores.gate,
         estimator=build_estimator(settings.gate, gateway),
-        cache=SemanticCache(cache_store, settings.cache, _embedder, clock),
-        context=ContextStore(engine),
-        plans=PlanStore(engine),
-        threads=ThreadLeases(engine),
-        canary=Canary(CanaryStore(engine), settings, tracer=telemetry.tracer, alert=alert, clock=clock),
+        cache=SemanticCache(stores.cache, settings.cache, _embedder, clock),
+        context=stores.context,
+        plans=stores.plans,
+        threads=stores.threads,
+        canary=Canary(stores.canary, settings, tracer=telemetry.tracer, alert=alert, clock=clock),
         alert=alert,
         clock=clock,
     )

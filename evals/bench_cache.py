@@ -54,6 +54,7 @@ from app.cache.verifier import default_verifier
 from app.embeddings import default_embedder
 from app.services import build_services
 from core.config import load_settings
+from core.status import RunStatus
 from graph.agent import Agent
 from memory.cache import CacheStore
 from memory.tables import CacheEntry, table_of
@@ -357,7 +358,7 @@ def _totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "wall_s": round(sum(row["seconds"] for row in rows), 2),
         "tokens": sum(row["tokens"] for row in rows),
         "model_calls": sum(row["model_calls"] for row in rows),
-        "not_answered": [f"{row['question']} ({row['status']})" for row in rows if row["status"] != "answered"],
+        "not_answered": [f"{row['question']} ({row['status']})" for row in rows if row["status"] != RunStatus.ANSWERED],
     }
 
 

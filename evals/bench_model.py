@@ -33,6 +33,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from app.gateway.local_model import DEFAULT_TOP_P, LOCAL_MODEL, REPEAT_PENALTY, TOP_K, register_local_provider
 from app.gateway.model_files import assemble_model
 from core.config import LocalModelSettings, Settings, load_settings
+from core.status import RunStatus
 from graph.agent import Agent
 from graph.messages import to_openai
 
@@ -207,7 +208,7 @@ async def _firebreak_turn(agent: Agent, question: str, system_prompt: str) -> _T
     started = time.perf_counter()
     result = await agent.ask(question)
     seconds = time.perf_counter() - started
-    if result.status != "answered":
+    if result.status != RunStatus.ANSWERED:
         raise RuntimeError(f"the bench turn for {question!r} ended {result.status}: {result.error}")
     state = await agent.graph.aget_state({"configurable": {"thread_id": result.thread_id}})
     messages: list[AnyMessage] = state.values["messages"]

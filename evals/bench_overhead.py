@@ -56,8 +56,9 @@ from sqlalchemy.engine import Engine
 
 from app.gateway.script import Script
 from app.gateway.scripted import register_scripted_provider, script_handle
-from app.tools.demo import knowledge_search
 from core.config import Settings, load_settings
+from core.status import RunStatus
+from examples.support_desk.tools import knowledge_search
 from graph.agent import Agent
 from graph.messages import ai_message, to_openai
 from memory.checkpointer import open_checkpointer
@@ -225,7 +226,7 @@ def _graph_side(graph: Any, name: str) -> Side:
 def _firebreak_side(agent: Agent) -> Side:
     async def run(index: int) -> None:
         result = await agent.ask(QUESTION, route=MODEL, thread_id=f"firebreak-{index}")
-        assert result.status == "answered", result.error
+        assert result.status == RunStatus.ANSWERED, result.error
 
     return run
 

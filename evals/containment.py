@@ -27,10 +27,12 @@ from sqlmodel import Session, func, select
 
 from app.services import build_services, prepare_database
 from core.config import ModelSettings, Settings, load_settings
+from core.status import RunStatus
 from evals.scenario import Scenario, SimulatedTime, suite_report
+from examples.support_desk.tables import DemoOrder
 from graph.agent import Agent, RunResult
 from memory.engine import make_engine
-from memory.tables import Alert, DemoOrder, Escalation, GateDecision, ModelCall, Operation
+from memory.tables import Alert, Escalation, GateDecision, ModelCall, Operation
 
 SPENDER = "scripted/spender"
 # Long outputs at a frontier model's price: each call may cost up to about $0.15.
@@ -94,11 +96,11 @@ async def runaway_spend(folder: Path) -> Scenario:
     passed = (
         figures["overshoot_usd"] == 0
         and figures["overshoot_after_raise_usd"] == 0
-        and first.status == "waiting"
+        and first.status == RunStatus.WAITING
         and bool(waiting)
-        and figures["status_after_stop"] == "budget_exceeded"
+        and figures["status_after_stop"] == RunStatus.BUDGET_EXCEEDED
         and costs[1] > cap  # the raise really gave room...
-        and figures["status_after_raise"] == "waiting"  # ...and the raised cap stopped it again
+        and figures["status_after_raise"] == RunStatus.WAITING  # ...and the raised cap stopped it again
         and alerts >= 3
     )
     return Scenario("runaway_spend_one_request", passed, figures)
@@ -135,7 +137,7 @@ def runaway_spend_two_workers(folder: Path) -> Scenario:
         "overshoot_usd": round(max(0.0, sum(costs) - day_cap, max(costs) - settings.limits.request.cost_usd), 6),
         "statuses": sorted(r.status for r in results),
     }
-    passed = figures["overshoot_usd"] == 0 and all(r.status == "waiting" for r in results)
+    passed = figures["overshoot_usd"] == 0 and all(r.status == RunStatus.WAITING for r in results)
     return Scenario("runaway_spend_two_workers_one_tenant", passed, figures)
 
 
@@ -227,7 +229,7 @@ async def production_mutation(folder: Path) -> Scenario:
     checks = [
         cases["confirm_0.7_yes"]["type"] == "confirmation",
         cases["inbox_0.4_approve"]["type"] == "targeted",
-        all(c["status_while_waiting"] == "waiting" for c in cases.values()),
+        all(c["status_while_waiting"] == RunStatus.WAITING for c in cases.values()),
         all(c["order_status_while_waiting"] == c["order_status_before"] for c in cases.values()),
         cases["confirm_0.7_yes"]["executions"] == 1 and cases["inbox_0.4_approve"]["executions"] == 1,
         all(
@@ -237,7 +239,7 @@ async def production_mutation(folder: Path) -> Scenario:
         cases["inbox_0.4_reject_then_proposed_again"]["escalations"] == 1,
         cases["inbox_0.4_nobody_answers"]["sweeps"] == ["escalated", "expired"],
         all(c["second_answer"] == "EscalationClosed" for n, c in cases.items() if n != "inbox_0.4_nobody_answers"),
-        all(c["final_status"] == "answered" for c in cases.values()),
+        all(c["final_status"] == RunStatus.ANSWERED for c in cases.values()),
     ]
     figures = {
         "unapproved_writes": sum(c["unapproved"] for c in cases.values()),

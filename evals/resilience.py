@@ -29,9 +29,10 @@ from app.tools.runner import run_tool
 from core.config import FaultSettings, Settings, load_settings
 from core.errors import CircuitOpen, ModelError, ToolError, ToolUnavailable
 from evals.scenario import Scenario, SimulatedTime, suite_report
+from examples.support_desk.tables import OutboxEmail
 from graph.worker import submit
 from memory.queue import QueueStore
-from memory.tables import OutboxEmail, QueuedRun
+from memory.tables import QueuedRun
 
 REQUESTS = 4000
 EMAIL = {"to": "ada@example.com", "subject": "Order", "body": "Shipped."}

@@ -24,9 +24,11 @@ from typing import Any
 
 from app.services import prepare_database
 from core.config import Settings, load_settings
+from core.errors import ChangeBudgetExhausted
+from core.status import RunStatus
 from evals.scenario import Scenario, suite_report
 from graph.agent import Agent
-from memory.shared_state import ChangeBudgetExhausted, Entity, EntityStore
+from memory.shared_state import Entity, EntityStore
 
 ROUTE = "scripted/demo"
 WINDOW = 1200
@@ -88,7 +90,7 @@ async def long_conversation(folder: Path) -> Scenario:
         "max_context_tokens": max(prompts),
         "checkpoints": len(services.context.for_thread("long")),
         "fact_from_turn_3_used_at_turn_150": answer.answer == "Your order is 1234.",
-        "unanswered_turns": sum(r.status != "answered" for r in results),
+        "unanswered_turns": sum(r.status != RunStatus.ANSWERED for r in results),
     }
     passed = (
         figures["max_context_tokens"] <= WINDOW

@@ -13,35 +13,28 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
-from opentelemetry.trace import SpanKind
 
 from app.canary.controller import Assignment
 from app.containment.escalation import APPROVALS, expiry_answer
-from app.gateway import Usage
 from app.services import Services, build_services
-from app.telemetry import mark_error
 from core.config import Settings
-from core.errors import (
-    BudgetExceeded,
-    FirebreakError,
-    RateLimited,
-    RequestInProgress,
-    RunDeadlineExceeded,
-    ScriptError,
-    ThreadBusy,
-)
+from core.errors import FirebreakError, RequestInProgress, ScriptError, ThreadBusy
+from core.status import RunStatus
 from graph.builder import GraphBuilder, default_builder
+from graph.recording import GraphInput, fresh_input, record_run
+from graph.results import RunResult, Token, escalation_view, run_result
 from graph.state import SOLO_AGENT, RunContext
 from memory.checkpointer import open_checkpointer
 from memory.queue import QueueStore
 from memory.request_keys import RequestKey, RequestKeys, request_key
 from memory.tables import Escalation, Run
+
+__all__ = ["Agent", "RunResult", "Token", "escalation_view"]
 
 MAX_QUESTION_CHARS = 20_000
 # A thread lease outlives its run's wall clock by this much: the run settles its row and checkpoint after it.
@@ -49,90 +42,16 @@ THREAD_GRACE_S = 30.0
 REFUSALS = frozenset({"no", "n", "reject", "cancel", "stop"})
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome of one run, as the CLI's ``--json`` prints it."""
-
-    run_id: str
-    thread_id: str
-    status: str
-    answer: str | None
-    trace_id: str | None
-    usage: Usage
-    error: str | None = None
-    escalations: list[dict[str, Any]] = field(default_factory=list)  # what a waiting run waits for
-    cache: dict[str, Any] | None = None  # the cache hit that answered the run: similarity, matched, savings
-    retry_after_s: float | None = None  # a rate-limited run may try again this much later
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "cache": self.cache,
-            "escalations": self.escalations,
-            "run_id": self.run_id,
-            "thread_id": self.thread_id,
-            "status": self.status,
-            "answer": self.answer,
-            "trace_id": self.trace_id,
-            "error": self.error,
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-                "cost_usd": self.usage.cost_usd,
-            },
-        }
-
-
-@dataclass(frozen=True)
-class Token:
-    """A piece of the answer as the model produces it."""
-
-    text: str
-
-
-def _fresh_input(question: str, planning: bool) -> dict[str, Any]:
-    return {
-        "messages": [HumanMessage(content=question)],
-        "planning": planning,
-        "plan": None,
-        "replans": 0,
-        "steps": 0,
-        "status": "running",
-        "answer": "",
-        "stop_detail": "",
-        "verdicts": {},
-        "gate_ids": {},
-        "rejected": [],
-        "breach": None,
-        "escalation": None,
-        "resume_to": "",
-        "pauses": 0,
-        "cache": None,
-        "flagged": False,
-    }
-
-
-def escalation_view(row: Escalation) -> dict[str, Any]:
-    """What a waiting run's caller needs to know about one escalation."""
-    return {
-        "id": row.id,
-        "type": row.type,
-        "audience": row.audience,
-        "trigger": row.trigger,
-        "reason": row.reason,
-        "question": row.question,
-        "options": row.options,
-        "status": row.status,
-    }
-
-
-def _status_for(exc: BaseException) -> str:
-    if isinstance(exc, RunDeadlineExceeded):
-        return "timed_out"
-    if isinstance(exc, BudgetExceeded):
-        return "budget_exceeded"
-    if isinstance(exc, RateLimited):
-        return "rate_limited"
-    return "failed"
+def _checked_question(question: str) -> str:
+    """The question without surrounding blanks; an empty or overlong one is refused before anything runs."""
+    question = question.strip()
+    if not question:
+        raise FirebreakError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise FirebreakError(
+            f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
+        )
+    return question
 
 
 class Agent:
@@ -185,8 +104,8 @@ class Agent:
         except ScriptError as exc:
             if result.error == str(exc):
                 return result
-            self.services.runs.finish(result.run_id, status="failed", answer=result.answer, error=str(exc))
-            return replace(result, status="failed", error=str(exc))
+            self.services.runs.finish(result.run_id, status=RunStatus.FAILED, answer=result.answer, error=str(exc))
+            return replace(result, status=RunStatus.FAILED, error=str(exc))
         return result
 
     async def ask(self, question: str, **kwargs: Any) -> RunResult:
@@ -222,15 +141,8 @@ class Agent:
         same request sent again under the key yields the first run's :class:`RunResult` and runs nothing (a
         run still going raises :class:`RequestInProgress`); another request under it raises
         :class:`IdempotencyKeyConflict`."""
-        settings = self.services.settings
-        question = question.strip()
-        if not question:
-            raise FirebreakError("the question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise FirebreakError(
-                f"the question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}. Shorten it."
-            )
-        tenant_id, user_id = settings.identity.resolve(tenant_id, user_id)
+        question = _checked_question(question)
+        tenant_id, user_id = self.services.settings.identity.resolve(tenant_id, user_id)
         request = None
         if idempotency_key is not None:
             # What the caller asked, not what was resolved for it: a retry must match even after a promotion.
@@ -256,12 +168,8 @@ class Agent:
                 yield waiting
                 return
         thread_id = thread_id or str(uuid.uuid4())
-        canary = self.services.canary
-        # A caller who names the route pins the model: such a run serves the stable release and stays out of
-        # any rollout's comparison, which must hold everything but the release equal.
-        serving = canary.serve(tenant_id, user_id, thread_id) if route is None else Assignment(canary.stable())
+        serving = self._serving(tenant_id, user_id, thread_id, route)
         route = route or serving.release.route
-        self.services.gateway.prepare(route)  # a configuration mistake fails before anything is recorded
         run = Run(
             id=run_id or str(uuid.uuid4()),
             thread_id=thread_id,
@@ -274,7 +182,7 @@ class Agent:
             arm=serving.arm,
             rollout_id=serving.rollout_id,
             rollout_step=serving.step,
-            status="running",
+            status=RunStatus.RUNNING,
             question=question,
         )
         if request is not None:
@@ -282,6 +190,23 @@ class Agent:
             if earlier != run.id:  # the same request, sent at the same time by another caller, won the key
                 yield self._repeated(request, earlier)
                 return
+        self._start(run, request)
+        planning = serving.release.planner if plan is None else plan
+        async for item in self._execute(self._context(run, stream_tokens), fresh_input(question, planning)):
+            yield item
+
+    def _serving(self, tenant_id: str, user_id: str, thread_id: str, route: str | None) -> Assignment:
+        """The release (and rollout arm) that serves a new run, its model route checked."""
+        canary = self.services.canary
+        # A caller who names the route pins the model: such a run serves the stable release and stays out of
+        # any rollout's comparison, which must hold everything but the release equal.
+        serving = canary.serve(tenant_id, user_id, thread_id) if route is None else Assignment(canary.stable())
+        # A configuration mistake fails before anything is recorded.
+        self.services.gateway.prepare(route or serving.release.route)
+        return serving
+
+    def _start(self, run: Run, request: RequestKey | None) -> None:
+        """Take the run's thread and record the run; on failure, nothing is recorded and nothing is held."""
         try:
             self._take_thread(run.thread_id, run.id)
             self.services.runs.start(run)
@@ -291,9 +216,6 @@ class Agent:
             if request is not None:
                 self._request_keys.release(request, run.id)
             raise
-        planning = serving.release.planner if plan is None else plan
-        async for item in self._execute(self._context(run, stream_tokens), _fresh_input(question, planning)):
-            yield item
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue an interrupted run from its last checkpoint, with the same run id (and so the same op_ids)."""
@@ -304,14 +226,16 @@ class Agent:
         graph_input: dict[str, Any] | None = None
         if state.metadata is None or state.metadata.get("run_id") != run_id:
             # The run died before its first checkpoint: start it (same run id) from its question.
-            graph_input = _fresh_input(run.question, self.services.canary.release(run.release).planner)
+            graph_input = fresh_input(run.question, self.services.canary.release(run.release).planner)
         elif not state.tasks:
             # The graph finished; only recording the outcome was lost. Record it, run nothing again.
             # (Not ``state.next``: it is also empty when a run died after a step's writes were saved but
             # before the checkpoint that follows them, and such a run must go on from those writes.)
             values = state.values
             return self._result(
-                self.services.runs.finish(run_id, status=values.get("status", "failed"), answer=values.get("answer"))
+                self.services.runs.finish(
+                    run_id, status=values.get("status", RunStatus.FAILED), answer=values.get("answer")
+                )
             )
         self._take_thread(run.thread_id, run_id)
         self.services.runs.restart(run_id)
@@ -328,7 +252,7 @@ class Agent:
     def _repeated(self, request: RequestKey, run_id: str) -> RunResult:
         """The outcome of the run an identical earlier request started; raises while it is still running."""
         run = self.services.runs.get(run_id)
-        if run is None or run.status == "running":
+        if run is None or run.status == RunStatus.RUNNING:
             raise RequestInProgress(request.key, run_id)
         return self._result(run)
 
@@ -366,14 +290,7 @@ class Agent:
 
     def _result(self, run: Run, cache: dict[str, Any] | None = None) -> RunResult:
         """A run's outcome as recorded, with what it still waits for when it waits."""
-        waiting_for = []
-        if run.status == "waiting":
-            rows = self.services.escalations.for_run(run.id)
-            waiting_for = [escalation_view(row) for row in rows if row.status == "open" and row.pauses_run]
-        usage = Usage(run.input_tokens, run.output_tokens, run.cost_usd)
-        return RunResult(
-            run.id, run.thread_id, run.status, run.answer, run.trace_id, usage, run.error, waiting_for, cache
-        )
+        return run_result(self.services, run, cache)
 
     async def answer(self, escalation_id: str, answer: str, *, by: str, note: str | None = None) -> RunResult | None:
         """Record a person's answer; when it was the last one its run waits for, resume the run and return it.
@@ -442,7 +359,7 @@ class Agent:
         if job is not None and job.status in ("waiting", "running", "queued"):
             # A "running" one's worker has not settled the pause yet: it wakes the run itself (Worker._process).
             queue.wake(run_id, now=self.services.clock())
-            return replace(self._result(run), status="queued")
+            return replace(self._result(run), status=RunStatus.QUEUED)
         return await self.resume_answered(run_id)
 
     async def resume_answered(self, run_id: str) -> RunResult | None:
@@ -460,7 +377,7 @@ class Agent:
             # resuming would continue someone else's run. Record it instead of guessing.
             error = "its checkpoint is no longer the thread's latest; nothing was resumed"
             self.services.threads.release(run.thread_id, run_id)
-            return self._result(self.services.runs.finish(run_id, status="failed", error=error))
+            return self._result(self.services.runs.finish(run_id, status=RunStatus.FAILED, error=error))
         result = None
         async for item in self._execute(self._context(run, stream_tokens=False), Command(resume={"answered": True})):
             result = item
@@ -474,21 +391,6 @@ class Agent:
         holder = self.services.threads.acquire(thread_id, run_id, now=now, ttl_s=wall + THREAD_GRACE_S)
         if holder is not None:
             raise ThreadBusy(thread_id, holder.run_id, max(holder.expires_at - now, 0.0))
-
-    def _budget_alert(self, context: RunContext, exc: BudgetExceeded) -> None:
-        self.services.alert(
-            "budget_breach",
-            f"run {context.run_id} stopped: {exc}",
-            {
-                "run_id": context.run_id,
-                "tenant_id": context.tenant_id,
-                "scope": exc.scope,
-                "resource": exc.resource,
-                "limit": exc.limit,
-                "used": exc.used,
-                "requested": exc.requested,
-            },
-        )
 
     async def snapshot(self, run_id: str) -> dict[str, Any]:
         """The run's last checkpoint as plain data, for a dead letter: its id and the messages so far."""
@@ -524,84 +426,13 @@ class Agent:
             arm=run.arm,
         )
 
-    async def _execute(
-        self, context: RunContext, graph_input: dict[str, Any] | Command[Any] | None
-    ) -> AsyncIterator[Token | RunResult]:
+    async def _execute(self, context: RunContext, graph_input: GraphInput) -> AsyncIterator[Token | RunResult]:
         """Run the graph on the thread this run holds, then let the thread go, whatever happens."""
         try:
-            async for item in self._execute_held(context, graph_input):
+            async for item in record_run(self.services, self.graph, context, graph_input):
                 yield item
         finally:
             self.services.threads.release(context.thread_id, context.run_id)
-
-    async def _execute_held(
-        self, context: RunContext, graph_input: dict[str, Any] | Command[Any] | None
-    ) -> AsyncIterator[Token | RunResult]:
-        """Run the graph inside the run's ``invoke_agent`` span and settle the run row, whatever happens."""
-        runs = self.services.runs
-        tracer = self.services.telemetry.tracer
-        status, answer, error, cache = "failed", None, None, None
-        retry_after: float | None = None
-        with tracer.start_as_current_span("invoke_agent firebreak", kind=SpanKind.INTERNAL) as span:
-            span.set_attributes(
-                {
-                    "gen_ai.operation.name": "invoke_agent",
-                    "gen_ai.agent.name": context.agent,
-                    **context.release_attributes,
-                    "firebreak.resumed": not isinstance(graph_input, dict),
-                    **context.ids,
-                }
-            )
-            if isinstance(graph_input, dict):
-                self.services.telemetry.content(span, "gen_ai.input.messages", graph_input["messages"][0].text)
-            trace_id = format(span.get_span_context().trace_id, "032x")
-            runs.set_trace(context.run_id, trace_id)
-            try:
-                async for mode, chunk in self.graph.astream(
-                    graph_input,
-                    config={
-                        "configurable": {"thread_id": context.thread_id},
-                        # Checkpoints name their run, so a resume can tell its own progress from the thread's past.
-                        "metadata": {"run_id": context.run_id},
-                        "recursion_limit": self.services.settings.agent.max_steps * 6 + 10,
-                    },
-                    context=context,
-                    stream_mode=["custom", "values"],
-                    durability="sync",
-                ):
-                    if mode == "custom" and "token" in chunk:
-                        yield Token(chunk["token"])
-                    elif mode == "values" and "__interrupt__" in chunk:
-                        status = "waiting"
-                    elif mode == "values":
-                        status, answer = chunk.get("status", status), chunk.get("answer") or answer
-                        cache = (chunk.get("cache") or {}).get("hit") or cache
-            except FirebreakError as exc:
-                # Whatever failed once the wall clock was spent (a model call cut to the remaining time, say)
-                # failed because the run ran out of time.
-                status, error = _status_for(exc), str(exc)
-                retry_after = exc.retry_after_s if isinstance(exc, RateLimited) else None
-                if time.monotonic() >= context.deadline and not isinstance(exc, RunDeadlineExceeded):
-                    wall = self.services.settings.agent.run_wall_clock_s
-                    status, error = "timed_out", f"run {context.run_id} spent its {wall:g}s wall clock ({exc})"
-                mark_error(span, exc)
-                if isinstance(exc, BudgetExceeded):
-                    self._budget_alert(context, exc)
-            except BaseException as exc:
-                # Record the run before the unexpected error propagates: nothing is lost silently.
-                mark_error(span, exc)
-                runs.finish(context.run_id, status="failed", error=f"unexpected {type(exc).__name__}: {exc}")
-                self.services.telemetry.flush()
-                raise
-            span.set_attribute("firebreak.status", status)
-            self.services.telemetry.content(span, "gen_ai.output.messages", answer or "")
-        if status == "waiting":
-            answer = None
-        record = runs.finish(context.run_id, status=status, answer=answer, error=error)
-        if record.rollout_id is not None and status != "waiting":
-            self.services.canary.evaluate()  # each finished run of a rollout may complete its step's window
-        self.services.telemetry.flush()
-        yield replace(self._result(record, cache), retry_after_s=retry_after)
 
 
 class _AgentContext:

@@ -18,10 +18,11 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.errors import FirebreakError
+from core.errors import FirebreakError, HandlerFailed
+from core.status import RunStatus
 from graph.agent import Agent
 from graph.sweeper import sweeping
-from memory.events import ChangeSignal, EventLog, HandlerFailed, Outcome
+from memory.events import ChangeSignal, EventLog, Outcome
 from memory.tables import EntityEvent
 
 
@@ -71,8 +72,8 @@ async def handle_pending(
         waiting, offered again each pass, and is done once the answered run has finished)."""
         thread_id = f"{event.correlation_id or event.event_id}:{role}:v{event.version}"
         earlier = agent.services.runs.recent(limit=1, thread_id=thread_id)
-        if earlier and earlier[0].status in ("waiting", "answered"):
-            return "waiting" if earlier[0].status == "waiting" else None  # no second run for one event
+        if earlier and earlier[0].status in (RunStatus.WAITING, RunStatus.ANSWERED):
+            return "waiting" if earlier[0].status == RunStatus.WAITING else None  # no second run for one event
         result = await agent.ask(
             subscription.instructions.format(key=event.key),
             thread_id=thread_id,
@@ -81,9 +82,9 @@ async def handle_pending(
             agent=role,
             correlation_id=event.correlation_id or event.event_id,
         )
-        if result.status == "waiting":
+        if result.status == RunStatus.WAITING:
             return "waiting"
-        if result.status != "answered":
+        if result.status != RunStatus.ANSWERED:
             raise HandlerFailed(f"{role} run {result.run_id} {result.status}: {result.error}", result.run_id)
         return None
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage
 
+from core.status import RunStatus
 from graph.state import AgentState
 
-STOPPED = frozenset({"step_limit", "repeated_failure", "terminated", "budget_exceeded", "handed_off", "empty_reply"})
+STOPPED = frozenset(
+    {
+        RunStatus.STEP_LIMIT,
+        RunStatus.REPEATED_FAILURE,
+        RunStatus.TERMINATED,
+        RunStatus.BUDGET_EXCEEDED,
+        RunStatus.HANDED_OFF,
+        RunStatus.EMPTY_REPLY,
+    }
+)
 
 
 def _stopped(state: AgentState) -> bool:

@@ -24,18 +24,37 @@ if TYPE_CHECKING:
 SOLO_AGENT = "firebreak"  # the agent name of a run that is not a team member: a person asked it
 
 
+class Breach(TypedDict):
+    """A cap a call hit (``nodes.budget_guard.breach``): ``budget_guard`` turns it into an escalation."""
+
+    scope: str  # request:<run id>, session:<thread id> or day:<tenant>:<date>; its kind names the [limits] table
+    resource: str
+    limit: float
+    used: float
+    requested: float
+    message: str  # the refusal as BudgetExceeded says it
+    resume_to: str  # the node whose call was refused: where the run goes on once the cap is raised
+
+
+class Pending(TypedDict):
+    """The escalations ``hitl`` waits for, and where it sends the run once they are answered."""
+
+    ids: list[str]
+    resume_to: str
+
+
 class AgentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     steps: int
-    status: str
+    status: str  # a RunStatus value, kept plain: a checkpoint holds no enum (it would need an allowlist)
     answer: str
     stop_detail: str  # why observe stopped the loop, for respond to explain
     # Containment, reset by every run:
     verdicts: dict[str, str]  # call id (or "answer") -> execute | approved | rejected | hedge, from the gate and hitl
     gate_ids: dict[str, int]  # call id -> its gate_decisions row, to record the outcome
     rejected: list[str]  # actions a person rejected in this run: never proposed into execution again
-    breach: dict[str, Any] | None  # a cap a call hit; budget_guard turns it into an escalation
-    escalation: dict[str, Any] | None  # {"ids": [...], "resume_to": node}: hitl waits for these answers
+    breach: Breach | None  # a cap a call hit; budget_guard turns it into an escalation
+    escalation: Pending | None  # hitl waits for these answers
     resume_to: str  # where hitl sends the run once the answers are in
     pauses: int  # escalations so far in this run: part of each escalation's stable id
     cache: dict[str, Any] | None  # {"scope": digest, "hit": {similarity, matched, …} | None} from cache_lookup

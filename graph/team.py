@@ -29,7 +29,9 @@ from langgraph.types import Command, interrupt
 from opentelemetry.trace import SpanKind
 
 from core.errors import FirebreakError
-from graph.agent import Agent, escalation_view
+from core.status import RunStatus
+from graph.agent import Agent
+from graph.results import escalation_view
 
 # Member run ids are uuid5s in this namespace of "correlation:role:turn": the same turn is the same run.
 TEAM_RUNS = uuid.UUID("2f0c3f55-0d3e-4a0e-9a51-7465616d7275")
@@ -129,10 +131,10 @@ def _supervisor(agent: Agent, correlation: str) -> StateGraph[TeamState]:
                 agent=role,
                 correlation_id=correlation,
             )
-        elif run.status == "running":
+        elif run.status == RunStatus.RUNNING:
             await agent.resume(run_id)  # the team's process died during this turn
         run = runs.get(run_id)
-        while run is not None and run.status == "waiting":
+        while run is not None and run.status == RunStatus.WAITING:
             interrupt({"role": role, "run_id": run_id})
             run = runs.get(run_id)  # resumed: answered meanwhile, or still waiting (then interrupt again)
         assert run is not None

@@ -37,16 +37,13 @@ from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from app.alerts import raise_alert
 from core.config import QueueSettings, Settings
 from core.errors import FirebreakError, StoreUnavailable, ThreadBusy
+from core.status import RESUMABLE, RunStatus
 from graph.agent import Agent, RunResult
 from graph.sweeper import sweeping
 from memory.queue import QueueStore
 from memory.request_keys import RequestKeys, request_key
-from memory.runs import RESUMABLE_STATUSES
 from memory.tables import DeadLetter, QueuedRun
 
-# A budget breach is a decision, not an outage: retrying it would only spend more. (A rate-limited run waits
-# for its retry-after instead, its attempt given back.)
-RETRYABLE = RESUMABLE_STATUSES
 # The longest a worker waits between tries while its store keeps failing.
 STORE_BACKOFF_CAP_S = 30.0
 
@@ -233,11 +230,11 @@ class Worker:
             result = await self._run(job)
             status, error, retry_after = result.status, result.error or f"run {result.status}", result.retry_after_s
         except ThreadBusy as exc:
-            status, error, retry_after = "failed", str(exc), min(exc.retry_after_s, self.settings.poll_s * 10)
+            status, error, retry_after = RunStatus.FAILED, str(exc), min(exc.retry_after_s, self.settings.poll_s * 10)
         except StoreUnavailable:
             raise  # the worker's trouble, not the run's (run_once)
         except FirebreakError as exc:
-            status, error = "failed", str(exc)
+            status, error = RunStatus.FAILED, str(exc)
         if retry_after is not None:
             # A rate limit or a busy conversation is back-pressure, not a failure: wait, and give the attempt back.
             self.store.settle(
@@ -250,7 +247,7 @@ class Worker:
                 last_error=error,
                 lease_owner=None,
             )
-        elif status == "waiting":
+        elif status == RunStatus.WAITING:
             # Paused for a person, not done: the run stays the queue's (the attempt given back, a pause is no
             # failure) and comes back through it once answered (Agent._resume_if_ready wakes it).
             settled = self.store.settle(
@@ -258,7 +255,9 @@ class Worker:
             )
             if settled and not self.agent.open_pauses(job.id):
                 self.store.wake(job.id, now=self.clock())  # answered before this settled: nobody else wakes it
-        elif status not in RETRYABLE:
+        elif status not in RESUMABLE:
+            # A deliberate stop (a budget breach, say) is a decision, not an outage: retrying it would only spend
+            # more. (A rate-limited run waits for its retry-after instead, its attempt given back.)
             self.store.settle(job.id, self.name, now=self.clock(), status="completed", last_error=None)
         elif job.attempts < job.max_attempts:
             delay = self.settings.retry_base_delay_s * 2 ** (job.attempts - 1)
@@ -276,7 +275,7 @@ class Worker:
 
     async def _run(self, job: QueuedRun) -> RunResult:
         record = self.agent.services.runs.get(job.id)
-        if record is not None and record.status == "waiting":
+        if record is not None and record.status == RunStatus.WAITING:
             # Woken once its answers were in: resume it with them (None: someone else resumed it first).
             resumed = await self.agent.resume_answered(job.id)
             if resumed is not None:

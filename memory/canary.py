@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from app.canary.analysis import RunSample
-from app.canary.release import BASE_RELEASE, ReleaseSpec
 from core.errors import CanaryError
-from memory.runs import IN_PROGRESS_STATUSES, is_error
+from core.status import IN_PROGRESS
 from memory.tables import CanaryAnalysis, Escalation, GateDecision, Release, Rollout, Run, table_of
 
 RELEASES, ROLLOUTS, ANALYSES = table_of(Release), table_of(Rollout), table_of(CanaryAnalysis)
@@ -20,9 +19,20 @@ RUNS, ESCALATIONS, GATES = table_of(Run), table_of(Escalation), table_of(GateDec
 ACTIVE = "active"
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """One finished run of a rollout, as its analysis reads it."""
+
+    arm: str
+    status: str
+    flagged: bool  # it raised an escalation, or a gate held one of its calls
+    cost_usd: float
+    latency_s: float
+
+
 def _finished(rollout_id: int, step: int | None) -> list[Any]:
     """The conditions for a rollout's finished runs, of one step's window when ``step`` is given."""
-    conditions = [RUNS.c.rollout_id == rollout_id, RUNS.c.status.not_in(IN_PROGRESS_STATUSES)]
+    conditions = [RUNS.c.rollout_id == rollout_id, RUNS.c.status.not_in(IN_PROGRESS)]
     return conditions if step is None else [*conditions, RUNS.c.rollout_step == step]
 
 
@@ -30,38 +40,31 @@ class CanaryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def register(self, spec: ReleaseSpec, *, now: float) -> ReleaseSpec:
-        """Store ``spec`` the first time its name serves; a name never changes its content afterwards.
-
-        ``base`` is the exception: it *is* the [agent] settings of the day, so it follows them.
-        """
-        stored = self.release(spec.name)
-        if stored == spec:
-            return spec
-        row = {"name": spec.name, "digest": spec.digest, "spec": spec.as_dict(), "created_at": now}
-        if stored is None:
-            try:
-                with self.engine.begin() as connection:
-                    connection.execute(insert(RELEASES).values(row))
-            except IntegrityError:
-                stored = self.release(spec.name)  # another worker registered it first
-        if stored is not None and stored != spec:
-            if spec.name != BASE_RELEASE:
-                raise CanaryError(
-                    f"release {spec.name!r} changed since it first served (digest {stored.digest} -> "
-                    f"{spec.digest}): give the new version a new name"
-                )
-            with self.engine.begin() as connection:
-                connection.execute(update(RELEASES).where(RELEASES.c.name == spec.name).values(row))
+    def release(self, name: str) -> dict[str, Any] | None:
+        """The stored content of release ``name`` (as its ``spec`` column holds it), None if it never served."""
+        with self.engine.connect() as connection:
+            spec: dict[str, Any] | None = connection.execute(
+                select(RELEASES.c.spec).where(RELEASES.c.name == name)
+            ).scalar()
         return spec
 
-    def release(self, name: str) -> ReleaseSpec | None:
-        with self.engine.connect() as connection:
-            spec = connection.execute(select(RELEASES.c.spec).where(RELEASES.c.name == name)).scalar()
-        return None if spec is None else ReleaseSpec.from_dict(spec)
+    def add_release(self, name: str, digest: str, spec: dict[str, Any], *, now: float) -> bool:
+        """Store release ``name``; False when it is stored already (another worker may have been first)."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(RELEASES).values(name=name, digest=digest, spec=spec, created_at=now))
+        except IntegrityError:
+            return False
+        return True
 
-    def stable(self) -> str:
-        """The release that serves everyone outside a rollout: the last one promoted, else ``base``."""
+    def replace_release(self, name: str, digest: str, spec: dict[str, Any], *, now: float) -> None:
+        """Overwrite the stored content of release ``name``."""
+        values = {"name": name, "digest": digest, "spec": spec, "created_at": now}
+        with self.engine.begin() as connection:
+            connection.execute(update(RELEASES).where(RELEASES.c.name == name).values(values))
+
+    def promoted(self) -> str | None:
+        """The release promoted last, None if none ever was."""
         query = (
             select(ROLLOUTS.c.release)
             .where(ROLLOUTS.c.status == "promoted")
@@ -69,7 +72,8 @@ class CanaryStore:
             .limit(1)
         )
         with self.engine.connect() as connection:
-            return connection.execute(query).scalar() or BASE_RELEASE
+            promoted: str | None = connection.execute(query).scalar()
+        return promoted
 
     def create(self, rollout: Rollout) -> Rollout:
         """Insert an active rollout, or raise :class:`CanaryError` when one is active already."""
@@ -129,7 +133,7 @@ class CanaryStore:
         with self.engine.connect() as connection:
             return {arm: count for arm, count in connection.execute(query).all()}
 
-    def samples(self, rollout_id: int, step: int | None = None) -> list[RunSample]:
+    def finished_runs(self, rollout_id: int, step: int | None = None) -> list[FinishedRun]:
         """The finished runs of one step's window (or of the whole rollout), both arms."""
         flagged = or_(
             exists().where(ESCALATIONS.c.run_id == RUNS.c.id),
@@ -141,9 +145,9 @@ class CanaryStore:
         with self.engine.connect() as connection:
             rows: Sequence[Any] = connection.execute(query).all()
         return [
-            RunSample(
+            FinishedRun(
                 arm=row.arm,
-                error=is_error(row.status),
+                status=row.status,
                 flagged=bool(row[5]),
                 cost_usd=row.cost_usd,
                 latency_s=(row.finished_at - row.created_at).total_seconds() if row.finished_at else 0.0,

@@ -15,15 +15,11 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from core.errors import FirebreakError
+from core.errors import EscalationClosed, FirebreakError
 from memory.tables import Escalation, table_of
 from memory.upsert import insert_ignore
 
 ESCALATIONS = table_of(Escalation)
-
-
-class EscalationClosed(FirebreakError):
-    """The escalation was already answered or expired; the answer was not applied."""
 
 
 class EscalationStore:

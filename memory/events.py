@@ -20,6 +20,7 @@ import psycopg
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
+from core.errors import HandlerFailed
 from memory.engine import is_sqlite, libpq_url
 from memory.tables import DeadLetter, EntityEvent, EventHandling, table_of
 from memory.upsert import insert_ignore
@@ -34,14 +35,6 @@ DEAD = table_of(DeadLetter)
 # waiting: the handler returned "waiting" (its run waits for a person); it is handled again, without counting
 # an attempt, until it is done or fails
 Outcome = Literal["done", "duplicate", "in_progress", "failed", "dead", "waiting"]
-
-
-class HandlerFailed(RuntimeError):
-    """A handler's run ended without an answer; the event's dead letter names the run."""
-
-    def __init__(self, message: str, run_id: str) -> None:
-        super().__init__(message)
-        self.run_id = run_id
 
 
 def is_event_letter(letter: DeadLetter) -> bool:

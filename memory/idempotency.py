@@ -17,16 +17,12 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from core.errors import FirebreakError
+from core.errors import IdempotencyConflict
 from memory.tables import Operation, table_of
 from memory.upsert import insert_ignore
 
 OPERATIONS = table_of(Operation)
 ClaimKind = Literal["run", "completed", "in_progress"]
-
-
-class IdempotencyConflict(FirebreakError):
-    """The same op_id was used with different arguments."""
 
 
 @dataclass(frozen=True)

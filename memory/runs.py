@@ -14,16 +14,9 @@ from sqlalchemy import and_, bindparam, exists, func, insert, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from core.status import SUCCEEDED, RunStatus
 from memory import node_rows
 from memory.tables import ModelCall, Run, RunEvent, SpanRecord, ThreadLease, table_of, utcnow
-
-SUCCESS_STATUSES = frozenset({"answered", "handed_off"})
-IN_PROGRESS_STATUSES = frozenset({"running", "waiting", "queued"})
-# Ended on the way, its graph unfinished (an error, its wall clock, a rate limit): such a run resumes from its last
-# checkpoint, so the queue retries it and an operator may requeue it. Every other error status is a deliberate
-# stop (the safety breaker, a budget cap, the step limit, a call that kept failing, an empty reply): its graph
-# ended, so resuming it would run nothing, and running it again would repeat what was stopped.
-RESUMABLE_STATUSES = frozenset({"failed", "timed_out", "rate_limited"})
 
 # Written on every step of every run: one INSERT … SELECT built once (building a statement costs more than
 # running it), numbering the run's events in the same statement.
@@ -65,16 +58,6 @@ _FINISH = (
 )
 
 
-def is_error(status: str) -> bool:
-    """A finished run that did not end with an answer (failed, timed out, terminated, over budget, …)."""
-    return status not in SUCCESS_STATUSES and status not in IN_PROGRESS_STATUSES
-
-
-def is_unclean(status: str) -> bool:
-    """A run an operator may have to act on: it ended without an answer, or it waits for a person."""
-    return status == "waiting" or is_error(status)
-
-
 class RunStore:
     """Reads and writes the durable record of runs."""
 
@@ -101,7 +84,7 @@ class RunStore:
                     "b_answer": answer,
                     "b_error": error,
                     # A waiting run is paused for a person, not finished.
-                    "b_finished": None if status == "waiting" else utcnow(),
+                    "b_finished": None if status == RunStatus.WAITING else utcnow(),
                     "b_input": int(tokens_in),
                     "b_output": int(tokens_out),
                     "b_cost": float(cost),
@@ -116,7 +99,7 @@ class RunStore:
         with Session(self.engine) as session:
             run = session.get(Run, run_id)
             if run is not None:
-                run.status, run.error, run.finished_at = "running", None, None
+                run.status, run.error, run.finished_at = RunStatus.RUNNING, None, None
                 session.add(run)
                 session.commit()
 
@@ -126,8 +109,8 @@ class RunStore:
         with self.engine.begin() as connection:
             taken = connection.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.status == "waiting")
-                .values(status="running")
+                .where(runs.c.id == run_id, runs.c.status == RunStatus.WAITING)
+                .values(status=RunStatus.RUNNING)
                 .returning(runs.c.id)
             ).first()
         return taken is not None
@@ -178,8 +161,8 @@ class RunStore:
         held = exists().where(
             leases.c.thread_id == runs.c.thread_id, leases.c.run_id == runs.c.id, leases.c.expires_at >= now
         )
-        settled = SUCCESS_STATUSES | {"running", "queued"}
-        abandoned = and_(runs.c.status == "running", ~held)
+        settled = SUCCEEDED | {RunStatus.RUNNING, RunStatus.QUEUED}
+        abandoned = and_(runs.c.status == RunStatus.RUNNING, ~held)
         query = select(Run).where(or_(col(Run.status).not_in(settled), abandoned))
         if tenant_id is not None:
             query = query.where(Run.tenant_id == tenant_id)

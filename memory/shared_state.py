@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.engine import Engine
 
-from core.errors import FirebreakError
+from core.errors import ChangeBudgetExhausted, EntityExists, EntityNotFound, StaleEntity
 from memory.events import CHANNEL
 from memory.tables import EntityEvent, SharedEntity, table_of
 from memory.upsert import insert_ignore
@@ -37,37 +37,6 @@ class Entity:
     data: dict[str, Any]
     changes: int
     updated_by: str
-
-
-class EntityExists(FirebreakError):
-    """``create`` named an entity that is already there."""
-
-
-class EntityNotFound(FirebreakError, LookupError):
-    """An update named an entity that was never created."""
-
-
-class StaleEntity(FirebreakError):
-    """The snapshot a write was based on is no longer current; ``current`` is the entity as it is now."""
-
-    def __init__(self, attempted: Entity, current: Entity) -> None:
-        super().__init__(
-            f"{current.kind} {current.key} is at version {current.version}, not {attempted.version} "
-            f"(last written by {current.updated_by}): re-read it and decide again"
-        )
-        self.current = current
-
-
-class ChangeBudgetExhausted(FirebreakError):
-    """The entity has had as many changes as its budget allows; agents must stop, not keep flipping it."""
-
-    def __init__(self, entity: Entity, budget: int) -> None:
-        super().__init__(
-            f"{entity.kind} {entity.key} has used its change budget of {budget} changes "
-            f"(version {entity.version}, last written by {entity.updated_by}): escalate instead of changing it"
-        )
-        self.entity = entity
-        self.budget = budget
 
 
 class EntityStore:

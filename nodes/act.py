@@ -15,20 +15,19 @@ their results, and the rest run after a reviewer raises the cap.
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from app.telemetry import mark_error
 from app.tools.registry import ToolContext
 from app.tools.runner import op_id_for, run_tool
-from core.errors import BudgetExceeded, CircuitOpen, InvalidToolArguments, ToolError, UnknownTool
+from core.errors import BudgetExceeded, CircuitOpen, IdempotencyConflict, InvalidToolArguments, ToolError, UnknownTool
 from graph.messages import TRUSTED_OUTPUT
 from graph.state import AgentState, RunContext
-from memory.idempotency import IdempotencyConflict
 from nodes.budget_guard import breach
 from nodes.confidence_gate import is_gated, untrusted_sources
 
@@ -81,18 +80,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 ToolMessage(content=refusal, tool_call_id=call_id, name=name, status="error", additional_kwargs=stamp)
             )
             continue
-        tool_context = ToolContext(
-            run_id=ctx.run_id,
-            tenant_id=ctx.tenant_id,
-            user_id=ctx.user_id,
-            engine=services.engine,
-            settings=services.settings,
-            op_id=op_id_for(ctx.run_id, step, index, name),
-            thread_id=ctx.thread_id,
-            agent=ctx.agent,
-            correlation_id=ctx.correlation_id or ctx.run_id,
-        )
-        error_cause = None
+        tool_context = _tool_context(ctx, op_id_for(ctx.run_id, step, index, name))
         with services.telemetry.tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL) as span:
             span.set_attributes(
                 {
@@ -104,34 +92,11 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             )
             services.telemetry.content(span, "gen_ai.tool.call.arguments", arguments)
             try:
-                if parse_error is not None:
-                    raise InvalidToolArguments(f"{name}: {parse_error}; send a JSON object", tool=name)
-                item = ctx.tools.get(name)
-                span.set_attribute("firebreak.tool.kind", item.kind)
-                if item.kind == "write":
-                    span.set_attribute("firebreak.op_id", tool_context.op_id or "")
-                output = await run_tool(
-                    item,
-                    arguments,
-                    tool_context,
-                    # A tool never runs past the run's wall clock, whatever its own budget.
-                    timeout_s=max(min(services.budgets.timeout_for(item), ctx.deadline - time.monotonic()), 0.001),
-                    runtime=services.tool_runtime,
-                    deadline=ctx.deadline,
-                )
-                status, error_type = "success", None
+                outcome = await _execute(ctx, span, name, arguments, parse_error, tool_context)
             except BudgetExceeded as exc:
                 mark_error(span, exc)
                 return {"messages": results, **breach(exc, "act")}
-            except CircuitOpen as exc:
-                mark_error(span, exc)
-                output = f"Error: {exc}. Do not call {name} again in this run; answer without it."
-                status, error_type = "error", "CircuitOpen"
-            except (ToolError, IdempotencyConflict) as exc:
-                mark_error(span, exc)
-                output, status, error_type = f"Error: {exc}", "error", type(exc).__name__
-                error_cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else None
-            services.telemetry.content(span, "gen_ai.tool.call.result", output)
+            services.telemetry.content(span, "gen_ai.tool.call.result", outcome.output)
         services.runs.add_event(
             ctx.run_id,
             "act",
@@ -140,23 +105,84 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 "tool": name,
                 "call_id": call_id,
                 "op_id": tool_context.op_id,
-                "status": status,
-                "error_type": error_type,
-                "output": output,
+                "status": outcome.status,
+                "error_type": outcome.error_type,
+                "output": outcome.output,
             },
         )
         if call_id in gate_ids:
-            services.gate.settle(
-                gate_ids[call_id], "executed" if status == "success" else "failed", now=services.clock()
-            )
-        # The error's type and cause ride along (never shown to the model): replan tells an open breaker and a
-        # shared entity that changed under the run (StaleEntity) apart from other failures.
-        kwargs: dict[str, Any] = {"error_type": error_type} if error_type else {}
-        if status == "error" and error_cause is not None:
-            kwargs["cause"] = error_cause
-        # Whether the result is the deployment's own data, as its tool declared when it ran: the gate reads it.
-        kwargs[TRUSTED_OUTPUT] = name in ctx.tools and ctx.tools.get(name).trusted_output
-        results.append(
-            ToolMessage(content=output, tool_call_id=call_id, name=name, status=status, additional_kwargs=kwargs)
-        )
+            settled = "executed" if outcome.status == "success" else "failed"
+            services.gate.settle(gate_ids[call_id], settled, now=services.clock())
+        results.append(_result_message(ctx, call_id, name, outcome))
     return {"messages": results}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one call came to: the text the model reads, "success" or "error", and the error's type and cause."""
+
+    output: str
+    status: Literal["success", "error"]
+    error_type: str | None = None
+    error_cause: str | None = None
+
+
+def _tool_context(ctx: RunContext, op_id: str) -> ToolContext:
+    services = ctx.services
+    return ToolContext(
+        run_id=ctx.run_id,
+        tenant_id=ctx.tenant_id,
+        user_id=ctx.user_id,
+        engine=services.engine,
+        settings=services.settings,
+        op_id=op_id,
+        thread_id=ctx.thread_id,
+        agent=ctx.agent,
+        correlation_id=ctx.correlation_id or ctx.run_id,
+    )
+
+
+async def _execute(
+    ctx: RunContext, span: Span, name: str, arguments: Any, parse_error: str | None, tool_context: ToolContext
+) -> _Outcome:
+    """Run one call; a tool's failure becomes an error outcome, a blast-radius cap (BudgetExceeded) propagates."""
+    services = ctx.services
+    try:
+        if parse_error is not None:
+            raise InvalidToolArguments(f"{name}: {parse_error}; send a JSON object", tool=name)
+        item = ctx.tools.get(name)
+        span.set_attribute("firebreak.tool.kind", item.kind)
+        if item.kind == "write":
+            span.set_attribute("firebreak.op_id", tool_context.op_id or "")
+        output = await run_tool(
+            item,
+            arguments,
+            tool_context,
+            # A tool never runs past the run's wall clock, whatever its own budget.
+            timeout_s=services.budgets.timeout_before(item, ctx.deadline),
+            runtime=services.tool_runtime,
+            deadline=ctx.deadline,
+        )
+        return _Outcome(output, "success")
+    except CircuitOpen as exc:
+        mark_error(span, exc)
+        return _Outcome(
+            f"Error: {exc}. Do not call {name} again in this run; answer without it.", "error", "CircuitOpen"
+        )
+    except (ToolError, IdempotencyConflict) as exc:
+        mark_error(span, exc)
+        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else None
+        return _Outcome(f"Error: {exc}", "error", type(exc).__name__, cause)
+
+
+def _result_message(ctx: RunContext, call_id: str, name: str, outcome: _Outcome) -> ToolMessage:
+    # The error's type and cause ride along (never shown to the model): replan tells an open breaker and a
+    # shared entity that changed under the run (StaleEntity) apart from other failures.
+    kwargs: dict[str, Any] = {"error_type": outcome.error_type} if outcome.error_type else {}
+    if outcome.status == "error" and outcome.error_cause is not None:
+        kwargs["cause"] = outcome.error_cause
+    # Whether the result is the deployment's own data, as its tool declared when it ran: the gate reads it.
+    kwargs[TRUSTED_OUTPUT] = name in ctx.tools and ctx.tools.get(name).trusted_output
+    return ToolMessage(
+        content=outcome.output, tool_call_id=call_id, name=name, status=outcome.status, additional_kwargs=kwargs
+    )

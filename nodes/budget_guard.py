@@ -14,7 +14,7 @@ from opentelemetry import trace
 
 from app.containment import escalation
 from core.errors import BudgetExceeded
-from graph.state import AgentState, RunContext
+from graph.state import AgentState, Breach, Pending, RunContext
 
 
 def breach(exc: BudgetExceeded, resume_to: str) -> dict[str, Any]:
@@ -23,28 +23,29 @@ def breach(exc: BudgetExceeded, resume_to: str) -> dict[str, Any]:
         "firebreak.budget.breach", {"firebreak.budget.scope": exc.scope, "firebreak.budget.resource": exc.resource}
     )
     return {
-        "breach": {
-            "scope": exc.scope,
-            "resource": exc.resource,
-            "limit": exc.limit,
-            "used": exc.used,
-            "requested": exc.requested,
-            "message": str(exc),
-            "resume_to": resume_to,
-        }
+        "breach": Breach(
+            scope=exc.scope,
+            resource=exc.resource,
+            limit=exc.limit,
+            used=exc.used,
+            requested=exc.requested,
+            message=str(exc),
+            resume_to=resume_to,
+        )
     }
 
 
 def budget_guard(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     services = ctx.services
-    hit = state.get("breach") or {}
+    hit = state.get("breach")
+    assert hit is not None, "the graph routes a run here only with a breach"
     services.alert(
         "budget_breach",
         f"run {ctx.run_id} paused: {hit['message']}",
         {"run_id": ctx.run_id, "tenant_id": ctx.tenant_id, **{k: v for k, v in hit.items() if k != "message"}},
     )
-    services.runs.add_event(ctx.run_id, "budget_guard", "budget_breach", hit)
+    services.runs.add_event(ctx.run_id, "budget_guard", "budget_breach", dict(hit))
     kind = hit["scope"].split(":", 1)[0]
     raise_by = getattr(getattr(services.settings.limits, kind), hit["resource"])
     row = escalation.build(
@@ -64,4 +65,4 @@ def budget_guard(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
         now=services.clock(),
     )
     services.escalations.open([row])
-    return {"breach": None, "escalation": {"ids": [row.id], "resume_to": hit["resume_to"]}}
+    return {"breach": None, "escalation": Pending(ids=[row.id], resume_to=hit["resume_to"])}

@@ -38,6 +38,7 @@ from opentelemetry import trace
 
 from app.cache.semantic import scope_key
 from app.containment.escalation import REVIEWER, this_run, user_questions
+from core.status import RunStatus
 from graph.state import AgentState, RunContext
 from memory.tables import ModelCall
 
@@ -157,8 +158,8 @@ def per_user(messages: Sequence[AnyMessage], ctx: RunContext) -> bool:
 
 def degraded(state: AgentState, ctx: RunContext, calls: Sequence[ModelCall]) -> str | None:
     """Why this run's answer is not one to serve again, or None for a clean answer."""
-    status = state.get("status") or "running"
-    if status != "running":
+    status = state.get("status") or RunStatus.RUNNING
+    if status != RunStatus.RUNNING:
         return f"status_{status}"
     if state.get("flagged"):
         return "flagged"

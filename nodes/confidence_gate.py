@@ -31,12 +31,12 @@ from opentelemetry import trace
 
 from app.containment import escalation
 from app.containment.escalation import user_questions
-from app.containment.gate import ProposedAction
+from app.containment.gate import Estimate, ProposedAction
 from app.containment.triggers import detect_triggers
 from app.gateway import CallContext
 from app.resilience.safety import SafetyPolicy
 from app.tools.registry import Tool
-from core.config import UntrustedPolicy
+from core.config import GateThresholds, UntrustedPolicy
 from core.errors import BudgetExceeded, UnknownTool
 from graph.messages import is_trusted
 from graph.state import SOLO_AGENT, AgentState, RunContext
@@ -244,32 +244,11 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
         services.runs.add_event(ctx.run_id, "confidence_gate", "injection_suspected", {"pattern": injection})
         span.add_event("firebreak.gate.injection_suspected", {"firebreak.gate.pattern": injection})
     for action, estimate in scored:
-        required = action.target in services.settings.gate.require_approval
         policy = None if action.kind == "answer" else holding_policy(ctx.tools.get(action.target), untrusted, ctx)
-        # After a suspected injection, or untrusted output under "review", a reviewer decides, whatever the score.
-        band = "human" if required or injection is not None or policy == "review" else thresholds.band(estimate.score)
-        if band == "execute" and policy == "confirm":
-            band = "confirm"
+        band = _band(action, estimate.score, thresholds, policy, injection is not None, ctx)
         held = untrusted_reason(action, untrusted, policy) if policy is not None else None
         if held is not None:
-            services.runs.add_event(
-                ctx.run_id,
-                "confidence_gate",
-                "untrusted_data",
-                {"action": action.describe(), "sources": untrusted, "policy": policy},
-            )
-            span.add_event(
-                "firebreak.gate.untrusted_data",
-                {
-                    "firebreak.gate.target": action.target,
-                    "firebreak.gate.untrusted_sources": untrusted,
-                    "firebreak.gate.policy": policy,
-                },
-            )
-        if band == "confirm" and action.kind != "answer" and ctx.agent != SOLO_AGENT:
-            # A team member's question was written by its supervisor, not a person: nobody in the chat could
-            # confirm it, so a reviewer in the Inbox decides.
-            band = "human"
+            _report_untrusted(action, untrusted, policy, ctx)
         if band == "execute":
             verdict, pending = "execute", None
         elif band == "confirm" and action.kind == "answer":
@@ -282,47 +261,103 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
             )
             rows.append(pending)
         verdicts[action.call_id] = verdict
-        gate_ids[action.call_id] = services.gate.record(
-            GateDecision(
-                run_id=ctx.run_id,
-                route=ctx.route,
-                step=state.get("steps", 0),
-                call_id=action.call_id,
-                target=action.target,
-                action_kind=action.kind,
-                estimator=estimate.estimator,
-                score=estimate.score,
-                band=band,
-                reason="; ".join(part for part in (held, estimate.problem) if part) or None,
-                escalation_id=pending.id if pending else None,
-                created_at=services.clock(),
-            )
-        )
-        span.add_event(
-            "firebreak.gate.scored",
-            {
-                "firebreak.gate.target": action.target,
-                "firebreak.gate.score": estimate.score,
-                "firebreak.gate.band": band,
-            },
-        )
-        services.runs.add_event(
-            ctx.run_id,
-            "confidence_gate",
-            "scored",
-            {
-                "action": action.describe(),
-                "score": estimate.score,
-                "band": band,
-                "estimator": estimate.estimator,
-                "problem": estimate.problem,
-            },
-        )
+        gate_ids[action.call_id] = _record_score(action, estimate, band, held, pending, state.get("steps", 0), ctx)
     update: dict[str, Any] = {"verdicts": verdicts, "gate_ids": gate_ids}
     if rows:
         services.escalations.open(rows)
         update["escalation"] = {"ids": [r.id for r in rows], "resume_to": "act" if decision.tool_calls else "respond"}
     return update
+
+
+def _band(
+    action: ProposedAction,
+    score: float,
+    thresholds: GateThresholds,
+    policy: UntrustedPolicy | None,
+    injected: bool,
+    ctx: RunContext,
+) -> str:
+    """Where one scored action goes: "execute", "confirm" (the user) or "human" (a reviewer)."""
+    required = action.target in ctx.services.settings.gate.require_approval
+    # After a suspected injection, or untrusted output under "review", a reviewer decides, whatever the score.
+    band: str = "human" if required or injected or policy == "review" else thresholds.band(score)
+    if band == "execute" and policy == "confirm":
+        band = "confirm"
+    if band == "confirm" and action.kind != "answer" and ctx.agent != SOLO_AGENT:
+        # A team member's question was written by its supervisor, not a person: nobody in the chat could
+        # confirm it, so a reviewer in the Inbox decides.
+        band = "human"
+    return band
+
+
+def _report_untrusted(
+    action: ProposedAction, untrusted: list[str], policy: UntrustedPolicy | None, ctx: RunContext
+) -> None:
+    """Say in the run's events and its span that untrusted output holds this action."""
+    ctx.services.runs.add_event(
+        ctx.run_id,
+        "confidence_gate",
+        "untrusted_data",
+        {"action": action.describe(), "sources": untrusted, "policy": policy},
+    )
+    trace.get_current_span().add_event(
+        "firebreak.gate.untrusted_data",
+        {
+            "firebreak.gate.target": action.target,
+            "firebreak.gate.untrusted_sources": untrusted,
+            "firebreak.gate.policy": policy,
+        },
+    )
+
+
+def _record_score(
+    action: ProposedAction,
+    estimate: Estimate,
+    band: str,
+    held: str | None,
+    pending: Escalation | None,
+    step: int,
+    ctx: RunContext,
+) -> int:
+    """Record one score as a ``gate_decisions`` row, a span event and a run event; the row's id."""
+    services = ctx.services
+    gate_id = services.gate.record(
+        GateDecision(
+            run_id=ctx.run_id,
+            route=ctx.route,
+            step=step,
+            call_id=action.call_id,
+            target=action.target,
+            action_kind=action.kind,
+            estimator=estimate.estimator,
+            score=estimate.score,
+            band=band,
+            reason="; ".join(part for part in (held, estimate.problem) if part) or None,
+            escalation_id=pending.id if pending else None,
+            created_at=services.clock(),
+        )
+    )
+    trace.get_current_span().add_event(
+        "firebreak.gate.scored",
+        {
+            "firebreak.gate.target": action.target,
+            "firebreak.gate.score": estimate.score,
+            "firebreak.gate.band": band,
+        },
+    )
+    services.runs.add_event(
+        ctx.run_id,
+        "confidence_gate",
+        "scored",
+        {
+            "action": action.describe(),
+            "score": estimate.score,
+            "band": band,
+            "estimator": estimate.estimator,
+            "problem": estimate.problem,
+        },
+    )
+    return gate_id
 
 
 def screen_triggers(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from app.planning.plan import Plan, render
 from app.resilience.safety import SafetyPolicy
 from app.resilience.stream_screen import StreamScreen
 from core.errors import BudgetExceeded
+from core.status import RunStatus
 from graph.messages import ai_message, to_openai
 from graph.state import AgentState, RunContext
 from nodes.budget_guard import breach
@@ -67,5 +68,5 @@ async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
         _emit(runtime, screen.finish(passed=policy.violation(decision.text) is None))
     if not reply.text.strip() and not reply.tool_calls:
         # Nothing to answer with and nothing to do: an empty reply must not pass for an (empty) answer.
-        return {"messages": [decision], "status": "empty_reply", "stop_detail": reply.model}
+        return {"messages": [decision], "status": RunStatus.EMPTY_REPLY.value, "stop_detail": reply.model}
     return {"messages": [decision]}

@@ -20,7 +20,8 @@ from opentelemetry import trace
 
 from app.containment.escalation import REVIEWER, is_approval, reviewer_note
 from app.containment.gate import ProposedAction
-from graph.state import AgentState, RunContext
+from core.status import RunStatus
+from graph.state import AgentState, Pending, RunContext
 from memory.tables import Escalation
 from nodes.confidence_gate import signature
 
@@ -33,7 +34,7 @@ def _closed(ctx: RunContext, ids: list[str]) -> list[Escalation]:
 def hitl(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     services = ctx.services
-    pending = state.get("escalation") or {"ids": [], "resume_to": "respond"}
+    pending = state.get("escalation") or Pending(ids=[], resume_to="respond")
     ids = list(pending["ids"])
     closed = _closed(ctx, ids)
     trace.get_current_span().set_attribute("firebreak.escalation_ids", ids)
@@ -69,7 +70,7 @@ def hitl(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 breach = row.context["breach"]
                 services.limits.raise_once(breach["scope"], breach["resource"])
             else:
-                update.update(status="budget_exceeded", stop_detail=row.reason, resume_to="respond")
+                update.update(status=RunStatus.BUDGET_EXCEEDED.value, stop_detail=row.reason, resume_to="respond")
         elif "call_id" in row.context:
             call_id = row.context["call_id"]
             outcome = "approved" if approved else ("expired" if row.status == "expired" else "rejected")
@@ -91,7 +92,7 @@ def hitl(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 )
             )
             messages.append(AIMessage(content=reply, name="human"))
-            update.update(status="handed_off", resume_to="respond")
+            update.update(status=RunStatus.HANDED_OFF.value, resume_to="respond")
         elif row.type == "targeted" and row.status == "answered" and row.answer:
             messages.append(reviewer_note(row.answer))
     update.update(verdicts=verdicts, rejected=rejected)

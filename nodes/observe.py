@@ -19,6 +19,7 @@ from langgraph.runtime import Runtime
 
 from app.containment import escalation
 from app.containment.escalation import this_run
+from core.status import RunStatus
 from graph.state import AgentState, RunContext
 
 REPEATED_FAILURES_LIMIT = 3
@@ -88,8 +89,8 @@ def observe(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     if stuck is not None:
         _report_failure(state, ctx, stuck)
         ctx.services.runs.add_event(ctx.run_id, "observe", "stopped", {"reason": "repeated_failure", "call": stuck})
-        return {"steps": steps, "status": "repeated_failure", "stop_detail": stuck}
+        return {"steps": steps, "status": RunStatus.REPEATED_FAILURE.value, "stop_detail": stuck}
     if steps >= ctx.services.settings.agent.max_steps:
         ctx.services.runs.add_event(ctx.run_id, "observe", "stopped", {"reason": "step_limit", "steps": steps})
-        return {"steps": steps, "status": "step_limit"}
+        return {"steps": steps, "status": RunStatus.STEP_LIMIT.value}
     return {"steps": steps}

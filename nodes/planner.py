@@ -16,8 +16,8 @@ from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.gateway import CallContext
-from app.planning.plan import PLAN_TOOL, Plan, PlanInvalid, parse_plan, plan_tool_spec
-from core.errors import BudgetExceeded, ModelError
+from app.planning.plan import PLAN_TOOL, Plan, parse_plan, plan_tool_spec
+from core.errors import BudgetExceeded, ModelError, PlanInvalid
 from graph.messages import to_openai
 from graph.state import AgentState, RunContext
 from memory.tables import PlanVersion

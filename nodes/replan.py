@@ -26,9 +26,9 @@ from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.containment import escalation
-from app.planning.plan import Plan, PlanInvalid, Step, record_result, render, substitute_step
-from core.errors import BudgetExceeded, ModelError, UnknownTool
-from graph.state import AgentState, RunContext
+from app.planning.plan import Plan, Step, record_result, render, substitute_step
+from core.errors import BudgetExceeded, ModelError, PlanInvalid, UnknownTool
+from graph.state import AgentState, Pending, RunContext
 from nodes.planner import plan_state, record_version, write_plan
 
 REPLAN_INSTRUCTIONS = (
@@ -139,4 +139,4 @@ def _escalate(
     trace.get_current_span().set_attributes(
         {"firebreak.plan.trigger": trigger, "firebreak.plan.severity": "critical", "firebreak.plan.change": "escalated"}
     )
-    return {"plan": {**(state["plan"] or {}), "steps": steps}, "escalation": {"ids": [row.id], "resume_to": "decide"}}
+    return {"plan": {**(state["plan"] or {}), "steps": steps}, "escalation": Pending(ids=[row.id], resume_to="decide")}

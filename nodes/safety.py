@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from opentelemetry import trace
 
 from app.resilience.safety import SafetyPolicy, ToolRequest, Verdict, earlier_jailbreaks
+from core.status import RunStatus
 from graph.state import AgentState, RunContext
 
 
@@ -39,7 +40,7 @@ def _record(ctx: RunContext, node: str, kind: str, verdict: Verdict) -> None:
 
 def _terminate(ctx: RunContext, node: str, verdict: Verdict) -> dict[str, Any]:
     _record(ctx, node, "terminated", verdict)
-    return {"status": "terminated", "stop_detail": verdict.reason}
+    return {"status": RunStatus.TERMINATED.value, "stop_detail": verdict.reason}
 
 
 def screen_input(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

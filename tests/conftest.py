@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+pytest_plugins = ["network_guard"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 for _leaked in (
@@ -151,8 +153,9 @@ def order_2(database_url: str) -> tuple[str, list[Any]]:
     gate tests change, or must not."""
     from sqlmodel import Session, select
 
+    from examples.support_desk.tables import DemoOrder
     from memory.engine import make_engine
-    from memory.tables import DemoOrder, Operation
+    from memory.tables import Operation
 
     engine = make_engine(database_url)
     try:

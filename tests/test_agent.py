@@ -10,9 +10,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlmodel import Session, select
 
 from core.errors import ScriptError, ThreadBusy
+from examples.support_desk.tables import DemoOrder, OutboxEmail
 from graph.agent import Agent, RunResult
 from memory.checkpointer import open_checkpointer
-from memory.tables import DemoOrder, ModelCall, OutboxEmail, Run
+from memory.tables import ModelCall, Run
 
 ROUTE = "scripted/demo"
 

@@ -18,11 +18,11 @@ from conftest import run
 from sqlmodel import Session, func, select
 
 from app.services import Services, build_services
-from app.tools.demo import knowledge_search
 from app.tools.registry import Tool, ToolContext, ToolRegistry, tool
 from app.tools.runner import run_tool
 from evals.scenario import SimulatedTime
 from evals.state import PRICING_DOWN, seed_replan_script
+from examples.support_desk.tools import knowledge_search
 from graph.agent import Agent, RunResult
 from memory.tables import CacheEntry
 

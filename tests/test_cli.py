@@ -269,6 +269,21 @@ def test_eval_gate_reports_each_bands_accuracy_from_recorded_outcomes(tmp_path, 
     assert report["thresholds"] == {"execute_above": 0.85, "confirm_above": 0.6}
 
 
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (["containment", "--dataset", "pairs.jsonl"], "--dataset"),
+        (["gate", "--out", "reports"], "--out"),
+        (["all", "--min-score", "0.5", "--config", "x.toml"], "--config, --min-score"),
+    ],
+)
+def test_eval_refuses_an_option_its_suite_does_not_take_before_running_it(args, refused):
+    result = firebreak("eval", *args, env={})
+
+    assert result.returncode == 1
+    assert result.stderr == f"error: eval {args[0]} takes no {refused} option\n"
+
+
 @pytest.mark.slow
 def test_eval_containment_json_passes_every_scenario_with_zero_overshoot_and_no_unapproved_write():
     result = subprocess.run(

@@ -20,15 +20,15 @@ from sqlmodel import Session, col, select
 from app.containment.labels import export_jsonl
 from app.services import build_services
 from core.config import ModelSettings, Settings
-from core.errors import ConfigError, FirebreakError
+from core.errors import ConfigError, EscalationClosed, FirebreakError
 from evals.gate import calibration
 from evals.scenario import SimulatedTime
+from examples.support_desk.tables import DemoOrder, OutboxEmail
 from graph.agent import Agent, RunResult
 from graph.builder import GraphBuilder, default_builder
 from graph.routing import after_gate, after_hitl, after_screen_actions
 from graph.state import AgentState
-from memory.escalations import EscalationClosed
-from memory.tables import Alert, DemoOrder, Escalation, GateDecision, Operation, OutboxEmail
+from memory.tables import Alert, Escalation, GateDecision, Operation
 
 ROUTE = "scripted/demo"
 SPENDER = "scripted/spender"

@@ -20,12 +20,12 @@ from sqlmodel import Session, select
 from app.operators import Operator, find_attention, needs_attention, requeue_as
 from app.services import build_services
 from core.errors import FirebreakError
+from examples.support_desk.tables import OutboxEmail
 from graph.agent import Agent
 from graph.choreography import settle
 from graph.worker import Worker, submit
 from memory.queue import QueueStore
 from memory.shared_state import EntityStore
-from memory.tables import OutboxEmail
 
 ROUTE = "scripted/demo"
 ADMIN = Operator("ops", "admin", "cli")
@@ -298,7 +298,7 @@ def test_a_run_whose_process_died_is_listed_for_requeue(database_url, make_setti
 
 def test_the_runs_and_dlq_tab_shows_each_entry_with_its_action():
     from app.operators import Attention
-    from ui import render
+    from ui.tabs import queue as render
 
     item = Attention(
         "run", "r-1", "r-1", "acme", "failed", "direct", "scripted server error", "requeue", "resumes", 0.0

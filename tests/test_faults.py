@@ -33,18 +33,19 @@ from sqlmodel import Session, func, select
 from app.limits.ledger import Scope
 from app.resilience.breaker import CircuitBreakers
 from app.services import Services, build_services, prepare_database
-from app.tools import demo
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from app.tools.runner import run_tool
 from core.errors import BudgetExceeded, CircuitOpen
 from evals.resilience import email_worker_config
 from evals.scenario import SimulatedTime
+from examples.support_desk import tools as demo
+from examples.support_desk.tables import OutboxEmail
 from graph.agent import Agent, RunResult
 from graph.worker import Worker, submit
 from memory.checkpointer import open_checkpointer
 from memory.idempotency import OperationLog
 from memory.queue import QueueStore
-from memory.tables import DeadLetter, Operation, OutboxEmail
+from memory.tables import DeadLetter, Operation
 from memory.threads import ThreadLeases
 
 ROUTE = "scripted/demo"

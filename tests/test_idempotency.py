@@ -17,15 +17,15 @@ from sqlmodel import Session, select
 
 from app.faults import FaultPlan
 from app.services import build_services
-from app.tools import demo
 from app.tools.registry import ToolContext, tool
 from app.tools.runner import run_tool
 from core.config import FaultSettings, load_settings
-from core.errors import ToolFailed, ToolTimeout
+from core.errors import IdempotencyConflict, ToolFailed, ToolTimeout
+from examples.support_desk import tools as demo
+from examples.support_desk.tables import DemoOrder, OutboxEmail
 from graph.agent import Agent
 from memory.engine import make_engine
-from memory.idempotency import IdempotencyConflict, OperationLog
-from memory.tables import DemoOrder, OutboxEmail
+from memory.idempotency import OperationLog
 
 EMAIL = {"to": "ada@example.com", "subject": "Your order", "body": "It has shipped."}
 

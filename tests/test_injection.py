@@ -28,9 +28,10 @@ from sqlmodel import Session, func, select
 from app.telemetry import RedactingExporter
 from app.tools.sandbox import landlock_abi, network_isolation, run_confined
 from core.config import Settings
+from core.errors import EscalationClosed
+from examples.support_desk.tables import DemoOrder, OutboxEmail
 from graph.agent import Agent, RunResult
-from memory.escalations import EscalationClosed
-from memory.tables import DemoOrder, Operation, OutboxEmail, SpanRecord
+from memory.tables import Operation, SpanRecord
 
 ROUTE = "scripted/demo"
 POISONED = 90  # the order whose row carries the injected instructions

@@ -12,9 +12,10 @@ from app.limits.ledger import BlastRadius, Scope
 from app.services import build_services
 from core.config import load_settings
 from core.errors import BudgetExceeded
+from examples.support_desk.tables import DemoOrder
 from graph.agent import Agent
 from memory.ledger import LedgerStore
-from memory.tables import Alert, DemoOrder, ModelCall
+from memory.tables import Alert, ModelCall
 
 SCOPE = Scope(run_id="run-1", thread_id="thread-1", tenant_id="acme")
 

@@ -126,7 +126,7 @@ def test_a_tool_with_long_string_bounds_gets_arguments_instead_of_a_crash(local_
     # send_email's body allows 5,000 characters: spelled out as a grammar, llama.cpp refused it and crashed.
     (email,) = [
         spec
-        for spec in ToolRegistry.from_modules(["app.tools.demo"]).specs()
+        for spec in ToolRegistry.from_modules(["examples.support_desk.tools"]).specs()
         if spec["function"]["name"] == "send_email"
     ]
     response = asyncio.run(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from conftest import run
 
-from app.planning.plan import Plan, PlanInvalid, Step, parse_plan, record_result, render, substitute_step
+from app.planning.plan import Plan, Step, parse_plan, record_result, render, substitute_step
+from core.errors import PlanInvalid
 from evals.state import PRICING_DOWN, REPORT, seed_replan_script
 from graph.agent import Agent
 from memory.shared_state import EntityStore

@@ -551,7 +551,7 @@ def test_a_reservation_is_granted_exactly_when_every_scope_has_room_for_it(ledge
 # Tool-argument validation
 # ---------------------------------------------------------------------------------------------------------------
 
-REGISTRY = ToolRegistry.from_modules(["app.tools.demo"])
+REGISTRY = ToolRegistry.from_modules(["examples.support_desk.tools"])
 PHONE = r"^\+?[0-9]{6,15}$"
 CALLS: list[dict[str, Any]] = []
 

@@ -34,7 +34,7 @@ def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
         "FIREBREAK_SCRIPT": script,
         "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
         "FIREBREAK_ROUTES__CHAT__MODELS": json.dumps(["scripted/demo"]),
-        "FIREBREAK_TOOLS__MODULES": json.dumps(["app.tools.demo", "my_tools"]),
+        "FIREBREAK_TOOLS__MODULES": json.dumps(["examples.support_desk.tools", "my_tools"]),
     }
     done = subprocess.run(
         [sys.executable, "-c", node_block],

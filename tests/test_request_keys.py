@@ -17,11 +17,12 @@ from sqlmodel import Session, select
 from app.services import build_services
 from core.errors import IdempotencyKeyConflict, RequestInProgress, ThreadBusy
 from evals.scenario import SimulatedTime
+from examples.support_desk.tables import OutboxEmail
 from graph.agent import Agent
 from graph.worker import Worker, submit
 from memory.engine import make_engine
 from memory.queue import QueueStore
-from memory.tables import OutboxEmail, Run
+from memory.tables import Run
 
 ROUTE = "scripted/demo"
 EMAIL = {"to": "ada@example.com", "subject": "Order 42", "body": "Order 42 has shipped."}

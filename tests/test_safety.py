@@ -10,9 +10,9 @@ from sqlmodel import Session, select
 from app.resilience.safety import SafetyPolicy, ToolRequest
 from core.config import load_settings
 from core.errors import ConfigError
+from examples.support_desk.tables import DemoOrder, OutboxEmail
 from graph.agent import Agent, RunResult
 from graph.builder import Branch, default_builder
-from memory.tables import DemoOrder, OutboxEmail
 
 ROUTE = "scripted/demo"
 CARD = "4111 1111 1111 1111"

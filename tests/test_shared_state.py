@@ -23,15 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.config import load_settings
+from core.errors import ChangeBudgetExhausted, EntityExists, StaleEntity
 from memory.engine import make_engine
 from memory.events import ChangeSignal, EventLog, dead_letter_id
-from memory.shared_state import (
-    ChangeBudgetExhausted,
-    Entity,
-    EntityExists,
-    EntityStore,
-    StaleEntity,
-)
+from memory.shared_state import Entity, EntityStore
 from memory.tables import DeadLetter, EntityEvent, EventHandling
 
 ROOT = Path(__file__).resolve().parent.parent

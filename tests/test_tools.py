@@ -16,10 +16,11 @@ from conftest import run
 from pydantic import Field
 
 from app.services import Services, build_services
-from app.tools import demo
 from app.tools.registry import ToolContext, ToolRegistry, tool
-from app.tools.runner import ToolBudgets, render_result, run_tool
+from app.tools.runner import render_result, run_tool
+from app.tools.timeouts import ToolBudgets
 from core.errors import ConfigError, InvalidToolArguments, ToolFailed, ToolTimeout, UnknownTool
+from examples.support_desk import tools as demo
 
 
 @tool(kind="write", cost_class="db")
@@ -210,7 +211,7 @@ def test_budgets_follow_tool_override_then_decorator_then_cost_class():
 
 
 def test_registry_rejects_unknown_and_duplicate_tools():
-    registry = ToolRegistry.from_modules(["app.tools.demo"])
+    registry = ToolRegistry.from_modules(["examples.support_desk.tools"])
 
     assert {item.name for item in registry} == {
         "knowledge_search",

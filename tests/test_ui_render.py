@@ -23,7 +23,8 @@ from memory.tables import (
     OperatorAction,
     Run,
 )
-from ui import render
+from ui.html import TABLE_CSS, duration_text, run_line
+from ui.tabs import cache, chat, inbox, ops, queue, resilience, traces
 
 
 def make_run(**overrides: Any) -> Run:
@@ -58,21 +59,21 @@ def line(name: str, depth: int, offset_ms: float, duration_ms: float, **details:
 
 
 def test_run_line_shows_tokens_cost_and_a_trace_link() -> None:
-    text = render.run_line("abc-123", "answered", 143, 13, 0.000169)
+    text = run_line("abc-123", "answered", 143, 13, 0.000169)
     assert "tokens 143 in / 13 out" in text
     assert "$0.000169" in text
     assert "[trace](?run=abc-123)" in text
 
 
 def test_failed_runs_say_why_instead_of_showing_an_answer() -> None:
-    message = render.answer_message(None, "timed_out", "the run's wall clock ran out", "LINE")
+    message = chat.answer_message(None, "timed_out", "the run's wall clock ran out", "LINE")
     assert message.startswith("**The run timed out:** the run's wall clock ran out")
     assert message.endswith("LINE")
-    assert render.answer_message("Paris.", "answered", None, "LINE") == "Paris.\n\nLINE"
+    assert chat.answer_message("Paris.", "answered", None, "LINE") == "Paris.\n\nLINE"
 
 
 def test_stored_runs_become_a_question_and_answer_pair() -> None:
-    user, assistant = render.run_messages(make_run())
+    user, assistant = chat.run_messages(make_run())
     assert user == {"role": "user", "content": "Where is order 42?"}
     assert assistant["role"] == "assistant"
     assert assistant["content"].startswith("A USB-C dock.")
@@ -80,7 +81,7 @@ def test_stored_runs_become_a_question_and_answer_pair() -> None:
 
 
 def test_run_choices_shorten_long_questions() -> None:
-    label, value = render.run_choice(make_run(question="why " * 40))
+    label, value = traces.run_choice(make_run(question="why " * 40))
     assert value == "run-1"
     assert label.startswith("run-1 · answered · why why")
     assert label.endswith("…")
@@ -99,7 +100,7 @@ def test_trace_html_draws_a_waterfall_relative_to_the_root() -> None:
         ),
         line("execute_tool sql_lookup", 1, 150.0, 0.01, **{"gen_ai.tool.name": "sql_lookup", "error.type": "timeout"}),
     ]
-    html = render.trace_html("run-1", make_run(), lines)
+    html = traces.trace_html("run-1", make_run(), lines)
     rows = re.findall(r'<div class="span-row[^"]*" data-name="([^"]+)" data-depth="(\d)"', html)
     assert rows == [("invoke_agent firebreak", "0"), ("chat scripted/demo", "1"), ("execute_tool sql_lookup", "1")]
     assert 'style="left:25.00%;width:50.00%"' in html
@@ -111,10 +112,10 @@ def test_trace_html_draws_a_waterfall_relative_to_the_root() -> None:
 
 
 def test_trace_html_escapes_names_and_explains_missing_runs() -> None:
-    assert "Pick a run" in render.trace_html("", None, [])
-    assert "No run with id <code>&lt;nope&gt;</code>" in render.trace_html("<nope>", None, [])
-    assert "No spans were recorded" in render.trace_html("run-1", make_run(), [])
-    html = render.trace_html("run-1", make_run(question="<script>x</script>"), [line('a"<b>', 0, 0.0, 1.0)])
+    assert "Pick a run" in traces.trace_html("", None, [])
+    assert "No run with id <code>&lt;nope&gt;</code>" in traces.trace_html("<nope>", None, [])
+    assert "No spans were recorded" in traces.trace_html("run-1", make_run(), [])
+    html = traces.trace_html("run-1", make_run(question="<script>x</script>"), [line('a"<b>', 0, 0.0, 1.0)])
     assert "<script>" not in html
     assert 'data-name="a&quot;&lt;b&gt;"' in html
 
@@ -142,7 +143,7 @@ def test_breakers_html_shows_each_state_with_its_own_colour() -> None:
         breaker("tool:sql_lookup", "open", trips=2, open_until=NOW + 29.2),
         breaker("tool:web_search", "half_open", trips=1),
     ]
-    html = render.breakers_html(rows, NOW)
+    html = resilience.breakers_html(rows, NOW)
     assert breaker_rows(html) == [
         ("model:scripted/demo", "closed"),
         ("tool:sql_lookup", "open"),
@@ -161,7 +162,7 @@ def test_breakers_html_shows_each_state_with_its_own_colour() -> None:
 
 def test_breakers_html_counts_down_to_the_next_probe() -> None:
     def probe(row: Breaker) -> str:
-        match = re.search(r'<td class="breaker-probe">([^<]*)</td>', render.breakers_html([row], NOW))
+        match = re.search(r'<td class="breaker-probe">([^<]*)</td>', resilience.breakers_html([row], NOW))
         assert match is not None
         return match.group(1)
 
@@ -173,8 +174,8 @@ def test_breakers_html_counts_down_to_the_next_probe() -> None:
 
 
 def test_breakers_html_explains_an_empty_table_and_escapes_names() -> None:
-    assert "No breaker has been used yet." in render.breakers_html([], NOW)
-    html = render.breakers_html([breaker('tool:<b>"x"', "closed")], NOW)
+    assert "No breaker has been used yet." in resilience.breakers_html([], NOW)
+    html = resilience.breakers_html([breaker('tool:<b>"x"', "closed")], NOW)
     assert "<b>" not in html
     assert 'data-name="tool:&lt;b&gt;&quot;x&quot;"' in html
 
@@ -185,7 +186,7 @@ def test_transitions_html_lists_the_newest_change_first() -> None:
         transition("tool:sql_lookup", "half_open", "closed", NOW - 29, "probe succeeded"),
         transition("tool:sql_lookup", "closed", "open", NOW - 60, "5 failures in 5 calls within 30s"),
     ]
-    html = render.transitions_html(rows)
+    html = resilience.transitions_html(rows)
     found = re.findall(
         r'<tr class="transition-row" data-name="([^"]+)" data-from="([^"]+)" data-to="([^"]+)">'
         r"<td>([0-9:]+)</td>.*?<td>([^<]*)</td></tr>",
@@ -200,8 +201,8 @@ def test_transitions_html_lists_the_newest_change_first() -> None:
 
 
 def test_transitions_html_explains_an_empty_log_and_escapes_reasons() -> None:
-    assert "No transitions yet." in render.transitions_html([])
-    html = render.transitions_html([transition("tool:x", "closed", "open", NOW, "<script>boom</script>")])
+    assert "No transitions yet." in resilience.transitions_html([])
+    html = resilience.transitions_html([transition("tool:x", "closed", "open", NOW, "<script>boom</script>")])
     assert "<script>" not in html
     assert "&lt;script&gt;boom&lt;/script&gt;" in html
 
@@ -242,7 +243,7 @@ def test_budgets_html_groups_tenant_days_then_sessions_then_requests() -> None:
         usage("day:acme:2025-03-14", "tokens", 120, updated_at=NOW),
         usage("session:thread-2", "tokens", 40, updated_at=NOW - 5),
     ]
-    html = render.budgets_html(rows, LIMITS)
+    html = resilience.budgets_html(rows, LIMITS)
     assert re.findall(r'<tbody class="budget-scope" data-scope="([^"]+)">', html) == [
         "day:acme:2025-03-14",
         "day:acme:2025-03-13",
@@ -256,23 +257,23 @@ def test_budgets_html_groups_tenant_days_then_sessions_then_requests() -> None:
 
 
 def test_budgets_html_shows_only_the_most_recently_updated_scopes() -> None:
-    rows = [usage(f"request:run-{n}", "tokens", 1, updated_at=NOW + n) for n in range(render.RECENT_SCOPES + 5)]
-    html = render.budgets_html(rows, LIMITS)
+    rows = [usage(f"request:run-{n}", "tokens", 1, updated_at=NOW + n) for n in range(resilience.RECENT_SCOPES + 5)]
+    html = resilience.budgets_html(rows, LIMITS)
     shown = {scope for scope, _ in budget_rows(html)}
-    assert len(shown) == render.RECENT_SCOPES
+    assert len(shown) == resilience.RECENT_SCOPES
     assert "request:run-4" not in shown and "request:run-5" in shown
-    assert f"The {render.RECENT_SCOPES} most recently updated of {render.RECENT_SCOPES + 5} scopes." in html
+    assert f"The {resilience.RECENT_SCOPES} most recently updated of {resilience.RECENT_SCOPES + 5} scopes." in html
 
 
 def test_a_cap_a_reviewer_raised_once_is_drawn_with_its_grant() -> None:
     row = usage("request:run-1", "tool_calls", 12)
     row.granted = 10
-    html = render.budgets_html([row], LIMITS)
+    html = resilience.budgets_html([row], LIMITS)
     assert '<td class="number budget-limit">20</td>' in budget_row(html, "request:run-1", "tool_calls")
 
 
 def test_budgets_html_draws_used_plus_held_against_the_limit() -> None:
-    html = render.budgets_html(
+    html = resilience.budgets_html(
         [
             usage("request:run-1", "tool_calls", 2, reserved=1),
             usage("session:thread-1", "tokens", 41000, reserved=500),
@@ -289,17 +290,19 @@ def test_budgets_html_draws_used_plus_held_against_the_limit() -> None:
     assert ">41,000<" in session and ">50,000<" in session and ">83.0%<" in session
     assert 'data-level="high"' in session
     # Past a cap (a cap lowered after the spending), the bar stops at its end and the percent says by how much.
-    over_html = render.budgets_html([usage("request:run-2", "tool_calls", 12, reserved=3)], LIMITS)
+    over_html = resilience.budgets_html([usage("request:run-2", "tool_calls", 12, reserved=3)], LIMITS)
     over = budget_row(over_html, "request:run-2", "tool_calls")
     assert 'style="width:100.0%"' in over and ">150.0%<" in over and 'data-level="full"' in over
     # A zero cap leaves no headroom at all, whatever was spent.
     no_emails = {"request": Caps(tokens=1, tool_calls=1, db_mutations=0, emails=0, cost_usd=1)}
-    zero = budget_row(render.budgets_html([usage("request:run-3", "emails", 0)], no_emails), "request:run-3", "emails")
+    zero = budget_row(
+        resilience.budgets_html([usage("request:run-3", "emails", 0)], no_emails), "request:run-3", "emails"
+    )
     assert ">100.0%<" in zero and 'data-level="full"' in zero
 
 
 def test_budgets_html_shows_cost_as_dollars_with_four_places() -> None:
-    html = render.budgets_html([usage("request:run-1", "cost_usd", 0.000169, reserved=0.0125)], LIMITS)
+    html = resilience.budgets_html([usage("request:run-1", "cost_usd", 0.000169, reserved=0.0125)], LIMITS)
     row = budget_row(html, "request:run-1", "cost_usd")
     assert '<td class="number budget-used">$0.0002</td>' in row
     assert '<td class="number budget-held">$0.0125</td>' in row
@@ -307,14 +310,14 @@ def test_budgets_html_shows_cost_as_dollars_with_four_places() -> None:
 
 
 def test_budgets_html_explains_an_empty_ledger_and_uncapped_rows() -> None:
-    assert "Nothing has been spent yet." in render.budgets_html([], LIMITS)
-    html = render.budgets_html([usage("request:run-1", "tokens", 5)], {})
+    assert "Nothing has been spent yet." in resilience.budgets_html([], LIMITS)
+    html = resilience.budgets_html([usage("request:run-1", "tokens", 5)], {})
     row = budget_row(html, "request:run-1", "tokens")
     assert '<td class="number budget-limit">—</td>' in row and "no cap" in row and "budget-bar" not in row
 
 
 def test_budgets_html_escapes_scope_names() -> None:
-    html = render.budgets_html([usage('session:<b>"x"</b>', "tokens", 1)], LIMITS)
+    html = resilience.budgets_html([usage('session:<b>"x"</b>', "tokens", 1)], LIMITS)
     assert "<b>" not in html
     assert 'data-scope="session:&lt;b&gt;&quot;x&quot;&lt;/b&gt;"' in html
     assert "<code>session:&lt;b&gt;&quot;x&quot;&lt;/b&gt;</code>" in html
@@ -355,15 +358,15 @@ def dead_letter(**overrides: Any) -> DeadLetter:
 
 
 def test_queue_counts_always_show_the_four_statuses_then_any_other() -> None:
-    html = render.queue_counts_html({"dead": 2, "queued": 5, "paused": 1})
+    html = queue.queue_counts_html({"dead": 2, "queued": 5, "paused": 1})
     found = re.findall(r'<span class="queue-count" data-status="([^"]+)"><b>(\d+)</b>', html)
     assert found == [("queued", "5"), ("running", "0"), ("completed", "0"), ("dead", "2"), ("paused", "1")]
-    assert "No run has been queued yet." in render.queue_counts_html({})
-    assert 'data-status="&lt;i&gt;"><b>1</b>&lt;i&gt;</span>' in render.queue_counts_html({"<i>": 1})
+    assert "No run has been queued yet." in queue.queue_counts_html({})
+    assert 'data-status="&lt;i&gt;"><b>1</b>&lt;i&gt;</span>' in queue.queue_counts_html({"<i>": 1})
 
 
 def test_runs_html_lists_status_id_question_tokens_and_cost() -> None:
-    html = render.runs_html([make_run(), make_run(id="run-2", status="failed", question="<i>" + "long " * 30)])
+    html = queue.runs_html([make_run(), make_run(id="run-2", status="failed", question="<i>" + "long " * 30)])
     assert re.findall(r'<tr class="run-row" data-run="([^"]+)" data-status="([^"]+)">', html) == [
         ("run-1", "answered"),
         ("run-2", "failed"),
@@ -373,12 +376,12 @@ def test_runs_html_lists_status_id_question_tokens_and_cost() -> None:
     assert "143 in / 13 out" in html and "$0.000169" in html
     assert "<i>" not in html and "&lt;i&gt;long long" in html
     assert "…</td>" in html  # long questions are cut
-    assert "No runs yet." in render.runs_html([])
+    assert "No runs yet." in queue.runs_html([])
 
 
 def test_dead_letters_html_lists_each_letter_with_an_escaped_truncated_reason() -> None:
     reason = "<script>alert(1)</script> " + "x" * 300
-    html = render.dead_letters_html([dead_letter(), dead_letter(id=6, run_id="run-b", reason=reason, attempts=4)])
+    html = queue.dead_letters_html([dead_letter(), dead_letter(id=6, run_id="run-b", reason=reason, attempts=4)])
     assert re.findall(r'<tr class="dead-letter-row" data-id="(\d+)" data-run="([^"]+)">', html) == [
         ("7", "0f3c9a2e-run"),
         ("6", "run-b"),
@@ -390,18 +393,18 @@ def test_dead_letters_html_lists_each_letter_with_an_escaped_truncated_reason() 
     assert cells[0] == "scripted server error"
     assert cells[1].startswith("&lt;script&gt;alert(1)&lt;/script&gt; xxx") and cells[1].endswith("…")
     assert len(cells[1]) < 150
-    assert "The dead-letter queue is empty." in render.dead_letters_html([])
+    assert "The dead-letter queue is empty." in queue.dead_letters_html([])
 
 
 def test_dead_letter_choices_label_the_letter_and_carry_its_id() -> None:
-    label, value = render.dead_letter_choice(dead_letter(reason="boom " * 40))
+    label, value = queue.dead_letter_choice(dead_letter(reason="boom " * 40))
     assert value == "7"
     assert label.startswith("#7 · 0f3c9a2e · boom boom")
     assert label.endswith("…")
 
 
 def test_dead_letter_detail_shows_reason_checkpoint_messages_tools_and_decisions() -> None:
-    html = render.dead_letter_detail_html(dead_letter())
+    html = queue.dead_letter_detail_html(dead_letter())
     assert '<div class="detail-text detail-reason">scripted server error</div>' in html
     assert "Checkpoint <code>1f0-checkpoint</code> · next node <code>decide</code> · steps 2" in html
     assert "3 attempts" in html and "<code>acme</code>" in html
@@ -417,8 +420,8 @@ def test_dead_letter_detail_shows_reason_checkpoint_messages_tools_and_decisions
 
 
 def test_dead_letter_detail_explains_empty_parts_and_escapes_content() -> None:
-    assert "Pick a dead letter" in render.dead_letter_detail_html(None)
-    html = render.dead_letter_detail_html(
+    assert "Pick a dead letter" in queue.dead_letter_detail_html(None)
+    html = queue.dead_letter_detail_html(
         dead_letter(
             reason="<b>bad</b>",
             checkpoint_id=None,
@@ -433,43 +436,43 @@ def test_dead_letter_detail_explains_empty_parts_and_escapes_content() -> None:
     assert "Checkpoint <code>—</code> · next node <code>—</code> · steps —" in html
     assert "No tool outputs." in html and "No decisions recorded." in html
     assert "requeued 2025-03-14 09:27:53 UTC" in html
-    assert "No messages." in render.dead_letter_detail_html(dead_letter(partial_state={}))
+    assert "No messages." in queue.dead_letter_detail_html(dead_letter(partial_state={}))
 
 
 def test_alerts_html_shows_time_kind_message_and_payload_escaped() -> None:
     alert = Alert(
         kind="dlq_spike", message="5 runs <dead>", payload={"dead_letters": 5, "window_s": 300.0}, created_at=NOW
     )
-    html = render.alerts_html([alert])
+    html = queue.alerts_html([alert])
     assert '<tr class="alert-row" data-kind="dlq_spike">' in html
     assert "<td>2025-03-14 09:26:53</td>" in html
     assert "<td>5 runs &lt;dead&gt;</td>" in html
     assert "dead_letters=5 · window_s=300.0" in html
-    assert "No alerts." in render.alerts_html([])
+    assert "No alerts." in queue.alerts_html([])
 
 
 def test_every_table_has_its_headers_and_one_shared_empty_message() -> None:
-    html = render.runs_html([make_run()])
+    html = queue.runs_html([make_run()])
     assert html.startswith(
         '<table class="runs"><thead><tr><th>Status</th><th>Run</th><th>Question</th><th>Tokens</th>'
         "<th>Cost</th></tr></thead><tbody><tr "
     )
     assert html.endswith("</tr></tbody></table>")
     empties = [
-        render.breakers_html([], NOW),
-        render.transitions_html([]),
-        render.budgets_html([], LIMITS),
-        render.runs_html([]),
-        render.dead_letters_html([]),
-        render.alerts_html([]),
-        render.escalations_html([], NOW),
-        render.answered_html([]),
-        render.cache_stats_html([]),
-        render.cache_entries_html([]),
-        render.actions_html([]),
+        resilience.breakers_html([], NOW),
+        resilience.transitions_html([]),
+        resilience.budgets_html([], LIMITS),
+        queue.runs_html([]),
+        queue.dead_letters_html([]),
+        queue.alerts_html([]),
+        inbox.escalations_html([], NOW),
+        inbox.answered_html([]),
+        cache.cache_stats_html([]),
+        cache.cache_entries_html([]),
+        queue.actions_html([]),
     ]
     assert all(re.fullmatch(r'<div class="empty">[^<]+</div>', html) for html in empties), empties
-    assert ".empty {" in render.TABLE_CSS and ".empty {" in render.INBOX_CSS
+    assert ".empty {" in TABLE_CSS and ".empty {" in inbox.INBOX_CSS
 
 
 def test_actions_html_shows_who_did_what_allowed_or_refused_and_escapes_it() -> None:
@@ -486,7 +489,7 @@ def test_actions_html_shows_who_did_what_allowed_or_refused_and_escapes_it() -> 
         created_at=NOW,
     )
 
-    html = render.actions_html([refused])
+    html = queue.actions_html([refused])
 
     assert '<tr class="action-row" data-action="canary.promote" data-allowed="false">' in html
     assert "<td>&lt;ana&gt;</td>" in html and '<td class="mono">reviewer · ui</td>' in html
@@ -509,7 +512,7 @@ def test_cache_entries_html_escapes_and_shortens_the_cached_question() -> None:
         last_used_at=NOW,
     )
 
-    html = render.cache_entries_html([entry])
+    html = cache.cache_entries_html([entry])
 
     assert 'data-id="7"' in html and "&lt;b&gt;Where&lt;/b&gt;" in html and "<b>Where" not in html
     assert html.count("x" * 200) == 1 and "x…</td>" in html  # the cell is shortened; the full text is its tooltip
@@ -609,20 +612,20 @@ def budget_breach(**overrides: Any) -> Escalation:
 
 
 def test_duration_and_due_texts_read_like_a_person_would_say_them() -> None:
-    assert [render.duration_text(s) for s in (0.42, 42, 14 * 60 + 59, 2 * 3600 + 5 * 60, 3 * 86400 + 4 * 3600)] == [
+    assert [duration_text(s) for s in (0.42, 42, 14 * 60 + 59, 2 * 3600 + 5 * 60, 3 * 86400 + 4 * 3600)] == [
         "0.4s",
         "42s",
         "14 min",
         "2 h 5 min",
         "3 d 4 h",
     ]
-    assert render.duration_text(-5) == "0.0s"
-    assert render.due_text(NOW + 840, NOW) == "due in 14 min"
-    assert render.due_text(NOW - 180, NOW) == "overdue 3 min"
+    assert duration_text(-5) == "0.0s"
+    assert inbox.due_text(NOW + 840, NOW) == "due in 14 min"
+    assert inbox.due_text(NOW - 180, NOW) == "overdue 3 min"
 
 
 def test_escalation_choices_label_the_escalation_and_carry_its_whole_id() -> None:
-    label, value = render.escalation_choice(escalation())
+    label, value = inbox.escalation_choice(escalation())
     assert value == ESCALATION_ID
     assert label.startswith("24e6f905 · targeted · low_confidence · Is this the right thing to do: call")
     assert label.endswith("…")
@@ -639,7 +642,7 @@ def escalation_rows(html: str) -> list[tuple[str, ...]]:
 def test_escalations_html_lists_the_open_ones_oldest_first_with_their_deadline() -> None:
     overdue = confirmation(created_at=NOW - 900, due_at=NOW - 300)
     passed_up = handoff(created_at=NOW - 30, level=1)
-    html = render.escalations_html([escalation(), passed_up, overdue], NOW)
+    html = inbox.escalations_html([escalation(), passed_up, overdue], NOW)
     assert escalation_rows(html) == [
         (overdue.id, "confirmation", "user", "true", "0"),
         (ESCALATION_ID, "targeted", "reviewer", "false", "0"),
@@ -653,11 +656,11 @@ def test_escalations_html_lists_the_open_ones_oldest_first_with_their_deadline()
     assert '<td class="escalation-due">due in 14 min · passed up ×1</td>' in html
     assert "<td>low_confidence</td>" in html and "<td>reviewer</td>" in html
     assert "call update_order({&quot;order_id&quot;: 2, &quot;status&quot;: &quot;cancelled&quot;})?</td>" in html
-    assert "No open escalations" in render.escalations_html([], NOW)
+    assert "No open escalations" in inbox.escalations_html([], NOW)
 
 
 def test_escalations_html_escapes_and_shortens_questions() -> None:
-    html = render.escalations_html([escalation(question="<script>x</script> " + "why " * 60)], NOW)
+    html = inbox.escalations_html([escalation(question="<script>x</script> " + "why " * 60)], NOW)
     assert "<script>" not in html
     cell = re.search(r'<td title="[^"]*">([^<]*)</td></tr>', html)
     assert cell is not None
@@ -669,7 +672,7 @@ def test_answered_html_shows_the_answer_who_gave_it_and_how_long_it_took() -> No
         status="answered", answer="approve", answered_by="reviewer:ui", note="asked by <phone>", answered_at=NOW + 30
     )
     expired = confirmation(status="expired", answer="no", answered_by="timeout", answered_at=NOW + 540)
-    html = render.answered_html([approved, expired])
+    html = inbox.answered_html([approved, expired])
     assert re.findall(r'<tr class="answered-row" data-id="([^"]+)" data-status="([^"]+)">', html) == [
         (expired.id, "expired"),  # most recently closed first
         (ESCALATION_ID, "answered"),
@@ -680,12 +683,12 @@ def test_answered_html_shows_the_answer_who_gave_it_and_how_long_it_took() -> No
     assert '<td class="number answered-latency">10 min</td>' in html
     assert "<td>asked by &lt;phone&gt;</td>" in html
     assert "<td>2025-03-14 09:27:23</td>" in html
-    assert render.latency_text(escalation()) == "—"
-    assert "No escalation has been answered yet." in render.answered_html([])
+    assert inbox.latency_text(escalation()) == "—"
+    assert "No escalation has been answered yet." in inbox.answered_html([])
 
 
 def test_escalation_detail_shows_a_gated_action_with_its_score_and_options() -> None:
-    html = render.escalation_detail_html(escalation(), NOW)
+    html = inbox.escalation_detail_html(escalation(), NOW)
     assert f'<div class="escalation-detail" data-id="{ESCALATION_ID}"' in html and 'data-status="open"' in html
     assert (
         "Escalation <b>24e6f905</b> · targeted · trigger low_confidence · for the reviewer · open · due in 14 min"
@@ -709,7 +712,7 @@ def test_escalation_detail_shows_a_gated_action_with_its_score_and_options() -> 
 
 
 def test_escalation_detail_shows_a_handoff_summary_and_its_history_as_a_transcript() -> None:
-    html = render.escalation_detail_html(handoff(level=1), NOW)
+    html = inbox.escalation_detail_html(handoff(level=1), NOW)
     assert "· passed up ×1" in html
     assert "No options: the answer is free text." in html
     assert '<div class="escalation-summary">The user asks: &#x27;I want to talk to a human&#x27;.' in html
@@ -721,11 +724,11 @@ def test_escalation_detail_shows_a_handoff_summary_and_its_history_as_a_transcri
         ("tool sql_lookup", "&lt;shipped&gt;"),
         ("user", "I want to talk to a human"),
     ]
-    assert "No messages." in render.escalation_context_html(handoff(context={"summary": "s", "history": []}))
+    assert "No messages." in inbox.escalation_context_html(handoff(context={"summary": "s", "history": []}))
 
 
 def test_escalation_detail_shows_a_budget_breach_cap_use_request_and_raise() -> None:
-    html = render.escalation_context_html(budget_breach())
+    html = inbox.escalation_context_html(budget_breach())
     facts = dict(re.findall(r'<dt>([^<]+)</dt><dd class="fact-[a-z-]+">([^<]*)</dd>', html))
     assert facts == {
         "Cap": "cost_usd of request:run-1: $0.5000",
@@ -734,22 +737,22 @@ def test_escalation_detail_shows_a_budget_breach_cap_use_request_and_raise() -> 
         "Raise once by": "$0.5000",
     }
     tokens = budget_breach(context={"breach": {"scope": "day:acme:2025-03-14", "resource": "tokens", "limit": 500000}})
-    facts = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>([^<]*)</dd>", render.escalation_context_html(tokens)))
+    facts = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>([^<]*)</dd>", inbox.escalation_context_html(tokens)))
     assert facts["Cap"] == "tokens of day:acme:2025-03-14: 500,000"
     assert facts["Used or held"] == facts["Raise once by"] == "—"
 
 
 def test_escalation_context_shows_unknown_keys_as_fields_and_says_when_there_is_none() -> None:
-    html = render.escalation_context_html(escalation(context={"sentiment": -0.8, "words": ["<angry>"]}))
+    html = inbox.escalation_context_html(escalation(context={"sentiment": -0.8, "words": ["<angry>"]}))
     assert (
         html == '<div class="detail-fields escalation-other">sentiment=-0.8 · words=[&quot;&lt;angry&gt;&quot;]</div>'
     )
-    assert "No context." in render.escalation_context_html(escalation(context={}))
+    assert "No context." in inbox.escalation_context_html(escalation(context={}))
 
 
 def test_escalation_detail_of_a_closed_one_shows_its_answer_and_escapes_everything() -> None:
-    assert "Pick an escalation" in render.escalation_detail_html(None, NOW)
-    html = render.escalation_detail_html(
+    assert "Pick an escalation" in inbox.escalation_detail_html(None, NOW)
+    html = inbox.escalation_detail_html(
         escalation(
             status="answered",
             answer="<b>approve</b>",
@@ -771,30 +774,30 @@ def test_escalation_detail_of_a_closed_one_shows_its_answer_and_escapes_everythi
 
 
 def test_a_waiting_run_asks_the_user_or_says_which_reviewer_it_waits_for() -> None:
-    assert render.waiting_message([confirmation()]) == (
+    assert chat.waiting_message([confirmation()]) == (
         f"**Waiting for your answer:** Before I go on: shall I {ACTION}?\n\nReply **yes** or **no**."
     )
-    assert render.waiting_message([escalation()]) == (
+    assert chat.waiting_message([escalation()]) == (
         "**Waiting for a reviewer** (targeted, confidence 0.40 is below the confirm threshold) — the reply will "
         f"appear here.\n\n> Is this the right thing to do: {ACTION}?"
     )
-    both = render.waiting_message([confirmation(), handoff(question="Take\nover.")])
+    both = chat.waiting_message([confirmation(), handoff(question="Take\nover.")])
     assert "Reply **yes** or **no**.\n\n**Waiting for a reviewer** (immediate_transfer, the user" in both
     assert both.endswith("> Take over.")
-    assert "Reply **raise**, **stop** or **wait**." in render.waiting_message(
+    assert "Reply **raise**, **stop** or **wait**." in chat.waiting_message(
         [confirmation(options=["raise", "stop", "wait"])]
     )
-    assert render.waiting_message([]) == "**Waiting for a person** — the reply will appear here."
+    assert chat.waiting_message([]) == "**Waiting for a person** — the reply will appear here."
 
 
 def test_a_handed_off_answer_is_the_reply_of_the_person_who_took_over() -> None:
-    assert render.answer_message("I refunded it.", "handed_off", None, "LINE") == (
+    assert chat.answer_message("I refunded it.", "handed_off", None, "LINE") == (
         "**A person replied:** I refunded it.\n\nLINE"
     )
 
 
 def test_a_reopened_waiting_run_ends_with_what_it_waits_for() -> None:
-    user, waiting = render.run_messages(make_run(status="waiting", answer=None), [escalation()])
+    user, waiting = chat.run_messages(make_run(status="waiting", answer=None), [escalation()])
     assert user == {"role": "user", "content": "Where is order 42?"}
     assert waiting["content"].startswith("**Waiting for a reviewer** (targeted, confidence 0.40")
     assert "run `run-1` · waiting" in waiting["content"]
@@ -805,7 +808,7 @@ def test_a_reopened_run_shows_each_answered_escalation_before_its_answer() -> No
     approved = escalation(status="answered", answer="approve", answered_by="reviewer:ui", note="fine")
     expired = escalation(id="e2", status="expired", answer="reject", answered_by="timeout", created_at=NOW)
     replied = handoff(status="answered", answer="Hello, I am Ada.", answered_by="reviewer:ui")
-    messages = render.run_messages(make_run(answer="Done."), [expired, approved, replied, confirmed])
+    messages = chat.run_messages(make_run(answer="Done."), [expired, approved, replied, confirmed])
     assert [(m["role"], m["content"].split("\n\n")) for m in messages] == [
         ("user", ["Where is order 42?"]),
         ("assistant", [f"Before I go on: shall I {ACTION}?"]),
@@ -821,7 +824,7 @@ def test_a_reopened_run_shows_each_answered_escalation_before_its_answer() -> No
             "assistant",
             [f"Is this the right thing to do: {ACTION}?", "— nobody answered in time (taken as **reject**)."],
         ),
-        ("assistant", ["Done.", render.run_line("run-1", "answered", 143, 13, 0.000169)]),
+        ("assistant", ["Done.", run_line("run-1", "answered", 143, 13, 0.000169)]),
     ]  # the handoff's reply is the run's answer, so it is not shown twice
 
 
@@ -831,25 +834,25 @@ def result(status: str, answer: str | None = None, **overrides: Any) -> RunResul
 
 def test_answer_outcomes_say_what_the_resumed_run_did() -> None:
     row = escalation()
-    answered = render.answer_outcome(row, "approve", result("answered", "Order 2\nis cancelled."))
+    answered = inbox.answer_outcome(row, "approve", result("answered", "Order 2\nis cancelled."))
     assert answered.startswith(
         "Answered `24e6f905` with **approve**. The run resumed and ended **answered**:\n\n> Order 2 is cancelled."
     )
-    assert answered.endswith(render.run_line("run-1", "answered", 200, 17, 0.000247))
-    again = render.answer_outcome(row, "raise", result("waiting", escalations=[{"question": "Shall I send it?"}]))
+    assert answered.endswith(run_line("run-1", "answered", 200, 17, 0.000247))
+    again = inbox.answer_outcome(row, "raise", result("waiting", escalations=[{"question": "Shall I send it?"}]))
     assert "The run resumed and now waits again: Shall I send it?" in again
-    failed = render.answer_outcome(row, "approve", result("timed_out", error="the run's wall clock ran out"))
+    failed = inbox.answer_outcome(row, "approve", result("timed_out", error="the run's wall clock ran out"))
     assert "The run resumed and timed out: the run's wall clock ran out" in failed
-    assert render.answer_outcome(row, "approve", None) == (
+    assert inbox.answer_outcome(row, "approve", None) == (
         "Answered `24e6f905` with **approve**. The run waits for other answers."
     )
-    note = render.answer_outcome(escalation(type="collaborative", pauses_run=False), "calm them down", None)
+    note = inbox.answer_outcome(escalation(type="collaborative", pauses_run=False), "calm them down", None)
     assert note.endswith("The run did not stop for this; the agent reads it on its next turn.")
 
 
 def test_a_refused_answer_reads_as_a_message() -> None:
     error = FirebreakError("escalation 24e6f905 is already answered by reviewer:ui ('approve')")
-    assert render.answer_error(error) == (
+    assert inbox.answer_error(error) == (
         "**Not answered:** escalation 24e6f905 is already answered by reviewer:ui ('approve')"
     )
 
@@ -871,7 +874,7 @@ def test_entity_changes_show_each_version_who_made_it_and_the_state_after() -> N
             created_at=0.0,
         )
 
-    html = render.entity_changes_html(
+    html = traces.entity_changes_html(
         [
             event(3, "writer (run 1a2b)", {"draft": "<b>Hi</b>"}, {"draft": "<b>Hi</b>"}),
             event(4, "reviewer", {"status": "ok"}, {}),
@@ -881,7 +884,7 @@ def test_entity_changes_show_each_version_who_made_it_and_the_state_after() -> N
     rows = re.findall(r'<tr data-version="(\d+)"><td>ticket T-1</td><td>v\d+</td><td>([^<]+)</td>', html)
     assert rows == [("3", "writer (run 1a2b)"), ("4", "reviewer")]
     assert "draft=&lt;b&gt;Hi&lt;/b&gt;" in html and "<b>Hi</b>" not in html
-    assert render.entity_changes_html([]) == ""
+    assert traces.entity_changes_html([]) == ""
 
 
 def figures(group: str, **overrides: Any) -> Figures:
@@ -919,7 +922,7 @@ def test_span_kinds_name_the_part_of_the_agent_each_span_belongs_to() -> None:
         "node decide": "node",
         "something else": "other",
     }
-    assert {name: render.span_kind(name) for name in names} == names
+    assert {name: traces.span_kind(name) for name in names} == names
 
 
 def test_the_waterfall_marks_each_span_with_its_kind_and_counts_the_kinds_in_a_legend() -> None:
@@ -929,7 +932,7 @@ def test_the_waterfall_marks_each_span_with_its_kind_and_counts_the_kinds_in_a_l
         line("chat scripted/demo", 1, 2.0, 3.0),
         line("chat scripted/demo", 1, 6.0, 3.0),
     ]
-    html = render.trace_html("run-1", make_run(), lines)
+    html = traces.trace_html("run-1", make_run(), lines)
 
     assert re.findall(r'data-kind="(\w+)">', html.split('<div class="span-tree">')[1]) == [
         "agent",
@@ -942,7 +945,7 @@ def test_the_waterfall_marks_each_span_with_its_kind_and_counts_the_kinds_in_a_l
 
 
 def test_ops_figures_show_each_group_then_every_run() -> None:
-    html = render.ops_figures_html([figures("scripted/demo"), figures(ALL_RUNS, runs=4)], "Route")
+    html = ops.ops_figures_html([figures("scripted/demo"), figures(ALL_RUNS, runs=4)], "Route")
 
     assert re.findall(r'<tr class="ops-row" data-group="([^"]+)"', html) == ["scripted/demo", ALL_RUNS]
     assert "<th>Route</th>" in html
@@ -955,33 +958,33 @@ def test_ops_figures_show_each_group_then_every_run() -> None:
 
 
 def test_ops_figures_without_finished_runs_show_dashes_and_an_empty_window_says_so() -> None:
-    html = render.ops_figures_html(
+    html = ops.ops_figures_html(
         [figures("x", finished=0, error_rate=None, latency_p50_s=None, latency_p95_s=None)], "Release"
     )
     assert '<td class="number ops-error-rate">—</td>' in html and '<td class="number ops-p95">—</td>' in html
-    assert "No runs in this window." in render.ops_figures_html([], "Route")
+    assert "No runs in this window." in ops.ops_figures_html([], "Route")
 
 
 def test_breaker_states_count_each_state_and_name_the_breakers_not_closed() -> None:
-    html = render.breaker_states_html({"closed": 2, "open": 1}, ["model:<x>"])
+    html = ops.breaker_states_html({"closed": 2, "open": 1}, ["model:<x>"])
 
     assert re.findall(r'data-name="(\w+)"><b>(\d+)</b>', html) == [("closed", "2"), ("open", "1")]
     assert "not closed: <code>model:&lt;x&gt;</code>" in html
-    assert "No breaker has been used yet." in render.breaker_states_html({}, [])
+    assert "No breaker has been used yet." in ops.breaker_states_html({}, [])
 
 
 def test_budget_lines_draw_used_plus_held_against_the_limit() -> None:
     lines = [BudgetLine("day:acme:2025-03-14", "tokens", 700.0, 150.0, 0.0, 1000.0)]
-    html = render.budget_lines_html(lines)
+    html = ops.budget_lines_html(lines)
 
     assert 'data-scope="day:acme:2025-03-14" data-resource="tokens" data-level="high"' in html
     assert '<td class="number budget-used">850</td>' in html
     assert "width:85.0%" in html
-    assert "No budget was spent" in render.budget_lines_html([])
+    assert "No budget was spent" in ops.budget_lines_html([])
 
 
 def test_escalations_waiting_count_them_by_type_with_the_oldest_wait() -> None:
-    html = render.escalations_waiting_html(EscalationsWaiting(3, {"confirmation": 1, "targeted": 2}, 840.0))
+    html = ops.escalations_waiting_html(EscalationsWaiting(3, {"confirmation": 1, "targeted": 2}, 840.0))
 
     assert 'data-open="3"' in html
     assert re.findall(r'data-name="(\w+)"><b>(\d+)</b>', html) == [
@@ -990,19 +993,19 @@ def test_escalations_waiting_count_them_by_type_with_the_oldest_wait() -> None:
         ("targeted", "2"),
     ]
     assert "oldest waits 14 min" in html
-    assert "Nothing waits for a person." in render.escalations_waiting_html(EscalationsWaiting(0, {}, None))
+    assert "Nothing waits for a person." in ops.escalations_waiting_html(EscalationsWaiting(0, {}, None))
 
 
 def test_ops_frames_put_each_group_and_bucket_on_one_row_in_utc() -> None:
     start = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
     rows = [figures("scripted/demo", start=start), figures("chat", start=start, latency_p95_s=None)]
 
-    frame = render.ops_frame(rows)
+    frame = ops.ops_frame(rows)
     assert list(frame["group"]) == ["scripted/demo", "chat"]
-    assert frame[render.TIME_COLUMN][0] == datetime(2025, 3, 14, 9, 0)
+    assert frame[ops.TIME_COLUMN][0] == datetime(2025, 3, 14, 9, 0)
     assert frame["error rate %"][0] == 33.3
     assert list(frame["tokens"]) == [156, 156]
-    latency = render.latency_frame(rows)
+    latency = ops.latency_frame(rows)
     assert list(latency["line"]) == ["scripted/demo p50", "scripted/demo p95", "chat p50"]
-    dead = render.dead_letter_frame([DeadLetterCount(start, 2)])
-    assert dead.to_dict("records") == [{render.TIME_COLUMN: datetime(2025, 3, 14, 9, 0), "dead letters": 2}]
+    dead = ops.dead_letter_frame([DeadLetterCount(start, 2)])
+    assert dead.to_dict("records") == [{ops.TIME_COLUMN: datetime(2025, 3, 14, 9, 0), "dead letters": 2}]

@@ -16,10 +16,11 @@ from typing import Any
 
 from opentelemetry.trace import Tracer
 
-from app.canary.analysis import Analysis, analyze
+from app.canary.analysis import Analysis, RunSample, analyze
 from app.canary.release import BASE_RELEASE, ReleaseSpec, release_spec
 from core.config import Settings
 from core.errors import CanaryError
+from core.status import is_error
 from memory.canary import ACTIVE, CanaryStore
 from memory.tables import CanaryAnalysis, Rollout
 
@@ -60,17 +61,40 @@ class Canary:
         self._clock = clock
 
     def stable(self) -> ReleaseSpec:
-        """The release serving everyone outside a rollout."""
-        name = self.store.stable()
+        """The release serving everyone outside a rollout: the last one promoted, else ``base``."""
+        name = self.store.promoted() or BASE_RELEASE
         if name == BASE_RELEASE:
-            return self.store.register(release_spec(self.settings, BASE_RELEASE), now=self._clock())
-        spec = self.store.release(name)
+            return self._register(release_spec(self.settings, BASE_RELEASE), now=self._clock())
+        spec = self._stored(name)
         assert spec is not None, f"promoted release {name!r} has no stored spec"
         return spec
 
     def release(self, name: str) -> ReleaseSpec:
         """A release that served before (a resumed run's), as it was then."""
-        return self.store.release(name) or self.store.register(release_spec(self.settings, name), now=self._clock())
+        return self._stored(name) or self._register(release_spec(self.settings, name), now=self._clock())
+
+    def _stored(self, name: str) -> ReleaseSpec | None:
+        spec = self.store.release(name)
+        return None if spec is None else ReleaseSpec.from_dict(spec)
+
+    def _register(self, spec: ReleaseSpec, *, now: float) -> ReleaseSpec:
+        """Store ``spec`` the first time its name serves; a name never changes its content afterwards.
+
+        ``base`` is the exception: it *is* the [agent] settings of the day, so it follows them.
+        """
+        stored = self._stored(spec.name)
+        if stored == spec:
+            return spec
+        if stored is None and not self.store.add_release(spec.name, spec.digest, spec.as_dict(), now=now):
+            stored = self._stored(spec.name)  # another worker registered it first
+        if stored is not None and stored != spec:
+            if spec.name != BASE_RELEASE:
+                raise CanaryError(
+                    f"release {spec.name!r} changed since it first served (digest {stored.digest} -> "
+                    f"{spec.digest}): give the new version a new name"
+                )
+            self.store.replace_release(spec.name, spec.digest, spec.as_dict(), now=now)
+        return spec
 
     def serve(self, tenant_id: str, user_id: str, thread_id: str) -> Assignment:
         """The release for a new run: by its sticky bucket while a rollout is active, else the stable one."""
@@ -81,7 +105,7 @@ class Canary:
         subject = user if self.settings.canary.sticky == "user" else thread_id
         early = user in self.settings.canary.early_users
         arm = "canary" if early or bucket(rollout.id, subject) < rollout.steps[rollout.step] else "control"
-        spec = self.store.release(rollout.release if arm == "canary" else rollout.control)
+        spec = self._stored(rollout.release if arm == "canary" else rollout.control)
         assert spec is not None, "a rollout's releases are stored when it starts"
         return Assignment(spec, arm, rollout.id, rollout.step)
 
@@ -91,7 +115,7 @@ class Canary:
         if name == control.name:
             raise CanaryError(f"release {name!r} already serves everyone")
         now = self._clock()
-        self.store.register(release_spec(self.settings, name), now=now)
+        self._register(release_spec(self.settings, name), now=now)
         rollout = self.store.create(
             Rollout(
                 release=name,
@@ -111,7 +135,20 @@ class Canary:
     def analysis(self, rollout: Rollout) -> Analysis:
         """The current step's analysis, as far as its window has filled."""
         assert rollout.id is not None
-        return analyze(self.store.samples(rollout.id, rollout.step), self.settings.canary, rollout.step)
+        return analyze(self.samples(rollout.id, rollout.step), self.settings.canary, rollout.step)
+
+    def samples(self, rollout_id: int, step: int | None = None) -> list[RunSample]:
+        """The finished runs of one step's window (or of the whole rollout), both arms, as the analysis reads them."""
+        return [
+            RunSample(
+                arm=run.arm,
+                error=is_error(run.status),
+                flagged=run.flagged,
+                cost_usd=run.cost_usd,
+                latency_s=run.latency_s,
+            )
+            for run in self.store.finished_runs(rollout_id, step)
+        ]
 
     def evaluate(self) -> Rollout | None:
         """Act on the running rollout's analysis, if it concludes; returns the changed rollout."""

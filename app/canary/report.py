@@ -22,7 +22,7 @@ def _rollout(canary: Canary, rollout: Rollout) -> dict[str, Any]:
     assert rollout.id is not None
     step = canary.analysis(rollout) if rollout.status in LIVE else None
     # The whole rollout's runs, both arms: analysed as one window only to summarise each arm side by side.
-    overall = analyze(canary.store.samples(rollout.id), canary.settings.canary, rollout.step)
+    overall = analyze(canary.samples(rollout.id), canary.settings.canary, rollout.step)
     return {
         "id": rollout.id,
         "release": rollout.release,

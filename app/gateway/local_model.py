@@ -18,19 +18,32 @@ import contextvars
 import json
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import litellm
 import llama_cpp
-from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, ModelResponse, Usage
+from litellm.types.utils import GenericStreamingChunk, ModelResponse
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from app.gateway.lazy import load_litellm
+from app.gateway.local_outcome import FinishReason, Outcome, Phase, combined_outcome, final_chunk, text_chunk
+from app.gateway.local_prompt import (
+    AFTER_RESULT_NOTE,
+    ANSWER,
+    ANSWER_NOTE,
+    RESULT_PREFIX,
+    Messages,
+    arguments_note,
+    assistant_choice,
+    chat_messages,
+    system_turn,
+    tool_spec,
+    with_tool_note,
+)
 from app.gateway.model_files import assemble_model
 from app.gateway.prefix_state import PrefixStates, shared_length
 from core.config import LocalModelSettings
@@ -49,25 +62,9 @@ REPEAT_PENALTY = 1.05
 DECISION_OPENING = '{"next": "'
 # Room for the longest tool name; the grammar ends the reply well before this.
 DECISION_MAX_TOKENS = 64
-ANSWER = "answer"
-
-# Few-shot examples matter: without them the 0.5B model picks the first listed tool for almost anything.
-TOOL_NOTE = (
-    "Tools:\n{tools}\n\n"
-    'Before each reply, choose the next step: "answer" unless the user asks for data that only a tool has.\n\n'
-    "Examples:\n{examples}"
-)
-RESULT_PREFIX = "Result of tool "  # how a tool result reads to the model (see _chat_messages)
-# Said only right after a tool result: without it the 0.5B model calls tool after tool on data it already has.
-AFTER_RESULT_NOTE = 'If the results above hold what the user asked for, the next step is "answer".'
-ANSWER_NOTE = "Reply to the user now, in plain text (no JSON)."
 GRAMMAR_MAX_REPEAT = 64  # longer string bounds are left to the tool's own validation
-ARGUMENTS_NOTE = "Arguments for {name} as JSON matching this schema: {schema}"
-EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 PREFIX_STATE_FOLDER = "prefix-states"  # under [local_model] cache_dir
 
-Messages = list[dict[str, str]]
-FinishReason = Literal["stop", "length", "tool_calls"]
 _Result = TypeVar("_Result")
 
 
@@ -89,30 +86,6 @@ class _Request:
     max_tokens: int | None
     temperature: float
     top_p: float
-
-
-@dataclass(frozen=True)
-class _Phase:
-    text: str
-    finish_reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    text: str
-    tool_call: ChatCompletionMessageToolCall | None
-    finish_reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
-
-    def usage(self) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            total_tokens=self.prompt_tokens + self.completion_tokens,
-        )
 
 
 _loaded: dict[tuple[Path, int, int], _LoadedModel] = {}
@@ -217,28 +190,28 @@ class LocalLLM(litellm.CustomLLM):
         events = self._events(request, stop)
         try:
             while True:
-                yield _text_chunk(next(events))
+                yield text_chunk(next(events))
         except StopIteration as finished:
-            yield _final_chunk(finished.value)
+            yield final_chunk(finished.value)
 
-    def _events(self, request: _Request, stop: threading.Event) -> Generator[str, None, _Outcome]:
+    def _events(self, request: _Request, stop: threading.Event) -> Generator[str, None, Outcome]:
         """Yield answer text as it is generated; return the whole outcome."""
         model = self._model()
         with model.lock:
             if not request.tools:
                 answer = yield from _generate(model, request.messages, request, stop)
-                return _outcome(answer)
-            base = _with_tool_note(request.messages, request.tools)
+                return combined_outcome(answer)
+            base = with_tool_note(request.messages, request.tools)
             decision = _decide(model, base, request, stop)
             # "answer", or a decision cut short by ``stop`` (then the answer phase ends at once).
             tool = next((tool for tool in request.tools if tool["name"] == decision.text), None)
             if tool is None:
-                answer = yield from _generate(model, [*base, _system(ANSWER_NOTE)], request, stop)
-                return _outcome(answer, decision)
-            asked = [*base, _assistant_choice(tool["name"]), _system(_arguments_note(tool))]
+                answer = yield from _generate(model, [*base, system_turn(ANSWER_NOTE)], request, stop)
+                return combined_outcome(answer, decision)
+            asked = [*base, assistant_choice(tool["name"]), system_turn(arguments_note(tool))]
             grammar = _schema_grammar(tool["parameters"])
             arguments = _drain(_generate(model, asked, request, stop, grammar=grammar, temperature=0.0))
-            return _outcome(arguments, decision, tool_name=tool["name"])
+            return combined_outcome(arguments, decision, tool_name=tool["name"])
 
 
 def register_local_provider(settings: LocalModelSettings) -> None:
@@ -312,7 +285,7 @@ def _generate(
     temperature: float | None = None,
     max_tokens: int | None = None,
     finals: frozenset[str] = frozenset(),
-) -> Generator[str, None, _Phase]:
+) -> Generator[str, None, Phase]:
     """Yield text pieces of one generation after ``opening``; return its text, finish reason and token counts.
 
     ``finals`` are texts after which ``grammar`` allows only the end: generation stops there, without a
@@ -360,7 +333,7 @@ def _generate(
     if tail := decoder.decode(b"", final=True):
         pieces.append(tail)
         yield tail
-    return _Phase("".join(pieces), finish_reason, len(prompt), generated)
+    return Phase("".join(pieces), finish_reason, len(prompt), generated)
 
 
 def _tokens(model: _LoadedModel, messages: Messages, opening: str = "") -> list[int]:
@@ -379,17 +352,17 @@ def _fixed_prefix_length(model: _LoadedModel, messages: Messages, prompt: list[i
     return shared_length(alone, prompt)
 
 
-def _decide(model: _LoadedModel, messages: Messages, request: _Request, stop: threading.Event) -> _Phase:
+def _decide(model: _LoadedModel, messages: Messages, request: _Request, stop: threading.Event) -> Phase:
     """Phase 1: the chosen tool's name or "answer"; no model call when tool_choice leaves no choice."""
     options = ([ANSWER] if request.allow_answer else []) + [tool["name"] for tool in request.tools]
     if request.forced_tool is not None or len(options) == 1:
-        return _Phase(request.forced_tool or options[0], "stop", 0, 0)
+        return Phase(request.forced_tool or options[0], "stop", 0, 0)
     # The reply is {"next": <option>}; its fixed opening goes into the prompt, so only the option is sampled.
     grammar = LlamaGrammar.from_string(
         "root ::= " + " | ".join(json.dumps(option) for option in options), verbose=False
     )
     if request.allow_answer and messages[-1]["content"].startswith(RESULT_PREFIX):
-        messages = [*messages, _system(AFTER_RESULT_NOTE)]
+        messages = [*messages, system_turn(AFTER_RESULT_NOTE)]
     return _drain(
         _generate(
             model,
@@ -453,7 +426,7 @@ def _request(model: str, messages: list, optional_params: Mapping[str, Any]) -> 
         raise litellm.NotFoundError(
             message=f"the local provider serves only {LOCAL_MODEL}, not {model!r}", model=model, llm_provider=PROVIDER
         )
-    tools = [_tool_spec(tool) for tool in optional_params.get("tools") or ()]
+    tools = [tool_spec(tool) for tool in optional_params.get("tools") or ()]
     choice = optional_params.get("tool_choice")
     if choice == "none":
         tools = []
@@ -462,7 +435,7 @@ def _request(model: str, messages: list, optional_params: Mapping[str, Any]) -> 
         message = f"tool_choice names {forced!r}, which is not among the tools"
         raise litellm.BadRequestError(message=message, model=LOCAL_MODEL, llm_provider=PROVIDER)
     return _Request(
-        messages=_chat_messages(messages),
+        messages=chat_messages(messages),
         tools=tools,
         forced_tool=forced,
         allow_answer=choice != "required",
@@ -476,101 +449,7 @@ def _number(value: Any, default: float) -> float:
     return default if value is None else float(value)
 
 
-def _tool_spec(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """An OpenAI tool as name, description and parameter schema."""
-    function = tool.get("function", tool)
-    return {
-        "name": function["name"],
-        "description": function.get("description") or f"Use {function['name']}.",
-        "parameters": function.get("parameters") or EMPTY_PARAMETERS,
-    }
-
-
-def _chat_messages(messages: list) -> Messages:
-    """OpenAI messages as plain role/content pairs that any chat template renders."""
-    tool_names: dict[str, str] = {}
-    converted: Messages = []
-    for raw in messages:
-        message = raw.model_dump() if hasattr(raw, "model_dump") else dict(raw)
-        role, content = message.get("role", "user"), _text(message.get("content"))
-        if role == "assistant" and message.get("tool_calls"):
-            calls = []
-            for call in message["tool_calls"]:
-                name = call["function"]["name"]
-                tool_names[call.get("id") or name] = name
-                calls.append(json.dumps({"tool": name, "arguments": _parsed(call["function"].get("arguments"))}))
-            converted.append({"role": "assistant", "content": "\n".join(filter(None, [content, *calls]))})
-        elif role in ("tool", "function"):
-            name = message.get("name") or tool_names.get(message.get("tool_call_id") or "", "a tool")
-            converted.append({"role": "user", "content": f"{RESULT_PREFIX}{name}: {content}"})
-        else:
-            converted.append({"role": "system" if role == "developer" else role, "content": content})
-    return converted
-
-
-def _text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
-
-
-def _parsed(arguments: Any) -> Any:
-    if not isinstance(arguments, str):
-        return arguments or {}
-    try:
-        return json.loads(arguments)
-    except ValueError:
-        return arguments
-
-
-def _with_tool_note(messages: Messages, tools: list[dict[str, Any]]) -> Messages:
-    """The conversation with the tool list and examples added to its system message."""
-    listing = "\n".join(f"- {tool['name']}: {tool['description']}" for tool in tools)
-    examples = [("What is the capital of Italy?", ANSWER)]
-    examples += [(tool["description"], tool["name"]) for tool in tools]
-    examples += [("Write a haiku about rain.", ANSWER)]
-    shown = "\n".join(f"User: {question}\n{json.dumps({'next': step})}" for question, step in examples)
-    note = TOOL_NOTE.format(tools=listing, examples=shown)
-    if messages and messages[0]["role"] == "system":
-        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
-    return [_system(note), *messages]
-
-
-def _system(content: str) -> dict[str, str]:
-    return {"role": "system", "content": content}
-
-
-def _assistant_choice(name: str) -> dict[str, str]:
-    return {"role": "assistant", "content": json.dumps({"next": name})}
-
-
-def _arguments_note(tool: Mapping[str, Any]) -> str:
-    return ARGUMENTS_NOTE.format(name=tool["name"], schema=json.dumps(tool["parameters"]))
-
-
-def _outcome(final: _Phase, decision: _Phase | None = None, *, tool_name: str | None = None) -> _Outcome:
-    """The reply from the last phase, with usage summed over both phases."""
-    phases = [final] if decision is None else [decision, final]
-    call = None
-    finish_reason = final.finish_reason
-    if tool_name is not None:
-        call = ChatCompletionMessageToolCall(
-            id=f"call_{uuid.uuid4().hex[:8]}", type="function", function=Function(name=tool_name, arguments=final.text)
-        )
-        # Arguments cut off by max_tokens stay "length" so the caller knows they may not parse.
-        finish_reason = "tool_calls" if final.finish_reason == "stop" else final.finish_reason
-    return _Outcome(
-        text="" if call else final.text,
-        tool_call=call,
-        finish_reason=finish_reason,
-        prompt_tokens=sum(phase.prompt_tokens for phase in phases),
-        completion_tokens=sum(phase.completion_tokens for phase in phases),
-    )
-
-
-def _fill_response(model_response: ModelResponse, outcome: _Outcome) -> ModelResponse:
+def _fill_response(model_response: ModelResponse, outcome: Outcome) -> ModelResponse:
     choice = model_response.choices[0]
     choice.message = litellm.Message(
         content=outcome.text if outcome.tool_call is None else None,
@@ -581,36 +460,6 @@ def _fill_response(model_response: ModelResponse, outcome: _Outcome) -> ModelRes
     model_response.model = LOCAL_MODEL
     model_response.created = int(time.time())
     return model_response
-
-
-def _text_chunk(text: str) -> GenericStreamingChunk:
-    return {"text": text, "is_finished": False, "finish_reason": "", "usage": None, "index": 0, "tool_use": None}
-
-
-def _final_chunk(outcome: _Outcome) -> GenericStreamingChunk:
-    call = outcome.tool_call
-    usage = outcome.usage()
-    return {
-        "text": "",
-        "is_finished": True,
-        "finish_reason": outcome.finish_reason,
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-        },
-        "index": 0,
-        "tool_use": (
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.function.name, "arguments": call.function.arguments},
-                "index": 0,
-            }
-            if call is not None
-            else None
-        ),
-    }
 
 
 def _server_error(message: str) -> litellm.InternalServerError:

@@ -15,14 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import FirebreakError
+from core.errors import PlanInvalid
 
 StepStatus = Literal["pending", "done", "failed", "dropped"]
 PLAN_TOOL = "submit_plan"
-
-
-class PlanInvalid(FirebreakError):
-    """The model's plan is not a valid DAG of known tools; the message says what is wrong."""
 
 
 class Step(BaseModel):

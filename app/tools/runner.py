@@ -7,11 +7,8 @@ the run goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +22,8 @@ from app.faults import Fault, FaultPlan
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.tools.registry import Tool, ToolContext
+from app.tools.timeouts import ToolBudgets as ToolBudgets  # app/services.py builds it from here
+from app.tools.timeouts import invoke, within_timeout
 from core.errors import CircuitOpen, ToolError, ToolFailed, ToolTimeout, ToolUnavailable
 from memory.cache import READ_TOOL
 from memory.idempotency import OperationLog
@@ -45,62 +44,12 @@ class ToolRuntime:
     clock: Callable[[], float] = time.time
 
 
-@dataclass(frozen=True)
-class ToolBudgets:
-    """Timeouts by cost class (the seed's table) and per-tool overrides, from ``[tools]``."""
-
-    class_timeouts_s: dict[str, float]
-    tool_timeouts_s: dict[str, float]
-
-    def timeout_for(self, item: Tool) -> float:
-        if item.name in self.tool_timeouts_s:
-            return self.tool_timeouts_s[item.name]
-        if item.timeout_s is not None:
-            return item.timeout_s
-        return self.class_timeouts_s[item.cost_class]
-
-
 def render_result(result: Any, max_chars: int) -> str:
     """Serialise a tool result for the model, cutting huge payloads with a visible marker."""
     text = result if isinstance(result, str) else json.dumps(result, default=str, ensure_ascii=False)
     if len(text) <= max_chars:
         return text
     return f"{text[:max_chars]}… [truncated: {len(text)} characters, showing the first {max_chars}]"
-
-
-async def in_daemon_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    """Run ``fn`` in its own daemon thread.
-
-    Not the loop's default executor: an abandoned call would hold one of its
-    few workers and make ``asyncio.run`` wait for it at exit.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(outcome: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(outcome)
-        else:
-            future.set_exception(error)
-
-    def work() -> None:
-        outcome, error = None, None
-        try:
-            outcome = fn(**kwargs)
-        except BaseException as exc:  # handed to the awaiting coroutine, which classifies it
-            error = exc
-        # An abandoned call may finish after its run, and its event loop, ended.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, outcome, error)
-
-    # In the caller's context, so that the tool's spans and span attributes land in its execute_tool span.
-    context = contextvars.copy_context()
-    threading.Thread(
-        target=context.run, args=(work,), name=f"tool-{getattr(fn, '__name__', 'sync')}", daemon=True
-    ).start()
-    return await future
 
 
 async def _apply_fault(fault: Fault | None, name: str) -> None:
@@ -148,10 +97,9 @@ async def run_tool(
     """Validate, run within ``timeout_s`` per attempt, retry transient failures, render.
 
     Raises a :class:`ToolError` subclass, or :class:`~core.errors.CircuitOpen`
-    when the tool's breaker refuses the call. Async tools are cancelled at the
-    deadline; sync tools run in a daemon thread abandoned at the deadline, so a
-    hung tool never holds the run past its budget. Write tools run at most once
-    per op_id (see ``memory/idempotency.py``).
+    when the tool's breaker refuses the call. The timeout and what happens at it
+    live in ``app/tools/timeouts.py``. Write tools run at most once per op_id
+    (see ``memory/idempotency.py``).
     """
     arguments = item.parse_arguments(raw_arguments)
     kwargs = item.bind(arguments, context)
@@ -159,24 +107,13 @@ async def run_tool(
     async def call() -> Any:
         fault = runtime.faults.draw(item.name)
         await _apply_fault(fault, item.name)
-        result = await (item.fn(**kwargs) if item.is_async else in_daemon_thread(item.fn, kwargs))
+        result = await invoke(item, kwargs)
         if fault is not None and fault.latency_after_s:
             await asyncio.sleep(fault.latency_after_s)
         return result
 
     async def attempt() -> Any:
-        try:
-            return await asyncio.wait_for(call(), timeout=timeout_s)
-        except TimeoutError:
-            raise ToolTimeout(
-                f"{item.name} did not finish within {timeout_s:g}s; its effect is unknown", tool=item.name
-            ) from None
-        except ToolError:
-            raise
-        except ConnectionError as exc:
-            raise ToolUnavailable(f"{item.name} could not reach its backend: {exc}", tool=item.name) from exc
-        except Exception as exc:  # a tool's own bug must not crash the run
-            raise ToolFailed(f"{item.name} failed: {type(exc).__name__}: {exc}", tool=item.name) from exc
+        return await _classified(item.name, within_timeout(call(), timeout_s, item.name))
 
     async def guarded() -> str:
         result = await runtime.guard.call(
@@ -208,28 +145,51 @@ async def run_tool(
     if item.kind == "read":
         if not item.cached or results is None:
             return await spent()
-        digest = arguments_hash(arguments)
-        user = reader_of(item, context)
-        span = trace.get_current_span()
-        cached = results.get(context.tenant_id, user, item.name, digest)
-        span.set_attributes(
-            {
-                "firebreak.cache.layer": READ_TOOL,
-                "firebreak.cache.hit": cached is not None,
-                "firebreak.cache.scope": "tenant" if user is None else "user",
-            }
-        )
-        if cached is not None:
-            return cached  # no call was made: nothing is charged
-        output = await spent()
-        results.put(context.tenant_id, user, item.name, digest, output)
-        return output
+        return await _cached_read(item, arguments, context, results, spent)
     if runtime.limits.settings.read_only:
         raise ToolFailed(f"{item.name} is a write tool and this environment is read-only", tool=item.name)
     # A replay of a completed write spends nothing: only an execution reserves budget.
     output = await _once(item, arguments, context, runtime, spent)
     if results is not None:
         results.forget(context.tenant_id)  # the write may have changed what the tenant's cached reads say
+    return output
+
+
+async def _classified(name: str, call: Awaitable[Any]) -> Any:
+    """Await one attempt, turning whatever it raises into the ToolError the model is told about."""
+    try:
+        return await call
+    except ToolError:
+        raise
+    except ConnectionError as exc:
+        raise ToolUnavailable(f"{name} could not reach its backend: {exc}", tool=name) from exc
+    except Exception as exc:  # a tool's own bug must not crash the run
+        raise ToolFailed(f"{name} failed: {type(exc).__name__}: {exc}", tool=name) from exc
+
+
+async def _cached_read(
+    item: Tool,
+    arguments: BaseModel,
+    context: ToolContext,
+    results: ToolResultCache,
+    run: Callable[[], Awaitable[str]],
+) -> str:
+    """A read served from the read-tool cache when it holds the result, else run and remembered."""
+    digest = arguments_hash(arguments)
+    user = reader_of(item, context)
+    span = trace.get_current_span()
+    cached = results.get(context.tenant_id, user, item.name, digest)
+    span.set_attributes(
+        {
+            "firebreak.cache.layer": READ_TOOL,
+            "firebreak.cache.hit": cached is not None,
+            "firebreak.cache.scope": "tenant" if user is None else "user",
+        }
+    )
+    if cached is not None:
+        return cached  # no call was made: nothing is charged
+    output = await run()
+    results.put(context.tenant_id, user, item.name, digest, output)
     return output
 
 

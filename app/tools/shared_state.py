@@ -12,7 +12,8 @@ from opentelemetry import trace
 from pydantic import Field
 
 from app.tools.registry import ToolContext, tool
-from memory.shared_state import Entity, EntityStore, StaleEntity
+from core.errors import StaleEntity
+from memory.shared_state import Entity, EntityStore
 
 TicketKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="The ticket, e.g. T-1")]
 SNAPSHOT_CHARS = 4000

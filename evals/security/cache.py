@@ -23,11 +23,12 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from app.services import Services, build_services
-from app.tools.demo import knowledge_search
 from app.tools.registry import ToolContext, ToolRegistry, tool
 from core.config import Settings, deep_merge, load_settings
+from core.status import RunStatus
 from evals.scenario import Scenario
 from evals.state import PRICING_DOWN, seed_replan_script
+from examples.support_desk.tools import knowledge_search
 from graph.agent import Agent, RunResult
 from memory.tables import CacheEntry
 
@@ -192,12 +193,12 @@ async def _degraded_case(folder: Path, case: str) -> tuple[list[str], int, int]:
         ended: list[RunResult] = []
         for question, extra in asks:
             result = await agent.ask(question, **{"route": ROUTE, "tenant_id": TENANT, "user_id": "ann", **extra})
-            if result.status != "waiting":  # a declined read: the run ends once the user has said no
+            if result.status != RunStatus.WAITING:  # a declined read: the run ends once the user has said no
                 ended.append(result)
         clean = agent.settle_script(await agent.ask(CLEAN, route=ROUTE, tenant_id=TENANT, user_id="ann"))
         stored = _stored(agent.services)
         reasons = [_skip_reason(agent.services, result) for result in ended]
-    clean_stored = stored.count(CLEAN) if clean.status == "answered" else 0
+    clean_stored = stored.count(CLEAN) if clean.status == RunStatus.ANSWERED else 0
     return reasons, len(stored) - stored.count(CLEAN), clean_stored
 
 

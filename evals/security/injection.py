@@ -28,13 +28,15 @@ from sqlmodel import Session, select
 from app.resilience.safety import SafetyPolicy
 from app.tools.registry import tool
 from core.config import Settings, load_settings
+from core.status import RunStatus
 from evals.scenario import Scenario
+from examples.support_desk.tables import OutboxEmail
 from graph.agent import Agent, RunResult
 from memory.shared_state import EntityStore
-from memory.tables import Operation, OutboxEmail
+from memory.tables import Operation
 
 ROUTE = "scripted/compromised"
-MODULES = ["app.tools.demo", "app.tools.shared_state", "evals.security.injection"]
+MODULES = ["examples.support_desk.tools", "app.tools.shared_state", "evals.security.injection"]
 CARRIER_CALLS = {
     "web_page": lambda ref: {"name": "fetch_page", "arguments": {"url": f"https://pages.example.org/{ref}"}},
     "email": lambda ref: {"name": "read_email", "arguments": {"message_id": ref}},
@@ -158,7 +160,7 @@ def _executed(agent: Agent, result: RunResult, goal: dict[str, Any], sent_out: l
 
 async def _approve_all(agent: Agent, result: RunResult) -> RunResult:
     """A person approves every question the run waits for, as long as it waits (a benign task's friction)."""
-    while result.status == "waiting" and result.escalations:
+    while result.status == RunStatus.WAITING and result.escalations:
         answered = None
         for pending in result.escalations:
             answered = await agent.answer(pending["id"], "approve", by="eval")
@@ -200,7 +202,7 @@ async def injected_writes(folder: Path) -> Scenario:
                 question = f"{QUESTIONS[attack['carrier']]} [{attack['id']}]"
                 result = await agent.ask(question, thread_id=f"attack-{attack['id']}", route=ROUTE)
                 executed += _executed(agent, result, attack["goal"], sent_out[before:])
-                held += result.status == "waiting"
+                held += result.status == RunStatus.WAITING
                 for pending in result.escalations:
                     triggers[pending["trigger"]] = triggers.get(pending["trigger"], 0) + 1
                 events = agent.services.runs.events(result.run_id)
@@ -209,8 +211,8 @@ async def injected_writes(folder: Path) -> Scenario:
             for task in tasks:
                 question = f"{task['question']} [{task['id']}]"
                 result = await agent.ask(question, thread_id=f"benign-{task['id']}", route=ROUTE)
-                alone += result.status == "answered" and not result.escalations
-                approved += (await _approve_all(agent, result)).status == "answered"
+                alone += result.status == RunStatus.ANSWERED and not result.escalations
+                approved += (await _approve_all(agent, result)).status == RunStatus.ANSWERED
     policy = SafetyPolicy.from_settings(settings.safety)
     figures = {
         "attacks": len(attacks),

@@ -28,13 +28,14 @@ from cli.main import cli
 from core.config import Settings, load_settings
 from core.errors import IdempotencyKeyConflict
 from evals.scenario import Scenario
+from examples.support_desk.tables import OutboxEmail
 from graph.agent import Agent
 from graph.choreography import settle
 from graph.team import run_team
 from graph.worker import Worker, submit
 from memory.queue import QueueStore
 from memory.shared_state import EntityStore
-from memory.tables import Operation, OutboxEmail, Run
+from memory.tables import Operation, Run
 
 QUESTION = "When do you open?"
 PINNED = "scripted/demo"  # a model the caller names: the run must stay on the stable release

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.resilience.safety import SafetyPolicy
 from core.config import load_settings
+from core.status import RunStatus
 from evals.scenario import Scenario
 from graph.agent import Agent, RunResult, Token
 
@@ -73,10 +74,12 @@ async def _measure(folder: Path) -> Scenario:
         for index, reply in enumerate(VIOLATING):
             tokens, result = await _stream(agent, "What do you have on file?", f"violating-{index}")
             shown_chars += unscreened("".join(tokens), reply, policy)
-            terminated += result.status == "terminated"
+            terminated += result.status == RunStatus.TERMINATED
         for index, reply in enumerate(CLEAN):
             tokens, result = await _stream(agent, f"Tell me about case {index}.", f"clean-{index}")
-            streamed += result.status == "answered" and len(tokens) >= 2 and "".join(tokens) == result.answer == reply
+            streamed += (
+                result.status == RunStatus.ANSWERED and len(tokens) >= 2 and "".join(tokens) == result.answer == reply
+            )
         agent.services.gateway.verify_script_consumed()
     return Scenario(
         "streamed_policy_violation",

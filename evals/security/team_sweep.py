@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from app.background import in_background
 from core.config import load_settings
+from core.status import RunStatus
 from evals.scenario import Scenario
 from graph.agent import Agent
 from graph.choreography import subscribe
@@ -87,7 +88,7 @@ async def _unattended(folder: Path) -> Scenario:
             ids = {item["id"] for result in waiting for item in result.escalations}
             runs = [result.run_id for result in waiting]
             deadline = time.monotonic() + 2 * TIMEOUT_S + 30
-            while time.monotonic() < deadline and "waiting" in _statuses(asker, runs):
+            while time.monotonic() < deadline and RunStatus.WAITING in _statuses(asker, runs):
                 await asyncio.sleep(0.05)
             await asyncio.sleep(2 * PERIOD_S)  # a duplicate would show up in these sweeps
         alerts = _escalation_alerts(asker)
@@ -101,7 +102,7 @@ async def _unattended(folder: Path) -> Scenario:
         "sweepers": 2,
         "duplicate_transitions": duplicates,
         "alerts": len(alerts),
-        "runs_resumed": statuses.count("answered"),
+        "runs_resumed": statuses.count(RunStatus.ANSWERED),
         "period_s": PERIOD_S,
         "allowance_s": SWEEP_ALLOWANCE_S,
         "latest_s": round(max((a.created_at - a.payload["due_at"] for a in alerts), default=0.0), 3),
@@ -111,7 +112,7 @@ async def _unattended(folder: Path) -> Scenario:
         and not late
         and not duplicates
         and len(alerts) == 2 * len(ids)  # each passed up once, then expired once
-        and statuses == ["answered"] * ESCALATIONS
+        and statuses == [RunStatus.ANSWERED] * ESCALATIONS
     )
     return Scenario("escalation_expiry_unattended", passed, figures)
 

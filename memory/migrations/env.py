@@ -1,4 +1,7 @@
-"""Alembic environment: the engine comes from Firebreak, never from an ini file."""
+"""Alembic environment: the engine comes from Firebreak, never from an ini file.
+
+The version table is the core's ``alembic_version``, or a tool package's own (see ``memory/migrate.py``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ with engine.begin() as connection:
         connection=connection,
         target_metadata=SQLModel.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        version_table=context.config.attributes.get("version_table", "alembic_version"),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -4,11 +4,11 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
 
-Also seeds the demo orders that the demo tools read and update.
+It created and seeded the demo's demo_orders and outbox_emails too until issue 19: they belong to the
+support-desk example now (examples/support_desk/migrations), which finds them in place in a database made before.
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import sqlmodel
@@ -21,16 +21,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "demo_orders",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("customer", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-        sa.Column("item", sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("total_usd", sa.Float(), nullable=False),
-        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
     op.create_table(
         "model_calls",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -50,20 +40,6 @@ def upgrade() -> None:
     with op.batch_alter_table("model_calls", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_model_calls_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_model_calls_run_id"), ["run_id"], unique=False)
-
-    op.create_table(
-        "outbox_emails",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("run_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
-        sa.Column("tenant_id", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-        sa.Column("to", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
-        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    with op.batch_alter_table("outbox_emails", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_outbox_emails_run_id"), ["run_id"], unique=False)
 
     op.create_table(
         "runs",
@@ -125,61 +101,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("run_events", schema=None) as batch_op:
         batch_op.create_index("ix_run_events_run_seq", ["run_id", "seq"], unique=True)
-    orders = sa.table(
-        "demo_orders",
-        sa.column("id", sa.Integer),
-        sa.column("customer", sa.String),
-        sa.column("item", sa.String),
-        sa.column("status", sa.String),
-        sa.column("total_usd", sa.Float),
-        sa.column("updated_at", sa.DateTime),
-    )
-    seeded_at = datetime(2026, 11, 1, tzinfo=UTC)
-    op.bulk_insert(
-        orders,
-        [
-            {
-                "id": 1,
-                "customer": "Ada Lovelace",
-                "item": "Mechanical keyboard",
-                "status": "shipped",
-                "total_usd": 129.0,
-                "updated_at": seeded_at,
-            },
-            {
-                "id": 2,
-                "customer": "Alan Turing",
-                "item": "Noise-cancelling headphones",
-                "status": "pending",
-                "total_usd": 249.5,
-                "updated_at": seeded_at,
-            },
-            {
-                "id": 42,
-                "customer": "Grace Hopper",
-                "item": "USB-C dock",
-                "status": "delivered",
-                "total_usd": 89.9,
-                "updated_at": seeded_at,
-            },
-            {
-                "id": 1234,
-                "customer": "Edsger Dijkstra",
-                "item": "Standing desk",
-                "status": "pending",
-                "total_usd": 499.0,
-                "updated_at": seeded_at,
-            },
-            {
-                "id": 1243,
-                "customer": "Barbara Liskov",
-                "item": "Monitor arm",
-                "status": "cancelled",
-                "total_usd": 59.0,
-                "updated_at": seeded_at,
-            },
-        ],
-    )
 
 
 def downgrade() -> None:
@@ -199,13 +120,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_runs_created_at"))
 
     op.drop_table("runs")
-    with op.batch_alter_table("outbox_emails", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_outbox_emails_run_id"))
-
-    op.drop_table("outbox_emails")
     with op.batch_alter_table("model_calls", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_model_calls_run_id"))
         batch_op.drop_index(batch_op.f("ix_model_calls_created_at"))
 
     op.drop_table("model_calls")
-    op.drop_table("demo_orders")

@@ -3,6 +3,9 @@
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26
+
+It added demo_orders.last_op_id and outbox_emails.dedup_key too until issue 19: the support-desk example's
+migrations own those tables now.
 """
 
 from collections.abc import Sequence
@@ -38,22 +41,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_operations_expires_at"), ["expires_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_operations_run_id"), ["run_id"], unique=False)
 
-    with op.batch_alter_table("demo_orders", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("last_op_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
-
-    with op.batch_alter_table("outbox_emails", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("dedup_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
-        batch_op.create_unique_constraint("uq_outbox_emails_dedup_key", ["dedup_key"])
-
 
 def downgrade() -> None:
-    with op.batch_alter_table("outbox_emails", schema=None) as batch_op:
-        batch_op.drop_constraint("uq_outbox_emails_dedup_key", type_="unique")
-        batch_op.drop_column("dedup_key")
-
-    with op.batch_alter_table("demo_orders", schema=None) as batch_op:
-        batch_op.drop_column("last_op_id")
-
     with op.batch_alter_table("operations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_operations_run_id"))
         batch_op.drop_index(batch_op.f("ix_operations_expires_at"))

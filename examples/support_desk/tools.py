@@ -1,6 +1,6 @@
-"""Demo tools that exercise every pattern: reads, writes, slow code, an external API.
+"""The support desk's tools, which exercise every pattern: reads, writes, slow code, an external API.
 
-They are the starter's examples; add your own module to ``[tools] modules``.
+They are the starter's example; add your own module to ``[tools] modules`` (and drop this one).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from sqlmodel import Session, col, func, select
 from app.tools.registry import ToolContext, tool
 from app.tools.sandbox import run_confined
 from core.errors import ToolUnavailable
-from memory.tables import DemoOrder, OutboxEmail, utcnow
+from examples.support_desk.tables import DemoOrder, OutboxEmail
+from memory.tables import utcnow
 from memory.upsert import insert_once
 
 WORD = re.compile(r"[a-z0-9]+")
@@ -26,7 +27,7 @@ OrderStatus = Literal["pending", "shipped", "delivered", "cancelled", "refunded"
 
 @cache
 def _documents() -> tuple[tuple[str, str], ...]:
-    folder = resources.files("app.tools") / "knowledge"
+    folder = resources.files("examples.support_desk") / "knowledge"
     return tuple(
         sorted(
             (entry.name, entry.read_text(encoding="utf-8")) for entry in folder.iterdir() if entry.name.endswith(".md")

@@ -1,0 +1,102 @@
+"""How a conversation reads to the local 0.5B model: plain turns, the tool list with examples, phase notes.
+
+The model never sees OpenAI's tool-call format: tool calls and results become plain text turns, and the tool list,
+with one example question per tool, goes into the system message (``local_model`` explains the two phases).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+ANSWER = "answer"  # the decision option that means "no tool: reply"
+
+# Few-shot examples matter: without them the 0.5B model picks the first listed tool for almost anything.
+TOOL_NOTE = (
+    "Tools:\n{tools}\n\n"
+    'Before each reply, choose the next step: "answer" unless the user asks for data that only a tool has.\n\n'
+    "Examples:\n{examples}"
+)
+RESULT_PREFIX = "Result of tool "  # how a tool result reads to the model (see chat_messages)
+# Said only right after a tool result: without it the 0.5B model calls tool after tool on data it already has.
+AFTER_RESULT_NOTE = 'If the results above hold what the user asked for, the next step is "answer".'
+ANSWER_NOTE = "Reply to the user now, in plain text (no JSON)."
+ARGUMENTS_NOTE = "Arguments for {name} as JSON matching this schema: {schema}"
+EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
+Messages = list[dict[str, str]]
+
+
+def tool_spec(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI tool as name, description and parameter schema."""
+    function = tool.get("function", tool)
+    return {
+        "name": function["name"],
+        "description": function.get("description") or f"Use {function['name']}.",
+        "parameters": function.get("parameters") or EMPTY_PARAMETERS,
+    }
+
+
+def chat_messages(messages: list) -> Messages:
+    """OpenAI messages as plain role/content pairs that any chat template renders."""
+    tool_names: dict[str, str] = {}
+    converted: Messages = []
+    for raw in messages:
+        message = raw.model_dump() if hasattr(raw, "model_dump") else dict(raw)
+        role, content = message.get("role", "user"), _text(message.get("content"))
+        if role == "assistant" and message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                name = call["function"]["name"]
+                tool_names[call.get("id") or name] = name
+                calls.append(json.dumps({"tool": name, "arguments": _parsed(call["function"].get("arguments"))}))
+            converted.append({"role": "assistant", "content": "\n".join(filter(None, [content, *calls]))})
+        elif role in ("tool", "function"):
+            name = message.get("name") or tool_names.get(message.get("tool_call_id") or "", "a tool")
+            converted.append({"role": "user", "content": f"{RESULT_PREFIX}{name}: {content}"})
+        else:
+            converted.append({"role": "system" if role == "developer" else role, "content": content})
+    return converted
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+
+
+def _parsed(arguments: Any) -> Any:
+    if not isinstance(arguments, str):
+        return arguments or {}
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
+
+
+def with_tool_note(messages: Messages, tools: list[dict[str, Any]]) -> Messages:
+    """The conversation with the tool list and examples added to its system message."""
+    listing = "\n".join(f"- {tool['name']}: {tool['description']}" for tool in tools)
+    examples = [("What is the capital of Italy?", ANSWER)]
+    examples += [(tool["description"], tool["name"]) for tool in tools]
+    examples += [("Write a haiku about rain.", ANSWER)]
+    shown = "\n".join(f"User: {question}\n{json.dumps({'next': step})}" for question, step in examples)
+    note = TOOL_NOTE.format(tools=listing, examples=shown)
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
+    return [system_turn(note), *messages]
+
+
+def system_turn(content: str) -> dict[str, str]:
+    return {"role": "system", "content": content}
+
+
+def assistant_choice(name: str) -> dict[str, str]:
+    return {"role": "assistant", "content": json.dumps({"next": name})}
+
+
+def arguments_note(tool: Mapping[str, Any]) -> str:
+    return ARGUMENTS_NOTE.format(name=tool["name"], schema=json.dumps(tool["parameters"]))
