@@ -15,23 +15,54 @@ their results, and the rest run after a reviewer raises the cap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 from opentelemetry.trace import Span, SpanKind
+from sqlalchemy.engine import Engine
 
-from app.telemetry import mark_error
+from app.telemetry import Telemetry, mark_error
 from app.tools.registry import ToolContext
-from app.tools.runner import op_id_for, run_tool
+from app.tools.runner import ToolBudgets, ToolRuntime, op_id_for, run_tool
+from core.config import Settings
 from core.errors import BudgetExceeded, CircuitOpen, IdempotencyConflict, InvalidToolArguments, ToolError, UnknownTool
 from graph.messages import TRUSTED_OUTPUT
 from graph.state import AgentState, RunContext
+from memory.context import ContextStore
+from memory.gate import GateStore
 from nodes.budget_guard import breach
 from nodes.confidence_gate import is_gated, untrusted_sources
+from nodes.needs import Configured
 
 CLEARED = frozenset({"execute", "approved"})
+
+
+class ActNeeds(Configured, Protocol):
+    """Runs tools in their budgets and spans, settles the gate's rows, and reads the checkpoints the gate read."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def telemetry(self) -> Telemetry: ...
+
+    @property
+    def gate(self) -> GateStore: ...
+
+    @property
+    def budgets(self) -> ToolBudgets: ...
+
+    @property
+    def tool_runtime(self) -> ToolRuntime: ...
+
+    @property
+    def context(self) -> ContextStore: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
 
 
 def _pending_calls(messages: list[Any]) -> list[tuple[int, str, str, Any, str | None]]:
@@ -46,13 +77,15 @@ def _pending_calls(messages: list[Any]) -> list[tuple[int, str, str, Any, str | 
     return [(index, *call) for index, call in enumerate(calls) if call[0] not in answered]
 
 
-def _refusal(state: AgentState, ctx: RunContext, call_id: str, name: str, untrusted: list[str]) -> str | None:
+def _refusal(
+    state: AgentState, ctx: RunContext, settings: Settings, call_id: str, name: str, untrusted: list[str]
+) -> str | None:
     """Why a gated call may not run, or None when it may (``untrusted``: see ``untrusted_sources``)."""
     try:
         item = ctx.tools.get(name)
     except UnknownTool:
         return None  # run_tool reports it to the model
-    if not is_gated(item, untrusted, ctx):
+    if not is_gated(item, untrusted, settings):
         return None  # not gated, or a write the read-only switch denies: run_tool refuses it with that reason
     verdict = (state.get("verdicts") or {}).get(call_id)
     if verdict in CLEARED:
@@ -64,14 +97,16 @@ def _refusal(state: AgentState, ctx: RunContext, call_id: str, name: str, untrus
 
 async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: ActNeeds = ctx.services
     step = state.get("steps", 0)
     results: list[ToolMessage] = []
     gate_ids = state.get("gate_ids") or {}
-    untrusted = untrusted_sources(state["messages"], ctx)  # as the gate saw it: the context before the decision
+    untrusted = untrusted_sources(
+        state["messages"], ctx, services.context
+    )  # as the gate saw it: the context before the decision
     for index, call_id, name, arguments, parse_error in _pending_calls(state["messages"]):
         # Malformed arguments are reported as such (they can never run): the model can correct them.
-        refusal = None if parse_error is not None else _refusal(state, ctx, call_id, name, untrusted)
+        refusal = None if parse_error is not None else _refusal(state, ctx, services.settings, call_id, name, untrusted)
         if refusal is not None:
             services.runs.add_event(ctx.run_id, "act", "refused", {"tool": name, "call_id": call_id, "why": refusal})
             # The tool did not run: the refusal is the agent's own text.
@@ -80,7 +115,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 ToolMessage(content=refusal, tool_call_id=call_id, name=name, status="error", additional_kwargs=stamp)
             )
             continue
-        tool_context = _tool_context(ctx, op_id_for(ctx.run_id, step, index, name))
+        tool_context = _tool_context(ctx, services, op_id_for(ctx.run_id, step, index, name))
         with services.telemetry.tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL) as span:
             span.set_attributes(
                 {
@@ -92,7 +127,7 @@ async def act(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             )
             services.telemetry.content(span, "gen_ai.tool.call.arguments", arguments)
             try:
-                outcome = await _execute(ctx, span, name, arguments, parse_error, tool_context)
+                outcome = await _execute(ctx, services, span, name, arguments, parse_error, tool_context)
             except BudgetExceeded as exc:
                 mark_error(span, exc)
                 return {"messages": results, **breach(exc, "act")}
@@ -127,8 +162,7 @@ class _Outcome:
     error_cause: str | None = None
 
 
-def _tool_context(ctx: RunContext, op_id: str) -> ToolContext:
-    services = ctx.services
+def _tool_context(ctx: RunContext, services: ActNeeds, op_id: str) -> ToolContext:
     return ToolContext(
         run_id=ctx.run_id,
         tenant_id=ctx.tenant_id,
@@ -143,10 +177,15 @@ def _tool_context(ctx: RunContext, op_id: str) -> ToolContext:
 
 
 async def _execute(
-    ctx: RunContext, span: Span, name: str, arguments: Any, parse_error: str | None, tool_context: ToolContext
+    ctx: RunContext,
+    services: ActNeeds,
+    span: Span,
+    name: str,
+    arguments: Any,
+    parse_error: str | None,
+    tool_context: ToolContext,
 ) -> _Outcome:
     """Run one call; a tool's failure becomes an error outcome, a blast-radius cap (BudgetExceeded) propagates."""
-    services = ctx.services
     try:
         if parse_error is not None:
             raise InvalidToolArguments(f"{name}: {parse_error}; send a JSON object", tool=name)

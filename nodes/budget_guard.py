@@ -15,6 +15,7 @@ from opentelemetry import trace
 from app.containment import escalation
 from core.errors import BudgetExceeded
 from graph.state import AgentState, Breach, Pending, RunContext
+from nodes.needs import Alerting
 
 
 def breach(exc: BudgetExceeded, resume_to: str) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def breach(exc: BudgetExceeded, resume_to: str) -> dict[str, Any]:
 
 def budget_guard(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: Alerting = ctx.services
     hit = state.get("breach")
     assert hit is not None, "the graph routes a run here only with a breach"
     services.alert(

@@ -30,22 +30,46 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.runtime import Runtime
 from opentelemetry import trace
 
-from app.cache.semantic import scope_key
+from app.cache.semantic import SemanticCache, scope_key
 from app.containment.escalation import REVIEWER, this_run, user_questions
+from app.limits.ledger import BlastRadius
+from core.config import Settings
 from core.status import RunStatus
 from graph.state import AgentState, RunContext
+from memory.plans import PlanStore
 from memory.tables import ModelCall
+from nodes.needs import Configured
 
 # Why a tool result made the run degraded, by the error type ``act`` records on it (none: ``act`` refused it).
 FAILURE_REASONS = {"ToolTimeout": "tool_timeout", "CircuitOpen": "circuit_open", None: "tool_refused"}
 # A plan version other than the first says the run did not go as planned.
 PLAN_REASONS = {"patched": "substituted", "replanned": "replanned", "escalated": "escalated"}
+
+
+class LookupNeeds(Configured, Protocol):
+    """Searches the cache; a hit's savings count in the blast-radius ledger."""
+
+    @property
+    def cache(self) -> SemanticCache: ...
+
+    @property
+    def limits(self) -> BlastRadius: ...
+
+
+class StoreNeeds(Configured, Protocol):
+    """Stores a clean answer; the plan's versions say whether it went as planned."""
+
+    @property
+    def cache(self) -> SemanticCache: ...
+
+    @property
+    def plans(self) -> PlanStore: ...
 
 
 @functools.lru_cache(maxsize=16)
@@ -64,9 +88,8 @@ def _context(messages: list[AnyMessage]) -> list[str]:
     return [f"{m.type}:{m.text}" for m in earlier if isinstance(m, HumanMessage | AIMessage) and m.text]
 
 
-def _scopes(state: AgentState, ctx: RunContext) -> tuple[str, str]:
+def _scopes(state: AgentState, ctx: RunContext, settings: Settings) -> tuple[str, str]:
     """The tenant's scope for this question, and the asking user's own."""
-    settings = ctx.services.settings
     tenant = scope_key(
         tenant=ctx.tenant_id,
         route=ctx.route,
@@ -81,7 +104,7 @@ def _scopes(state: AgentState, ctx: RunContext) -> tuple[str, str]:
 
 def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: LookupNeeds = ctx.services
     settings = services.settings.cache
     span = trace.get_current_span()
     if not settings.enabled:
@@ -91,7 +114,7 @@ def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     if intent is not None and intent.search(question):
         span.set_attribute("firebreak.cache.skipped", "write_intent")
         return {"cache": None}
-    tenant, user = _scopes(state, ctx)
+    tenant, user = _scopes(state, ctx, services.settings)
     # The user's own answers first: between equally close entries, theirs is the one they were given before.
     found = services.cache.lookup((user, tenant), question, route=ctx.route)
     span.set_attributes(
@@ -156,7 +179,7 @@ def per_user(messages: Sequence[AnyMessage], ctx: RunContext) -> bool:
     )
 
 
-def degraded(state: AgentState, ctx: RunContext, calls: Sequence[ModelCall]) -> str | None:
+def degraded(state: AgentState, ctx: RunContext, plans: PlanStore, calls: Sequence[ModelCall]) -> str | None:
     """Why this run's answer is not one to serve again, or None for a clean answer."""
     status = state.get("status") or RunStatus.RUNNING
     if status != RunStatus.RUNNING:
@@ -170,7 +193,7 @@ def degraded(state: AgentState, ctx: RunContext, calls: Sequence[ModelCall]) -> 
         return "no_answer"
     if state.get("plan"):
         # A substitute or a new plan follows a failure: the most specific reason, so it comes first.
-        changes = [v.change for v in ctx.services.plans.versions(ctx.run_id) if v.change != "planned"]
+        changes = [v.change for v in plans.versions(ctx.run_id) if v.change != "planned"]
         if changes:
             return PLAN_REASONS.get(changes[0], changes[0])
     run_messages = this_run(state["messages"])
@@ -186,12 +209,12 @@ def degraded(state: AgentState, ctx: RunContext, calls: Sequence[ModelCall]) -> 
 
 def cache_store(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: StoreNeeds = ctx.services
     span = trace.get_current_span()
     cached = state.get("cache") or {}
     calls = services.runs.model_calls(ctx.run_id)
     # No scope: the cache is off, the question had write intent, or the run began before scopes were per user.
-    skipped = "not_looked_up" if not cached.get("user_scope") else degraded(state, ctx, calls)
+    skipped = "not_looked_up" if not cached.get("user_scope") else degraded(state, ctx, services.plans, calls)
     if skipped is not None:
         span.set_attribute("firebreak.cache.store_skipped", skipped)
         return {}

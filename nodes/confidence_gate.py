@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 from langgraph.runtime import Runtime
@@ -31,18 +31,35 @@ from opentelemetry import trace
 
 from app.containment import escalation
 from app.containment.escalation import user_questions
-from app.containment.gate import Estimate, ProposedAction
+from app.containment.gate import Estimate, Estimator, ProposedAction
 from app.containment.triggers import detect_triggers
 from app.gateway import CallContext
 from app.resilience.safety import SafetyPolicy
 from app.tools.registry import Tool
-from core.config import GateThresholds, UntrustedPolicy
+from core.config import GateThresholds, Settings, UntrustedPolicy
 from core.errors import BudgetExceeded, UnknownTool
 from graph.messages import is_trusted
 from graph.state import SOLO_AGENT, AgentState, RunContext
+from memory.context import ContextStore
+from memory.gate import GateStore
+from memory.runs import RunStore
 from memory.tables import Escalation, GateDecision
 from nodes.budget_guard import breach
+from nodes.needs import Escalating
 from nodes.summarizer import SUMMARY_PREFIX
+
+
+class GateNeeds(Escalating, Protocol):
+    """Scores actions, records each score, and reads the checkpoints a summary replaced (untrusted output)."""
+
+    @property
+    def estimator(self) -> Estimator: ...
+
+    @property
+    def gate(self) -> GateStore: ...
+
+    @property
+    def context(self) -> ContextStore: ...
 
 
 def signature(action: ProposedAction) -> str:
@@ -50,7 +67,7 @@ def signature(action: ProposedAction) -> str:
     return f"{action.target}:{json.dumps(action.arguments, sort_keys=True, default=str)}"
 
 
-def untrusted_sources(messages: Sequence[BaseMessage], ctx: RunContext) -> list[str]:
+def untrusted_sources(messages: Sequence[BaseMessage], ctx: RunContext, checkpoints: ContextStore) -> list[str]:
     """The tools whose untrusted output is in the context the last decision was made on, each once.
 
     A result counts unless ``act`` stamped it trusted (its tool declared ``trusted_output``). Results that a
@@ -65,7 +82,7 @@ def untrusted_sources(messages: Sequence[BaseMessage], ctx: RunContext) -> list[
             sources.append(message.name or "an unnamed tool")
         summarised |= isinstance(message, SystemMessage) and str(message.id or "").startswith(SUMMARY_PREFIX)
     if summarised:
-        for row in ctx.services.context.for_thread(ctx.thread_id):
+        for row in checkpoints.for_thread(ctx.thread_id):
             sources += _untrusted_in(row.raw, ctx)
     return list(dict.fromkeys(sources))
 
@@ -86,55 +103,57 @@ def _untrusted_in(raw: Sequence[dict[str, Any]], ctx: RunContext) -> list[str]:
     return found
 
 
-def holding_policy(item: Tool, untrusted: Sequence[str], ctx: RunContext) -> UntrustedPolicy | None:
+def holding_policy(item: Tool, untrusted: Sequence[str], settings: Settings) -> UntrustedPolicy | None:
     """The untrusted-data policy that holds a call of ``item`` ("review" or "confirm"), or None when none does:
     no untrusted output before it, a plain read, or the tool's policy is "allow"."""
     if not untrusted or not item.has_effects:
         return None
-    policy = ctx.services.settings.gate.untrusted_policy(item.name)
+    policy = settings.gate.untrusted_policy(item.name)
     return None if policy == "allow" else policy
 
 
-def is_gated(item: Tool, untrusted: Sequence[str], ctx: RunContext) -> bool:
+def is_gated(item: Tool, untrusted: Sequence[str], settings: Settings) -> bool:
     """Whether a call of ``item`` runs only once the gate (or a person) cleared it.
 
     Its kind is in ``[gate] actions``, it always needs approval, or the untrusted-data rule holds it (also
     when ``[gate] actions`` does not list its kind: an egress read after untrusted output).
     """
-    gate = ctx.services.settings.gate
-    if item.kind == "write" and ctx.services.settings.limits.read_only:
+    gate = settings.gate
+    if item.kind == "write" and settings.limits.read_only:
         return False  # denied by the read-only switch whatever anyone answers: nobody is asked
     return (
         item.kind in gate.actions
         or item.name in gate.require_approval
-        or holding_policy(item, untrusted, ctx) is not None
+        or holding_policy(item, untrusted, settings) is not None
     )
 
 
-def gated_actions(decision: AIMessage, ctx: RunContext, untrusted: Sequence[str]) -> list[ProposedAction]:
+def gated_actions(
+    decision: AIMessage, ctx: RunContext, settings: Settings, untrusted: Sequence[str]
+) -> list[ProposedAction]:
     """The decision's actions the gate must clear (see :func:`is_gated`; unknown tools fail in ``act``)."""
-    kinds = set(ctx.services.settings.gate.actions)
+    kinds = set(settings.gate.actions)
     actions = []
     for call in decision.tool_calls:
         try:
             item = ctx.tools.get(call["name"])
         except UnknownTool:
             continue
-        if is_gated(item, untrusted, ctx):
+        if is_gated(item, untrusted, settings):
             actions.append(ProposedAction(call["id"] or "", item.kind, item.name, call["args"], decision.text))
     if not decision.tool_calls and "answer" in kinds:
         actions.append(ProposedAction("answer", "answer", "answer", {}, decision.text))
     return actions
 
 
-def injected_instructions(messages: Sequence[BaseMessage], ctx: RunContext) -> str | None:
+def injected_instructions(messages: Sequence[BaseMessage], settings: Settings) -> str | None:
     """The ``[safety] jailbreak_patterns`` pattern a tool result of the conversation matches, if any.
 
     Tool results are data the agent read (a web page, a database row, a partner's reply), not the user's
     words: instructions in them are a prompt injection. The model that read them may obey them, and grade
     its own obedience highly, so no score of its own clears a gated action after one.
     """
-    policy = SafetyPolicy.from_settings(ctx.services.settings.safety)
+    policy = SafetyPolicy.from_settings(settings.safety)
     for message in messages:
         if isinstance(message, ToolMessage):
             pattern = policy.jailbreak_attempt(message.text)
@@ -159,6 +178,7 @@ def _escalation_for(
     problem: str | None,
     where: escalation.Where,
     ctx: RunContext,
+    services: Escalating,
     injection: str | None,
     held: str | None,
     untrusted: Sequence[str],
@@ -168,7 +188,7 @@ def _escalation_for(
     ``held`` is the untrusted-data rule's reason when it holds the action, ``injection`` the pattern a tool
     result matched.
     """
-    settings = ctx.services.settings
+    settings = services.settings
     scored = f"confidence {score:.2f}" + (f" ({problem})" if problem else "")
     required = action.target in settings.gate.require_approval
     kind, options = ("confirmation", ["yes", "no"]) if band == "confirm" else ("targeted", ["approve", "reject"])
@@ -212,25 +232,26 @@ def _escalation_for(
             "untrusted_sources": list(untrusted) if held is not None else [],
         },
         settings=settings.escalation,
-        now=ctx.services.clock(),
+        now=services.clock(),
     )
 
 
 async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: GateNeeds = ctx.services
+    settings = services.settings
     decision = state["messages"][-1]
     assert isinstance(decision, AIMessage)
-    thresholds = services.settings.gate.for_route(ctx.route)
+    thresholds = settings.gate.for_route(ctx.route)
     where = escalation.Where(ctx.run_id, ctx.thread_id, ctx.tenant_id, state.get("pauses", 0))
     question = user_questions(state["messages"])[-1]
     call = CallContext(tenant_id=ctx.tenant_id, user_id=ctx.user_id, run_id=ctx.run_id, thread_id=ctx.thread_id)
     verdicts, gate_ids, rows = dict(state.get("verdicts") or {}), dict(state.get("gate_ids") or {}), []
     span = trace.get_current_span()
-    injection = injected_instructions(state["messages"], ctx)
-    untrusted = untrusted_sources(state["messages"], ctx)
+    injection = injected_instructions(state["messages"], settings)
+    untrusted = untrusted_sources(state["messages"], ctx, services.context)
     scored = []
-    for action in gated_actions(decision, ctx, untrusted):
+    for action in gated_actions(decision, ctx, settings, untrusted):
         if signature(action) in (state.get("rejected") or []):
             verdicts[action.call_id] = "rejected"
             services.runs.add_event(ctx.run_id, "confidence_gate", "rejected_again", {"action": action.describe()})
@@ -244,11 +265,11 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
         services.runs.add_event(ctx.run_id, "confidence_gate", "injection_suspected", {"pattern": injection})
         span.add_event("firebreak.gate.injection_suspected", {"firebreak.gate.pattern": injection})
     for action, estimate in scored:
-        policy = None if action.kind == "answer" else holding_policy(ctx.tools.get(action.target), untrusted, ctx)
-        band = _band(action, estimate.score, thresholds, policy, injection is not None, ctx)
+        policy = None if action.kind == "answer" else holding_policy(ctx.tools.get(action.target), untrusted, settings)
+        band = _band(action, estimate.score, thresholds, policy, injection is not None, ctx, settings)
         held = untrusted_reason(action, untrusted, policy) if policy is not None else None
         if held is not None:
-            _report_untrusted(action, untrusted, policy, ctx)
+            _report_untrusted(action, untrusted, policy, ctx, services.runs)
         if band == "execute":
             verdict, pending = "execute", None
         elif band == "confirm" and action.kind == "answer":
@@ -257,11 +278,15 @@ async def confidence_gate(state: AgentState, runtime: Runtime[RunContext]) -> di
         else:
             verdict, pending = (
                 "pending",
-                _escalation_for(action, band, estimate.score, estimate.problem, where, ctx, injection, held, untrusted),
+                _escalation_for(
+                    action, band, estimate.score, estimate.problem, where, ctx, services, injection, held, untrusted
+                ),
             )
             rows.append(pending)
         verdicts[action.call_id] = verdict
-        gate_ids[action.call_id] = _record_score(action, estimate, band, held, pending, state.get("steps", 0), ctx)
+        gate_ids[action.call_id] = _record_score(
+            action, estimate, band, held, pending, state.get("steps", 0), ctx, services
+        )
     update: dict[str, Any] = {"verdicts": verdicts, "gate_ids": gate_ids}
     if rows:
         services.escalations.open(rows)
@@ -276,9 +301,10 @@ def _band(
     policy: UntrustedPolicy | None,
     injected: bool,
     ctx: RunContext,
+    settings: Settings,
 ) -> str:
     """Where one scored action goes: "execute", "confirm" (the user) or "human" (a reviewer)."""
-    required = action.target in ctx.services.settings.gate.require_approval
+    required = action.target in settings.gate.require_approval
     # After a suspected injection, or untrusted output under "review", a reviewer decides, whatever the score.
     band: str = "human" if required or injected or policy == "review" else thresholds.band(score)
     if band == "execute" and policy == "confirm":
@@ -291,10 +317,10 @@ def _band(
 
 
 def _report_untrusted(
-    action: ProposedAction, untrusted: list[str], policy: UntrustedPolicy | None, ctx: RunContext
+    action: ProposedAction, untrusted: list[str], policy: UntrustedPolicy | None, ctx: RunContext, runs: RunStore
 ) -> None:
     """Say in the run's events and its span that untrusted output holds this action."""
-    ctx.services.runs.add_event(
+    runs.add_event(
         ctx.run_id,
         "confidence_gate",
         "untrusted_data",
@@ -318,9 +344,9 @@ def _record_score(
     pending: Escalation | None,
     step: int,
     ctx: RunContext,
+    services: GateNeeds,
 ) -> int:
     """Record one score as a ``gate_decisions`` row, a span event and a run event; the row's id."""
-    services = ctx.services
     gate_id = services.gate.record(
         GateDecision(
             run_id=ctx.run_id,
@@ -363,7 +389,7 @@ def _record_score(
 def screen_triggers(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Deliver reviewers' notes, then escalate on the strongest secondary trigger of the question."""
     ctx = runtime.context
-    services = ctx.services
+    services: Escalating = ctx.services
     messages = state["messages"]
     update: dict[str, Any] = {}
     notes = services.escalations.undelivered_notes(ctx.thread_id)

@@ -15,6 +15,7 @@ from core.status import RunStatus
 from graph.messages import ai_message, to_openai
 from graph.state import AgentState, RunContext
 from nodes.budget_guard import breach
+from nodes.needs import Prompting
 
 
 def system_prompt(state: AgentState, base: str) -> str:
@@ -32,7 +33,7 @@ def _emit(runtime: Runtime[RunContext], text: str) -> None:
 
 async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: Prompting = ctx.services
     policy = SafetyPolicy.from_settings(services.settings.safety)
     # Tokens pass the policy screen on their way out: what a pattern could still match is held back.
     screen = StreamScreen.of(policy.policy_patterns)

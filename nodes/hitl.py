@@ -11,7 +11,8 @@ applied exactly once, because this node's result is checkpointed.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
@@ -20,28 +21,48 @@ from opentelemetry import trace
 
 from app.containment.escalation import REVIEWER, is_approval, reviewer_note
 from app.containment.gate import ProposedAction
+from app.limits.ledger import BlastRadius
 from core.status import RunStatus
 from graph.state import AgentState, Pending, RunContext
+from memory.escalations import EscalationStore
+from memory.gate import GateStore
 from memory.tables import Escalation
 from nodes.confidence_gate import signature
+from nodes.needs import Recording
 
 
-def _closed(ctx: RunContext, ids: list[str]) -> list[Escalation]:
-    rows = [ctx.services.escalations.get(i) for i in ids]
+class HitlNeeds(Recording, Protocol):
+    """Reads the answered escalations, then raises a cap or settles a gate decision by each."""
+
+    @property
+    def escalations(self) -> EscalationStore: ...
+
+    @property
+    def limits(self) -> BlastRadius: ...
+
+    @property
+    def gate(self) -> GateStore: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+
+def _closed(services: HitlNeeds, ids: list[str]) -> list[Escalation]:
+    rows = [services.escalations.get(i) for i in ids]
     return [r for r in rows if r is not None and r.status != "open"]
 
 
 def hitl(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: HitlNeeds = ctx.services
     pending = state.get("escalation") or Pending(ids=[], resume_to="respond")
     ids = list(pending["ids"])
-    closed = _closed(ctx, ids)
+    closed = _closed(services, ids)
     trace.get_current_span().set_attribute("firebreak.escalation_ids", ids)
     while len(closed) < len(ids):
         # One interrupt per wait, carrying every open id: parallel escalations never share an interrupt.
         interrupt({"escalations": [i for i in ids if i not in {r.id for r in closed}]})
-        closed = _closed(ctx, ids)
+        closed = _closed(services, ids)
     update: dict[str, Any] = {
         "escalation": None,
         "pauses": state.get("pauses", 0) + 1,

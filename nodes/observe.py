@@ -21,6 +21,7 @@ from app.containment import escalation
 from app.containment.escalation import this_run
 from core.status import RunStatus
 from graph.state import AgentState, RunContext
+from nodes.needs import Alerting
 
 REPEATED_FAILURES_LIMIT = 3
 # The escalation type of a repeated failure: a reviewer looks, the stopped run does not wait for them.
@@ -54,10 +55,9 @@ def failure_escalation_id(state: AgentState, ctx: RunContext) -> str:
     return escalation.escalation_id(_where(state, ctx), "repeated_failure")
 
 
-def _report_failure(state: AgentState, ctx: RunContext, call: str) -> None:
+def _report_failure(state: AgentState, ctx: RunContext, services: Alerting, call: str) -> None:
     """Open the reviewer's escalation for a call that keeps failing (its id: ``failure_escalation_id``) and
     raise an alert."""
-    services = ctx.services
     reason = f"{call} failed {REPEATED_FAILURES_LIMIT} times in a row, so the run stopped"
     row = escalation.build(
         _where(state, ctx),
@@ -84,13 +84,14 @@ def _report_failure(state: AgentState, ctx: RunContext, call: str) -> None:
 
 def observe(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
+    services: Alerting = ctx.services
     steps = state.get("steps", 0) + 1
     stuck = repeated_failure(state["messages"])
     if stuck is not None:
-        _report_failure(state, ctx, stuck)
-        ctx.services.runs.add_event(ctx.run_id, "observe", "stopped", {"reason": "repeated_failure", "call": stuck})
+        _report_failure(state, ctx, services, stuck)
+        services.runs.add_event(ctx.run_id, "observe", "stopped", {"reason": "repeated_failure", "call": stuck})
         return {"steps": steps, "status": RunStatus.REPEATED_FAILURE.value, "stop_detail": stuck}
-    if steps >= ctx.services.settings.agent.max_steps:
-        ctx.services.runs.add_event(ctx.run_id, "observe", "stopped", {"reason": "step_limit", "steps": steps})
+    if steps >= services.settings.agent.max_steps:
+        services.runs.add_event(ctx.run_id, "observe", "stopped", {"reason": "step_limit", "steps": steps})
         return {"steps": steps, "status": RunStatus.STEP_LIMIT.value}
     return {"steps": steps}

@@ -9,7 +9,8 @@ A resumed step finds the plan it already stored instead of asking again.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.runtime import Runtime
@@ -20,13 +21,25 @@ from app.planning.plan import PLAN_TOOL, Plan, parse_plan, plan_tool_spec
 from core.errors import BudgetExceeded, ModelError, PlanInvalid
 from graph.messages import to_openai
 from graph.state import AgentState, RunContext
+from memory.plans import PlanStore
 from memory.tables import PlanVersion
+from nodes.needs import Prompting
 
 INSTRUCTIONS = (
     "You plan before acting. Break the user's request into the fewest steps that reach it: each step calls "
     "one of the tools below with its inputs, and lists the steps whose results it needs first. The last step "
     "has no tool: it answers the user from the results. Call submit_plan with the plan.\n\nTools:\n"
 )
+
+
+class PlannerNeeds(Prompting, Protocol):
+    """Asks a model for a plan and stores its versions."""
+
+    @property
+    def plans(self) -> PlanStore: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
 
 
 def tool_catalogue(ctx: RunContext) -> str:
@@ -36,9 +49,8 @@ def tool_catalogue(ctx: RunContext) -> str:
     )
 
 
-async def write_plan(ctx: RunContext, messages: list[AnyMessage], brief: str) -> tuple[Plan, str]:
+async def write_plan(ctx: RunContext, services: Prompting, messages: list[AnyMessage], brief: str) -> tuple[Plan, str]:
     """Ask the ``plan`` route for a plan of the conversation so far; ``brief`` says what kind of plan."""
-    services = ctx.services
     settings = services.settings.planner
     names = [item.name for item in ctx.tools]
     reply = await services.gateway.chat(
@@ -65,6 +77,7 @@ def plan_state(row: PlanVersion) -> dict[str, Any]:
 
 def record_version(
     ctx: RunContext,
+    services: PlannerNeeds,
     plan: Plan,
     version: int,
     *,
@@ -75,7 +88,6 @@ def record_version(
     reason: str = "",
 ) -> PlanVersion:
     """Store a new plan version (a resumed step finds the one it stored), its run event and span attributes."""
-    services = ctx.services
     row, created = services.plans.add(
         PlanVersion(
             run_id=ctx.run_id,
@@ -114,17 +126,17 @@ def mark_span(row: PlanVersion) -> None:
 
 async def plan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: PlannerNeeds = ctx.services
     stored = services.plans.latest(ctx.run_id)
     if stored is None:
         try:
-            made, model = await write_plan(ctx, state["messages"], INSTRUCTIONS)
+            made, model = await write_plan(ctx, services, state["messages"], INSTRUCTIONS)
         except (PlanInvalid, ModelError, BudgetExceeded) as exc:
             # An unplanned run is still a run: decide works without a plan, and its own limits still hold.
             services.runs.add_event(ctx.run_id, "plan", "plan_failed", {"error": str(exc)})
             trace.get_current_span().set_attribute("firebreak.plan.error", str(exc))
             return {"plan": None, "planning": False}
-        stored = record_version(ctx, made, 1, change="planned", made_by=model)
+        stored = record_version(ctx, services, made, 1, change="planned", made_by=model)
     else:
         mark_span(stored)
     return {"plan": plan_state(stored)}

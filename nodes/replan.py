@@ -19,7 +19,7 @@ severity.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from langgraph.runtime import Runtime
@@ -29,13 +29,18 @@ from app.containment import escalation
 from app.planning.plan import Plan, Step, record_result, render, substitute_step
 from core.errors import BudgetExceeded, ModelError, PlanInvalid, UnknownTool
 from graph.state import AgentState, Pending, RunContext
-from nodes.planner import plan_state, record_version, write_plan
+from nodes.needs import Escalating
+from nodes.planner import PlannerNeeds, plan_state, record_version, write_plan
 
 REPLAN_INSTRUCTIONS = (
     "A step of your plan failed. Write a new plan for what is left: keep the results of the steps that are "
     "done (do not repeat them), and do not use the tool that failed. Call submit_plan with the new plan.\n\n"
     "Tools:\n"
 )
+
+
+class ReplanNeeds(PlannerNeeds, Escalating, Protocol):
+    """Stores the plan's progress and its next version, or asks a person how it goes on."""
 
 
 def this_step_results(messages: list[AnyMessage]) -> list[ToolMessage]:
@@ -69,7 +74,7 @@ def substitute_for(ctx: RunContext, plan: Plan, failed: Step) -> str | None:
 
 async def replan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: ReplanNeeds = ctx.services
     current = state["plan"] or {}
     version = int(current["version"])
     plan = Plan(goal=current["goal"], steps=current["steps"])
@@ -93,17 +98,18 @@ async def replan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     elif replans < services.settings.planner.max_replans:
         try:
             brief = f"{render(plan, version)}\n\n{REPLAN_INSTRUCTIONS}"
-            new_plan, made_by = await write_plan(ctx, state["messages"], brief)
+            new_plan, made_by = await write_plan(ctx, services, state["messages"], brief)
         except (PlanInvalid, ModelError, BudgetExceeded) as exc:
-            return _escalate(state, ctx, failed, trigger, f"the replan failed: {exc}", steps)
+            return _escalate(state, ctx, services, failed, trigger, f"the replan failed: {exc}", steps)
         change, severity, replans = "replanned", "major", replans + 1
         why = "the context changed" if trigger == "context_changed" else "it failed with no substitute"
         reason = f"step {failed.id} ({failed.tool}): {why}: {failed.note[:200]}"
     else:
         spent = f"no replans left ({services.settings.planner.max_replans} used)"
-        return _escalate(state, ctx, failed, trigger, spent, steps)
+        return _escalate(state, ctx, services, failed, trigger, spent, steps)
     row = record_version(
         ctx,
+        services,
         new_plan.model_copy(update={"goal": plan.goal}),
         version + 1,
         change=change,
@@ -116,10 +122,15 @@ async def replan(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
 
 
 def _escalate(
-    state: AgentState, ctx: RunContext, failed: Step, trigger: str, why: str, steps: list[dict[str, Any]]
+    state: AgentState,
+    ctx: RunContext,
+    services: Escalating,
+    failed: Step,
+    trigger: str,
+    why: str,
+    steps: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Critical: the plan cannot go on by itself. A person says how; the model reads their answer."""
-    services = ctx.services
     reason = f"step {failed.id} ({failed.tool}) failed ({failed.note[:200]}) and {why}"
     row = escalation.build(
         escalation.Where(ctx.run_id, ctx.thread_id, ctx.tenant_id, state.get("pauses", 0)),

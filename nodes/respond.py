@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 
 from core.status import RunStatus
 from graph.state import AgentState, RunContext
+from nodes.needs import Recording
 from nodes.observe import failure_escalation_id
 
 
@@ -54,5 +55,6 @@ def respond(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         status = (RunStatus.HANDED_OFF if handed_off else RunStatus.ANSWERED).value
         if (state.get("verdicts") or {}).get("answer") == "hedge":
             answer += HEDGE
-    ctx.services.runs.add_event(ctx.run_id, "respond", "answer", {"status": status, "answer": answer})
+    services: Recording = ctx.services
+    services.runs.add_event(ctx.run_id, "respond", "answer", {"status": status, "answer": answer})
     return {"answer": answer, "status": status, "messages": messages}

@@ -24,7 +24,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AnyMessage, RemoveMessage, SystemMessage, ToolMessage
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
@@ -36,7 +36,9 @@ from app.gateway import CallContext
 from core.errors import BudgetExceeded, ModelError
 from graph.messages import to_openai
 from graph.state import AgentState, RunContext
+from memory.context import ContextStore
 from memory.tables import ContextCheckpoint
+from nodes.needs import Prompting
 
 SUMMARY_PREFIX = "context-summary-"
 FALLBACK = "fallback"
@@ -58,6 +60,13 @@ FACT_PATTERNS = {
         "amount": r"((?:[$€£]\s?\d[\d,]*(?:\.\d+)?)|(?:\d[\d,]*(?:\.\d+)?\s?(?:USD|EUR|GBP)))",
     }.items()
 }
+
+
+class SummarizerNeeds(Prompting, Protocol):
+    """Counts and summarises through the gateway; keeps each context checkpoint once."""
+
+    @property
+    def context(self) -> ContextStore: ...
 
 
 def cut_point(messages: Sequence[AnyMessage], keep_recent: int) -> int:
@@ -102,7 +111,7 @@ def summary_message(row: ContextCheckpoint) -> SystemMessage:
 
 async def summarize(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    services = ctx.services
+    services: SummarizerNeeds = ctx.services
     settings = services.settings.context
     if not settings.enabled:
         return {}
@@ -130,7 +139,7 @@ async def summarize(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     key = hashlib.sha256(f"{ctx.thread_id}\n{replaced[-1].id}".encode()).hexdigest()
     row = services.context.get(key)
     if row is None:
-        row = await _checkpoint(replaced, kept, key, before, ctx, tools)
+        row = await _checkpoint(replaced, kept, key, before, ctx, services, tools)
     span.set_attributes(
         {
             "firebreak.context.checkpoint_id": row.id or 0,
@@ -155,16 +164,16 @@ async def _checkpoint(
     key: str,
     before: int,
     ctx: RunContext,
+    services: SummarizerNeeds,
     tools: list[dict[str, Any]] | None,
 ) -> ContextCheckpoint:
     """Summarise ``replaced`` (or note why not), count what remains, store the row once."""
-    services = ctx.services
     raw = to_openai(list(replaced))
     known: dict[str, list[str]] = {}
     if replaced and _is_summary(replaced[0]):
         known = dict(replaced[0].additional_kwargs.get("facts") or {})
     facts = extract_facts(raw, known)
-    summary, summarized_by = await _summary(raw, ctx)
+    summary, summarized_by = await _summary(raw, ctx, services)
     row = ContextCheckpoint(
         key=key,
         thread_id=ctx.thread_id,
@@ -184,7 +193,7 @@ async def _checkpoint(
     return stored
 
 
-async def _summary(raw: list[dict[str, Any]], ctx: RunContext) -> tuple[str, str]:
+async def _summary(raw: list[dict[str, Any]], ctx: RunContext, services: Prompting) -> tuple[str, str]:
     """(summary, who wrote it): the ``summarize`` route's model, or a plain note when it cannot."""
     lines = []
     for message in raw:
@@ -198,13 +207,13 @@ async def _summary(raw: list[dict[str, Any]], ctx: RunContext) -> tuple[str, str
         {"role": "user", "content": "Conversation:\n" + "\n".join(lines) + "\n\nSummary:"},
     ]
     try:
-        reply = await ctx.services.gateway.chat(
+        reply = await services.gateway.chat(
             prompt,
             route=ctx.route,
             task="summarize",
             context=CallContext(ctx.tenant_id, ctx.user_id, ctx.run_id, ctx.thread_id),
             deadline=ctx.deadline,
-            max_output_tokens=ctx.services.settings.context.summary_max_tokens,
+            max_output_tokens=services.settings.context.summary_max_tokens,
         )
     except (ModelError, BudgetExceeded) as exc:
         return f"(The earlier messages could not be summarised: {exc}. Their key facts are kept.)", FALLBACK
