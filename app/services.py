@@ -87,8 +87,6 @@ class Services:
 
     settings: Settings
     stores: Stores
-    engine: Engine
-    runs: RunStore
     telemetry: Telemetry
     gateway: Gateway
     breakers: CircuitBreakers
@@ -97,16 +95,40 @@ class Services:
     team_tools: ToolRegistry  # what a team member may call: those and [team] tool_modules (the tickets)
     budgets: ToolBudgets
     tool_runtime: ToolRuntime
-    escalations: EscalationStore
-    gate: GateStore
     estimator: Estimator
     cache: SemanticCache
-    context: ContextStore
-    plans: PlanStore
-    threads: ThreadLeases
     canary: Canary
     alert: AlertHook  # records an alert row, logs it, and posts it to ``[queue] alert_webhook`` if one is set
     clock: Callable[[], float] = time.time
+
+    # The stores a run uses on every step, one hop closer: the ones in ``stores``, never second copies.
+    @property
+    def engine(self) -> Engine:
+        return self.stores.engine
+
+    @property
+    def runs(self) -> RunStore:
+        return self.stores.runs
+
+    @property
+    def escalations(self) -> EscalationStore:
+        return self.stores.escalations
+
+    @property
+    def gate(self) -> GateStore:
+        return self.stores.gate
+
+    @property
+    def context(self) -> ContextStore:
+        return self.stores.context
+
+    @property
+    def plans(self) -> PlanStore:
+        return self.stores.plans
+
+    @property
+    def threads(self) -> ThreadLeases:
+        return self.stores.threads
 
     def close(self) -> None:
         self.telemetry.shutdown()
@@ -226,8 +248,6 @@ def build_services(
     return Services(
         settings=settings,
         stores=stores,
-        engine=engine,
-        runs=stores.runs,
         telemetry=telemetry,
         gateway=gateway,
         limits=limits,
@@ -246,13 +266,8 @@ def build_services(
             else None,
             clock=clock,
         ),
-        escalations=stores.escalations,
-        gate=stores.gate,
         estimator=build_estimator(settings.gate, gateway),
         cache=SemanticCache(stores.cache, settings.cache, _embedder, clock),
-        context=stores.context,
-        plans=stores.plans,
-        threads=stores.threads,
         canary=Canary(stores.canary, settings, tracer=telemetry.tracer, alert=alert, clock=clock),
         alert=alert,
         clock=clock,
