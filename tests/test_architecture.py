@@ -152,11 +152,24 @@ def own_composition(path: Path, root: Path = ROOT) -> list[str]:
     ]
 
 
+def example_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """The product importing the deletable example: only the harness (its stories are the demo's) may."""
+    where = path.relative_to(root)
+    if where.parts[0] == "evals":
+        return []
+    found: dict[int, str] = {}
+    for line, name in imports_of(path):
+        if name.split(".")[0] == "examples":
+            found.setdefault(line, f"{where}:{line} imports {name}: the example stays deletable: configure it")
+    return list(found.values())
+
+
 RULES = {
     "no floor imports a floor above it": upward_imports,
     "nodes never import the graph's machinery": machine_imports,
     "the web UI never imports the CLI": face_to_face_imports,
     "faces never open their own database": own_composition,
+    "nothing but the harness imports the example": example_imports,
 }
 
 
@@ -175,6 +188,7 @@ PLANTED = {
     "nodes never import the graph's machinery": ("nodes/sneaky.py", "def f():\n    from graph.agent import Agent\n"),
     "the web UI never imports the CLI": ("ui/sneaky.py", "import cli.main\n"),
     "faces never open their own database": ("cli/sneaky.py", "from memory.engine import make_engine\n"),
+    "nothing but the harness imports the example": ("app/sneaky.py", "from examples.support_desk import tools\n"),
 }
 
 

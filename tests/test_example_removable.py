@@ -3,7 +3,6 @@ and answers a question with it gone; its tables live in its own migration histor
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -34,29 +33,6 @@ def tables(database_url: str) -> set[str]:
         return set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-
-
-def imported(path: Path) -> list[tuple[int, str]]:
-    """Every absolute import of a module, anywhere in it."""
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module))
-    return found
-
-
-def test_no_core_module_imports_an_example():
-    modules = [path for package in CORE_PACKAGES for path in sorted((ROOT / package).rglob("*.py"))]
-    found = [
-        f"{path.relative_to(ROOT)}:{line} imports {name}"
-        for path in modules
-        for line, name in imported(path)
-        if name.split(".")[0] == "examples"
-    ]
-
-    assert len(modules) > 50 and found == []
 
 
 def test_the_core_migrates_without_the_example_and_creates_none_of_its_tables(database_url):
