@@ -85,7 +85,6 @@ class Stores:
 class Services:
     """The long-lived parts one process shares between runs."""
 
-    settings: Settings
     stores: Stores
     telemetry: Telemetry
     gateway: Gateway
@@ -101,7 +100,11 @@ class Services:
     alert: AlertHook  # records an alert row, logs it, and posts it to ``[queue] alert_webhook`` if one is set
     clock: Callable[[], float] = time.time
 
-    # The stores a run uses on every step, one hop closer: the ones in ``stores``, never second copies.
+    # The settings and the stores a run uses on every step, one hop closer: the ones in ``stores``, never copies.
+    @property
+    def settings(self) -> Settings:
+        return self.stores.settings
+
     @property
     def engine(self) -> Engine:
         return self.stores.engine
@@ -246,7 +249,6 @@ def build_services(
     gateway = Gateway(settings, telemetry, stores.runs.record_model_call, guard, limits, fault_plan)
     registry = tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules)
     return Services(
-        settings=settings,
         stores=stores,
         telemetry=telemetry,
         gateway=gateway,
