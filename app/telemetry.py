@@ -3,7 +3,8 @@
 Spans go to a local ``spans`` table (the UI's and CLI's trace view) and, when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, to any OTLP receiver. Firebreak owns
 its ``TracerProvider`` instead of installing a global one, so an application
-that embeds it keeps control of its own tracing.
+that embeds it keeps control of its own tracing. Metrics are read off the same
+spans by a processor of this provider (``app/metrics.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -27,6 +28,10 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from sqlalchemy.engine import Engine
 
 from memory.tables import SpanRecord, table_of
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
+    from core.config import TelemetrySettings
 
 REDACTIONS = (
     (re.compile(r"\b(sk|pk|rk)[-_][A-Za-z0-9_-]{12,}\b"), "[redacted-key]"),
@@ -241,6 +246,7 @@ class Telemetry:
     tracer: Tracer
     record_content: bool
     local: SpanProcessor  # into the spans table
+    metrics: Metrics | None = None  # None: no OTLP endpoint and no Prometheus port, nothing is measured
 
     def flush(self) -> None:
         """Write finished spans to the spans table now. OTLP export goes on in its own thread: a slow or
@@ -249,6 +255,8 @@ class Telemetry:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+        if self.metrics is not None:  # after the spans: the last ones are counted in the final export
+            self.metrics.shutdown()
 
     def content(self, span: Span, key: str, value: Any) -> None:
         """Record prompt/answer/tool content on ``span`` only when enabled, redacted."""
@@ -257,8 +265,16 @@ class Telemetry:
             span.set_attribute(key, redact(text))
 
 
-def setup_telemetry(engine: Engine, *, service_name: str, version: str, record_content: bool) -> Telemetry:
-    """Build the tracer provider: local span table always, OTLP when the standard env var is set."""
+def setup_telemetry(
+    engine: Engine,
+    *,
+    service_name: str,
+    version: str,
+    record_content: bool,
+    metrics: TelemetrySettings | None = None,
+) -> Telemetry:
+    """Build the tracer provider: local span table always, OTLP when the standard env var is set; and, given
+    ``metrics``, the meter provider fed from finished spans (``app/metrics.py``)."""
     redact_logs()
     resource = Resource.create({"service.name": service_name, "service.version": version})
     provider = TracerProvider(resource=resource)
@@ -269,8 +285,19 @@ def setup_telemetry(engine: Engine, *, service_name: str, version: str, record_c
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(RedactingExporter(OTLPSpanExporter())))
+    meters = None
+    if metrics is not None:
+        from app.metrics import setup_metrics  # it reads INHERITED_ATTRIBUTES from here
+
+        meters = setup_metrics(resource, metrics)
+        if meters is not None:
+            provider.add_span_processor(meters.spans)
     return Telemetry(
-        provider=provider, tracer=provider.get_tracer("firebreak"), record_content=record_content, local=local
+        provider=provider,
+        tracer=provider.get_tracer("firebreak"),
+        record_content=record_content,
+        local=local,
+        metrics=meters,
     )
 
 

@@ -26,6 +26,7 @@ for _leaked in (
     "FIREBREAK_CONFIG",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
 ):
     os.environ.pop(_leaked, None)
 
