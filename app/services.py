@@ -234,6 +234,7 @@ def build_services(
         service_name=settings.telemetry.service_name,
         version=VERSION,
         record_content=settings.telemetry.record_content,
+        metrics=settings.telemetry,
     )
     fault_plan = faults or FaultPlan(settings.faults)
     alert = alerter(engine, settings, clock)
@@ -246,8 +247,11 @@ def build_services(
     )
     guard = Guard(breakers, RetryPolicy(**settings.retries.model_dump()), rng=random.Random(), sleep=sleep)
     limits = stores.blast_radius(clock)
+    if telemetry.metrics is not None:
+        telemetry.metrics.watch(engine, limits, clock)
     gateway = Gateway(settings, telemetry, stores.runs.record_model_call, guard, limits, fault_plan)
-    registry = tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules)
+    external = settings.tools.external  # policies of the LangChain tools found in the modules
+    registry = tools if tools is not None else ToolRegistry.from_modules(settings.tools.modules, external)
     return Services(
         stores=stores,
         telemetry=telemetry,
@@ -255,7 +259,7 @@ def build_services(
         limits=limits,
         breakers=breakers,
         tools=registry,
-        team_tools=ToolRegistry([*registry, *ToolRegistry.from_modules(settings.team.tool_modules)]),
+        team_tools=ToolRegistry([*registry, *ToolRegistry.from_modules(settings.team.tool_modules, external)]),
         budgets=ToolBudgets(settings.tools.class_timeouts_s, settings.tools.timeouts_s),
         tool_runtime=ToolRuntime(
             guard=guard,

@@ -90,12 +90,48 @@ class HttpApiSettings(Section):
     base_url: str
 
 
+class ExternalToolPolicy(Section):
+    """Firebreak's metadata for a tool that brings none (a LangChain tool, an MCP server's tool), by tool name."""
+
+    kind: Literal["read", "write"] | None = None  # None: a write, unless a trusted MCP server says read-only
+    cost_class: Literal["db", "web_search", "code", "llm", "external_api"] = "external_api"
+    timeout_s: float | None = Field(default=None, gt=0)
+    retries: int | None = Field(default=None, ge=1, le=10)
+    cached: bool = False
+    substitute: str | None = None
+    trusted_output: bool = False
+    shared: bool = False
+    egress: bool = False
+
+
 class ToolSettings(Section):
     modules: list[str]
     max_result_chars: int = Field(gt=0)
     class_timeouts_s: dict[str, float]
     timeouts_s: dict[str, float]
     http_api: HttpApiSettings
+    external: dict[str, ExternalToolPolicy] = Field(default_factory=dict)
+
+
+class McpServerSettings(Section):
+    """One MCP tool server: a stdio command or a streamable-HTTP URL (exactly one)."""
+
+    command: list[str] = Field(default_factory=list)
+    url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    # Honour the server's own annotations (readOnlyHint) when deciding read vs write: only for servers you run.
+    trusted: bool = False
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerSettings:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("an MCP server needs exactly one of command (stdio) or url (streamable HTTP)")
+        return self
+
+
+class McpSettings(Section):
+    servers: dict[str, McpServerSettings] = Field(default_factory=dict)
 
 
 class FaultSettings(Section):
@@ -399,6 +435,9 @@ class ReleaseSettings(Section):
 class TelemetrySettings(Section):
     service_name: str
     record_content: bool
+    metrics_interval_s: float = Field(gt=0)
+    prometheus_port: int = Field(ge=0, le=65535)  # 0: no scrape endpoint
+    prometheus_host: str
 
 
 class UiSettings(Section):
@@ -436,6 +475,7 @@ class Settings(BaseSettings):
     models: dict[str, ModelSettings]
     local_model: LocalModelSettings
     tools: ToolSettings
+    mcp: McpSettings = Field(default_factory=McpSettings)
     faults: dict[str, FaultSettings]
     breakers: BreakerSettings
     retries: RetrySettings

@@ -22,6 +22,7 @@ from langgraph.types import Command
 from app.canary.controller import Assignment
 from app.containment.escalation import APPROVALS, expiry_answer
 from app.services import Services, build_services
+from app.tools.registry import ToolRegistry
 from core.config import Settings
 from core.errors import FirebreakError, RequestInProgress, ScriptError, ThreadBusy
 from core.status import RunStatus
@@ -71,18 +72,28 @@ class Agent:
         builder: GraphBuilder | None = None,
         services: Services | None = None,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
+        tools: ToolRegistry | None = None,
     ) -> Agent:
         """Connect every store (failing loudly if one is unreachable) and compile the graph.
 
         ``checkpointer`` replaces the one for ``settings.database_url``; its owner opens and closes it.
+        ``tools`` replaces the tools of ``[tools] modules`` (built services bring their own).
         """
         stack = AsyncExitStack()
-        services = services or build_services(settings)
+        services = services or build_services(settings, tools=tools)
         stack.callback(services.close)
         if checkpointer is None:
             try:
                 checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
             except Exception:
+                await stack.aclose()
+                raise
+        if settings.mcp.servers:  # sessions held until close; an unreachable server's tools are left out, with an alert
+            from app.tools.mcp_tools import attach_mcp_servers  # the MCP SDK loads only when a server is configured
+
+            try:
+                await attach_mcp_servers(services, stack)
+            except BaseException:
                 await stack.aclose()
                 raise
         if settings.cache.enabled:

@@ -44,9 +44,7 @@ class PlannerNeeds(Prompting, Protocol):
 
 def tool_catalogue(ctx: RunContext) -> str:
     """One short line per tool: the planner's prompt is read by small local models too."""
-    return "\n".join(
-        f"- {item.name}({', '.join(item.args_model.model_fields)}): {item.description}" for item in ctx.tools
-    )
+    return "\n".join(f"- {item.name}({', '.join(item.argument_names)}): {item.description}" for item in ctx.tools)
 
 
 async def write_plan(ctx: RunContext, services: Prompting, messages: list[AnyMessage], brief: str) -> tuple[Plan, str]:

@@ -6,16 +6,20 @@ schema the model sees and the validation the call gets are the same thing.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import json
-from collections.abc import Callable, Iterable, Iterator
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, create_model, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.engine import Engine
 
+from core.config import ExternalToolPolicy
 from core.errors import ConfigError, InvalidToolArguments, UnknownTool
 
 ToolKind = Literal["read", "write"]
@@ -61,6 +65,13 @@ class Tool:
     args_model: type[BaseModel]
     fn: Callable[..., Any]
     context_param: str | None
+    # The circuit breaker its calls count against; None: its own, ``tool:NAME``. Tools of one MCP server share
+    # the server's (``mcp:SERVER``): when the server dies, one breaker opens for all of them.
+    breaker: str | None = None
+
+    @property
+    def breaker_backend(self) -> str:
+        return self.breaker or f"tool:{self.name}"
 
     @property
     def has_effects(self) -> bool:
@@ -70,6 +81,11 @@ class Tool:
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
+
+    @property
+    def argument_names(self) -> list[str]:
+        """What the model may pass, from the schema it sees (a tool that brings its own has no model fields)."""
+        return list(self.args_model.model_json_schema().get("properties", {}))
 
     def spec(self) -> dict[str, Any]:
         """The OpenAI-style function spec the model sees."""
@@ -95,7 +111,7 @@ class Tool:
                 )
                 raise InvalidToolArguments(
                     f"arguments for {self.name} are not valid JSON ({problem}); "
-                    f"send a JSON object matching {self.args_model.model_json_schema()['properties']}",
+                    f"send a JSON object matching {self.args_model.model_json_schema().get('properties', {})}",
                     tool=self.name,
                 ) from None
         if not isinstance(raw, dict):
@@ -199,6 +215,115 @@ def default_consumption(kind: ToolKind, cost_class: CostClass) -> dict[str, floa
     return {"db_mutations": 1.0} if kind == "write" and cost_class == "db" else {}
 
 
+ExternalCall = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
+# The keyword ``Tool.bind`` hands the context under; no JSON schema property is refused by this name.
+_CONTEXT_KEY = "__firebreak_context__"
+
+
+def external_tool(
+    name: str,
+    description: str,
+    schema: dict[str, Any],
+    call: ExternalCall,
+    policy: ExternalToolPolicy | None,
+    *,
+    default_kind: ToolKind,
+    breaker: str | None = None,
+) -> Tool:
+    """A :class:`Tool` for a callable that brings its own JSON schema (a LangChain tool, an MCP tool).
+
+    The model sees ``schema`` as given; arguments are validated against it before ``call(arguments,
+    context)`` runs inside the tool runner like any native tool. Firebreak's metadata comes from
+    ``policy`` (``[tools.external.NAME]``); its kind, when the policy names none, is ``default_kind``.
+    """
+    policy = policy or ExternalToolPolicy()
+    kind: ToolKind = policy.kind or default_kind
+    if policy.cached and kind == "write":
+        raise ConfigError(f"tools.external.{name}: write tools are never cached (cached = true needs kind = 'read')")
+    if _CONTEXT_KEY in schema.get("properties", {}):
+        raise ConfigError(f"tool {name}: its schema has a property named {_CONTEXT_KEY!r}, which Firebreak reserves")
+
+    async def fn(**kwargs: Any) -> Any:
+        context = kwargs.pop(_CONTEXT_KEY)
+        return await call(kwargs, context)
+
+    return Tool(
+        name=name,
+        description=description,
+        kind=kind,
+        cost_class=policy.cost_class,
+        timeout_s=policy.timeout_s,
+        retries=policy.retries,
+        consumes=default_consumption(kind, policy.cost_class),
+        cached=policy.cached,
+        substitute=policy.substitute,
+        trusted_output=policy.trusted_output,
+        shared=policy.shared,
+        egress=policy.egress,
+        args_model=schema_model(name, schema),
+        fn=fn,
+        # The call receives the context (it may pass who asks on), so a cached read is kept per user
+        # unless the policy declares it shared: the rule native tools that take a ToolContext follow.
+        context_param=_CONTEXT_KEY,
+        breaker=breaker,
+    )
+
+
+def schema_model(name: str, schema: dict[str, Any]) -> type[BaseModel]:
+    """An arguments model whose JSON schema is ``schema`` exactly and which validates against it."""
+    from jsonschema import validators  # only tools that bring a JSON schema pay for the import
+
+    try:
+        checker = validators.validator_for(schema)(schema)
+        checker.check_schema(schema)
+    except Exception as exc:  # jsonschema's SchemaError, or a schema that is not even a mapping
+        raise ConfigError(f"tool {name}: its argument schema is not a valid JSON schema: {exc}") from None
+    given = copy.deepcopy(schema)
+
+    class Arguments(RootModel[dict[str, Any]]):
+        @model_validator(mode="after")
+        def _matches_schema(self) -> Arguments:
+            # A set: jsonschema reports each missing property of a "required" as its own error.
+            problems = {problem for error in checker.iter_errors(self.root) for problem in _schema_problems(error)}
+            if problems:
+                raise ValidationError.from_exception_data(
+                    f"{name}_arguments", [_as_pydantic(*problem) for problem in sorted(problems)]
+                )
+            return self
+
+        @classmethod
+        def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+            return copy.deepcopy(given)
+
+    Arguments.__name__ = f"{name}_arguments"
+    return Arguments
+
+
+Problem = tuple[tuple[str, ...], str]  # where (the path of the offending value), what
+
+
+def _schema_problems(error: Any) -> list[Problem]:
+    """One jsonschema error as the model must read it, worded as a native tool's would be where they agree."""
+    path = tuple(str(part) for part in error.absolute_path)
+    if error.validator == "required":
+        return [((*path, key), "Field required") for key in error.validator_value if key not in error.instance]
+    if (
+        error.validator == "additionalProperties"
+        and error.validator_value is False
+        and "patternProperties" not in error.schema
+    ):
+        allowed = set(error.schema.get("properties", {}))
+        return [((*path, key), "Extra inputs are not permitted") for key in error.instance if key not in allowed]
+    return [(path, error.message)]
+
+
+def _as_pydantic(loc: tuple[str, ...], message: str) -> InitErrorDetails:
+    # The message as a value, not the template: jsonschema's messages quote inputs, braces and all.
+    return InitErrorDetails(
+        type=PydanticCustomError("json_schema", "{message}", {"message": message}), loc=loc, input=None
+    )
+
+
 class ToolRegistry:
     """The tools one agent may call, by name."""
 
@@ -238,8 +363,11 @@ class ToolRegistry:
         return name in self._tools
 
     @classmethod
-    def from_modules(cls, modules: Iterable[str]) -> ToolRegistry:
-        """Collect every :class:`Tool` defined at the top level of the named modules."""
+    def from_modules(
+        cls, modules: Iterable[str], external: Mapping[str, ExternalToolPolicy] | None = None
+    ) -> ToolRegistry:
+        """Collect every :class:`Tool` defined at the top level of the named modules, and every LangChain
+        tool and toolkit there, each with its ``external`` policy (``[tools.external]``, by tool name)."""
         modules = list(modules)
         registry = cls()
         for module_name in modules:
@@ -250,6 +378,12 @@ class ToolRegistry:
             for value in vars(module).values():
                 if isinstance(value, Tool):
                     registry.add(value)
+                # A module holding a LangChain tool has imported langchain_core; the others never pay for it.
+                elif "langchain_core" in sys.modules:
+                    from app.tools.langchain_tools import tools_in
+
+                    for item in tools_in(value, external or {}):
+                        registry.add(item)
         for item in registry:
             if item.substitute is not None and item.substitute not in registry._tools:
                 raise ConfigError(

@@ -117,7 +117,7 @@ async def run_tool(
 
     async def guarded() -> str:
         result = await runtime.guard.call(
-            f"tool:{item.name}",
+            item.breaker_backend,
             attempt,
             is_transient=is_transient,
             slow_after_s=timeout_s / 2,
