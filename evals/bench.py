@@ -6,11 +6,11 @@ a ratio, because these machines are noisy.
     python -m evals.bench                        # everything; writes docs/benchmarks.md (= make bench)
     python -m evals.bench --json                 # the speed figures only, as one JSON object
     python -m evals.bench --json --only overhead # ... just these parts (repeat --only): overhead, chat,
-                                                 # cold_ask, ui
+                                                 # cold_ask, ui, mcp
 
 ``--json`` prints ``step_overhead_vs_raw``, ``step_overhead_vs_peer``, ``chat_turn_vs_bare_model``,
-``tool_turn_vs_bare_model``, ``cold_ask_first_token_s`` and ``ui_first_token_s`` (those of the parts run),
-then each part's raw figures under its name; it writes no file.
+``tool_turn_vs_bare_model``, ``cold_ask_first_token_s``, ``ui_first_token_s`` and ``mcp_call_vs_direct_sdk``
+(those of the parts run), then each part's raw figures under its name; it writes no file.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from typing import Any
 from core.config import Settings, load_settings
 from evals.all import run_suites
 from evals.bench_cache import measure_cache
+from evals.bench_mcp import measure_mcp
 from evals.bench_model import measure_local_model
 from evals.bench_overhead import measure_overhead
-from evals.bench_sections import cache_section, overhead_section, stream_section, workers_section
+from evals.bench_sections import cache_section, mcp_section, overhead_section, stream_section, workers_section
 from evals.bench_stream import measure_stream
 from evals.bench_targets import TARGET_SUITES, speed_targets_section, targets_section
 from evals.bench_workers import measure_workers
@@ -54,6 +55,10 @@ def _cold_ask(settings: Settings) -> dict[str, Any]:
     return measure_cold_ask()
 
 
+def _mcp_call(settings: Settings) -> dict[str, Any]:
+    return asyncio.run(measure_mcp())
+
+
 def _ui_first_token(settings: Settings) -> dict[str, Any]:
     from evals.bench_ui import measure_ui_first_token  # Playwright loads only when this part runs
 
@@ -66,6 +71,7 @@ SPEED_PARTS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "chat": _chat_turns,
     "cold_ask": _cold_ask,
     "ui": _ui_first_token,
+    "mcp": _mcp_call,
 }
 # The top-level keys of ``--json``: key -> (part, that part's key).
 HEADLINE: dict[str, tuple[str, str]] = {
@@ -75,6 +81,7 @@ HEADLINE: dict[str, tuple[str, str]] = {
     "tool_turn_vs_bare_model": ("chat", "tool_turn_vs_bare_model"),
     "cold_ask_first_token_s": ("cold_ask", "cold_ask_first_token_s"),
     "ui_first_token_s": ("ui", "ui_first_token_s"),
+    "mcp_call_vs_direct_sdk": ("mcp", "mcp_call_vs_direct_sdk"),
 }
 
 
@@ -117,6 +124,7 @@ Machine: {machine()}.
 | tokens generated | {model["completion_tokens"]} | |
 
 {overhead_section(speed["overhead"])}
+{mcp_section(speed["mcp"])}
 {stream_section(stream)}
 {cache_section(cache)}
 {workers_section(workers)}

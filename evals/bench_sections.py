@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from evals.bench_cache import FAQ, STORED
+from evals.bench_mcp import TRANSPORTS
 from evals.bench_targets import STEP_VS_PEER_TARGET, STEP_VS_RAW_STRETCH
 from evals.bench_workers import MODEL as WORKER_MODEL
 from evals.bench_workers import WARMUP_PER_WORKER, WORKER_COUNTS
@@ -293,4 +294,39 @@ SQL on Firebreak's engine per run: {breakdown["sql_statements_per_run"]:g} state
 | statement (verb, first table) | per run |
 |---|---|
 {statements}
+"""
+
+
+def mcp_section(mcp: dict[str, Any]) -> str:
+    """One MCP tool call through Firebreak against the same call made directly with the MCP SDK."""
+    rows = []
+    for label, name in (
+        ("the SDK directly (`Client.call_tool`)", "direct"),
+        ("`run_tool` on the MCP door's tool", "runner"),
+        ("the `act` node deciding the call (a tool call in a run)", "firebreak"),
+    ):
+        rows.append(f"| {label} | {' | '.join(_latency(mcp[kind][name]) for kind in TRANSPORTS)} |")
+    for label, name in (("`run_tool`", "runner"), ("the `act` node", "firebreak")):
+        versus = [
+            f"{mcp[kind][f'{name}_vs_direct']:.2f}× (+{mcp[kind][f'{name}_added_ms']:.2f} ms)" for kind in TRANSPORTS
+        ]
+        rows.append(f"| {label} / direct, ratio of medians (added per call) | {' | '.join(versus)} |")
+    return f"""## An MCP tool call through Firebreak vs the MCP SDK directly
+
+One read tool of a small MCP server (`evals/bench_mcp_server.py`, the SDK's `MCPServer`; `{mcp["tool"]}` returns
+a {mcp["stdio"]["result_chars"]}-character JSON object), called with the same arguments over the same transport by
+three sides, each with a server process of its own: the SDK's client directly, connected once; the tool runner
+on the Firebreak tool the MCP door (`[mcp.servers]`) built from it (arguments validated against the server's
+schema, the server's breaker, the blast-radius reservation and its settlement, the timeout, the rendering); and
+the `act` node as the graph runs it, deciding one call: its `node act` and `execute_tool` spans, the runner, the
+`tool_result` event and the node's one commit, on a SQLite file (LangGraph's scheduling and the checkpoint are
+not in it). Interleaved call by call, each round starting with another side; {mcp["calls"]} calls per side
+after {mcp["warmup"]} warm-up rounds; ratios are of the medians.
+
+| side | stdio | streamable HTTP (127.0.0.1) |
+|---|---|---|
+{chr(10).join(rows)}
+
+Every timed call reached a server: each side's server counted {mcp["stdio"]["server_calls"]["firebreak"]} calls
+(warm-up included) and every side got the same answer.
 """
