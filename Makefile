@@ -66,4 +66,4 @@ eval: install
 	@$(BIN)/firebreak eval all
 
 lint: install
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy core memory app graph nodes ui cli evals examples
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy core memory app graph nodes ui cli firebreak evals examples

@@ -36,6 +36,8 @@ from memory.runs import RunStore
 from memory.tables import DeadLetter, Escalation, OperatorAction, QueuedRun, Run
 
 TOKEN_VARIABLE = "FIREBREAK_OPERATOR_TOKEN"
+# Faces a person runs in their own process (a command, a script): the local person is the account running it.
+PROCESS_FACES = frozenset({"cli", "api"})
 RANKS: dict[str, int] = {"reviewer": 1, "operator": 2, "admin": 3}
 ACTIONS: dict[str, Role] = {
     "escalation.answer": "reviewer",
@@ -53,7 +55,7 @@ ACTIONS: dict[str, Role] = {
 class Operator:
     name: str
     role: str  # "" when nobody could be identified; ``problem`` says why
-    via: str  # cli | ui
+    via: str  # cli | api | ui | mcp | langgraph: the face the operator acted through, as audited
     tenants: tuple[str, ...] = ()  # empty: every tenant
     problem: str = ""
     local: bool = False  # the person at this machine, not a configured operator
@@ -94,6 +96,15 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_operator(name: str, role: str, tenants: Sequence[str] = ()) -> tuple[str, str]:
+    """A token for a new operator and the ``[operators.people]`` table that admits them: only its SHA-256."""
+    if role not in RANKS:
+        raise FirebreakError(f"unknown role {role!r}: use one of {', '.join(RANKS)}")
+    token = new_token()
+    entry = f'[operators.people.{json.dumps(name)}]\nrole = {json.dumps(role)}\ntoken_sha256 = "{hash_token(token)}"'
+    return token, entry + (f"\ntenants = {json.dumps(list(tenants))}" if tenants else "")
+
+
 def authenticate(settings: OperatorsSettings, token: str, *, via: str, name: str | None = None) -> Operator | None:
     """The configured operator whose token this is (and who is ``name``, when given), else None."""
     digest = hash_token(token)
@@ -114,21 +125,23 @@ def configured(settings: OperatorsSettings, name: str, *, via: str) -> Operator:
 
 def local(settings: OperatorsSettings, *, via: str) -> Operator:
     """The person at this machine: ``[operators] local_role``, or nobody when it is empty."""
-    name = f"local:{getpass.getuser()}" if via == "cli" else f"local:{via}"
+    in_process = via in PROCESS_FACES
+    name = f"local:{getpass.getuser()}" if in_process else f"local:{via}"
     problem = "[operators] local_role is empty, so a person at this machine must give a token" + (
-        f" ({TOKEN_VARIABLE})" if via == "cli" else ""
+        f" ({TOKEN_VARIABLE})" if in_process else ""
     )
     return Operator(name, settings.local_role, via, problem="" if settings.local_role else problem, local=True)
 
 
-def cli_operator(settings: OperatorsSettings, environ: Mapping[str, str]) -> Operator:
-    """Who runs this CLI command: the owner of ``FIREBREAK_OPERATOR_TOKEN`` if set, else the local person."""
+def cli_operator(settings: OperatorsSettings, environ: Mapping[str, str], *, via: str = "cli") -> Operator:
+    """Who runs this command (``via`` "cli") or Python call (``via`` "api"): the owner of
+    ``FIREBREAK_OPERATOR_TOKEN`` if set, else the local person."""
     token = environ.get(TOKEN_VARIABLE, "")
     if not token:
-        return local(settings, via="cli")
-    found = authenticate(settings, token, via="cli")
+        return local(settings, via=via)
+    found = authenticate(settings, token, via=via)
     if found is None:
-        return Operator("unknown token", "", "cli", problem=f"{TOKEN_VARIABLE} matches no [operators.people] entry")
+        return Operator("unknown token", "", via, problem=f"{TOKEN_VARIABLE} matches no [operators.people] entry")
     return found
 
 

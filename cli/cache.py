@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.access import only_tenant, operator_of, reader_of
+from cli.access import operator_of, reader_of
 from cli.options import ConfigOption, JsonOption, echo_json, settings_of
 from core.errors import FirebreakError
 
@@ -18,13 +18,12 @@ if TYPE_CHECKING:  # imported where used: the CLI starts without the database st
 cache_cli = typer.Typer(no_args_is_help=True, help="Inspect and invalidate the semantic cache.")
 
 
-def _cache_store(config: Path | None, *, read: bool) -> tuple[Operator, CacheStore]:
-    """The operator (who must be someone to ``read``) and the cache store of the configured database."""
+def _cache_store(config: Path | None) -> tuple[Operator, CacheStore]:
+    """The operator and the cache store of the configured database."""
     from app.services import open_stores
 
     settings = settings_of(config)
-    operator = (reader_of if read else operator_of)(settings)
-    return operator, open_stores(settings).cache
+    return operator_of(settings), open_stores(settings).cache
 
 
 @cache_cli.command("stats")
@@ -32,8 +31,11 @@ def cache_stats(config: ConfigOption = None, as_json: JsonOption = False) -> Non
     """Live entries and hits per layer, tenant and route."""
     import time
 
-    operator, store = _cache_store(config, read=True)
-    rows = [row for row in store.stats(now=time.time()) if operator.sees(row["tenant_id"])]
+    from app.services import open_stores
+    from app.views import cache_stats_of
+
+    settings = settings_of(config)
+    rows = cache_stats_of(open_stores(settings), reader_of(settings), now=time.time())
     if as_json:
         echo_json(rows)
         return
@@ -56,11 +58,11 @@ def cache_list(
     """The most recently used cached answers, newest first."""
     import time
 
-    operator, store = _cache_store(config, read=True)
-    which = only_tenant(operator, tenant)
-    entries = [
-        entry for entry in store.recent(limit=limit, tenant_id=which, now=time.time()) if operator.sees(entry.tenant_id)
-    ]
+    from app.services import open_stores
+    from app.views import cache_entries_of
+
+    settings = settings_of(config)
+    entries = cache_entries_of(open_stores(settings), reader_of(settings), tenant=tenant, limit=limit, now=time.time())
     if as_json:
         echo_json([entry.model_dump(exclude={"vector", "scope"}) for entry in entries])
         return
@@ -90,6 +92,6 @@ def cache_invalidate(
         raise FirebreakError("name what to invalidate (--tenant, --route, --layer, --entry, --key) or pass --all alone")
     if layer is not None and layer not in LAYERS:
         raise FirebreakError(f"unknown layer {layer!r}: use one of {', '.join(LAYERS)}")
-    operator, store = _cache_store(config, read=False)
+    operator, store = _cache_store(config)
     removed = invalidate_as(store, operator, now=time.time(), **chosen)
     typer.echo(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.access import operator_of, reader_of
+from cli.access import fleet_reader_of, operator_of
 from cli.options import ConfigOption, JsonOption, echo_json, settings_of
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without the service stack
     from app.canary.controller import Canary
+    from app.operators import Operator
     from app.services import Services
+    from memory.audit import AuditLog
 
 canary_cli = typer.Typer(no_args_is_help=True, help="Roll a release out to a growing share of users, or back.")
 
@@ -24,14 +26,10 @@ def _services(config: Path | None) -> Services:
     return build_services(settings_of(config))
 
 
-def _act(config: Path | None, action: str, as_json: bool, act: Callable[[Canary, str], Any], **what: Any) -> None:
-    """Do ``act(canary, operator name)`` as the audited canary ``action``, then print the rollout."""
-    from app.operators import acting
-
+def _act(config: Path | None, as_json: bool, act: Callable[[Canary, AuditLog, Operator], Any]) -> None:
+    """Do ``act(canary, audit log, operator)`` (an audited action of app.canary.actions), then print the rollout."""
     services = _services(config)
-    operator = operator_of(services.settings)
-    with acting(services.stores.audit, operator, action, **what):
-        act(services.canary, operator.name)
+    act(services.canary, services.stores.audit, operator_of(services.settings))
     _print_rollout(services.canary, as_json)
 
 
@@ -52,14 +50,16 @@ def canary_start(
     as_json: JsonOption = False,
 ) -> None:
     """Start rolling RELEASE out against the stable release, at the first step of [canary] steps."""
-    _act(config, "canary.start", as_json, lambda canary, by: canary.start(release, by=by), target=release)
+    from app.canary.actions import start_as
+
+    _act(config, as_json, lambda canary, log, operator: start_as(canary, log, operator, release))
 
 
 @canary_cli.command("status")
 def canary_status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """The stable release and the active (or latest) rollout: both arms, this step's analysis, decisions."""
     services = _services(config)
-    reader_of(services.settings)
+    fleet_reader_of(services.settings)
     _print_rollout(services.canary, as_json)
 
 
@@ -70,14 +70,9 @@ def canary_promote(
     as_json: JsonOption = False,
 ) -> None:
     """Advance the active rollout one step (or all the way with --full), whatever its analysis says."""
-    _act(
-        config,
-        "canary.promote",
-        as_json,
-        lambda canary, by: canary.promote(by=by, full=full),
-        target="active rollout",
-        detail="to 100%" if full else "one step",
-    )
+    from app.canary.actions import promote_as
+
+    _act(config, as_json, lambda canary, log, operator: promote_as(canary, log, operator, full=full))
 
 
 @canary_cli.command("rollback")
@@ -87,11 +82,6 @@ def canary_rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Send all new traffic back to the control at once; recorded and alerted."""
-    _act(
-        config,
-        "canary.rollback",
-        as_json,
-        lambda canary, by: canary.rollback(by=by, reason=reason),
-        target="active rollout",
-        detail=reason,
-    )
+    from app.canary.actions import rollback_as
+
+    _act(config, as_json, lambda canary, log, operator: rollback_as(canary, log, operator, reason=reason))

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.access import operator_of, reader_of, require_seen
+from cli.access import operator_of, reader_of
 from cli.chat import report_run
 from cli.options import ConfigOption, JsonOption, echo_json, settings_of
 from core.errors import FirebreakError
@@ -50,13 +50,15 @@ def escalations_list(
 ) -> None:
     """Escalations, oldest open first. Overdue ones are passed up or expired first, by their policy."""
 
+    from app.views import visible
+
     operator = reader_of(settings_of(config))
 
     async def work(agent: Any) -> Any:
         await agent.sweep()
         return agent.services.escalations.list(status=None if status == "all" else status)
 
-    rows = [row for row in _with_agent(config, work) if operator.sees(row.tenant_id)]
+    rows = visible(operator, _with_agent(config, work))
     if as_json:
         echo_json([row.model_dump() for row in rows])
         return
@@ -70,12 +72,11 @@ def escalations_list(
 def escalations_show(escalation_id: str, config: ConfigOption = None) -> None:
     """One escalation in full: why, the question, its options and its context (summary, history, action)."""
     from app.services import open_stores
+    from app.views import seen_escalation
 
     settings = settings_of(config)
     operator = reader_of(settings)
-    row = open_stores(settings).escalations.find(escalation_id)
-    require_seen(operator, row.tenant_id, f"escalation {escalation_id}")
-    echo_json(row.model_dump())
+    echo_json(seen_escalation(open_stores(settings), operator, escalation_id).model_dump())
 
 
 @escalations_cli.command("answer")
@@ -138,15 +139,13 @@ def labels_export(
     config: ConfigOption = None,
 ) -> None:
     """Every human answer as one JSON line: what was asked, with what context, and the answer."""
-    from app.containment.labels import export_jsonl
     from app.services import open_stores
+    from app.views import labels_of
 
     if fmt != "jsonl":
         raise FirebreakError(f"unknown format {fmt!r}: use jsonl")
     settings = settings_of(config)
-    operator = reader_of(settings)
-    answered = open_stores(settings).escalations.answered()
-    lines = export_jsonl([row for row in answered if operator.sees(row.tenant_id)])
+    lines = labels_of(open_stores(settings), reader_of(settings))
     if output is None:
         for line in lines:
             typer.echo(line)

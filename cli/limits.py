@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.access import fleet_reader_of
 from cli.options import ConfigOption, JsonOption, echo_json, settings_of
 
 commands = typer.Typer()
@@ -26,7 +27,9 @@ def ops(
     from app.dashboards import DEFAULT_WINDOW_S, ops_report
     from app.services import open_stores
 
-    stores = open_stores(settings_of(config))
+    settings = settings_of(config)
+    fleet_reader_of(settings)
+    stores = open_stores(settings)
     report = ops_report(stores.engine, stores.blast_radius(), window_s=window_s or DEFAULT_WINDOW_S)
     if as_json:
         budgets = [{**asdict(line), "percent": line.percent} for line in report.budgets]
@@ -80,7 +83,9 @@ def breakers(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
     from app.services import open_stores
 
-    store = open_stores(settings_of(config)).breakers
+    settings = settings_of(config)
+    fleet_reader_of(settings)
+    store = open_stores(settings).breakers
     rows, now = store.all(), time.time()
     if as_json:
         echo_json([row.model_dump() for row in rows])
@@ -106,7 +111,9 @@ def budgets(
     from app.dashboards import budget_lines
     from app.services import open_stores
 
-    report = [asdict(line) for line in budget_lines(open_stores(settings_of(config)).blast_radius(), scope)]
+    settings = settings_of(config)
+    fleet_reader_of(settings)
+    report = [asdict(line) for line in budget_lines(open_stores(settings).blast_radius(), scope)]
     if as_json:
         echo_json(report)
         return

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import typer
 
-from cli import cache, canary, chat, escalations, evals, limits, operators, runs, setup
+from cli import cache, canary, chat, escalations, evals, limits, mcp, operators, runs, setup
 from core.errors import FirebreakError
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Firebreak: an agent that must not burn down prod.")
@@ -29,6 +29,7 @@ cli.add_typer(runs.context_cli, name="context")
 cli.add_typer(runs.plan_cli, name="plan")
 cli.add_typer(canary.canary_cli, name="canary")
 cli.add_typer(operators.operators_cli, name="operators")
+cli.add_typer(mcp.mcp_cli, name="mcp")
 T = TypeVar("T")
 
 

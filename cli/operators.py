@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.access import everyone, operator_of, reader_of, require_seen
+from cli.access import operator_of, reader_of
 from cli.options import ConfigOption, JsonOption, echo_json, settings_of
 from core.config import Settings
 from core.errors import FirebreakError
@@ -33,13 +32,10 @@ def print_attention(
     """Print what needs an operator (of ``tenant``, or every tenant they see) and what to do about each."""
     import time
 
-    from app.operators import needs_attention
     from app.services import open_stores
+    from app.views import attention_of
 
-    if tenant is not None:
-        require_seen(operator, tenant, f"tenant {tenant!r}")
-    items = needs_attention(open_stores(settings).engine, operator, now=time.time(), limit=limit)
-    items = [item for item in items if tenant in (None, item.tenant_id)]
+    items = attention_of(open_stores(settings), operator, tenant, now=time.time(), limit=limit)
     if as_json:
         echo_json([item.as_dict() for item in items])
         return
@@ -57,15 +53,11 @@ def print_attention(
 def dlq_show(letter_id: int, config: ConfigOption = None) -> None:
     """Everything attached to one dead letter: reason, checkpoint, state, tool outputs, decisions."""
     from app.services import open_stores
+    from app.views import seen_dead_letter
 
     settings = settings_of(config)
-    store = open_stores(settings).queue
-    operator = reader_of(settings)
-    letter = store.dead_letter(letter_id)
-    if letter is None:
-        raise FirebreakError(f"no dead letter {letter_id}")
-    require_seen(operator, letter.tenant_id, f"dead letter {letter_id}")
-    echo_json(letter.model_dump())
+    stores = open_stores(settings)
+    echo_json(seen_dead_letter(stores, reader_of(settings), letter_id).model_dump())
 
 
 @dlq_cli.command("requeue")
@@ -80,25 +72,15 @@ def dlq_requeue(
     resumes it from its checkpoint, same run id), or give a dead-lettered event fresh attempts."""
     import time
 
-    from app.operators import find_attention, needs_attention, requeue_as
     from app.services import open_stores
+    from app.views import requeue_of
 
     settings = settings_of(config)
     operator = operator_of(settings)
     if all_runs == (target is not None):
         raise FirebreakError("give a run id (or event:<id>) or --all, not both")
-    stores, now = open_stores(settings), time.time()
-    # --all means everything to requeue that this operator may see; one named target is refused (and recorded)
-    # if it is another tenant's.
-    targets = (
-        [find_attention(stores.engine, everyone(operator), target, now=now)]
-        if target is not None
-        else [item for item in needs_attention(stores.engine, operator, now=now) if item.action == "requeue"]
-    )
-    moved = sum(
-        requeue_as(stores.queue, operator, item, now=now, max_attempts=settings.queue.max_attempts) for item in targets
-    )
-    typer.echo(f"requeued {moved} of {len(targets)}")
+    moved, tried = requeue_of(open_stores(settings), operator, target, now=time.time())
+    typer.echo(f"requeued {moved} of {tried}")
 
 
 @operators_cli.command("add")
@@ -108,18 +90,12 @@ def operators_add(
     tenants: Annotated[list[str] | None, typer.Option("--tenant", help="Limit to this tenant (repeatable).")] = None,
 ) -> None:
     """Make a token for a new operator; print it once, and the [operators.people] table to add to the config."""
-    from app.operators import RANKS, TOKEN_VARIABLE, hash_token, new_token
+    from app.operators import TOKEN_VARIABLE, new_operator
 
-    if role not in RANKS:
-        raise FirebreakError(f"unknown role {role!r}: use one of {', '.join(RANKS)}")
-    token = new_token()
+    token, entry = new_operator(name, role, tenants or ())
     typer.echo(f"token for {name} (shown once; give it to them, they pass it as {TOKEN_VARIABLE} or the UI password):")
     typer.echo(f"  {token}\n\nadd to firebreak.toml:\n")
-    typer.echo(
-        f'[operators.people.{json.dumps(name)}]\nrole = {json.dumps(role)}\ntoken_sha256 = "{hash_token(token)}"'
-    )
-    if tenants:
-        typer.echo(f"tenants = {json.dumps(tenants)}")
+    typer.echo(entry)
 
 
 @operators_cli.command("audit")

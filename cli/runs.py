@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.access import only_tenant, reader_of, require_seen
+from cli.access import reader_of
 from cli.operators import print_attention
 from cli.options import ConfigOption, JsonOption, echo_json, settings_of
-from core.errors import FirebreakError
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without the database stack
     from app.services import Stores
@@ -26,15 +25,12 @@ plan_cli = typer.Typer(no_args_is_help=True, help="Plans of planned runs: versio
 def stored_run(config: Path | None, run_id: str) -> tuple[Stores, Run]:
     """The stores of the configured database and the run ``run_id`` if the operator may see it."""
     from app.services import open_stores
+    from app.views import seen_run
 
     settings = settings_of(config)
     operator = reader_of(settings)
     stores = open_stores(settings)
-    run = stores.runs.get(run_id)
-    if run is None:
-        raise FirebreakError(f"no run {run_id!r} in this database")
-    require_seen(operator, run.tenant_id, f"run {run_id}")
-    return stores, run
+    return stores, seen_run(stores, operator, run_id)
 
 
 @commands.command("runs")
@@ -52,17 +48,16 @@ def runs_list(
     as_json: JsonOption = False,
 ) -> None:
     """The newest runs, filtered by status, route, release and tenant."""
-    from app.dashboards import RunFilter, find_runs
     from app.services import open_stores
+    from app.views import runs_of
 
     settings = settings_of(config)
     operator = reader_of(settings)
     if unclean:
         print_attention(settings, operator, tenant, as_json, limit=limit)
         return
-    which = RunFilter(status, route, release, only_tenant(operator, tenant))
-    found = find_runs(open_stores(settings).engine, which, limit=limit)
-    rows = [row for row in found if operator.sees(row.tenant_id)]
+    which = {"status": status, "route": route, "release": release, "tenant": tenant}
+    rows = runs_of(open_stores(settings), operator, **which, limit=limit)
     if as_json:
         echo_json([row.model_dump() for row in rows])
         return

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("core", "memory", "app", "graph", "nodes", "ui", "cli", "evals")
+PRODUCT = ("core", "memory", "app", "graph", "nodes", "ui", "cli", "firebreak", "evals")
 GATEWAY = ROOT / "app" / "gateway"
 PROVIDER_PACKAGES = frozenset(
     {"litellm", "openai", "anthropic", "google.generativeai", "google.genai", "mistralai", "cohere", "groq"}
@@ -80,7 +80,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("memory",),  # stores and tables
     ("app",),  # services: gateway, resilience, limits, containment, cache, planning, canary, tools, telemetry
     ("graph", "nodes"),  # the state machine, its nodes, the worker and the team that drive it
-    ("ui", "cli"),  # faces
+    ("ui", "cli", "firebreak"),  # faces: the web UI, the command line, the Python API
     ("evals",),  # the harness: drives the faces to measure and attack them
 )
 FLOOR = {package: level for level, packages in enumerate(FLOORS) for package in packages}
@@ -130,20 +130,23 @@ def machine_imports(path: Path, root: Path = ROOT) -> list[str]:
 
 
 def face_to_face_imports(path: Path, root: Path = ROOT) -> list[str]:
-    """The web UI importing the CLI (the CLI may start the UI, never the other way round)."""
+    """The web UI importing the CLI (the CLI may start the UI, never the other way round), or the Python API
+    importing either (it calls what they call, below them)."""
     where = path.relative_to(root)
     found = []
     for line, name in imports_of(path):
         top = name.split(".")[0]
         if where.parts[0] == "ui" and top == "cli":
             found.append(f"{where}:{line} imports {name}: the web UI never imports the CLI")
+        if where.parts[0] == "firebreak" and top in ("ui", "cli"):
+            found.append(f"{where}:{line} imports {name}: the Python API never imports another face")
     return found
 
 
 def own_composition(path: Path, root: Path = ROOT) -> list[str]:
     """A face opening its own database or wiring its own stores instead of asking the composition root."""
     where = path.relative_to(root)
-    if where.parts[0] not in ("ui", "cli"):
+    if where.parts[0] not in ("ui", "cli", "firebreak"):
         return []
     return [
         f"{where}:{line} imports {name}: faces get their stores from app.services"
@@ -164,8 +167,33 @@ def example_imports(path: Path, root: Path = ROOT) -> list[str]:
     return list(found.values())
 
 
+# Where a tool's function may be called (the runner's timeout wrapper) and where a Tool may be built (the `@tool`
+# decorator and `external_tool`, which every LangChain and MCP tool goes through): a tool called or built anywhere
+# else would skip the runner's timeouts, breakers, idempotency, budgets, gate and spans, or the schema check.
+CALLS_TOOL_FUNCTIONS = frozenset({"app/tools/timeouts.py"})
+BUILDS_TOOLS = frozenset({"app/tools/registry.py"})
+
+
+def tool_side_doors(path: Path, root: Path = ROOT) -> list[str]:
+    """A tool's function called, or a Tool built by hand, outside the one place for each. The harness is exempt:
+    its baselines (the raw loop's direct tool call) measure what the guards cost by going around them."""
+    where = path.relative_to(root).as_posix()
+    if where.startswith("evals/"):
+        return []
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Attribute) and node.attr == "fn" and where not in CALLS_TOOL_FUNCTIONS | BUILDS_TOOLS:
+            found.append(f"{where}:{node.lineno} reads a tool's function: only the tool runner calls it")
+        if isinstance(node, ast.Call) and where not in BUILDS_TOOLS:
+            callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if callee == "Tool":
+                found.append(f"{where}:{node.lineno} builds a Tool by hand: use @tool or external_tool")
+    return found
+
+
 RULES = {
     "no floor imports a floor above it": upward_imports,
+    "tools are built and called in one place each": tool_side_doors,
     "nodes never import the graph's machinery": machine_imports,
     "the web UI never imports the CLI": face_to_face_imports,
     "faces never open their own database": own_composition,
@@ -185,6 +213,10 @@ def test_the_layer_rule_holds(rule):
 
 PLANTED = {
     "no floor imports a floor above it": ("memory/sneaky.py", "from app.canary.release import ReleaseSpec\n"),
+    "tools are built and called in one place each": (
+        "app/tools/sneaky.py",
+        "async def direct(item, arguments):\n    return await item.fn(**arguments)\n",
+    ),
     "nodes never import the graph's machinery": ("nodes/sneaky.py", "def f():\n    from graph.agent import Agent\n"),
     "the web UI never imports the CLI": ("ui/sneaky.py", "import cli.main\n"),
     "faces never open their own database": ("cli/sneaky.py", "from memory.engine import make_engine\n"),
@@ -208,3 +240,52 @@ def test_a_lower_floor_importing_a_higher_one_under_type_checking_still_counts(t
     module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from graph.agent import Agent\n")
 
     assert upward_imports(module, root=tmp_path) == ["app/sneaky.py:3 imports graph.agent from a floor above"]
+
+
+def test_the_python_api_importing_the_cli_counts_as_a_face_to_face_import(tmp_path):
+    module = tmp_path / "firebreak" / "sneaky.py"
+    module.parent.mkdir()
+    module.write_text("def f():\n    from cli.access import reader_of\n")
+
+    assert face_to_face_imports(module, root=tmp_path) == [
+        "firebreak/sneaky.py:2 imports cli.access: the Python API never imports another face",
+        "firebreak/sneaky.py:2 imports cli.access.reader_of: the Python API never imports another face",
+    ]
+
+
+def test_a_tool_built_by_hand_outside_the_registry_counts_as_a_side_door(tmp_path):
+    module = tmp_path / "app" / "tools" / "mcp_shortcut.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("from app.tools.registry import Tool\n\ndef make(**fields):\n    return Tool(**fields)\n")
+
+    assert tool_side_doors(module, root=tmp_path) == [
+        "app/tools/mcp_shortcut.py:4 builds a Tool by hand: use @tool or external_tool"
+    ]
+
+
+SERVER_FACTORY = ROOT / "graph" / "server.py"
+# What a LangGraph Server run may not reach past the Agent: the nodes, the gateway, the tool runner, a provider.
+AROUND_THE_AGENT = ("nodes", "app.gateway", "app.tools", "litellm", "llama_cpp")
+
+
+def server_side_doors(path: Path) -> list[str]:
+    """Imports by which the LangGraph Server's graph could run a step without the Agent's run."""
+    found: dict[int, str] = {}
+    for line, name in imports_of(path):
+        if any(name == prefix or name.startswith(f"{prefix}.") for prefix in AROUND_THE_AGENT):
+            found.setdefault(line, f"{path.name}:{line} imports {name}: a server run goes through graph.agent.Agent")
+    return list(found.values())
+
+
+def test_a_langgraph_server_run_reaches_the_guards_only_through_the_agent():
+    assert ("graph.agent", "Agent") in {
+        (name.rpartition(".")[0], name.rpartition(".")[2]) for _, name in imports_of(SERVER_FACTORY)
+    }
+    assert server_side_doors(SERVER_FACTORY) == []
+
+
+def test_a_server_graph_calling_a_node_directly_counts_as_a_side_door(tmp_path):
+    module = tmp_path / "server.py"
+    module.write_text("from nodes.act import act\n")
+
+    assert server_side_doors(module) == ["server.py:1 imports nodes.act: a server run goes through graph.agent.Agent"]

@@ -101,3 +101,40 @@ def test_read_only_commands_load_no_model_stack(tmp_path):
     assert codes["escalations show no-such-escalation"][0] == 1
     assert "no-such-run" in codes["trace show no-such-run"][1]
     assert found["heavy"] == []
+
+
+def test_importing_the_python_api_loads_nothing_until_a_name_is_used(tmp_path):
+    found = loaded_in_fresh_process(
+        """
+        import firebreak
+
+        watched = (*HEAVY, "sqlalchemy", "langgraph", "graph", "app")
+        print(json.dumps({
+            "loaded": sorted(name for name in watched if name in sys.modules),
+            "names": len(firebreak.__all__),
+        }))
+        """,
+        f"sqlite:///{tmp_path / 'api.db'}",
+    )
+
+    assert isinstance(found["names"], int) and found["names"] > 40  # the package really is the public surface
+    assert found["loaded"] == []
+
+
+def test_the_python_apis_operator_views_load_no_model_stack(tmp_path):
+    found = loaded_in_fresh_process(
+        """
+        from firebreak import Agent, Console, tool
+
+        with Console() as console:
+            read = [console.runs(), console.breakers(), console.budgets(), console.unclean(), console.canary_status()]
+        print(json.dumps({
+            "heavy": sorted(name for name in HEAVY if name in sys.modules),
+            "read": read[-1]["stable"] == "base" and "app.views" in sys.modules,
+        }))
+        """,
+        f"sqlite:///{tmp_path / 'views.db'}",
+    )
+
+    assert found["read"] is True
+    assert found["heavy"] == []
