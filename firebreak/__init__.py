@@ -37,7 +37,7 @@ _LAZY: dict[str, str] = {
     "ToolRegistry": "app.tools.registry",
     # --- external tools: LangChain (app/tools/langchain_tools.py) ---
     "from_langchain": "app.tools.langchain_tools",
-    # --- external tools: MCP client (app/tools/mcp_tools.py): the lead adds its names here ---
+    # MCP servers' tools need no name here: `[mcp.servers.NAME]` makes them the agent's (app/tools/mcp_tools.py)
     # --- the operator's console: every `firebreak` command that reads or acts on the database ---
     "Console": "firebreak.console",
     "Trace": "firebreak.console",
@@ -54,7 +54,8 @@ _LAZY: dict[str, str] = {
     "doctor": "firebreak.machine",
     "new_operator": "firebreak.machine",
     "NewOperator": "firebreak.machine",
-    # --- metrics (app/metrics.py) and the LangGraph Server factory (graph/server.py): the lead adds them here ---
+    # Metrics are configuration (`[telemetry]`, OTEL_EXPORTER_OTLP_ENDPOINT); the LangGraph Server's graph is
+    # `graph.server:graph`, named by langgraph.json.
     **dict.fromkeys(_ERRORS, "core.errors"),
 }
 __all__ = sorted(_LAZY)

@@ -48,3 +48,64 @@ def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1 USD is 0.92 EUR. (automated answer)"
+
+
+# --- the Python API: one example per door, each run as written on a fresh SQLite file ----------------------------
+ASK, TOOLS, CONSOLE, ESCALATION, CANARY, QUEUE = python_blocks("Python API")
+CANCEL_ORDER_2 = {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}}]}
+
+
+def run_example(block: str, tmp_path: Path, script: str | None = None, config: Path | None = None) -> str:
+    """Run one README block in a fresh interpreter on the test's database; its stdout."""
+    env = {
+        **os.environ,
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_ROUTES__CHAT__MODELS": json.dumps(["scripted/demo"]),
+    }
+    for leaked in ("FIREBREAK_SCRIPT", "FIREBREAK_CONFIG", "FIREBREAK_OPERATOR_TOKEN"):
+        env.pop(leaked, None)
+    if script is not None:
+        env["FIREBREAK_SCRIPT"] = script
+    if config is not None:
+        env["FIREBREAK_CONFIG"] = str(config)
+    done = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_ask_example_answers_and_the_console_example_reads_that_run_back(tmp_path, write_script):
+    asked = run_example(ASK, tmp_path, write_script({"text": "Paris."}))
+    read = run_example(CONSOLE, tmp_path).splitlines()
+
+    assert asked.strip() == "answered Paris."
+    assert read[0] == "answered What is the capital of France?"
+    assert any("invoke_agent" in line for line in read)
+    assert read[-1] == "0 runs need an operator"
+
+
+def test_the_tools_example_gives_the_agent_a_python_tool(tmp_path, write_script):
+    script = write_script(
+        {"tool_calls": [{"name": "order_status", "arguments": {"order_id": 7}}]},
+        {"expect": "shipped", "text": "Order 7 has shipped."},
+    )
+
+    assert run_example(TOOLS, tmp_path, script).strip() == "Order 7 has shipped."
+
+
+def test_the_escalation_example_approves_the_waiting_write_and_the_run_resumes(tmp_path, write_script):
+    script = write_script(CANCEL_ORDER_2, {"text": "0.4"}, {"text": "Order 2 is cancelled."})
+
+    assert run_example(ESCALATION, tmp_path, script).strip() == "waiting answered Order 2 is cancelled."
+
+
+def test_the_canary_example_starts_a_release_at_the_first_step_and_rolls_it_back(tmp_path):
+    config = tmp_path / "my.toml"
+    config.write_text('[releases.v2]\nroute = "scripted/v2"\nsystem_prompt = "Version two."\n', encoding="utf-8")
+
+    assert run_example(CANARY, tmp_path, config=config).splitlines() == ["1.0 % of users on v2", "rolled_back"]
+
+
+def test_the_queue_example_submits_a_question_and_a_worker_answers_it(tmp_path, write_script):
+    assert run_example(QUEUE, tmp_path, write_script({"text": "Paris."})).strip() == "True"
