@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -42,6 +43,16 @@ NOISY_MACHINE: dict[str, Any] = {"tools": {"class_timeouts_s": {"db": 1.0}}}
 POSTGRES_URL = os.environ.get("FIREBREAK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 T = TypeVar("T")
+
+
+def stop(process: subprocess.Popen[bytes], grace_s: float = 20) -> None:
+    """Stop a server a test started: politely first, then for good."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ScriptWriter, order_2
+from conftest import ScriptWriter, order_2, stop
 from entry_paths import Deployment, free_port
 from langgraph_cli.config import validate_config_file
 from sqlmodel import Session, select
@@ -61,12 +61,7 @@ def langgraph_dev(where: Deployment, script: str) -> Iterator[httpx.Client]:
         _wait_until_up(client, server, log)
         yield client
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def _wait_until_up(client: httpx.Client, server: subprocess.Popen[bytes], log: Path) -> None:

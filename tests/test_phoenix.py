@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from conftest import NOISY_MACHINE, run, unavailable
+from conftest import NOISY_MACHINE, run, stop, unavailable
 from phoenix.client import Client
 
 from core.config import Settings, deep_merge, load_settings
@@ -95,12 +95,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
             _eventually("itself healthy", lambda: _healthy(http, server, log_path), timeout_s=180)
             yield http
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server, grace_s=30)
 
 
 def _healthy(http: httpx.Client, server: subprocess.Popen[bytes], log_path: Path) -> bool | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import stop
 from entry_paths import free_port
 from mcp import Client, StdioServerParameters
 from test_langgraph_server import _wait_until_up, last_reply
@@ -184,12 +185,7 @@ def test_the_langgraph_dev_line_serves_the_agent_to_an_http_client(folder, write
                 f"/threads/{thread_id}/runs/wait", json={"assistant_id": "firebreak", "input": question}
             )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
     assert last_reply(answered.raise_for_status().json()) == "Paris is the capital of France."
 
