@@ -23,9 +23,9 @@ from app.cache import pair_model
 from evals.verifier_data import SEED, Example, stsb_train
 from evals.verifier_generate import generate
 
-EPOCHS = 2
+EPOCHS = 3
 BATCH = 32
-LR_LAYERS = 5e-5
+LR_LAYERS = 3e-5
 LR_HEAD = 1e-3
 RECALL_COSINE = 0.55  # the cache's embedding recall stage; the verifier only ever sees pairs above it
 ROOT = Path(__file__).resolve().parent.parent

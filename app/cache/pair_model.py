@@ -1,8 +1,8 @@
 """A cross-encoder that reads a cached question and a new one together and scores "same question, same answer".
 
-Built on the packaged all-MiniLM-L6-v2: its embeddings and lower layers are used as shipped (frozen); only the top
-``TRAINED_LAYERS`` transformer layers and a linear head are fine-tuned (``evals/train_verifier.py``) and shipped as
-a small safetensors file. torch and transformers are imported on first use only, so importing this module is cheap.
+Built on the packaged all-MiniLM-L6-v2: its embeddings are used as shipped (frozen); the top ``TRAINED_LAYERS``
+transformer layers (all six since decision 0051) and a linear head are fine-tuned (``evals/train_verifier.py``) and
+shipped as a safetensors file (21 MB, float16). torch and transformers are imported on first use only, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-TRAINED_LAYERS = 2  # the top layers of the 6 that are fine-tuned and stored in the weights file
+TRAINED_LAYERS = 6  # the top layers of the 6 that are fine-tuned and stored in the weights file: all of them
 MAX_TOKENS = 128  # the pair's length cap; cache questions are far shorter, so this only bounds pathological input
 BASE_LAYERS = 6
 HIDDEN = 384
