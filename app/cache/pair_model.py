@@ -2,7 +2,8 @@
 
 Built on the packaged all-MiniLM-L6-v2: its embeddings are used as shipped (frozen); the top ``TRAINED_LAYERS``
 transformer layers (all six since decision 0051) and a linear head are fine-tuned (``evals/train_verifier.py``) and
-shipped as a safetensors file (21 MB, float16). torch and transformers are imported on first use only, so importing this module is cheap.
+shipped as a safetensors file (21 MB, float16). torch and transformers are imported on first use only, so
+importing this module is cheap.
 """
 
 from __future__ import annotations
