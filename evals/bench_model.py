@@ -30,7 +30,8 @@ import llama_cpp
 from langchain_core.messages import AIMessage, AnyMessage
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from app.gateway.local_model import DEFAULT_TOP_P, LOCAL_MODEL, REPEAT_PENALTY, TOP_K, register_local_provider
+from app.gateway.local_litellm import register_local_provider
+from app.gateway.local_model import DEFAULT_TOP_P, LOCAL_MODEL, REPEAT_PENALTY, TOP_K
 from app.gateway.model_files import assemble_model
 from core.config import LocalModelSettings, Settings, load_settings
 from core.status import RunStatus

@@ -15,7 +15,8 @@ from litellm.types.utils import ModelResponse
 
 from app.containment.gate import ModelEstimator, ProposedAction
 from app.gateway import CallContext
-from app.gateway.local_model import LOCAL_MODEL, PREFIX_STATE_FOLDER, LocalLLM, register_local_provider
+from app.gateway.local_litellm import LocalLLM, register_local_provider
+from app.gateway.local_model import LOCAL_MODEL, PREFIX_STATE_FOLDER
 from app.gateway.model_files import MODEL_FILE_NAME, assemble_model, locate_parts, marker_path
 from app.gateway.prefix_state import FORMAT, MIN_PREFIX_TOKENS, PrefixStates
 from app.planning.plan import PLAN_TOOL, Plan, plan_tool_spec
@@ -196,7 +197,7 @@ def test_prompt_over_the_context_window_is_litellms_error(local_provider: str) -
 def test_a_smaller_context_window_gets_its_own_model(settings: LocalModelSettings) -> None:
     small = LocalLLM(settings.model_copy(update={"context_window": 512}))
     prompt = "word " * 800  # fits the default 4096-token window, not this one
-    assert 512 < small.count_tokens(prompt) < settings.context_window
+    assert 512 < small.engine.count_tokens(prompt) < settings.context_window
 
     with pytest.raises(litellm.ContextWindowExceededError):
         small.completion(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import RouteSettings, TaskClass
+
+if TYPE_CHECKING:
+    from app.gateway.local_outcome import Outcome
 
 TokenSink = Callable[[str], None]
 
@@ -103,3 +106,19 @@ class ChatRequest:
     on_token: TokenSink | None
     task: TaskClass = "answer"
     tool_choice: str | None = None  # the function the model must call (constrained output), if any
+
+
+def local_reply(outcome: Outcome, prices: Prices, model: str, route: str) -> ModelReply:
+    """The embedded model's outcome as the gateway's reply, priced like any other."""
+    call = outcome.tool_call
+    return ModelReply(
+        text=outcome.text,
+        tool_calls=() if call is None else (ToolCall(call.id, call.name, call.arguments),),
+        usage=Usage(
+            outcome.prompt_tokens,
+            outcome.completion_tokens,
+            prices.cost(outcome.prompt_tokens, outcome.completion_tokens),
+        ),
+        model=model,
+        route=route,
+    )

@@ -8,8 +8,10 @@ transient errors) so that every attempt gets its own span, audit row and fault
 draw; see docs/decisions/0003-gateway-walks-fallbacks.md.
 
 LiteLLM takes seconds to import, so the gateway imports it (``app.gateway.lazy``)
-when it first needs it (a router, a token count, a model's price or window), never
-when it is built: commands that make no model call never load it.
+when it first needs it (a call, a token count, a model's price or window), never
+when it is built: commands that make no model call never load it. The embedded
+model runs in this process and is called directly, so a run on it never loads
+LiteLLM at all (docs/decisions/0052-in-process-model-without-litellm.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -34,9 +36,11 @@ from app.gateway.calls import (
     ToolCall,
     Usage,
     estimate_prompt_tokens,
+    local_reply,
     usage_of,
 )
 from app.gateway.lazy import load_litellm
+from app.gateway.local_prompt import PROVIDER as LOCAL
 from app.gateway.script import PROVIDER as SCRIPTED
 from app.gateway.script import Script
 from app.limits.ledger import BlastRadius, Scope
@@ -45,6 +49,9 @@ from app.telemetry import Telemetry, mark_error
 from core.config import Settings, TaskClass
 from core.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from memory.tables import ModelCall
+
+if TYPE_CHECKING:
+    from app.gateway.local_model import LocalModel
 
 
 class Gateway:
@@ -68,6 +75,7 @@ class Gateway:
         self._deployments: dict[str, dict[str, Any]] = {}  # model → its LiteLLM parameters
         self._price_cache: dict[str, Prices] = {}
         self._script: Script | None = None
+        self._local: LocalModel | None = None
         self._prices_registered = False
         self._registering = threading.Lock()
 
@@ -115,18 +123,23 @@ class Gateway:
             if model not in self.settings.models:
                 self._register_price(model, 0.0, 0.0)
             return {"model": model, "api_base": script_handle(self._script)}
-        if provider == "local":
-            from app.gateway.local_model import register_local_provider
-
-            register_local_provider(self.settings.local_model)
         return {"model": model}
 
     def _deployment(self, model: str) -> dict[str, Any]:
         """The model's LiteLLM parameters, resolved (provider registered, script loaded) on first use."""
         if model not in self._deployments:
-            self._litellm()
+            if _provider(model) != LOCAL:
+                self._litellm()
             self._deployments[model] = self._deployment_params(model)
         return self._deployments[model]
+
+    def _local_model(self) -> LocalModel:
+        """The embedded model, called in this process without LiteLLM; its weights load on its first call."""
+        if self._local is None:
+            from app.gateway.local_model import LocalModel
+
+            self._local = LocalModel(self.settings.local_model)
+        return self._local
 
     def prepare(self, route: str) -> None:
         """Resolve every deployment of ``route`` now, so a configuration mistake surfaces before a run starts."""
@@ -137,10 +150,12 @@ class Gateway:
         """Tokens of this prompt for the route's primary model: its own tokenizer where LiteLLM has it
         (OpenAI's cl100k otherwise); the scripted model's own estimate for scripted models."""
         model = self.settings.route(route).models[0]
-        if model.split("/", 1)[0] == SCRIPTED:
+        if _provider(model) == SCRIPTED:
             from app.gateway.scripted import estimate_tokens, prompt_text
 
             return estimate_tokens(prompt_text(messages))
+        if _provider(model) == LOCAL:
+            return self._local_model().prompt_tokens(messages, tools)
         return int(self._litellm().token_counter(model=model, messages=messages, tools=tools))
 
     def context_window(self, route: str) -> int | None:
@@ -152,7 +167,7 @@ class Gateway:
     def _window(self, model: str) -> int | None:
         if model in self.settings.models:
             return self.settings.models[model].context_window
-        if model.split("/", 1)[0] == "local":
+        if _provider(model) == LOCAL:
             return self.settings.local_model.context_window
         window = self._model_info(model).get("max_input_tokens")
         return int(window) if window else None
@@ -324,6 +339,16 @@ class Gateway:
         return self._price_cache[model]
 
     def _lookup_prices(self, model: str) -> Prices:
+        if _provider(model) == LOCAL:
+            configured = self.settings.models.get(model)
+            if configured is None:
+                return Prices(0.0, 0.0, known=True)  # the embedded model costs nothing per token
+            return Prices(
+                configured.input_cost_per_token,
+                configured.output_cost_per_token,
+                known=True,
+                cached_input_per_token=configured.cached_input_cost_per_token,
+            )
         info = self._model_info(model)
         pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
         if pin is None or pout is None:
@@ -365,6 +390,9 @@ class Gateway:
             arguments["tools"] = request.tools
         if request.tool_choice is not None:
             arguments["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
+        if _provider(model) == LOCAL:
+            outcome = await self._local_model().complete(model, arguments, request.on_token)
+            return local_reply(outcome, self._prices(model), model, request.route)
         if request.on_token is None:
             response = await load_litellm().acompletion(**arguments)
         else:
@@ -426,6 +454,10 @@ class Gateway:
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
         )
+
+
+def _provider(model: str) -> str:
+    return model.split("/", 1)[0]
 
 
 def missing_provider_keys(model: str) -> list[str]:

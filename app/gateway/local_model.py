@@ -1,4 +1,4 @@
-"""The embedded model as a LiteLLM provider: ``local/qwen2.5-coder-0.5b-instruct`` served by llama.cpp in-process.
+"""The embedded model: ``local/qwen2.5-coder-0.5b-instruct`` served by llama.cpp in this process.
 
 Tool calling on a 0.5B model relies on grammar-constrained output rather than
 the model's own tool-call format. Phase 1 asks for ``{"next": <tool name or
@@ -17,24 +17,24 @@ import codecs
 import contextvars
 import json
 import threading
-import time
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import litellm
 import llama_cpp
-from litellm.types.utils import GenericStreamingChunk, ModelResponse
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
-from app.gateway.lazy import load_litellm
-from app.gateway.local_outcome import FinishReason, Outcome, Phase, combined_outcome, final_chunk, text_chunk
+from app.gateway.calls import TokenSink
+from app.gateway.local_outcome import FinishReason, Outcome, Phase, combined_outcome
 from app.gateway.local_prompt import (
     AFTER_RESULT_NOTE,
     ANSWER,
     ANSWER_NOTE,
+    LOCAL_MODEL,
+    MODEL_NAME,
+    PROVIDER,
     RESULT_PREFIX,
     Messages,
     arguments_note,
@@ -47,12 +47,7 @@ from app.gateway.local_prompt import (
 from app.gateway.model_files import assemble_model
 from app.gateway.prefix_state import PrefixStates, shared_length
 from core.config import LocalModelSettings
-
-load_litellm()  # configured as the gateway configures it, also when this module is used on its own
-
-PROVIDER = "local"
-MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
-LOCAL_MODEL = f"{PROVIDER}/{MODEL_NAME}"
+from core.errors import ModelError
 
 # Sampling defaults from Qwen2.5's generation_config.json, used when the caller sets none.
 DEFAULT_TEMPERATURE = 0.7
@@ -78,7 +73,7 @@ class _LoadedModel:
 
 
 @dataclass(frozen=True)
-class _Request:
+class LocalRequest:
     messages: Messages
     tools: list[dict[str, Any]]
     forced_tool: str | None
@@ -92,11 +87,10 @@ _loaded: dict[tuple[Path, int, int], _LoadedModel] = {}
 _load_lock = threading.Lock()
 
 
-class LocalLLM(litellm.CustomLLM):
-    """LiteLLM handler for ``local/<name>``: Qwen2.5-Coder-0.5B through llama-cpp-python."""
+class LocalModel:
+    """Qwen2.5-Coder-0.5B through llama-cpp-python, in this process; the weights load on first use."""
 
     def __init__(self, settings: LocalModelSettings) -> None:
-        super().__init__()
         self.settings = settings
 
     def count_tokens(self, text: str) -> int:
@@ -104,97 +98,64 @@ class LocalLLM(litellm.CustomLLM):
         # Tokenizing only reads the vocabulary, so it does not wait for a running generation.
         return len(self._model().llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def completion(  # type: ignore[override]  # LiteLLM passes everything by keyword
-        self,
-        model: str,
-        messages: list[dict[str, Any]],
-        *args: Any,
-        model_response: ModelResponse,
-        optional_params: dict[str, Any],
-        **kwargs: Any,
-    ) -> ModelResponse:
-        request = _request(model, messages, optional_params)
-        return _fill_response(model_response, _drain(self._events(request, threading.Event())))
+    def prompt_tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
+        """Tokens of the prompt this model reads first for ``messages`` and ``tools`` (the decision's, with tools)."""
+        request = local_request(LOCAL_MODEL, messages, {"tools": tools})
+        shown = with_tool_note(request.messages, request.tools) if request.tools else request.messages
+        return len(_tokens(self._model(), shown))
 
-    def streaming(  # type: ignore[override]
-        self,
-        model: str,
-        messages: list[dict[str, Any]],
-        *args: Any,
-        model_response: ModelResponse,
-        optional_params: dict[str, Any],
-        **kwargs: Any,
-    ) -> Iterator[GenericStreamingChunk]:
-        return self._chunks(_request(model, messages, optional_params), threading.Event())
+    async def complete(self, model: str, params: Mapping[str, Any], on_token: TokenSink | None = None) -> Outcome:
+        """One call from OpenAI-style ``params`` (messages, tools, …): the answer's pieces go to ``on_token``."""
+        async for item in self.stream(local_request(model, params["messages"], params)):
+            if isinstance(item, Outcome):
+                return item
+            if on_token is not None:
+                on_token(item)
+        raise AssertionError("a local stream always ends with its outcome")
 
-    async def acompletion(  # type: ignore[override]
-        self,
-        model: str,
-        messages: list[dict[str, Any]],
-        *args: Any,
-        model_response: ModelResponse,
-        optional_params: dict[str, Any],
-        **kwargs: Any,
-    ) -> ModelResponse:
-        request = _request(model, messages, optional_params)
-        stop = threading.Event()
-        try:
-            outcome = await asyncio.to_thread(_drain, self._events(request, stop))
-        finally:
-            stop.set()  # a cancelled caller must not leave the worker generating into the void
-        return _fill_response(model_response, outcome)
+    async def stream(self, request: LocalRequest) -> AsyncIterator[str | Outcome]:
+        """The answer's text pieces as they are generated, then the whole :class:`Outcome`.
 
-    async def astreaming(  # type: ignore[override]  # declared as a coroutine, called as an async generator
-        self,
-        model: str,
-        messages: list[dict[str, Any]],
-        *args: Any,
-        model_response: ModelResponse,
-        optional_params: dict[str, Any],
-        **kwargs: Any,
-    ) -> AsyncIterator[GenericStreamingChunk]:
-        request = _request(model, messages, optional_params)
+        Generation runs on a worker thread; a caller that stops iterating (or is cancelled) stops it at its next
+        token.
+        """
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[GenericStreamingChunk | BaseException | None] = asyncio.Queue()
+        queue: asyncio.Queue[str | Outcome | BaseException] = asyncio.Queue()
         stop = threading.Event()
 
-        def post(item: GenericStreamingChunk | BaseException | None) -> None:
+        def post(item: str | Outcome | BaseException) -> None:
             if not stop.is_set():
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def produce() -> None:
-            chunks = self._chunks(request, stop)
+            events = self.events(request, stop)
             try:
-                for chunk in chunks:
-                    post(chunk)
-                post(None)
+                while True:
+                    post(next(events))
+            except StopIteration as finished:
+                post(finished.value)
             except BaseException as exc:  # handed to the consumer, which re-raises it in its own task
                 post(exc)
             finally:
-                chunks.close()
+                events.close()
 
         # produce() never raises, so the executor's future needs no awaiting; the context carries trace spans.
         loop.run_in_executor(None, contextvars.copy_context().run, produce)
         try:
-            while (item := await queue.get()) is not None:
+            while True:
+                item = await queue.get()
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+                if isinstance(item, Outcome):
+                    return
         finally:
             stop.set()  # the worker stops at its next token; awaiting it would delay the caller's cancellation
 
     def _model(self) -> _LoadedModel:
         return _load(self.settings)
 
-    def _chunks(self, request: _Request, stop: threading.Event) -> Generator[GenericStreamingChunk, None, None]:
-        events = self._events(request, stop)
-        try:
-            while True:
-                yield text_chunk(next(events))
-        except StopIteration as finished:
-            yield final_chunk(finished.value)
-
-    def _events(self, request: _Request, stop: threading.Event) -> Generator[str, None, Outcome]:
+    def events(self, request: LocalRequest, stop: threading.Event) -> Generator[str, None, Outcome]:
         """Yield answer text as it is generated; return the whole outcome."""
         model = self._model()
         with model.lock:
@@ -210,30 +171,8 @@ class LocalLLM(litellm.CustomLLM):
                 return combined_outcome(answer, decision)
             asked = [*base, assistant_choice(tool["name"]), system_turn(arguments_note(tool))]
             grammar = _schema_grammar(tool["parameters"])
-            arguments = _drain(_generate(model, asked, request, stop, grammar=grammar, temperature=0.0))
+            arguments = drain(_generate(model, asked, request, stop, grammar=grammar, temperature=0.0))
             return combined_outcome(arguments, decision, tool_name=tool["name"])
-
-
-def register_local_provider(settings: LocalModelSettings) -> None:
-    """Make ``local/…`` models callable through LiteLLM at zero cost; safe to call repeatedly."""
-    current = [entry for entry in litellm.custom_provider_map if entry["provider"] == PROVIDER]
-    handler = current[0]["custom_handler"] if current else None
-    if not (isinstance(handler, LocalLLM) and handler.settings == settings):
-        for entry in current:
-            litellm.custom_provider_map.remove(entry)
-        litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": LocalLLM(settings)})
-    litellm.register_model(
-        {
-            LOCAL_MODEL: {
-                "input_cost_per_token": 0.0,
-                "output_cost_per_token": 0.0,
-                "litellm_provider": PROVIDER,
-                "mode": "chat",
-                "max_tokens": settings.context_window,
-                "max_input_tokens": settings.context_window,
-            }
-        }
-    )
 
 
 def _load(settings: LocalModelSettings) -> _LoadedModel:
@@ -244,7 +183,7 @@ def _load(settings: LocalModelSettings) -> _LoadedModel:
             try:
                 path = assemble_model(settings.cache_path)
             except Exception as exc:
-                raise _server_error(f"the local model's weights are unavailable: {exc}") from exc
+                raise _failure("server", f"the local model's weights are unavailable: {exc}") from exc
             _loaded[key] = _open(path, settings)
         return _loaded[key]
 
@@ -260,10 +199,10 @@ def _open(path: Path, settings: LocalModelSettings) -> _LoadedModel:
             verbose=False,
         )
     except Exception as exc:
-        raise _server_error(f"llama.cpp could not load {path}: {exc}") from exc
+        raise _failure("server", f"llama.cpp could not load {path}: {exc}") from exc
     template = llama.metadata.get("tokenizer.chat_template")
     if not template:
-        raise _server_error(f"{path} has no chat template in its GGUF metadata")
+        raise _failure("server", f"{path} has no chat template in its GGUF metadata")
     formatter = Jinja2ChatFormatter(
         template=template,
         eos_token=llama.detokenize([llama.token_eos()], special=True).decode("utf-8"),
@@ -277,7 +216,7 @@ def _open(path: Path, settings: LocalModelSettings) -> _LoadedModel:
 def _generate(
     model: _LoadedModel,
     messages: Messages,
-    request: _Request,
+    request: LocalRequest,
     stop: threading.Event,
     *,
     grammar: LlamaGrammar | None = None,
@@ -295,10 +234,8 @@ def _generate(
     prompt = _tokens(model, messages, opening)
     room = llama.n_ctx() - len(prompt)
     if room < 1:
-        raise litellm.ContextWindowExceededError(
-            message=f"the prompt is {len(prompt)} tokens but the context window is {llama.n_ctx()}",
-            model=LOCAL_MODEL,
-            llm_provider=PROVIDER,
+        raise _failure(
+            "context_window", f"the prompt is {len(prompt)} tokens but the context window is {llama.n_ctx()}"
         )
     budget = min(room, max_tokens or request.max_tokens or room)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -329,7 +266,7 @@ def _generate(
             if generated >= budget:
                 break
     except (RuntimeError, ValueError, OSError) as exc:
-        raise _server_error(f"llama.cpp failed while generating: {exc}") from exc
+        raise _failure("server", f"llama.cpp failed while generating: {exc}") from exc
     if tail := decoder.decode(b"", final=True):
         pieces.append(tail)
         yield tail
@@ -352,7 +289,7 @@ def _fixed_prefix_length(model: _LoadedModel, messages: Messages, prompt: list[i
     return shared_length(alone, prompt)
 
 
-def _decide(model: _LoadedModel, messages: Messages, request: _Request, stop: threading.Event) -> Phase:
+def _decide(model: _LoadedModel, messages: Messages, request: LocalRequest, stop: threading.Event) -> Phase:
     """Phase 1: the chosen tool's name or "answer"; no model call when tool_choice leaves no choice."""
     options = ([ANSWER] if request.allow_answer else []) + [tool["name"] for tool in request.tools]
     if request.forced_tool is not None or len(options) == 1:
@@ -363,7 +300,7 @@ def _decide(model: _LoadedModel, messages: Messages, request: _Request, stop: th
     )
     if request.allow_answer and messages[-1]["content"].startswith(RESULT_PREFIX):
         messages = [*messages, system_turn(AFTER_RESULT_NOTE)]
-    return _drain(
+    return drain(
         _generate(
             model,
             messages,
@@ -383,7 +320,7 @@ def _finals(options: list[str]) -> frozenset[str]:
     return frozenset(option for option in options if not any(o != option and o.startswith(option) for o in options))
 
 
-def _drain(events: Generator[str, None, _Result]) -> _Result:
+def drain(events: Generator[str, None, _Result]) -> _Result:
     """Run ``events`` to the end for its return value."""
     while True:
         try:
@@ -418,14 +355,13 @@ def _schema_grammar(schema: Mapping[str, Any]) -> LlamaGrammar:
         return LlamaGrammar.from_json_schema(json.dumps(_loosened(schema)), verbose=False)
     except Exception as exc:  # the converter raises bare Exceptions for schema features it lacks
         message = f"cannot constrain output to the JSON schema {schema}: {exc}"
-        raise litellm.BadRequestError(message=message, model=LOCAL_MODEL, llm_provider=PROVIDER) from exc
+        raise _failure("bad_request", message) from exc
 
 
-def _request(model: str, messages: list, optional_params: Mapping[str, Any]) -> _Request:
+def local_request(model: str, messages: list[dict[str, Any]], optional_params: Mapping[str, Any]) -> LocalRequest:
+    """The call as this model takes it, from OpenAI-style messages and parameters (tools, tool_choice, …)."""
     if model.removeprefix(f"{PROVIDER}/") != MODEL_NAME:
-        raise litellm.NotFoundError(
-            message=f"the local provider serves only {LOCAL_MODEL}, not {model!r}", model=model, llm_provider=PROVIDER
-        )
+        raise _failure("bad_request", f"the local provider serves only {LOCAL_MODEL}, not {model!r}")
     tools = [tool_spec(tool) for tool in optional_params.get("tools") or ()]
     choice = optional_params.get("tool_choice")
     if choice == "none":
@@ -433,8 +369,8 @@ def _request(model: str, messages: list, optional_params: Mapping[str, Any]) -> 
     forced = choice["function"]["name"] if isinstance(choice, Mapping) else None
     if forced is not None and forced not in {tool["name"] for tool in tools}:
         message = f"tool_choice names {forced!r}, which is not among the tools"
-        raise litellm.BadRequestError(message=message, model=LOCAL_MODEL, llm_provider=PROVIDER)
-    return _Request(
+        raise _failure("bad_request", message)
+    return LocalRequest(
         messages=chat_messages(messages),
         tools=tools,
         forced_tool=forced,
@@ -449,18 +385,6 @@ def _number(value: Any, default: float) -> float:
     return default if value is None else float(value)
 
 
-def _fill_response(model_response: ModelResponse, outcome: Outcome) -> ModelResponse:
-    choice = model_response.choices[0]
-    choice.message = litellm.Message(
-        content=outcome.text if outcome.tool_call is None else None,
-        tool_calls=[outcome.tool_call] if outcome.tool_call is not None else None,
-    )
-    choice.finish_reason = outcome.finish_reason
-    model_response.usage = outcome.usage()  # type: ignore[attr-defined]  # LiteLLM adds usage at run time
-    model_response.model = LOCAL_MODEL
-    model_response.created = int(time.time())
-    return model_response
-
-
-def _server_error(message: str) -> litellm.InternalServerError:
-    return litellm.InternalServerError(message=f"{LOCAL_MODEL}: {message}", llm_provider=PROVIDER, model=LOCAL_MODEL)
+def _failure(kind: str, message: str) -> ModelError:
+    """The gateway's error for this model; only a server-side failure is worth another attempt."""
+    return ModelError(f"{LOCAL_MODEL}: {message}", kind=kind, transient=kind == "server", model=LOCAL_MODEL)

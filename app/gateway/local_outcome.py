@@ -6,8 +6,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from litellm.types.utils import ChatCompletionMessageToolCall, Function, GenericStreamingChunk, Usage
-
 FinishReason = Literal["stop", "length", "tool_calls"]
 
 
@@ -22,21 +20,21 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class LocalToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The reply to one call: text or a tool call, with usage over every phase."""
 
     text: str
-    tool_call: ChatCompletionMessageToolCall | None
+    tool_call: LocalToolCall | None
     finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
-
-    def usage(self) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            total_tokens=self.prompt_tokens + self.completion_tokens,
-        )
 
 
 def combined_outcome(final: Phase, decision: Phase | None = None, *, tool_name: str | None = None) -> Outcome:
@@ -45,9 +43,7 @@ def combined_outcome(final: Phase, decision: Phase | None = None, *, tool_name: 
     call = None
     finish_reason = final.finish_reason
     if tool_name is not None:
-        call = ChatCompletionMessageToolCall(
-            id=f"call_{uuid.uuid4().hex[:8]}", type="function", function=Function(name=tool_name, arguments=final.text)
-        )
+        call = LocalToolCall(id=f"call_{uuid.uuid4().hex[:8]}", name=tool_name, arguments=final.text)
         # Arguments cut off by max_tokens stay "length" so the caller knows they may not parse.
         finish_reason = "tool_calls" if final.finish_reason == "stop" else final.finish_reason
     return Outcome(
@@ -57,33 +53,3 @@ def combined_outcome(final: Phase, decision: Phase | None = None, *, tool_name: 
         prompt_tokens=sum(phase.prompt_tokens for phase in phases),
         completion_tokens=sum(phase.completion_tokens for phase in phases),
     )
-
-
-def text_chunk(text: str) -> GenericStreamingChunk:
-    return {"text": text, "is_finished": False, "finish_reason": "", "usage": None, "index": 0, "tool_use": None}
-
-
-def final_chunk(outcome: Outcome) -> GenericStreamingChunk:
-    call = outcome.tool_call
-    usage = outcome.usage()
-    return {
-        "text": "",
-        "is_finished": True,
-        "finish_reason": outcome.finish_reason,
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-        },
-        "index": 0,
-        "tool_use": (
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.function.name, "arguments": call.function.arguments},
-                "index": 0,
-            }
-            if call is not None
-            else None
-        ),
-    }

@@ -10,6 +10,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+PROVIDER = "local"
+MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
+LOCAL_MODEL = f"{PROVIDER}/{MODEL_NAME}"
 ANSWER = "answer"  # the decision option that means "no tool: reply"
 
 # Few-shot examples matter: without them the 0.5B model picks the first listed tool for almost anything.

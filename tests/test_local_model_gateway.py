@@ -1,0 +1,118 @@
+"""The embedded model through the gateway: called in this process, without LiteLLM (decision 0052)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from app.gateway import CallContext
+from app.services import Services, build_services
+from core.config import load_settings
+from core.errors import ModelError
+from memory.tables import ModelCall
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CAPITAL_QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+SQL_LOOKUP = {
+    "type": "function",
+    "function": {
+        "name": "sql_lookup",
+        "description": "Look up an order in the orders database by its id.",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "integer", "description": "The order's id"}},
+            "required": ["order_id"],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    folder = tmp_path_factory.mktemp("local-gateway")
+    built = build_services(load_settings(database_url=f"sqlite:///{folder / 'fb.db'}"))
+    yield built
+    built.close()
+
+
+def ask(services: Services, messages: list[dict], **options: object) -> object:
+    return asyncio.run(services.gateway.chat(messages, route="chat", context=CallContext("t", "u"), **options))
+
+
+def test_answers_on_the_chat_route_at_zero_cost_with_its_usage(services: Services) -> None:
+    reply = ask(services, CAPITAL_QUESTION, temperature=0)
+
+    assert "Paris" in reply.text
+    assert reply.tool_calls == ()
+    assert reply.model == "local/qwen2.5-coder-0.5b-instruct"
+    assert reply.usage.input_tokens > 0 and reply.usage.output_tokens > 0
+    assert reply.usage.cost_usd == 0.0
+
+
+def test_streams_the_answer_to_on_token_piece_by_piece(services: Services) -> None:
+    pieces: list[str] = []
+
+    reply = ask(services, CAPITAL_QUESTION, temperature=0, on_token=pieces.append)
+
+    assert len(pieces) > 1
+    assert "".join(pieces) == reply.text
+
+
+def test_a_tool_call_comes_back_with_arguments_of_its_schema(services: Services) -> None:
+    reply = ask(services, [{"role": "user", "content": "Look up order 42 in the database"}], tools=[SQL_LOOKUP])
+
+    (call,) = reply.tool_calls
+    assert call.name == "sql_lookup" and call.id.startswith("call_")
+    assert isinstance(json.loads(call.arguments)["order_id"], int)
+    assert reply.text == ""
+
+
+def test_a_prompt_over_the_context_window_is_a_final_error_with_its_audit_row(services: Services) -> None:
+    too_long = [{"role": "user", "content": "word " * 6000}]
+
+    with pytest.raises(ModelError) as raised:
+        ask(services, too_long, max_output_tokens=8)
+
+    assert raised.value.kind == "context_window" and not raised.value.transient
+    assert "context window is 4096" in str(raised.value)
+    with Session(services.engine) as session:
+        rows = session.exec(select(ModelCall).where(ModelCall.status == "error")).all()
+    assert [row.error_kind for row in rows] == ["context_window"]  # one attempt: no retry, no fallback
+
+
+def test_counts_tokens_with_the_models_own_tokenizer_and_tool_list(services: Services) -> None:
+    without_tools = services.gateway.count_tokens(CAPITAL_QUESTION, route="chat", tools=None)
+    with_tools = services.gateway.count_tokens(CAPITAL_QUESTION, route="chat", tools=[SQL_LOOKUP])
+
+    # The prompt in the chat template: the question (8 tokens) and the template's own turns.
+    assert 8 < without_tools < 40
+    assert with_tools > without_tools + 40  # the tool list with its example goes into the system message
+
+
+def test_firebreak_ask_on_the_embedded_model_never_imports_litellm(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_CACHE__ENABLED": "false",
+    }
+    command = [sys.executable, "-X", "importtime", str(Path(sys.executable).with_name("firebreak")), "ask"]
+
+    done = subprocess.run(
+        [*command, "What is the capital of France?"], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Paris" in done.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert "llama_cpp" in imported  # the import log is complete: the model's own package is in it
+    assert [name for name in imported if name.split(".")[0] == "litellm"] == []
