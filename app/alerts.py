@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from memory.queue import QueueStore
 from memory.tables import Alert
 
@@ -29,6 +27,8 @@ def raise_alert(
     store.alert(alert)
     log.warning("ALERT %s: %s", kind, message)
     if webhook:
+        import httpx  # only here: a process that posts no alert never loads an HTTP client
+
         try:
             httpx.post(webhook, json={"kind": kind, "message": message, "payload": payload}, timeout=2.0)
         except httpx.HTTPError as exc:

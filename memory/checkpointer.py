@@ -13,15 +13,16 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg.rows import dict_row, tuple_row
-from psycopg_pool import AsyncConnectionPool
 
 from core.errors import StoreUnavailable
 from memory.engine import READ_ONLY_ERRORS, is_sqlite, libpq_url, read_only_message, sqlite_path
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
 
 # Any fixed 64-bit key: the advisory lock only serialises setups of the checkpoint tables.
 SETUP_LOCK = 0x46_49_52_45_42_52_4B_31  # "FIREBRK1"
@@ -47,6 +48,8 @@ async def _setting_up_alone(pool: AsyncConnectionPool) -> AsyncIterator[None]:
     The lock is tried, not waited for: LangGraph's migrations build indexes CONCURRENTLY, which waits for
     every open transaction, and a session blocked waiting for the lock would be one, a deadlock.
     """
+    from psycopg.rows import tuple_row
+
     async with pool.connection() as connection:
         async with connection.cursor(row_factory=tuple_row) as cursor:
             while True:
@@ -94,6 +97,11 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
             await _set_up_writable(saver, path)
             yield saver
     else:
+        # Imported only here: a process on SQLite never loads the PostgreSQL driver (100 ms of a new `ask`).
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
         # A pool that checks each connection before lending it, not one connection for the process: a
         # connection the server dropped (a restart, a failover, pg_terminate_backend) is replaced on the next
         # checkpoint instead of failing every later run of this process.

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from typing import Literal
 
-import psycopg
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Engine
 
@@ -200,6 +199,8 @@ class ChangeSignal:
     def __init__(self, database_url: str) -> None:
         self._connection = None
         if not is_sqlite(database_url):
+            import psycopg  # only here: a process on SQLite never loads the PostgreSQL driver
+
             self._connection = psycopg.connect(libpq_url(database_url), autocommit=True)
             self._connection.execute(f"LISTEN {CHANNEL}")
 

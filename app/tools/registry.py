@@ -378,8 +378,9 @@ class ToolRegistry:
             for value in vars(module).values():
                 if isinstance(value, Tool):
                     registry.add(value)
-                # A module holding a LangChain tool has imported langchain_core; the others never pay for it.
-                elif "langchain_core" in sys.modules:
+                # A LangChain tool's module has imported langchain_core.tools (LangGraph does not): the others
+                # never pay for the adapter.
+                elif "langchain_core.tools" in sys.modules:
                     from app.tools.langchain_tools import tools_in
 
                     for item in tools_in(value, external or {}):
