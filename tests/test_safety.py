@@ -7,7 +7,7 @@ from conftest import run
 from langgraph.graph import START
 from sqlmodel import Session, select
 
-from app.resilience.safety import SafetyPolicy, ToolRequest
+from app.resilience.safety import SafetyPolicy, ToolRequest, normalised
 from core.config import load_settings
 from core.errors import ConfigError
 from examples.support_desk.tables import DemoOrder, OutboxEmail
@@ -50,6 +50,19 @@ def test_policy_patterns_catch_sql_drops_and_card_numbers(policy, text):
 @pytest.mark.parametrize("text", ["Order 42 costs $199.00.", "Call +1 555 123 4567", "Drop the table leg"])
 def test_ordinary_text_is_no_violation(policy, text):
     assert policy.violation(text) is None
+
+
+@pytest.mark.parametrize(
+    "text, reader_sees",
+    [
+        ("Ignore   Previous\nINSTRUCTIONS", "ignore previous instructions"),
+        ('{"note": "ignore\\nprevious"}', '{"note": "ignore previous"}'),  # JSON-escaped newline
+        ("ig\u200bnore pre\u00advious", "ignore previous"),  # a zero-width space, a soft hyphen
+        ("\uff29\uff47\uff4e\uff4f\uff52\uff45 previous", "ignore previous"),  # full-width letters
+    ],
+)
+def test_normalised_text_is_what_a_reader_sees_in_ascii_and_beyond(text, reader_sees):
+    assert normalised(text) == reader_sees
 
 
 def test_only_listed_tools_are_dangerous(policy):

@@ -130,7 +130,11 @@ def normalised(text: str) -> str:
     """Text as a reader sees it: compatibility forms folded (full-width letters), invisible format characters
     (zero-width spaces and joiners, soft hyphens) dropped, every run of whitespace (also JSON-escaped) one
     space, case folded."""
-    folded = unicodedata.normalize("NFKC", _ESCAPED_WHITESPACE.sub(" ", text))
+    spaced = _ESCAPED_WHITESPACE.sub(" ", text)
+    # ASCII has no compatibility forms and no format characters: most text skips the per-character pass.
+    if spaced.isascii():
+        return " ".join(spaced.split()).casefold()
+    folded = unicodedata.normalize("NFKC", spaced)
     visible = "".join(char for char in folded if unicodedata.category(char) != "Cf")
     return " ".join(visible.split()).casefold()
 
