@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
+from test_local_model import CAPITAL_QUESTION, SQL_LOOKUP
 
 from app.gateway import CallContext
 from app.services import Services, build_services
@@ -22,19 +23,6 @@ from memory.tables import ModelCall
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPITAL_QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-SQL_LOOKUP = {
-    "type": "function",
-    "function": {
-        "name": "sql_lookup",
-        "description": "Look up an order in the orders database by its id.",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_id": {"type": "integer", "description": "The order's id"}},
-            "required": ["order_id"],
-        },
-    },
-}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from typing import Any
 
 import litellm
@@ -69,12 +69,8 @@ class LocalLLM(litellm.CustomLLM):
         optional_params: dict[str, Any],
         **kwargs: Any,
     ) -> ModelResponse:
-        outcome: Outcome | None = None
         with _as_litellm_errors():
-            async for item in self.engine.stream(local_request(model, messages, optional_params)):
-                if isinstance(item, Outcome):
-                    outcome = item
-        assert outcome is not None  # the stream always ends with its outcome
+            outcome = await self.engine.complete(model, {**optional_params, "messages": messages})
         return _fill_response(model_response, outcome)
 
     async def astreaming(  # type: ignore[override]  # declared as a coroutine, called as an async generator
@@ -87,8 +83,9 @@ class LocalLLM(litellm.CustomLLM):
         **kwargs: Any,
     ) -> AsyncIterator[GenericStreamingChunk]:
         with _as_litellm_errors():
-            async for item in self.engine.stream(local_request(model, messages, optional_params)):
-                yield final_chunk(item) if isinstance(item, Outcome) else text_chunk(item)
+            async with aclosing(self.engine.stream(local_request(model, messages, optional_params))) as items:
+                async for item in items:
+                    yield final_chunk(item) if isinstance(item, Outcome) else text_chunk(item)
 
     def _chunks(self, request: LocalRequest) -> Generator[GenericStreamingChunk, None, None]:
         with _as_litellm_errors():

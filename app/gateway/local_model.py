@@ -17,7 +17,8 @@ import codecs
 import contextvars
 import json
 import threading
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -106,14 +107,15 @@ class LocalModel:
 
     async def complete(self, model: str, params: Mapping[str, Any], on_token: TokenSink | None = None) -> Outcome:
         """One call from OpenAI-style ``params`` (messages, tools, …): the answer's pieces go to ``on_token``."""
-        async for item in self.stream(local_request(model, params["messages"], params)):
-            if isinstance(item, Outcome):
-                return item
-            if on_token is not None:
-                on_token(item)
+        async with aclosing(self.stream(local_request(model, params["messages"], params))) as items:
+            async for item in items:
+                if isinstance(item, Outcome):
+                    return item
+                if on_token is not None:
+                    on_token(item)
         raise AssertionError("a local stream always ends with its outcome")
 
-    async def stream(self, request: LocalRequest) -> AsyncIterator[str | Outcome]:
+    async def stream(self, request: LocalRequest) -> AsyncGenerator[str | Outcome, None]:
         """The answer's text pieces as they are generated, then the whole :class:`Outcome`.
 
         Generation runs on a worker thread; a caller that stops iterating (or is cancelled) stops it at its next
