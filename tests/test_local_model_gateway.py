@@ -9,12 +9,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 from test_local_model import CAPITAL_QUESTION, SQL_LOOKUP
 
-from app.gateway import CallContext
+from app.gateway import CallContext, ModelReply
 from app.services import Services, build_services
 from core.config import load_settings
 from core.errors import ModelError
@@ -33,7 +34,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     built.close()
 
 
-def ask(services: Services, messages: list[dict], **options: object) -> object:
+def ask(services: Services, messages: list[dict], **options: Any) -> ModelReply:
     return asyncio.run(services.gateway.chat(messages, route="chat", context=CallContext("t", "u"), **options))
 
 

@@ -98,21 +98,19 @@ class Gateway:
         return self._script
 
     def _register_price(self, model: str, input_cost: float, output_cost: float) -> None:
-        provider = model.split("/", 1)[0]
         load_litellm().register_model(
             {
                 model: {
                     "input_cost_per_token": input_cost,
                     "output_cost_per_token": output_cost,
-                    "litellm_provider": provider,
+                    "litellm_provider": _provider(model),
                     "mode": "chat",
                 }
             }
         )
 
     def _deployment_params(self, model: str) -> dict[str, Any]:
-        provider = model.split("/", 1)[0]
-        if provider == SCRIPTED:
+        if _provider(model) == SCRIPTED:
             from app.gateway.scripted import register_scripted_provider, script_handle
 
             if self._script is None:
@@ -274,7 +272,7 @@ class Gateway:
             span.set_attributes(
                 {
                     "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": model.split("/", 1)[0],
+                    "gen_ai.provider.name": _provider(model),
                     "gen_ai.request.model": model,
                     "gen_ai.request.max_tokens": route_settings.max_output_tokens,
                     "gen_ai.request.temperature": route_settings.temperature,
@@ -339,24 +337,26 @@ class Gateway:
         return self._price_cache[model]
 
     def _lookup_prices(self, model: str) -> Prices:
-        if _provider(model) == LOCAL:
-            configured = self.settings.models.get(model)
-            if configured is None:
-                return Prices(0.0, 0.0, known=True)  # the embedded model costs nothing per token
+        """``[models]`` first (the same prices the gateway registers with LiteLLM), then the embedded model's zero,
+        then LiteLLM's price map, else the configured worst case."""
+        configured = self.settings.models.get(model)
+        if configured is not None:
             return Prices(
                 configured.input_cost_per_token,
                 configured.output_cost_per_token,
                 known=True,
                 cached_input_per_token=configured.cached_input_cost_per_token,
             )
+        if _provider(model) == LOCAL:
+            return Prices(0.0, 0.0, known=True)  # the embedded model costs nothing per token
         info = self._model_info(model)
         pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
         if pin is None or pout is None:
             limits = self.settings.limits
             return Prices(limits.unpriced_input_cost_per_token, limits.unpriced_output_cost_per_token, known=False)
-        configured = self.settings.models.get(model)
-        cached = configured.cached_input_cost_per_token if configured else info.get("cache_read_input_token_cost")
-        return Prices(float(pin), float(pout), known=True, cached_input_per_token=cached)
+        return Prices(
+            float(pin), float(pout), known=True, cached_input_per_token=info.get("cache_read_input_token_cost")
+        )
 
     def _model_error(self, exc: BaseException, model: str, timeout_s: float) -> ModelError:
         # A broken script is the test's verdict, not an outage: never let a fallback hide it.

@@ -17,7 +17,15 @@ import litellm
 from litellm.types.utils import ChatCompletionToolCallChunk, GenericStreamingChunk, ModelResponse
 
 from app.gateway.lazy import load_litellm
-from app.gateway.local_model import LOCAL_MODEL, PROVIDER, LocalModel, LocalRequest, drain, local_request
+from app.gateway.local_model import (
+    LOCAL_MODEL,
+    PROVIDER,
+    LocalModel,
+    LocalRequest,
+    drain,
+    local_request,
+    pieces_then_outcome,
+)
 from app.gateway.local_outcome import LocalToolCall, Outcome
 from app.gateway.provider_errors import provider_exception
 from core.config import LocalModelSettings
@@ -85,16 +93,12 @@ class LocalLLM(litellm.CustomLLM):
         with _as_litellm_errors():
             async with aclosing(self.engine.stream(local_request(model, messages, optional_params))) as items:
                 async for item in items:
-                    yield final_chunk(item) if isinstance(item, Outcome) else text_chunk(item)
+                    yield _chunk(item)
 
     def _chunks(self, request: LocalRequest) -> Generator[GenericStreamingChunk, None, None]:
         with _as_litellm_errors():
-            events = self.engine.events(request, threading.Event())
-            try:
-                while True:
-                    yield text_chunk(next(events))
-            except StopIteration as finished:
-                yield final_chunk(finished.value)
+            for item in pieces_then_outcome(self.engine.events(request, threading.Event())):
+                yield _chunk(item)
 
 
 def register_local_provider(settings: LocalModelSettings) -> None:
@@ -156,11 +160,15 @@ def _tool_call(outcome: Outcome) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
-def text_chunk(text: str) -> GenericStreamingChunk:
+def _chunk(item: str | Outcome) -> GenericStreamingChunk:
+    return _final_chunk(item) if isinstance(item, Outcome) else _text_chunk(item)
+
+
+def _text_chunk(text: str) -> GenericStreamingChunk:
     return {"text": text, "is_finished": False, "finish_reason": "", "usage": None, "index": 0, "tool_use": None}
 
 
-def final_chunk(outcome: Outcome) -> GenericStreamingChunk:
+def _final_chunk(outcome: Outcome) -> GenericStreamingChunk:
     return {
         "text": "",
         "is_finished": True,

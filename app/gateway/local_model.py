@@ -17,7 +17,7 @@ import codecs
 import contextvars
 import json
 import threading
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,10 +132,8 @@ class LocalModel:
         def produce() -> None:
             events = self.events(request, stop)
             try:
-                while True:
-                    post(next(events))
-            except StopIteration as finished:
-                post(finished.value)
+                for item in pieces_then_outcome(events):
+                    post(item)
             except BaseException as exc:  # handed to the consumer, which re-raises it in its own task
                 post(exc)
             finally:
@@ -320,6 +318,12 @@ def _decide(model: _LoadedModel, messages: Messages, request: LocalRequest, stop
 def _finals(options: list[str]) -> frozenset[str]:
     """The options no other option goes on from: once one is written, the choice is made."""
     return frozenset(option for option in options if not any(o != option and o.startswith(option) for o in options))
+
+
+def pieces_then_outcome(events: Generator[str, None, Outcome]) -> Iterator[str | Outcome]:
+    """``events``' text pieces, then its return value: one stream a consumer reads to the end."""
+    outcome = yield from events
+    yield outcome
 
 
 def drain(events: Generator[str, None, _Result]) -> _Result:
