@@ -34,7 +34,7 @@ from graph.agent import Agent, RunResult
 
 DATASET = Path(__file__).resolve().parent / "data" / "quality.toml"
 SCRIPTED_ROUTE = "scripted/quality"
-KINDS = ("tool", "multi_step", "refuse", "escalate")
+KINDS = ("answer", "tool", "multi_step", "refuse", "escalate")
 ESCALATIONS = ("immediate_transfer", "full_handoff", "targeted", "confirmation", "collaborative")
 CASE_KEYS = {"name", "kind", "question", "before", "expect", "script"}
 TEXT_LISTS = ("tools", "forbidden_tools", "answer_contains", "answer_contains_any", "answer_excludes")

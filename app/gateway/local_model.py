@@ -1,13 +1,15 @@
 """The embedded model: ``local/qwen2.5-coder-0.5b-instruct`` served by llama.cpp in this process.
 
 Tool calling on a 0.5B model relies on grammar-constrained output rather than
-the model's own tool-call format. Phase 1 asks for ``{"next": <tool name or
-"answer">}``; phase 2 either produces the chosen tool's arguments, constrained
-to its parameter schema, or a free-text answer streamed token by token. Every
-prompt starts with the same rendered conversation, so llama.cpp re-evaluates
-only the short tail that differs between phases and between agent steps; the
-state of the system message (prompt, tool list, examples) is saved and restored
-when another call evicted it or a new process starts (``prefix_state``).
+the model's own tool-call format. The reply opens with ``{"next": <tool name or
+"answer">`` under a grammar; the same reply then goes on with the chosen tool's
+arguments, held to its parameter schema, or with a free-text answer streamed
+token by token. Going on in one reply means a phase evaluates only what the
+decision wrote, not a second prompt. Every prompt starts with the same rendered
+conversation, so llama.cpp re-evaluates only the short tail that differs between
+agent steps; the state of the system message (prompt, tool list, examples) is
+saved and restored when another call evicted it or a new process starts
+(``prefix_state``).
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ from app.gateway.local_prompt import (
     PROVIDER,
     RESULT_PREFIX,
     Messages,
-    arguments_note,
-    assistant_choice,
     chat_messages,
     system_turn,
     tool_spec,
@@ -56,6 +56,8 @@ DEFAULT_TOP_P = 0.8
 TOP_K = 20
 REPEAT_PENALTY = 1.05
 DECISION_OPENING = '{"next": "'
+ANSWER_CLOSING = f'{ANSWER}"}}\n'  # the decision "answer" as written before the answer itself
+ARGUMENTS_OPENING = '", "arguments": '  # after the chosen tool's name, before its arguments
 # Room for the longest tool name; the grammar ends the reply well before this.
 DECISION_MAX_TOKENS = 64
 GRAMMAR_MAX_REPEAT = 64  # longer string bounds are left to the tool's own validation
@@ -163,15 +165,26 @@ class LocalModel:
                 answer = yield from _generate(model, request.messages, request, stop)
                 return combined_outcome(answer)
             base = with_tool_note(request.messages, request.tools)
-            decision = _decide(model, base, request, stop)
-            # "answer", or a decision cut short by ``stop`` (then the answer phase ends at once).
+            after_result = request.allow_answer and request.messages[-1]["content"].startswith(RESULT_PREFIX)
+            asked = [*base, system_turn(AFTER_RESULT_NOTE)] if after_result else base
+            decision = _decide(model, asked, request, stop)
+            if decision.text == ANSWER and not after_result:
+                # The answer goes on from the decision in the same reply, as the examples show: only the
+                # decision's closing is evaluated, not a second prompt. After a tool result the answer note
+                # stays: going on from there, the model described the results instead of answering.
+                answer = yield from _generate(model, base, request, stop, opening=DECISION_OPENING + ANSWER_CLOSING)
+                if answer.text.strip():
+                    return combined_outcome(answer, decision)
+            # "answer" after a tool result or that ended at once, or a decision cut short by ``stop`` (then the
+            # answer phase ends at once).
             tool = next((tool for tool in request.tools if tool["name"] == decision.text), None)
             if tool is None:
                 answer = yield from _generate(model, [*base, system_turn(ANSWER_NOTE)], request, stop)
                 return combined_outcome(answer, decision)
-            asked = [*base, assistant_choice(tool["name"]), system_turn(arguments_note(tool))]
+            # The arguments go on from the decision in the same reply too, held to the schema the tool list shows.
             grammar = _schema_grammar(tool["parameters"])
-            arguments = drain(_generate(model, asked, request, stop, grammar=grammar, temperature=0.0))
+            opening = DECISION_OPENING + tool["name"] + ARGUMENTS_OPENING
+            arguments = drain(_generate(model, asked, request, stop, grammar=grammar, temperature=0.0, opening=opening))
             return combined_outcome(arguments, decision, tool_name=tool["name"])
 
 
@@ -298,8 +311,6 @@ def _decide(model: _LoadedModel, messages: Messages, request: LocalRequest, stop
     grammar = LlamaGrammar.from_string(
         "root ::= " + " | ".join(json.dumps(option) for option in options), verbose=False
     )
-    if request.allow_answer and messages[-1]["content"].startswith(RESULT_PREFIX):
-        messages = [*messages, system_turn(AFTER_RESULT_NOTE)]
     return drain(
         _generate(
             model,

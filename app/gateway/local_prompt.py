@@ -1,7 +1,8 @@
 """How a conversation reads to the local 0.5B model: plain turns, the tool list with examples, phase notes.
 
 The model never sees OpenAI's tool-call format: tool calls and results become plain text turns, and the tool list,
-with one example question per tool, goes into the system message (``local_model`` explains the two phases).
+with its parameters and one example question per tool, goes into the system message (``local_model`` explains
+how a reply is generated).
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ PROVIDER = "local"
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
 LOCAL_MODEL = f"{PROVIDER}/{MODEL_NAME}"
 ANSWER = "answer"  # the decision option that means "no tool: reply"
+# The answer goes on from the decision in the same reply, so the examples show both (see ``with_tool_note``).
+HAIKU = "Rain taps on the roof,\nthe garden drinks the grey sky,\npuddles hold the light."
+ANSWER_EXAMPLES = (
+    ("What is the capital of Italy?", f'{{"next": "{ANSWER}"}}\nRome is the capital of Italy.'),
+    ("Write a haiku about rain.", f'{{"next": "{ANSWER}"}}\n{HAIKU}'),
+)
 
 # Few-shot examples matter: without them the 0.5B model picks the first listed tool for almost anything.
 TOOL_NOTE = (
@@ -25,7 +32,6 @@ RESULT_PREFIX = "Result of tool "  # how a tool result reads to the model (see c
 # Said only right after a tool result: without it the 0.5B model calls tool after tool on data it already has.
 AFTER_RESULT_NOTE = 'If the results above hold what the user asked for, the next step is "answer".'
 ANSWER_NOTE = "Reply to the user now, in plain text (no JSON)."
-ARGUMENTS_NOTE = "Arguments for {name} as JSON matching this schema: {schema}"
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 Messages = list[dict[str, str]]
@@ -82,24 +88,43 @@ def _parsed(arguments: Any) -> Any:
 
 def with_tool_note(messages: Messages, tools: list[dict[str, Any]]) -> Messages:
     """The conversation with the tool list and examples added to its system message."""
-    listing = "\n".join(f"- {tool['name']}: {tool['description']}" for tool in tools)
-    examples = [("What is the capital of Italy?", ANSWER)]
-    examples += [(tool["description"], tool["name"]) for tool in tools]
-    examples += [("Write a haiku about rain.", ANSWER)]
-    shown = "\n".join(f"User: {question}\n{json.dumps({'next': step})}" for question, step in examples)
+    listing = "\n".join(f"- {tool['name']}: {tool['description']}{_arguments(tool)}" for tool in tools)
+    first, *others = ANSWER_EXAMPLES
+    examples = [first, *((tool["description"], json.dumps({"next": tool["name"]})) for tool in tools), *others]
+    shown = "\n".join(f"User: {question}\n{reply}" for question, reply in examples)
     note = TOOL_NOTE.format(tools=listing, examples=shown)
     if messages and messages[0]["role"] == "system":
         return [{"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
     return [system_turn(note), *messages]
 
 
+def _arguments(tool: Mapping[str, Any]) -> str:
+    """The tool's parameters in a few words each, read before the model writes arguments (empty for none).
+
+    Names, types, bounds, defaults and descriptions: the grammar holds the arguments to the schema's shape but
+    not to its bounds, and every token here is read by every call (JSON Schema spelled out doubled the prompt).
+    """
+    parameters = tool["parameters"]
+    required = set(parameters.get("required") or ())
+    shown = [
+        _parameter(name, schema, name in required) for name, schema in (parameters.get("properties") or {}).items()
+    ]
+    return f" Arguments: {'; '.join(shown)}." if shown else ""
+
+
+def _parameter(name: str, schema: Mapping[str, Any], required: bool) -> str:
+    kind = "one of " + ", ".join(map(str, schema["enum"])) if "enum" in schema else str(schema.get("type", "any"))
+    if "minimum" in schema and "maximum" in schema:
+        kind += f" from {schema['minimum']} to {schema['maximum']}"
+    elif "minimum" in schema or "maximum" in schema:
+        kind += f" at least {schema['minimum']}" if "minimum" in schema else f" at most {schema['maximum']}"
+    if "default" in schema:
+        kind += f", default {json.dumps(schema['default'])}"
+    elif not required:
+        kind += ", optional"
+    description = f": {schema['description']}" if schema.get("description") else ""
+    return f"{name} ({kind}){description}"
+
+
 def system_turn(content: str) -> dict[str, str]:
     return {"role": "system", "content": content}
-
-
-def assistant_choice(name: str) -> dict[str, str]:
-    return {"role": "assistant", "content": json.dumps({"next": name})}
-
-
-def arguments_note(tool: Mapping[str, Any]) -> str:
-    return ARGUMENTS_NOTE.format(name=tool["name"], schema=json.dumps(tool["parameters"]))
