@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from test_local_model import CAPITAL_QUESTION, SQL_LOOKUP
 
 from app.gateway import CallContext, ModelReply
+from app.gateway.local_model import DECISION_OPENING, LocalModel
 from app.services import Services, build_services
 from core.config import load_settings
 from core.errors import ModelError
@@ -66,26 +67,31 @@ def test_a_tool_call_comes_back_with_arguments_of_its_schema(services: Services)
     assert reply.text == ""
 
 
-def test_with_tools_offered_a_plain_question_is_answered_from_the_decisions_own_prompt(services: Services) -> None:
-    prompt = services.gateway.count_tokens(CAPITAL_QUESTION, route="chat", tools=[SQL_LOOKUP])
+def read_beyond_one_prompt(services: Services, messages: list[dict], reply: ModelReply) -> int:
+    """Prompt tokens the reply's generations read beyond two readings of the decision's prompt."""
+    prompt = services.gateway.count_tokens(messages, route="chat", tools=[SQL_LOOKUP])
+    return reply.usage.input_tokens - 2 * prompt
 
+
+def tokens_of(*texts: str) -> int:
+    """Tokens of ``texts`` by the embedded model's tokenizer (the loaded model is shared within the process)."""
+    model = LocalModel(load_settings().local_model)
+    return sum(model.count_tokens(text) for text in texts)
+
+
+def test_with_tools_offered_a_plain_question_is_answered_from_the_decisions_own_prompt(services: Services) -> None:
     reply = ask(services, CAPITAL_QUESTION, tools=[SQL_LOOKUP], temperature=0)
 
     assert "Paris" in reply.text and not reply.text.lstrip().startswith("{")
     assert reply.tool_calls == ()
-    # Two generations on one prompt: the decision's {"next": "answer"} is all the answer reads beyond it, not a
-    # second prompt with a note (which cost 20 more tokens to evaluate).
-    written = [{"role": "user", "content": '{"next": "answer"}'}]
-    assert (
-        2 * prompt
-        <= reply.usage.input_tokens
-        <= 2 * prompt + services.gateway.count_tokens(written, route="chat", tools=None)
-    )
+    # The decision's {"next": "answer"} is all the answer reads beyond the decision's prompt, not a second
+    # prompt with a note (which cost 20 more tokens to evaluate).
+    written = '{"next": "answer"}\n'
+    assert 0 <= read_beyond_one_prompt(services, CAPITAL_QUESTION, reply) <= tokens_of(DECISION_OPENING, written)
 
 
 def test_a_tool_calls_arguments_go_on_from_the_decision_in_the_same_reply(services: Services) -> None:
     asked = [{"role": "user", "content": "Look up order 42 in the database"}]
-    prompt = services.gateway.count_tokens(asked, route="chat", tools=[SQL_LOOKUP])
 
     reply = ask(services, asked, tools=[SQL_LOOKUP], temperature=0)
 
@@ -93,12 +99,8 @@ def test_a_tool_calls_arguments_go_on_from_the_decision_in_the_same_reply(servic
     assert json.loads(call.arguments) == {"order_id": 42}
     # The parameters are in the tool list, so the arguments read the decision's prompt and the decision written
     # out, not a second prompt with the schema (which cost about 100 more tokens per call).
-    written = [{"role": "user", "content": '{"next": "sql_lookup", "arguments": '}]
-    assert (
-        2 * prompt
-        <= reply.usage.input_tokens
-        <= 2 * prompt + services.gateway.count_tokens(written, route="chat", tools=None)
-    )
+    written = '{"next": "sql_lookup", "arguments": '
+    assert 0 <= read_beyond_one_prompt(services, asked, reply) <= tokens_of(DECISION_OPENING, written)
 
 
 def test_a_prompt_over_the_context_window_is_a_final_error_with_its_audit_row(services: Services) -> None:
