@@ -90,6 +90,19 @@ def test_with_tools_offered_a_plain_question_is_answered_from_the_decisions_own_
     assert 0 <= read_beyond_one_prompt(services, CAPITAL_QUESTION, reply) <= tokens_of(DECISION_OPENING, written)
 
 
+def test_a_plain_answer_and_a_tool_call_come_out_the_same_whatever_the_model_read_before(services: Services) -> None:
+    # The decision "answer" is read off a pass that also evaluates the answer's prompt; what the model's context
+    # holds from the call before (the same question, another one, nothing of it) must not change the outcome.
+    order = [{"role": "user", "content": "Look up order 42 in the database"}]
+    plain = [ask(services, CAPITAL_QUESTION, tools=[SQL_LOOKUP], temperature=0) for _ in range(2)]
+    tool = ask(services, order, tools=[SQL_LOOKUP], temperature=0)
+    after_tool = ask(services, CAPITAL_QUESTION, tools=[SQL_LOOKUP], temperature=0)
+
+    assert plain[0].text == plain[1].text == after_tool.text and "Paris" in plain[0].text
+    assert plain[0].usage.input_tokens == plain[1].usage.input_tokens == after_tool.usage.input_tokens
+    assert [call.name for call in tool.tool_calls] == ["sql_lookup"]
+
+
 def test_a_tool_calls_arguments_go_on_from_the_decision_in_the_same_reply(services: Services) -> None:
     asked = [{"role": "user", "content": "Look up order 42 in the database"}]
 

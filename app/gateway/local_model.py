@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import llama_cpp
+import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
@@ -167,7 +168,9 @@ class LocalModel:
             base = with_tool_note(request.messages, request.tools)
             after_result = request.allow_answer and request.messages[-1]["content"].startswith(RESULT_PREFIX)
             asked = [*base, system_turn(AFTER_RESULT_NOTE)] if after_result else base
-            decision = _decide(model, asked, request, stop)
+            answering = not after_result and request.allow_answer and request.forced_tool is None
+            decision = _answer_decided_at_once(model, base, request) if answering else None
+            decision = decision or _decide(model, asked, request, stop)
             if decision.text == ANSWER and not after_result:
                 # The answer goes on from the decision in the same reply, as the examples show: only the
                 # decision's closing is evaluated, not a second prompt. After a tool result the answer note
@@ -324,6 +327,49 @@ def _decide(model: _LoadedModel, messages: Messages, request: LocalRequest, stop
             finals=_finals(options),
         )
     )
+
+
+def _answer_decided_at_once(model: _LoadedModel, messages: Messages, request: LocalRequest) -> Phase | None:
+    """The decision "answer" read off the pass that also evaluates the answer's prompt; ``None`` if it is not.
+
+    One batch evaluates the decision's prompt and, ahead of the choice, ``"answer"}`` written out, with logits
+    at the decision's position and at the end. If the model's first choice at the decision's position is the
+    "answer" token (so the grammar's greedy choice is too), the answer's first token is sampled from the end's
+    logits: a plain answer pays no forward pass for its decision. Otherwise the decision is taken as usual
+    (one token is evaluated again).
+    """
+    llama = model.llama
+    decided = _tokens(model, messages, DECISION_OPENING)
+    answering = _tokens(model, messages, DECISION_OPENING + ANSWER_CLOSING)
+    choice = answering[len(decided)] if len(answering) > len(decided) else None
+    if (
+        choice is None
+        or answering[: len(decided)] != decided
+        or llama.detokenize([choice]) != ANSWER.encode()  # one token must spell the whole option
+        or any(tool["name"].startswith(ANSWER) for tool in request.tools)  # ...and no other option go on from it
+        or len(answering) >= llama.n_ctx()
+    ):
+        return None
+    model.prefixes.prepare(decided, _fixed_prefix_length(model, messages, decided))
+    start = min(shared_length(llama.input_ids[: llama.n_tokens].tolist(), answering), len(decided) - 1)
+    batch, at_decision = answering[start:], len(decided) - 1 - start
+    if len(batch) > llama.n_batch:
+        return None
+    try:
+        # What Llama.eval does, with one more position's logits kept.
+        llama._ctx.kv_cache_seq_rm(-1, start, -1)
+        llama._batch.set_batch(batch=batch, n_past=start, logits_all=False)
+        llama._batch.batch.logits[at_decision] = True
+        llama._ctx.decode(llama._batch)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise _failure("server", f"llama.cpp failed while evaluating the prompt: {exc}") from exc
+    llama.input_ids[start : start + len(batch)] = batch
+    llama.n_tokens = start + len(batch)
+    llama._requires_eval = False  # the end's logits are fresh: Llama.generate samples from them without a pass
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, at_decision), shape=(llama.n_vocab(),))
+    if int(logits.argmax()) != choice:
+        return None
+    return Phase(ANSWER, "stop", len(decided), 1)
 
 
 def _finals(options: list[str]) -> frozenset[str]:
