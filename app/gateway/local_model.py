@@ -36,6 +36,9 @@ from app.gateway.local_prompt import (
     AFTER_RESULT_NOTE,
     ANSWER,
     ANSWER_NOTE,
+    ANSWER_OPENING,
+    ARGUMENTS_OPENING,
+    DECISION_OPENING,
     LOCAL_MODEL,
     MODEL_NAME,
     PROVIDER,
@@ -56,9 +59,6 @@ DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.8
 TOP_K = 20
 REPEAT_PENALTY = 1.05
-DECISION_OPENING = '{"next": "'
-ANSWER_CLOSING = f'{ANSWER}"}}\n'  # the decision "answer" as written before the answer itself
-ARGUMENTS_OPENING = '", "arguments": '  # after the chosen tool's name, before its arguments
 # Room for the longest tool name; the grammar ends the reply well before this.
 DECISION_MAX_TOKENS = 64
 GRAMMAR_MAX_REPEAT = 64  # longer string bounds are left to the tool's own validation
@@ -175,7 +175,7 @@ class LocalModel:
                 # The answer goes on from the decision in the same reply, as the examples show: only the
                 # decision's closing is evaluated, not a second prompt. After a tool result the answer note
                 # stays: going on from there, the model described the results instead of answering.
-                answer = yield from _generate(model, base, request, stop, opening=DECISION_OPENING + ANSWER_CLOSING)
+                answer = yield from _generate(model, base, request, stop, opening=ANSWER_OPENING)
                 if answer.text.strip():
                     return combined_outcome(answer, decision)
             # "answer" after a tool result or that ended at once, or a decision cut short by ``stop`` (then the
@@ -340,7 +340,7 @@ def _answer_decided_at_once(model: _LoadedModel, messages: Messages, request: Lo
     """
     llama = model.llama
     decided = _tokens(model, messages, DECISION_OPENING)
-    answering = _tokens(model, messages, DECISION_OPENING + ANSWER_CLOSING)
+    answering = _tokens(model, messages, ANSWER_OPENING)
     choice = answering[len(decided)] if len(answering) > len(decided) else None
     if (
         choice is None

@@ -15,11 +15,22 @@ PROVIDER = "local"
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
 LOCAL_MODEL = f"{PROVIDER}/{MODEL_NAME}"
 ANSWER = "answer"  # the decision option that means "no tool: reply"
+# A reply opens with the decision, {"next": <option>}; the answer or the tool's arguments go on from it.
+DECISION_OPENING = '{"next": "'
+ARGUMENTS_OPENING = '", "arguments": '  # after the chosen tool's name, before its arguments
+
+
+def decision_line(option: str) -> str:
+    """The decision as the model writes it (the grammar spells the option out; no JSON escaping)."""
+    return f'{DECISION_OPENING}{option}"}}'
+
+
+ANSWER_OPENING = decision_line(ANSWER) + "\n"  # what an answer's reply holds before the answer itself
 # The answer goes on from the decision in the same reply, so the examples show both (see ``with_tool_note``).
 HAIKU = "Rain taps on the roof,\nthe garden drinks the grey sky,\npuddles hold the light."
 ANSWER_EXAMPLES = (
-    ("What is the capital of Italy?", f'{{"next": "{ANSWER}"}}\nRome is the capital of Italy.'),
-    ("Write a haiku about rain.", f'{{"next": "{ANSWER}"}}\n{HAIKU}'),
+    ("What is the capital of Italy?", f"{ANSWER_OPENING}Rome is the capital of Italy."),
+    ("Write a haiku about rain.", f"{ANSWER_OPENING}{HAIKU}"),
 )
 
 # Few-shot examples matter: without them the 0.5B model picks the first listed tool for almost anything.
@@ -90,7 +101,7 @@ def with_tool_note(messages: Messages, tools: list[dict[str, Any]]) -> Messages:
     """The conversation with the tool list and examples added to its system message."""
     listing = "\n".join(f"- {tool['name']}: {tool['description']}{_arguments(tool)}" for tool in tools)
     first, *others = ANSWER_EXAMPLES
-    examples = [first, *((tool["description"], json.dumps({"next": tool["name"]})) for tool in tools), *others]
+    examples = [first, *((tool["description"], decision_line(tool["name"])) for tool in tools), *others]
     shown = "\n".join(f"User: {question}\n{reply}" for question, reply in examples)
     note = TOOL_NOTE.format(tools=listing, examples=shown)
     if messages and messages[0]["role"] == "system":
