@@ -77,6 +77,12 @@ class _LoadedModel:
 
 
 @dataclass(frozen=True)
+class _Prompt:
+    tokens: list[int]
+    fixed: int  # how many of ``tokens`` render the system message: the prefix whose state is saved
+
+
+@dataclass(frozen=True)
 class LocalRequest:
     messages: Messages
     tools: list[dict[str, Any]]
@@ -163,31 +169,36 @@ class LocalModel:
         model = self._model()
         with model.lock:
             if not request.tools:
-                answer = yield from _generate(model, request.messages, request, stop)
+                answer = yield from _generate(model, _prompt(model, request.messages), request, stop)
                 return combined_outcome(answer)
             base = with_tool_note(request.messages, request.tools)
             after_result = request.allow_answer and request.messages[-1]["content"].startswith(RESULT_PREFIX)
             asked = [*base, system_turn(AFTER_RESULT_NOTE)] if after_result else base
-            answering = not after_result and request.allow_answer and request.forced_tool is None
-            decision = _answer_decided_at_once(model, base, request) if answering else None
-            decision = decision or _decide(model, asked, request, stop)
-            if decision.text == ANSWER and not after_result:
+            # Each prompt is rendered and tokenized once: the speculative pass and the answer share theirs.
+            decided = _prompt(model, asked, DECISION_OPENING)
+            answerable = request.allow_answer and request.forced_tool is None and not after_result
+            going_on = _prompt(model, base, ANSWER_OPENING, decided.fixed) if answerable else None
+            decision = _answer_decided_at_once(model, decided, going_on, request) if going_on else None
+            decision = decision or _decide(model, decided, request, stop)
+            if decision.text == ANSWER and going_on is not None:
                 # The answer goes on from the decision in the same reply, as the examples show: only the
                 # decision's closing is evaluated, not a second prompt. After a tool result the answer note
                 # stays: going on from there, the model described the results instead of answering.
-                answer = yield from _generate(model, base, request, stop, opening=ANSWER_OPENING)
+                answer = yield from _generate(model, going_on, request, stop)
                 if answer.text.strip():
                     return combined_outcome(answer, decision)
             # "answer" after a tool result or that ended at once, or a decision cut short by ``stop`` (then the
             # answer phase ends at once).
             tool = next((tool for tool in request.tools if tool["name"] == decision.text), None)
             if tool is None:
-                answer = yield from _generate(model, [*base, system_turn(ANSWER_NOTE)], request, stop)
+                noted = _prompt(model, [*base, system_turn(ANSWER_NOTE)], fixed=decided.fixed)
+                answer = yield from _generate(model, noted, request, stop)
                 return combined_outcome(answer, decision)
             # The arguments go on from the decision in the same reply too, held to the schema the tool list shows.
             grammar = _schema_grammar(tool["parameters"])
             opening = DECISION_OPENING + tool["name"] + ARGUMENTS_OPENING
-            arguments = drain(_generate(model, asked, request, stop, grammar=grammar, temperature=0.0, opening=opening))
+            arguments_prompt = _prompt(model, asked, opening, decided.fixed)
+            arguments = drain(_generate(model, arguments_prompt, request, stop, grammar=grammar, temperature=0.0))
             return combined_outcome(arguments, decision, tool_name=tool["name"])
 
 
@@ -231,27 +242,25 @@ def _open(path: Path, settings: LocalModelSettings) -> _LoadedModel:
 
 def _generate(
     model: _LoadedModel,
-    messages: Messages,
+    prompt: _Prompt,
     request: LocalRequest,
     stop: threading.Event,
     *,
     grammar: LlamaGrammar | None = None,
-    opening: str = "",
     temperature: float | None = None,
     max_tokens: int | None = None,
     finals: frozenset[str] = frozenset(),
 ) -> Generator[str, None, Phase]:
-    """Yield text pieces of one generation after ``opening``; return its text, finish reason and token counts.
+    """Yield text pieces of one generation after ``prompt``; return its text, finish reason and token counts.
 
     ``finals`` are texts after which ``grammar`` allows only the end: generation stops there, without a
     decoding step that could only sample the end token.
     """
     llama = model.llama
-    prompt = _tokens(model, messages, opening)
-    room = llama.n_ctx() - len(prompt)
+    room = llama.n_ctx() - len(prompt.tokens)
     if room < 1:
         raise _failure(
-            "context_window", f"the prompt is {len(prompt)} tokens but the context window is {llama.n_ctx()}"
+            "context_window", f"the prompt is {len(prompt.tokens)} tokens but the context window is {llama.n_ctx()}"
         )
     budget = min(room, max_tokens or request.max_tokens or room)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -259,9 +268,9 @@ def _generate(
     generated = 0
     finish_reason: FinishReason = "length"
     try:
-        model.prefixes.prepare(prompt, _fixed_prefix_length(model, messages, prompt))
+        model.prefixes.prepare(prompt.tokens, prompt.fixed)
         tokens = llama.generate(
-            prompt,
+            prompt.tokens,
             temp=request.temperature if temperature is None else temperature,
             top_p=request.top_p,
             top_k=TOP_K,
@@ -286,7 +295,13 @@ def _generate(
     if tail := decoder.decode(b"", final=True):
         pieces.append(tail)
         yield tail
-    return Phase("".join(pieces), finish_reason, len(prompt), generated)
+    return Phase("".join(pieces), finish_reason, len(prompt.tokens), generated)
+
+
+def _prompt(model: _LoadedModel, messages: Messages, opening: str = "", fixed: int | None = None) -> _Prompt:
+    """``messages`` in the model's chat template, then ``opening``; ``fixed`` if known (same system message)."""
+    tokens = _tokens(model, messages, opening)
+    return _Prompt(tokens, _fixed_prefix_length(model, messages, tokens) if fixed is None else fixed)
 
 
 def _tokens(model: _LoadedModel, messages: Messages, opening: str = "") -> list[int]:
@@ -305,7 +320,7 @@ def _fixed_prefix_length(model: _LoadedModel, messages: Messages, prompt: list[i
     return shared_length(alone, prompt)
 
 
-def _decide(model: _LoadedModel, messages: Messages, request: LocalRequest, stop: threading.Event) -> Phase:
+def _decide(model: _LoadedModel, decided: _Prompt, request: LocalRequest, stop: threading.Event) -> Phase:
     """Phase 1: the chosen tool's name or "answer"; no model call when tool_choice leaves no choice."""
     options = ([ANSWER] if request.allow_answer else []) + [tool["name"] for tool in request.tools]
     if request.forced_tool is not None or len(options) == 1:
@@ -317,11 +332,10 @@ def _decide(model: _LoadedModel, messages: Messages, request: LocalRequest, stop
     return drain(
         _generate(
             model,
-            messages,
+            decided,
             request,
             stop,
             grammar=grammar,
-            opening=DECISION_OPENING,
             temperature=0.0,
             max_tokens=DECISION_MAX_TOKENS,
             finals=_finals(options),
@@ -329,30 +343,31 @@ def _decide(model: _LoadedModel, messages: Messages, request: LocalRequest, stop
     )
 
 
-def _answer_decided_at_once(model: _LoadedModel, messages: Messages, request: LocalRequest) -> Phase | None:
+def _answer_decided_at_once(
+    model: _LoadedModel, decided: _Prompt, going_on: _Prompt, request: LocalRequest
+) -> Phase | None:
     """The decision "answer" read off the pass that also evaluates the answer's prompt; ``None`` if it is not.
 
-    One batch evaluates the decision's prompt and, ahead of the choice, ``"answer"}`` written out, with logits
-    at the decision's position and at the end. If the model's first choice at the decision's position is the
-    "answer" token (so the grammar's greedy choice is too), the answer's first token is sampled from the end's
-    logits: a plain answer pays no forward pass for its decision. Otherwise the decision is taken as usual
-    (one token is evaluated again).
+    One batch evaluates the decision's prompt and, ahead of the choice, ``"answer"}`` written out (``going_on``),
+    with logits at the decision's position and at the end. If the model's first choice at the decision's
+    position is the "answer" token (so the grammar's greedy choice is too), the answer's first token is sampled
+    from the end's logits: a plain answer pays no forward pass for its decision. Otherwise the decision is taken
+    as usual (one token is evaluated again).
     """
     llama = model.llama
-    decided = _tokens(model, messages, DECISION_OPENING)
-    answering = _tokens(model, messages, ANSWER_OPENING)
-    choice = answering[len(decided)] if len(answering) > len(decided) else None
+    decided_tokens, answering = decided.tokens, going_on.tokens
+    choice = answering[len(decided_tokens)] if len(answering) > len(decided_tokens) else None
     if (
         choice is None
-        or answering[: len(decided)] != decided
+        or answering[: len(decided_tokens)] != decided_tokens
         or llama.detokenize([choice]) != ANSWER.encode()  # one token must spell the whole option
         or any(tool["name"].startswith(ANSWER) for tool in request.tools)  # ...and no other option go on from it
         or len(answering) >= llama.n_ctx()
     ):
         return None
-    model.prefixes.prepare(decided, _fixed_prefix_length(model, messages, decided))
-    start = min(shared_length(llama.input_ids[: llama.n_tokens].tolist(), answering), len(decided) - 1)
-    batch, at_decision = answering[start:], len(decided) - 1 - start
+    model.prefixes.prepare(decided_tokens, decided.fixed)
+    start = min(shared_length(llama.input_ids[: llama.n_tokens].tolist(), answering), len(decided_tokens) - 1)
+    batch, at_decision = answering[start:], len(decided_tokens) - 1 - start
     if len(batch) > llama.n_batch:
         return None
     try:
@@ -369,7 +384,7 @@ def _answer_decided_at_once(model: _LoadedModel, messages: Messages, request: Lo
     logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, at_decision), shape=(llama.n_vocab(),))
     if int(logits.argmax()) != choice:
         return None
-    return Phase(ANSWER, "stop", len(decided), 1)
+    return Phase(ANSWER, "stop", len(decided_tokens), 1)
 
 
 def _finals(options: list[str]) -> frozenset[str]:
