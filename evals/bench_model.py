@@ -113,7 +113,7 @@ class _Turn:
     generations: list[tuple[list[dict[str, Any]], str]]
 
 
-class _BareModel:
+class BareModel:
     """llama-cpp-python on its own: the chat template renders messages and tool specs, one generation each."""
 
     def __init__(self, settings: LocalModelSettings, tools: list[dict[str, Any]], temperature: float) -> None:
@@ -137,7 +137,9 @@ class _BareModel:
         """One reply, sampled as Firebreak samples, to its end or the length of ``like`` (Firebreak's reply).
 
         The cap keeps the comparison to the same work: a longer reply of the bare model's own would measure
-        its wordiness, not Firebreak's overhead.
+        its wordiness, not Firebreak's overhead. At the cap the bare model still samples one more token, as
+        any reply that ends samples its end token (Firebreak's did): stopping without it would leave out a
+        decoding step only because the bench knows the length in advance.
         """
         cap = max(1, len(self.llama.tokenize(like.encode("utf-8"), add_bos=False, special=True)))
         started = time.perf_counter()
@@ -148,12 +150,10 @@ class _BareModel:
         for token in self.llama.generate(
             prompt, temp=self.temperature, top_p=DEFAULT_TOP_P, top_k=TOP_K, repeat_penalty=REPEAT_PENALTY
         ):
-            if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+            if llama_cpp.llama_vocab_is_eog(self.vocab, token) or generated == cap:
                 break
             generated += 1
             self.llama.detokenize([token])  # as any caller turns tokens into text
-            if generated >= cap:
-                break
         return _Generation(time.perf_counter() - started, len(prompt), generated)
 
 
@@ -178,7 +178,7 @@ def measure_chat_turns(settings: Settings, rounds: int = ROUNDS) -> dict[str, An
 async def _measure_chat_turns(settings: Settings, rounds: int) -> dict[str, Any]:
     async with Agent.open(settings) as agent:
         route = settings.routes[settings.agent.default_route]  # a fresh database serves the base release
-        bare = _BareModel(settings.local_model, agent.services.tools.specs(), route.temperature)
+        bare = BareModel(settings.local_model, agent.services.tools.specs(), route.temperature)
         samples: dict[str, list[float]] = {"chat_turn_s": [], "chat_bare_s": [], "tool_turn_s": [], "tool_bare_s": []}
         last: dict[str, Any] = {}
         for round_number in range(rounds + 1):  # round 0 is the warm-up
