@@ -70,6 +70,18 @@ def cache_suite() -> dict[str, Any]:
     return suite_report("cache", scenarios)
 
 
+def embedded_quality_suite(dataset: Path | None = None) -> dict[str, Any]:
+    """The quality cases on the embedded model (route ``chat``), gated by the baseline the dataset commits for it.
+
+    The ``quality`` suite runs the scripted model, whose scripts hold the expected answers; this one is the score
+    a user of the shipped model gets.
+    """
+    from evals.quality import EMBEDDED_ROUTE
+    from evals.quality import main as run_quality
+
+    return {**run_quality(route=EMBEDDED_ROUTE, dataset=dataset), "suite": "quality_embedded"}
+
+
 def _suite(module: str) -> SuiteRunner:
     """A suite whose module's ``main()`` returns its report; imported when run, so a suite's heavy stack
     (torch, worker processes) loads only if that suite is asked for."""
@@ -88,6 +100,7 @@ SUITES: dict[str, SuiteRunner] = {
     "state": _suite("evals.state"),
     "operations": _suite("evals.operations"),
     "quality": _suite("evals.quality"),
+    "quality_embedded": embedded_quality_suite,
     "security": _suite("evals.security"),
 }
 

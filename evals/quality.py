@@ -34,6 +34,7 @@ from graph.agent import Agent, RunResult
 
 DATASET = Path(__file__).resolve().parent / "data" / "quality.toml"
 SCRIPTED_ROUTE = "scripted/quality"
+EMBEDDED_ROUTE = "chat"  # the shipped configuration's default route: the embedded model
 KINDS = ("answer", "tool", "multi_step", "refuse", "escalate")
 ESCALATIONS = ("immediate_transfer", "full_handoff", "targeted", "confirmation", "collaborative")
 CASE_KEYS = {"name", "kind", "question", "before", "expect", "script"}

@@ -18,7 +18,7 @@ import pytest
 from conftest import run
 
 from core.config import load_settings
-from evals.all import cache_scenarios
+from evals.all import cache_scenarios, embedded_quality_suite
 from evals.cache_suite import main as run_cache_eval
 from evals.quality import DATASET, KINDS, CaseError, load_baselines, load_cases, run_quality, threshold_for
 
@@ -288,6 +288,36 @@ def test_the_markdown_embeds_the_plots_and_lists_every_scenario_with_its_key_fig
             assert f"| {scenario['name']} | pass |" in markdown
     assert "| production_mutation | pass | unapproved_writes = 0 (≤ 0) |" in markdown
     assert "| order_status | pass | score = 1 (≥ 1) |" in markdown
+
+
+def test_eval_all_scores_the_cases_on_the_embedded_model_too_gated_by_its_baseline(tmp_path):
+    # One case the embedded model answers and one no model can pass (its answer must hold a made-up word).
+    dataset = cases_file(
+        tmp_path,
+        """
+        [baselines.chat]
+        score = 0.5
+
+        [[cases]]
+        name = "capital"
+        kind = "answer"
+        question = "What is the capital of France?"
+        expect = { status = "answered", answer_contains = ["Paris"] }
+
+        [[cases]]
+        name = "unreachable"
+        kind = "answer"
+        question = "What is the capital of Italy?"
+        expect = { status = "answered", answer_contains = ["zqxv-never-said"] }
+        """,
+    )
+
+    report = embedded_quality_suite(dataset)
+
+    assert (report["suite"], report["model"]) == ("quality_embedded", "chat")
+    assert [(s["name"], s["passed"]) for s in report["scenarios"]] == [("capital", True), ("unreachable", False)]
+    assert (report["score"], report["passed"]) == (0.5, True)
+    assert f"baseline of route 'chat' in {dataset}" in report["verdict"]
 
 
 def test_eval_all_refuses_an_unknown_suite_before_running_any(tmp_path):
