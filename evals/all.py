@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.machine import machine
-from evals.scenario import Scenario, suite_report
+from evals.scenario import Scenario, file_sha256, suite_report
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 SuiteRunner = Callable[[], dict[str, Any]]
@@ -70,7 +70,7 @@ def cache_suite() -> dict[str, Any]:
     return suite_report("cache", scenarios)
 
 
-def embedded_quality_suite(dataset: Path | None = None) -> dict[str, Any]:
+def embedded_quality_suite(dataset: Path | None = None, suite: str = "quality_embedded") -> dict[str, Any]:
     """The quality cases on the embedded model (route ``chat``), gated by the baseline the dataset commits for it.
 
     The ``quality`` suite runs the scripted model, whose scripts hold the expected answers; this one is the score
@@ -79,7 +79,21 @@ def embedded_quality_suite(dataset: Path | None = None) -> dict[str, Any]:
     from evals.quality import EMBEDDED_ROUTE
     from evals.quality import main as run_quality
 
-    return {**run_quality(route=EMBEDDED_ROUTE, dataset=dataset), "suite": "quality_embedded"}
+    return {**run_quality(route=EMBEDDED_ROUTE, dataset=dataset), "suite": suite}
+
+
+def frozen_quality_suite(dataset: Path | None = None) -> dict[str, Any]:
+    """The frozen test split on the embedded model: its file must be the pinned one, its score reach its baseline."""
+    from evals.quality import FROZEN_TEST, FROZEN_TEST_SHA256
+
+    path = dataset or FROZEN_TEST
+    digest = file_sha256(path)
+    frozen = Scenario("test_split_frozen", digest == FROZEN_TEST_SHA256, {"sha256": digest})
+    report = embedded_quality_suite(path, "quality_embedded_frozen")
+    return report | {
+        "passed": frozen.passed and report["passed"],
+        "scenarios": [frozen.as_dict(), *report["scenarios"]],
+    }
 
 
 def _suite(module: str) -> SuiteRunner:
@@ -101,6 +115,7 @@ SUITES: dict[str, SuiteRunner] = {
     "operations": _suite("evals.operations"),
     "quality": _suite("evals.quality"),
     "quality_embedded": embedded_quality_suite,
+    "quality_embedded_frozen": frozen_quality_suite,
     "security": _suite("evals.security"),
 }
 

@@ -8,7 +8,6 @@ targets are judged on them. ``--dataset FILE`` reports on a user's own pairs ins
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,9 @@ from app.cache.verifier import CrossEncoderVerifier
 from app.embeddings import Embedder
 from core.config import Settings
 from evals.cache_pairs import DEV, TARGET_PRECISION, TARGET_RECALL, TEST, Pair, fit_calibration, load_pairs, report_file
+from evals.scenario import file_sha256
 
 FROZEN_TEST_SHA256 = "9eb73b47a6b89e881af15c95a19a88ef2779098ba3cf1c57cb87854112447fb6"
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(

@@ -33,6 +33,9 @@ from evals.scenario import Scenario, suite_report
 from graph.agent import Agent, RunResult
 
 DATASET = Path(__file__).resolve().parent / "data" / "quality.toml"
+# Cases never used to choose anything (decision 0054): reported on the embedded model, pinned by this digest.
+FROZEN_TEST = DATASET.with_name("quality_test.toml")
+FROZEN_TEST_SHA256 = "09186cb77811d71954e54709f257f8bd0c85998a66e213463f2c0e98704ba86d"
 SCRIPTED_ROUTE = "scripted/quality"
 EMBEDDED_ROUTE = "chat"  # the shipped configuration's default route: the embedded model
 KINDS = ("answer", "tool", "multi_step", "refuse", "escalate")

@@ -55,7 +55,8 @@ KEY_FIGURES = {
     "injected_writes": KeyFigure("injected_writes_executed", 0),
 }
 # Quality cases are named by whoever writes them: every case is judged on its share of checks passed.
-SUITE_KEY_FIGURES = {"quality": KeyFigure("score", 1, at_least=True)}
+CASE_SCORE = KeyFigure("score", 1, at_least=True)  # a quality case: the share of its checks that held
+SUITE_KEY_FIGURES = {"quality": CASE_SCORE, "quality_embedded": CASE_SCORE, "quality_embedded_frozen": CASE_SCORE}
 SUITE_FIELDS = {"suite", "passed", "scenarios", "seconds"}  # the rest of a suite's report is shown as its notes
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -32,3 +34,8 @@ class Scenario:
 def suite_report(suite: str, scenarios: list[Scenario]) -> dict[str, Any]:
     """A suite's report as ``firebreak eval SUITE --json`` prints it: passed only if every scenario did."""
     return {"suite": suite, "passed": all(s.passed for s in scenarios), "scenarios": [s.as_dict() for s in scenarios]}
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256: what a frozen test split is pinned by."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -28,7 +28,8 @@ from evals.cache_pairs import (
     stages,
     sweep,
 )
-from evals.cache_suite import FROZEN_TEST_SHA256, file_sha256
+from evals.cache_suite import FROZEN_TEST_SHA256
+from evals.scenario import file_sha256
 
 NEW_KINDS = {"order_swap", "opposite_goal", "different_target"}
 

@@ -18,9 +18,20 @@ import pytest
 from conftest import run
 
 from core.config import load_settings
-from evals.all import cache_scenarios, embedded_quality_suite
+from evals.all import cache_scenarios, embedded_quality_suite, frozen_quality_suite
 from evals.cache_suite import main as run_cache_eval
-from evals.quality import DATASET, KINDS, CaseError, load_baselines, load_cases, run_quality, threshold_for
+from evals.quality import (
+    DATASET,
+    FROZEN_TEST,
+    FROZEN_TEST_SHA256,
+    KINDS,
+    CaseError,
+    load_baselines,
+    load_cases,
+    run_quality,
+    threshold_for,
+)
+from evals.scenario import file_sha256
 
 pytestmark = pytest.mark.slow
 
@@ -318,6 +329,30 @@ def test_eval_all_scores_the_cases_on_the_embedded_model_too_gated_by_its_baseli
     assert [(s["name"], s["passed"]) for s in report["scenarios"]] == [("capital", True), ("unreachable", False)]
     assert (report["score"], report["passed"]) == (0.5, True)
     assert f"baseline of route 'chat' in {dataset}" in report["verdict"]
+
+
+def test_the_frozen_test_split_is_the_pinned_file_with_cases_the_scripted_suite_never_runs():
+    cases = load_cases(FROZEN_TEST)
+
+    assert file_sha256(FROZEN_TEST) == FROZEN_TEST_SHA256
+    assert {case.kind for case in cases} == set(KINDS)
+    assert all(case.script is None for case in cases)
+    assert not {case.question for case in cases} & {case.question for case in load_cases(DATASET)}
+    assert 0 < load_baselines(FROZEN_TEST)["chat"].score < 1
+
+
+def test_a_changed_frozen_test_split_fails_its_suite_whatever_the_score(tmp_path):
+    changed = tmp_path / "quality_test.toml"
+    changed.write_text(
+        FROZEN_TEST.read_text().split("[[cases]]")[0]
+        + '[[cases]]\nname = "capital"\nkind = "answer"\nquestion = "What is the capital of France?"\n'
+        + 'expect = { status = "answered", answer_contains = ["Paris"] }\n'
+    )
+
+    report = frozen_quality_suite(changed)
+
+    assert report["scenarios"][0] == {"name": "test_split_frozen", "passed": False, "sha256": file_sha256(changed)}
+    assert (report["score"], report["passed"]) == (1.0, False)
 
 
 def test_eval_all_refuses_an_unknown_suite_before_running_any(tmp_path):
