@@ -61,7 +61,7 @@ test: install $(if $(filter 1 true yes,$(CI)),phoenix)
 bench: install
 	@$(BIN)/python -m evals.bench
 
-# Every eval suite (about 18 minutes on 2 cores: worker kills, canary traffic); writes evals/reports/latest.md.
+# Every eval suite (about 6 minutes on 2 cores: worker kills, canary traffic, the embedded model); writes evals/reports/latest.md.
 eval: install
 	@$(BIN)/firebreak eval all
 
