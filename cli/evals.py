@@ -122,8 +122,8 @@ def run_eval(
     security: every guard on every entry path, attacked
     resilience: the dead-API story
     quality: task cases through the real agent
-    all: every suite, and quality_embedded (the quality cases on the embedded model); latest.json, latest.md
-    and plots in evals/reports
+    all: every suite, with quality_embedded and quality_embedded_frozen (the quality cases and the frozen
+    test split on the embedded model); latest.json, latest.md and plots in evals/reports
     """
     asked = Asked(suite, as_json, config, route, dataset, model, min_score, suites, out)
     asked.refuse_foreign_options()

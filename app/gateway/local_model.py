@@ -174,12 +174,18 @@ class LocalModel:
             base = with_tool_note(request.messages, request.tools)
             after_result = request.allow_answer and request.messages[-1]["content"].startswith(RESULT_PREFIX)
             asked = [*base, system_turn(AFTER_RESULT_NOTE)] if after_result else base
-            # Each prompt is rendered and tokenized once: the speculative pass and the answer share theirs.
-            decided = _prompt(model, asked, DECISION_OPENING)
-            answerable = request.allow_answer and request.forced_tool is None and not after_result
-            going_on = _prompt(model, base, ANSWER_OPENING, decided.fixed) if answerable else None
-            decision = _answer_decided_at_once(model, decided, going_on, request) if going_on else None
-            decision = decision or _decide(model, decided, request, stop)
+            # Each prompt is rendered and tokenized once: the speculative pass and the answer share theirs, and
+            # a call whose tool_choice leaves no choice renders no decision prompt at all.
+            decision = _given(request)
+            fixed: int | None = None  # the system message's length in tokens, once a prompt has measured it
+            going_on: _Prompt | None = None
+            if decision is None:
+                decided = _prompt(model, asked, DECISION_OPENING)
+                fixed = decided.fixed
+                if request.allow_answer and not after_result:
+                    going_on = _prompt(model, base, ANSWER_OPENING, fixed)
+                speculated = _answer_decided_at_once(model, decided, going_on, request) if going_on else None
+                decision = speculated or _decide(model, decided, request, stop)
             if decision.text == ANSWER and going_on is not None:
                 # The answer goes on from the decision in the same reply, as the examples show: only the
                 # decision's closing is evaluated, not a second prompt. After a tool result the answer note
@@ -191,13 +197,13 @@ class LocalModel:
             # answer phase ends at once).
             tool = next((tool for tool in request.tools if tool["name"] == decision.text), None)
             if tool is None:
-                noted = _prompt(model, [*base, system_turn(ANSWER_NOTE)], fixed=decided.fixed)
+                noted = _prompt(model, [*base, system_turn(ANSWER_NOTE)], fixed=fixed)
                 answer = yield from _generate(model, noted, request, stop)
                 return combined_outcome(answer, decision)
             # The arguments go on from the decision in the same reply too, held to the schema the tool list shows.
             grammar = _schema_grammar(tool["parameters"])
             opening = DECISION_OPENING + tool["name"] + ARGUMENTS_OPENING
-            arguments_prompt = _prompt(model, asked, opening, decided.fixed)
+            arguments_prompt = _prompt(model, asked, opening, fixed)
             arguments = drain(_generate(model, arguments_prompt, request, stop, grammar=grammar, temperature=0.0))
             return combined_outcome(arguments, decision, tool_name=tool["name"])
 
@@ -320,11 +326,21 @@ def _fixed_prefix_length(model: _LoadedModel, messages: Messages, prompt: list[i
     return shared_length(alone, prompt)
 
 
-def _decide(model: _LoadedModel, decided: _Prompt, request: LocalRequest, stop: threading.Event) -> Phase:
-    """Phase 1: the chosen tool's name or "answer"; no model call when tool_choice leaves no choice."""
-    options = ([ANSWER] if request.allow_answer else []) + [tool["name"] for tool in request.tools]
+def _options(request: LocalRequest) -> list[str]:
+    return ([ANSWER] if request.allow_answer else []) + [tool["name"] for tool in request.tools]
+
+
+def _given(request: LocalRequest) -> Phase | None:
+    """The decision when tool_choice leaves no choice, taken without a model call; else ``None``."""
+    options = _options(request)
     if request.forced_tool is not None or len(options) == 1:
         return Phase(request.forced_tool or options[0], "stop", 0, 0)
+    return None
+
+
+def _decide(model: _LoadedModel, decided: _Prompt, request: LocalRequest, stop: threading.Event) -> Phase:
+    """Phase 1, when there is a choice: the chosen tool's name or "answer", under a grammar of the options."""
+    options = _options(request)
     # The reply is {"next": <option>}; its fixed opening goes into the prompt, so only the option is sampled.
     grammar = LlamaGrammar.from_string(
         "root ::= " + " | ".join(json.dumps(option) for option in options), verbose=False
