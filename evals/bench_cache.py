@@ -8,13 +8,13 @@ those paraphrases and as many unrelated questions (which recall nothing). Timed 
 
 - ``search``: the FAISS search of the scope's index alone (the call ``lookup()`` makes), on query vectors
   embedded beforehand;
-- ``lookup_embedded``: ``lookup()`` of a text whose embedding is already in the embedding layer, so no model
-  runs: the embedding row read, the scope's ``max(id)``, the FAISS search, the candidates' rows, the guards
-  and, on a hit, the hit count written;
-- ``lookup_fresh``: ``lookup()`` of a text never seen before: the same plus the embedding model and the
-  embedding row written;
-- ``lookup_fresh_verified``: ``lookup_fresh`` of the paraphrases only, each of which has a candidate that the
-  verifier reads: embed + search + verify;
+- ``lookup_embedded``: ``lookup()`` of a text whose embedding is already in the embedding layer, on the same cache
+  with ``verify`` off, so no model runs: the embedding row read, the scope's ``max(id)``, the FAISS search, the
+  candidates' rows, the guards and, on a hit, the hit count written;
+- ``lookup_fresh``: the same lookup of a text never seen before (verifier off): plus the embedding model and
+  the embedding row written, i.e. embed + search;
+- ``lookup_fresh_verified``: ``lookup()`` with the verifier on, of a paraphrase never seen before, each of which
+  has a candidate that the verifier reads: embed + search + verify;
 - ``verifier``: the verifier alone on one (stored question, paraphrase) pair;
 - ``embedding_model``: the embedding model alone on another unseen text, interleaved with ``lookup_fresh``.
 
@@ -198,10 +198,16 @@ def _fill(store: CacheStore, scope: str, size: int, stored: np.ndarray, ttl_s: f
 def measure_search(size: int, workdir: Path) -> dict[str, Any]:
     """Latencies of one scope of ``size`` entries (see the module docstring for what each one holds)."""
     # Room above the fill, so that no eviction runs while measuring (eviction is not what is measured here).
-    settings = load_settings(database_url=f"sqlite:///{workdir / f'search-{size}.db'}", cache={"max_entries": 2 * size})
+    database_url = f"sqlite:///{workdir / f'search-{size}.db'}"
+    settings = load_settings(database_url=database_url, cache={"max_entries": 2 * size})
     services = build_services(settings)
+    # The same cache with its verifier off, on the same database and index files: stage 1 alone, for the
+    # figures that name no verifier (embed + search; a lookup whose embedding is stored).
+    unverified = build_services(
+        load_settings(database_url=database_url, cache={"max_entries": 2 * size, "verify": False})
+    )
     try:
-        cache = services.cache
+        cache, stage_one = services.cache, unverified.cache
         scope = scope_key(bench="semantic-cache", size=size)
         embedder = default_embedder()
         stored = embedder.encode(list(STORED))
@@ -210,15 +216,18 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         cache._indexes.wait()  # the save the first lookup started (private: no public API waits for it)
         queries = [variant(text) for text in STORED] + list(UNRELATED)
 
-        fresh, model, found = [], [], []
+        stage_one.lookup(scope, "What time is it in Tokyo?", route=ROUTE)  # its index, from the file just saved
+        fresh, verified, model, found = [], [], [], []
         for text in queries:
             # The model alone on another unseen text, interleaved: its speed depends on what ran just before.
             model.append(_timed(embedder.encode, [f"{text} (once more)"])[0])
             elapsed, result = _timed(cache.lookup, scope, text, route=ROUTE)
-            fresh.append(elapsed)
+            verified.append(elapsed)
             found.append(result)
+            # Another wording never seen either (the two caches share the embedding layer), verifier off.
+            fresh.append(_timed(stage_one.lookup, scope, f"{text} then", route=ROUTE)[0])
         embedded = [
-            _timed(cache.lookup, scope, text, route=ROUTE)[0] for _ in range(EMBEDDED_ROUNDS) for text in queries
+            _timed(stage_one.lookup, scope, text, route=ROUTE)[0] for _ in range(EMBEDDED_ROUNDS) for text in queries
         ]
         # The verifier alone on each paraphrase and the question it was stored for: one candidate, as served.
         verifier = default_verifier()
@@ -239,7 +248,7 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         import faiss  # imported late, as the cache does, so the process loads its libraries in the same order
 
         depth = getattr(faiss.downcast_index(index.index.index), "hnsw", None) if index.hnsw else None
-        save_s, during_save = _save_figures(cache, scope, queries)
+        save_s, during_save = _save_figures(stage_one, scope, queries)
         saved_s, saved_hit = _first_lookup_in_new_process(settings.database_url, scope, queries[0], 2 * size, "")
         rebuilt_s, rebuilt_hit = _first_lookup_in_new_process(
             settings.database_url, scope, queries[0], 2 * size, str(workdir / f"no-index-{size}")
@@ -263,7 +272,7 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
             "search": _ms(search),
             "lookup_embedded": _ms(embedded),
             "lookup_fresh": _ms(fresh),
-            "lookup_fresh_verified": _ms(fresh[: len(STORED)]),  # the paraphrases: embed + search + verify
+            "lookup_fresh_verified": _ms(verified[: len(STORED)]),  # the paraphrases: embed + search + verify
             "verifier": _ms(verify),
             "embedding_model": _ms(model),
             "paraphrases": len(STORED),
@@ -271,6 +280,7 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
             "unrelated_with_candidates": sum(1 for result in found[len(STORED) :] if result.candidates),
         }
     finally:
+        unverified.close()
         services.close()
 
 

@@ -69,10 +69,12 @@ serve at {cache["settings"]["serve_similarity"]:g}). One scope is filled in bulk
 paraphrase of each of those questions (served from it) and {len(STORED)} unrelated questions (no candidate:
 random vectors sit near similarity 0); p50 and p95 over every query. *Search only* is the FAISS call of
 `lookup()` on its own, query vectors embedded beforehand. *Lookup, embedding already stored* is `lookup()` of
-a text asked before: no model runs, but it reads the embedding row and the scope's newest id, searches, reads
-the candidates' rows, runs the guards and, on a hit, writes the hit count. *Embed + search* is `lookup()` of
-a text never seen: the same plus the embedding model and the embedding row written; the model alone is timed
-on other unseen texts, interleaved with those lookups, so the difference is the search and the rows. The
+a text asked before, on the same cache with `verify` off: no model runs, but it reads the embedding row and the
+scope's newest id, searches, reads the candidates' rows, runs the guards and, on a hit, writes the hit count.
+*Embed + search* is that lookup (verifier off) of a text never seen: the same plus the embedding model and the
+embedding row written; the model alone is timed on other unseen texts, interleaved with those lookups, so the
+difference is the search and the rows. *Embed + search + verify* is `lookup()` as configured (verifier on) of a
+paraphrase never seen, whose candidate the verifier reads. The
 first lookup of a scope in a process reads all its vectors and builds its index (HNSW above `hnsw_above`).
 Random vectors have no neighbourhood structure, which makes HNSW's greedy search harder than real
 embeddings would: a paraphrase not served at {large["entries"]:,} entries is a stored neighbour the HNSW search
