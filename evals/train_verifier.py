@@ -76,7 +76,7 @@ def train_epoch(
     return total / max(steps, 1)
 
 
-def score(model: pair_model.PairModel, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+def score(model: pair_model.PairLogits, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
     return np.concatenate([model.logits(pairs[i : i + 64]) for i in range(0, len(pairs), 64)] or [np.zeros(0)])
 
 
@@ -105,7 +105,7 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     )
 
 
-def dev_report(model: pair_model.PairModel, rows: list[dict[str, object]], verbose: bool) -> float:
+def dev_report(model: pair_model.PairLogits, rows: list[dict[str, object]], verbose: bool) -> float:
     """AUC over recall-stage dev pairs (used to pick the epoch); with verbose, the threshold sweep and kinds."""
     recalled = [r for r in rows if float(r["cosine"]) >= RECALL_COSINE]  # type: ignore[arg-type]
     labels = np.array([bool(r["same"]) for r in recalled])
@@ -137,10 +137,7 @@ def dev_report(model: pair_model.PairModel, rows: list[dict[str, object]], verbo
     return area
 
 
-def latency(model: pair_model.PairModel) -> None:
-    import torch
-
-    torch.set_num_threads(1)  # as served: one thread per request
+def latency(model: pair_model.PairLogits) -> None:
     pairs = [(a, b) for a, b, _ in PROBES] + [("Where is my order 1234?", "Can you track order #1234 for me?")]
     for n in (1, 5):
         model.logits(pairs[:n])
@@ -198,14 +195,14 @@ def main() -> None:
     assert best_state is not None
     save_file(best_state, str(out))
     print(f"kept epoch {best_epoch} (dev AUC {best:.3f}); training took {time.time() - started:.0f} s")
-    model = pair_model.load_pair_model(base, out)  # report on exactly what was saved
-    dev_report(model, rows, verbose=True)
-    for (a, b, same), logit in zip(PROBES, model.logits([(a, b) for a, b, _ in PROBES]), strict=True):
+    served = pair_model.load_pair_model(base, out)  # report on exactly what was saved, as it is served
+    dev_report(served, rows, verbose=True)
+    for (a, b, same), logit in zip(PROBES, served.logits([(a, b) for a, b, _ in PROBES]), strict=True):
         print(
             f"probe ({'same' if same else 'different'}): p={1 / (1 + np.exp(-logit)):.3f} logit={logit:+.2f}"
             f"  {a!r} / {b!r}"
         )
-    latency(model)
+    latency(served)
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     print(f"{out}: {out.stat().st_size} bytes, SHA-256 {digest}")
 

@@ -19,11 +19,11 @@ def base() -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(base: Path) -> pair_model.PairModel:
+def model(base: Path) -> pair_model.PairScorer:
     return pair_model.load_pair_model(base, WEIGHTS)
 
 
-def test_loads_from_the_package_and_the_committed_weights(model: pair_model.PairModel) -> None:
+def test_loads_from_the_package_and_the_committed_weights(model: pair_model.PairScorer) -> None:
     scores = model.logits([("Where is order 1234?", "Can you track order #1234?"), ("a", "b")])
     assert scores.shape == (2,)
     assert model.logits([]).shape == (0,)
@@ -32,7 +32,7 @@ def test_loads_from_the_package_and_the_committed_weights(model: pair_model.Pair
 def test_weights_file_holds_only_the_trained_layers_and_head() -> None:
     from safetensors import safe_open
 
-    with safe_open(str(WEIGHTS), framework="pt") as stored:
+    with safe_open(str(WEIGHTS), framework="np") as stored:
         names = set(stored.keys())
     layers = {name.split(".")[2] for name in names if name.startswith("encoder.layer.")}
     assert layers == {str(i) for i in pair_model.trained_layer_ids()}
@@ -40,7 +40,7 @@ def test_weights_file_holds_only_the_trained_layers_and_head() -> None:
 
 
 def test_a_missing_tensor_is_refused(base: Path, tmp_path: Path) -> None:
-    from safetensors.torch import load_file, save_file
+    from safetensors.numpy import load_file, save_file
 
     stored = load_file(str(WEIGHTS))
     stored.pop("head.bias")
@@ -57,13 +57,13 @@ def test_a_truncated_file_is_refused(base: Path, tmp_path: Path) -> None:
         pair_model.load_pair_model(base, damaged)
 
 
-def test_scores_are_symmetric(model: pair_model.PairModel) -> None:
+def test_scores_are_symmetric(model: pair_model.PairScorer) -> None:
     a, b = "Refund order 5521 to my card", "Refund order 5521 to store credit"
     forward, backward = model.logits([(a, b), (b, a)])
     assert forward == pytest.approx(backward, abs=1e-5)
 
 
-def test_a_paraphrase_scores_above_an_order_swap(model: pair_model.PairModel) -> None:
+def test_a_paraphrase_scores_above_an_order_swap(model: pair_model.PairScorer) -> None:
     cached = "Is the premium plan cheaper than the basic plan?"
     paraphrase, swapped = model.logits(
         [

@@ -1,24 +1,33 @@
 """A cross-encoder that reads a cached question and a new one together and scores "same question, same answer".
 
 Built on the packaged all-MiniLM-L6-v2: its embeddings are used as shipped (frozen); the top ``TRAINED_LAYERS``
-transformer layers (all six since decision 0051) and a linear head are fine-tuned (``evals/train_verifier.py``) and
-shipped as a safetensors file (21 MB, float16). torch and transformers are imported on first use only, so
-importing this module is cheap.
+transformer layers (all six since decision 0051) and a linear head are fine-tuned (``evals/train_verifier.py``,
+on torch: :class:`PairModel`) and shipped as a safetensors file (21 MB, float16). It is served by
+:class:`PairScorer`, the same network in NumPy (``app/minilm.py``), so a lookup never imports torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from app.minilm import MiniLM
 
 TRAINED_LAYERS = 6  # the top layers of the 6 that are fine-tuned and stored in the weights file: all of them
 MAX_TOKENS = 128  # the pair's length cap; cache questions are far shorter, so this only bounds pathological input
 BASE_LAYERS = 6
 HIDDEN = 384
 HEAD_PREFIX = "head."
+
+
+class PairLogits(Protocol):
+    """What scores pairs: the torch model while training, :class:`PairScorer` when served."""
+
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
 
 
 def trained_layer_ids() -> range:
@@ -98,32 +107,42 @@ def trained_state(model: PairModel) -> dict[str, Any]:
     return {name: tensor.detach().to(torch.float16).contiguous() for name, tensor in state.items()}
 
 
-def load_pair_model(base_path: Path, weights_path: Path) -> PairModel:
-    """The packaged MiniLM with its top layers and head replaced from ``weights_path``, in eval mode.
+class PairScorer:
+    """The served pair model: the NumPy encoder (``app/minilm.py``) with the trained layers, and the head."""
+
+    def __init__(self, model: MiniLM, head_weight: np.ndarray, head_bias: np.ndarray) -> None:
+        self.model = model
+        self.head_weight = head_weight.reshape(-1)
+        self.head_bias = float(head_bias.reshape(-1)[0])
+
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Raw, uncalibrated score per pair: the mean over both orders, so score(a, b) == score(b, a)."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        both = [*pairs, *((b, a) for a, b in pairs)]
+        pooled = self.model.encoder.pooled(self.model.batch(both, MAX_TOKENS))
+        scores = pooled @ self.head_weight + self.head_bias
+        n = len(pairs)
+        return ((scores[:n] + scores[n:]) / 2.0).astype(np.float32)
+
+
+def load_pair_model(base_path: Path, weights_path: Path) -> PairScorer:
+    """The packaged MiniLM with its top layers and head replaced from ``weights_path``.
 
     Strict: a file that cannot be read, lacks an expected tensor, holds an unexpected one, or has a wrong shape
     raises ValueError, so a damaged file never runs with random or base weights in its place.
     """
-    import torch
-    from safetensors.torch import load_file
+    from app.minilm import WEIGHTS_FILE, load_minilm, read_weights
 
-    model = build_pair_model(base_path)
-    try:
-        stored = load_file(str(weights_path))
-    except Exception as error:  # safetensors raises its own error type (and OSError) for damaged files
-        raise ValueError(f"cannot read pair-model weights {weights_path}: {error}") from error
-    encoder_state = model.encoder.state_dict()
-    expected = expected_names(encoder_state)
+    stored = read_weights(weights_path)
+    base = read_weights(base_path / WEIGHTS_FILE)
+    shapes = {name: tensor.shape for name, tensor in base.items()} | {"head.weight": (1, HIDDEN), "head.bias": (1,)}
+    expected = expected_names(base)
     missing, extra = expected - stored.keys(), stored.keys() - expected
     if missing or extra:
         raise ValueError(f"{weights_path}: missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}")
-    head_state = model.head.state_dict()
     for name, tensor in stored.items():
-        target = head_state[name.removeprefix(HEAD_PREFIX)] if name.startswith(HEAD_PREFIX) else encoder_state[name]
-        if tensor.shape != target.shape:
-            raise ValueError(f"{weights_path}: {name} has shape {tuple(tensor.shape)}, expected {tuple(target.shape)}")
-        with torch.no_grad():
-            target.copy_(tensor.to(target.dtype))
-    model.encoder.eval()
-    model.head.eval()
-    return model
+        if tensor.shape != shapes[name]:
+            raise ValueError(f"{weights_path}: {name} has shape {tensor.shape}, expected {shapes[name]}")
+    head = {name: stored.pop(name) for name in ("head.weight", "head.bias")}
+    return PairScorer(load_minilm(base_path, stored), head["head.weight"], head["head.bias"])
