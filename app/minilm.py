@@ -10,6 +10,7 @@ weights, with the tokenizer the package ships (``tokenizer.json``, read by the R
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
         stored = load_file(str(path))
     except Exception as error:  # safetensors raises its own error type (and OSError) for damaged files
         raise WeightsError(f"cannot read weights {path}: {error}") from error
-    return {name: tensor.astype(np.float32) for name, tensor in stored.items()}
+    return {name: tensor.astype(np.float32, copy=False) for name, tensor in stored.items()}
 
 
 @dataclass(frozen=True)
@@ -179,5 +180,13 @@ class MiniLM:
 def load_minilm(folder: Path, replaced: Mapping[str, np.ndarray] | None = None) -> MiniLM:
     """The model in ``folder`` (the package's files), with the tensors in ``replaced`` instead of its own."""
     config = json.loads((folder / "config.json").read_text())
-    weights = read_weights(folder / WEIGHTS_FILE) | dict(replaced or {})
-    return MiniLM(folder, Encoder(weights, config))
+    return MiniLM(folder, Encoder(base_weights(folder) | dict(replaced or {}), config))
+
+
+@functools.lru_cache(maxsize=2)
+def base_weights(folder: Path) -> dict[str, np.ndarray]:
+    """The package's weights, read once per process: the embedder and the pair model share its embeddings."""
+    weights = read_weights(folder / WEIGHTS_FILE)
+    for tensor in weights.values():
+        tensor.flags.writeable = False  # shared: nobody may change them in place
+    return weights

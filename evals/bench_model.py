@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -91,7 +92,17 @@ CHAT_QUESTION = "What is the capital of Germany?"
 TOOL_QUESTION = "When is the support desk open? Search the help centre."
 TOOL = "knowledge_search"
 ROUNDS = 5
-COLD_RUNS = 5  # a new process varies by a few tenths of a second from run to run: five for a steadier median
+# A new process varies by a few tenths of a second from run to run: five timed runs for a steadier median, each
+# a question the cache has not seen (the first only warms up).
+COLD_QUESTIONS = (
+    CHAT_QUESTION,
+    "What is the capital of France?",
+    "What is the capital of Italy?",
+    "What is the capital of Spain?",
+    "What is the capital of Japan?",
+    "What is the capital of Canada?",
+)
+CACHE_HIT_NOTE = "cached (similarity"  # how `firebreak ask` marks an answer served from the cache
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -223,29 +234,31 @@ async def _firebreak_turn(agent: Agent, question: str, system_prompt: str) -> _T
     )
 
 
-def measure_cold_ask(question: str = CHAT_QUESTION, runs: int = COLD_RUNS) -> dict[str, Any]:
+def measure_cold_ask(questions: Sequence[str] = COLD_QUESTIONS) -> dict[str, Any]:
     """Seconds from starting ``firebreak ask`` in a new process to the first answer byte on its stdout.
 
-    The command runs as users run it, against a database of its own with the semantic cache off (the
-    embedded model must answer, not a cache hit). One run first warms the disk: the weights are paged in,
-    the database exists and the prompt prefix's state is saved. The figure is the median of ``runs``.
+    The command runs as users run it, with the configuration as shipped (the semantic cache on), against a
+    database of its own. The first question warms the disk: the weights are paged in, the database exists and
+    the prompt prefix's state is saved. Each later question is new to the cache, so it embeds the question,
+    finds the earlier ones as candidates, has the verifier refuse them, and the embedded model answers; a run
+    the cache answered would time something else, and fails the measurement. The figure is the median.
     """
     with tempfile.TemporaryDirectory(prefix="firebreak-bench-") as folder:
         env = {
             **os.environ,
             "FIREBREAK_DATABASE_URL": f"sqlite:///{Path(folder) / 'bench.db'}",
-            "FIREBREAK_CACHE__ENABLED": "false",
             # The warm-up evaluates the whole prompt: on a loaded machine that must not time the run out.
             "FIREBREAK_AGENT__RUN_WALL_CLOCK_S": "300",
         }
-        _first_answer_byte(question, env, Path(folder))
-        timings = [_first_answer_byte(question, env, Path(folder)) for _ in range(runs)]
+        warm_up, *timed = questions
+        _first_answer_byte(warm_up, env, Path(folder))
+        timings = [_first_answer_byte(question, env, Path(folder)) for question in timed]
     firsts = [first for first, _ in timings]
     return {
         "cold_ask_first_token_s": round(statistics.median(firsts), 3),
         "cold_ask_first_token_runs_s": [round(first, 3) for first in firsts],
         "cold_ask_exit_s": round(statistics.median(total for _, total in timings), 3),
-        "cold_ask_runs": runs,
+        "cold_ask_runs": len(timed),
     }
 
 
@@ -261,9 +274,12 @@ def _first_answer_byte(question: str, env: dict[str, str], folder: Path) -> tupl
         rest = process.stdout.read()
         code = process.wait()
         total_s = time.perf_counter() - started
+        stderr.seek(0)
+        errors = stderr.read().decode()
         if code != 0 or not first:
-            stderr.seek(0)
-            raise RuntimeError(f"firebreak ask exited {code}: {(first + rest).decode()} {stderr.read().decode()}")
+            raise RuntimeError(f"firebreak ask exited {code}: {(first + rest).decode()} {errors}")
+        if CACHE_HIT_NOTE in errors:  # the note goes to stderr, after the answer
+            raise RuntimeError(f"the cache answered {question!r}: its figure would not time the model")
     return first_s, total_s
 
 

@@ -96,8 +96,13 @@ class Agent:
             except BaseException:
                 await stack.aclose()
                 raise
+        # The models load in the background, beside start-up and a first run's early nodes: whatever needs one
+        # first waits for it (their loaders hold a lock), and a load that fails raises there, in the run.
+        loads = [asyncio.to_thread(services.gateway.warm, settings.agent.default_route)]
         if settings.cache.enabled:
-            await asyncio.to_thread(services.cache.warm)  # seconds, once per process: not inside a run's wall clock
+            loads.append(asyncio.to_thread(services.cache.warm))
+        warming = asyncio.gather(*loads, return_exceptions=True)
+        stack.push_async_callback(lambda: warming)  # closing waits for them: a thread cannot be cancelled
         builder = builder or default_builder()
         return cls(services, builder.compile(checkpointer), stack, builder.digest())
 

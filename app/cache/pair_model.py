@@ -132,10 +132,10 @@ def load_pair_model(base_path: Path, weights_path: Path) -> PairScorer:
     Strict: a file that cannot be read, lacks an expected tensor, holds an unexpected one, or has a wrong shape
     raises ValueError, so a damaged file never runs with random or base weights in its place.
     """
-    from app.minilm import WEIGHTS_FILE, load_minilm, read_weights
+    from app.minilm import base_weights, load_minilm, read_weights
 
     stored = read_weights(weights_path)
-    base = read_weights(base_path / WEIGHTS_FILE)
+    base = base_weights(base_path)
     shapes = {name: tensor.shape for name, tensor in base.items()} | {"head.weight": (1, HIDDEN), "head.bias": (1,)}
     expected = expected_names(base)
     missing, extra = expected - stored.keys(), stored.keys() - expected

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,16 @@ def load_verifier(weights: Path = WEIGHTS, expected_sha256: str = WEIGHTS_SHA256
     return CrossEncoderVerifier(load_pair_model(base_model_dir(), checked))
 
 
-@functools.lru_cache(maxsize=1)
+_loading = threading.Lock()
+
+
 def default_verifier() -> CrossEncoderVerifier:
-    """The process-wide verifier; the first call checks the files and loads the model (about a second)."""
+    """The process-wide verifier; the first call checks the files and loads the model (about 0.4 s), and a call
+    from another thread meanwhile waits for that load instead of starting its own."""
+    with _loading:
+        return _loaded()
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded() -> CrossEncoderVerifier:
     return load_verifier()

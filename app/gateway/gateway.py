@@ -144,6 +144,11 @@ class Gateway:
         for model in self.settings.route(route).models:
             self._deployment(model)
 
+    def warm(self, route: str) -> None:
+        """Load the route's primary model now if it runs in this process (the embedded model); else nothing."""
+        if _provider(self.settings.route(route).models[0]) == LOCAL:
+            self._local_model().load()
+
     def count_tokens(self, messages: list[dict[str, Any]], *, route: str, tools: list[dict[str, Any]] | None) -> int:
         """Tokens of this prompt for the route's primary model: its own tokenizer where LiteLLM has it
         (OpenAI's cl100k otherwise); the scripted model's own estimate for scripted models."""

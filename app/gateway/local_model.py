@@ -161,6 +161,10 @@ class LocalModel:
         finally:
             stop.set()  # the worker stops at its next token; awaiting it would delay the caller's cancellation
 
+    def load(self) -> None:
+        """Load the weights now (once per process), so that the first call does not wait for them."""
+        self._model()
+
     def _model(self) -> _LoadedModel:
         return _load(self.settings)
 
