@@ -32,7 +32,7 @@ from app.resilience.retry import Guard, RetryPolicy
 from app.telemetry import Telemetry, setup_telemetry
 from app.tools.registry import ToolRegistry
 from app.tools.runner import ToolBudgets, ToolRuntime
-from core.config import Settings
+from core.config import EmbeddingRuntime, Settings
 from core.errors import StoreUnavailable
 from memory.audit import AuditLog
 from memory.breakers import BreakerStore
@@ -273,14 +273,19 @@ def build_services(
             clock=clock,
         ),
         estimator=build_estimator(settings.gate, gateway),
-        cache=SemanticCache(stores.cache, settings.cache, _embedder, clock),
+        cache=SemanticCache(stores.cache, settings.cache, _embedder(settings.cache.embedding_runtime), clock),
         canary=Canary(stores.canary, settings, tracer=telemetry.tracer, alert=alert, clock=clock),
         alert=alert,
         clock=clock,
     )
 
 
-def _embedder() -> Embedder:
-    from app.embeddings import default_embedder  # sentence-transformers loads on the first lookup only
+def _embedder(runtime: EmbeddingRuntime) -> Callable[[], Embedder]:
+    """The embedder's factory: the model loads on the first lookup only."""
 
-    return default_embedder()
+    def load() -> Embedder:
+        from app.embeddings import default_embedder
+
+        return default_embedder(runtime)
+
+    return load

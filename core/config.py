@@ -355,8 +355,12 @@ class CacheThresholds(Section):
         return self
 
 
+EmbeddingRuntime = Literal["numpy", "sentence-transformers"]
+
+
 class CacheSettings(CacheThresholds):
     enabled: bool
+    embedding_runtime: EmbeddingRuntime  # what runs all-MiniLM-L6-v2 (app/embeddings.py); same vectors either way
     verify: bool  # the learned verifier reads every candidate with the query (app/cache/verifier.py)
     guards: list[str]  # lexical guards run before it, by name (app/cache/guards.py GUARDS)
     candidates: int = Field(ge=1, le=100)

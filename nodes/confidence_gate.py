@@ -406,7 +406,7 @@ def screen_triggers(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     if len(earlier) >= settings.rephrase_count:
         from app.embeddings import default_embedder  # loads a model: only when a rephrasing is possible
 
-        embedder = default_embedder()
+        embedder = default_embedder(services.settings.cache.embedding_runtime)
     fired = detect_triggers(question, earlier, settings, embedder)
     if not fired:
         return update
