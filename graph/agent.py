@@ -63,6 +63,7 @@ class Agent:
         self.graph = graph
         self.graph_digest = graph_digest
         self._stack = stack
+        self._warming: dict[str, asyncio.Future[Any]] = {}  # route -> its model's load, started once
 
     @classmethod
     async def create(
@@ -96,13 +97,11 @@ class Agent:
             except BaseException:
                 await stack.aclose()
                 raise
-        # The models load in the background, beside start-up and a first run's early nodes: whatever needs one
-        # first waits for it (their loaders hold a lock), and a load that fails raises there, in the run.
-        loads = [asyncio.to_thread(services.gateway.warm, settings.agent.default_route)]
         if settings.cache.enabled:
-            loads.append(asyncio.to_thread(services.cache.warm))
-        warming = asyncio.gather(*loads, return_exceptions=True)
-        stack.push_async_callback(lambda: warming)  # closing waits for them: a thread cannot be cancelled
+            # The cache's models load in the background, beside start-up and a first run's early nodes: a lookup
+            # that comes first waits for them (their loaders hold a lock), and a load that fails raises there.
+            warming = asyncio.gather(asyncio.to_thread(services.cache.warm), return_exceptions=True)
+            stack.push_async_callback(lambda: warming)  # closing waits for it: a thread cannot be cancelled
         builder = builder or default_builder()
         return cls(services, builder.compile(checkpointer), stack, builder.digest())
 
@@ -111,6 +110,7 @@ class Agent:
         return _AgentContext(cls, settings, kwargs)
 
     async def close(self) -> None:
+        await asyncio.gather(*self._warming.values())  # a load's thread cannot be cancelled: it ends first
         await self._stack.aclose()
 
     def settle_script(self, result: RunResult) -> RunResult:
@@ -219,7 +219,15 @@ class Agent:
         serving = canary.serve(tenant_id, user_id, thread_id) if route is None else Assignment(canary.stable())
         # A configuration mistake fails before anything is recorded.
         self.services.gateway.prepare(route or serving.release.route)
+        self._warm(route or serving.release.route)
         return serving
+
+    def _warm(self, route: str) -> None:
+        """Start loading ``route``'s in-process model (the embedded one), once per route: it loads while the
+        run's first nodes work, and the first call waits for it. A load that fails raises at that call."""
+        if route not in self._warming:
+            load = asyncio.to_thread(self.services.gateway.warm, route)
+            self._warming[route] = asyncio.gather(load, return_exceptions=True)
 
     def _start(self, run: Run, request: RequestKey | None) -> None:
         """Take the run's thread and record the run; on failure, nothing is recorded and nothing is held."""
