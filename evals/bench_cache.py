@@ -217,15 +217,7 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         queries = [variant(text) for text in STORED] + list(UNRELATED)
 
         stage_one.lookup(scope, "What time is it in Tokyo?", route=ROUTE)  # its index, from the file just saved
-        fresh, verified, model, found = [], [], [], []
-        for text in queries:
-            # The model alone on another unseen text, interleaved: its speed depends on what ran just before.
-            model.append(_timed(embedder.encode, [f"{text} (once more)"])[0])
-            elapsed, result = _timed(cache.lookup, scope, text, route=ROUTE)
-            verified.append(elapsed)
-            found.append(result)
-            # Another wording never seen either (the two caches share the embedding layer), verifier off.
-            fresh.append(_timed(stage_one.lookup, scope, f"{text} then", route=ROUTE)[0])
+        verified, fresh, model, found = _fresh_lookups(cache, stage_one, scope, queries)
         embedded = [
             _timed(stage_one.lookup, scope, text, route=ROUTE)[0] for _ in range(EMBEDDED_ROUNDS) for text in queries
         ]
@@ -282,6 +274,22 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
     finally:
         unverified.close()
         services.close()
+
+
+def _fresh_lookups(
+    cache: Any, stage_one: Any, scope: str, queries: Sequence[str]
+) -> tuple[list[float], list[float], list[float], list[Any]]:
+    """Per query, interleaved: ``cache.lookup`` (verifier on) of the query, ``stage_one.lookup`` (verifier off)
+    of another wording never seen (the two share the embedding layer), and the embedding model alone on a third
+    (its speed depends on what ran just before). Seconds of each, and the verified lookups' results."""
+    verified, fresh, model, found = [], [], [], []
+    for text in queries:
+        model.append(_timed(default_embedder().encode, [f"{text} (once more)"])[0])
+        elapsed, result = _timed(cache.lookup, scope, text, route=ROUTE)
+        verified.append(elapsed)
+        found.append(result)
+        fresh.append(_timed(stage_one.lookup, scope, f"{text} then", route=ROUTE)[0])
+    return verified, fresh, model, found
 
 
 def _save_figures(cache: Any, scope: str, queries: Sequence[str]) -> tuple[float, list[float]]:
