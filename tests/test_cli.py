@@ -129,7 +129,13 @@ def test_doctor_reports_every_store_and_model(database_url, write_script):
 
     assert result.returncode == 0, result.stdout + result.stderr
     checks = {check["name"]: check["ok"] for check in json.loads(result.stdout)}
-    assert checks == {"database": True, "checkpointer": True, "model scripted/demo": True, "telemetry": True}
+    assert checks == {
+        "database": True,
+        "checkpointer": True,
+        "model scripted/demo": True,
+        "cache models": True,
+        "telemetry": True,
+    }
 
 
 def test_db_upgrade_reports_the_revision(tmp_path):

@@ -22,6 +22,7 @@ MAX_TOKENS = 128  # the pair's length cap; cache questions are far shorter, so t
 BASE_LAYERS = 6
 HIDDEN = 384
 HEAD_PREFIX = "head."
+HEAD_WEIGHT, HEAD_BIAS = HEAD_PREFIX + "weight", HEAD_PREFIX + "bias"
 
 
 class PairLogits(Protocol):
@@ -38,7 +39,7 @@ def trained_layer_ids() -> range:
 def expected_names(encoder_state: dict[str, Any]) -> set[str]:
     """Tensor names the weights file must hold: the trained layers (BertModel naming) and the head."""
     prefixes = tuple(f"encoder.layer.{i}." for i in trained_layer_ids())
-    return {name for name in encoder_state if name.startswith(prefixes)} | {"head.weight", "head.bias"}
+    return {name for name in encoder_state if name.startswith(prefixes)} | {HEAD_WEIGHT, HEAD_BIAS}
 
 
 def mean_pool(hidden: Any, mask: Any) -> Any:
@@ -120,7 +121,7 @@ class PairScorer:
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         both = [*pairs, *((b, a) for a, b in pairs)]
-        pooled = self.model.encoder.pooled(self.model.batch(both, MAX_TOKENS))
+        pooled = self.model.pooled(both, MAX_TOKENS)
         scores = pooled @ self.head_weight + self.head_bias
         n = len(pairs)
         return ((scores[:n] + scores[n:]) / 2.0).astype(np.float32)
@@ -136,7 +137,7 @@ def load_pair_model(base_path: Path, weights_path: Path) -> PairScorer:
 
     stored = read_weights(weights_path)
     base = base_weights(base_path)
-    shapes = {name: tensor.shape for name, tensor in base.items()} | {"head.weight": (1, HIDDEN), "head.bias": (1,)}
+    shapes = {name: tensor.shape for name, tensor in base.items()} | {HEAD_WEIGHT: (1, HIDDEN), HEAD_BIAS: (1,)}
     expected = expected_names(base)
     missing, extra = expected - stored.keys(), stored.keys() - expected
     if missing or extra:
@@ -144,5 +145,5 @@ def load_pair_model(base_path: Path, weights_path: Path) -> PairScorer:
     for name, tensor in stored.items():
         if tensor.shape != shapes[name]:
             raise ValueError(f"{weights_path}: {name} has shape {tensor.shape}, expected {shapes[name]}")
-    head = {name: stored.pop(name) for name in ("head.weight", "head.bias")}
-    return PairScorer(load_minilm(base_path, stored), head["head.weight"], head["head.bias"])
+    head_weight, head_bias = stored.pop(HEAD_WEIGHT), stored.pop(HEAD_BIAS)
+    return PairScorer(load_minilm(base_path, stored), head_weight, head_bias)

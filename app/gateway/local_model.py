@@ -53,6 +53,7 @@ from app.gateway.model_files import assemble_model
 from app.gateway.prefix_state import PrefixStates, shared_length
 from core.config import LocalModelSettings
 from core.errors import ModelError
+from core.once import load_once
 
 # Sampling defaults from Qwen2.5's generation_config.json, used when the caller sets none.
 DEFAULT_TEMPERATURE = 0.7
@@ -91,10 +92,6 @@ class LocalRequest:
     max_tokens: int | None
     temperature: float
     top_p: float
-
-
-_loaded: dict[tuple[Path, int, int], _LoadedModel] = {}
-_load_lock = threading.Lock()
 
 
 class LocalModel:
@@ -214,25 +211,22 @@ class LocalModel:
 
 def _load(settings: LocalModelSettings) -> _LoadedModel:
     """The process-wide Llama for these settings, loaded on first use."""
-    key = (settings.cache_path, settings.context_window, settings.threads)
-    with _load_lock:
-        if key not in _loaded:
-            try:
-                path = assemble_model(settings.cache_path)
-            except Exception as exc:
-                raise _failure("server", f"the local model's weights are unavailable: {exc}") from exc
-            _loaded[key] = _open(path, settings)
-        return _loaded[key]
+    return _open(settings.cache_path, settings.context_window, settings.threads)
 
 
-def _open(path: Path, settings: LocalModelSettings) -> _LoadedModel:
+@load_once
+def _open(cache_path: Path, context_window: int, threads: int) -> _LoadedModel:
+    try:
+        path = assemble_model(cache_path)
+    except Exception as exc:
+        raise _failure("server", f"the local model's weights are unavailable: {exc}") from exc
     try:
         llama = llama_cpp.Llama(
             model_path=str(path),
-            n_ctx=settings.context_window,
-            n_threads=settings.threads,
+            n_ctx=context_window,
+            n_threads=threads,
             # llama-cpp-python defaults batch (prompt) threads to every CPU; the setting is meant as the cap.
-            n_threads_batch=settings.threads,
+            n_threads_batch=threads,
             verbose=False,
         )
     except Exception as exc:
@@ -246,7 +240,7 @@ def _open(path: Path, settings: LocalModelSettings) -> _LoadedModel:
         bos_token=llama.detokenize([llama.token_bos()], special=True).decode("utf-8"),
     )
     vocab = llama_cpp.llama_model_get_vocab(llama.model)
-    prefixes = PrefixStates(llama, settings.cache_path / PREFIX_STATE_FOLDER, path)
+    prefixes = PrefixStates(llama, cache_path / PREFIX_STATE_FOLDER, path)
     return _LoadedModel(llama, formatter, vocab, threading.Lock(), prefixes)
 
 
