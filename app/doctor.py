@@ -23,7 +23,7 @@ def _database(settings: Settings) -> Check:
 
     try:
         engine = make_engine(settings.database_url)
-        current, head = current_revision(engine), head_revision(engine)
+        current, head = current_revision(engine), head_revision()
         tools_current = is_current(engine, tool_modules(settings))  # the tool packages' own tables too
     except FirebreakError as exc:
         return Check("database", False, str(exc))

@@ -4,22 +4,30 @@ The core's history lives in ``memory/migrations``. A package holding a configure
 tables in a ``migrations`` folder beside its modules (``examples/support_desk/migrations``): that history has its
 own version table, so the core migrates and runs the same with the package deleted, and a database that once
 held the package's tables keeps them untouched.
+
+Every process that opens an agent checks that the schema is current. That check reads the revision ids from the
+migration files' source and the version table with one query, without Alembic: importing Alembic (and Mako and
+Pygments behind it) was a tenth of a cold ``firebreak ask``. Alembic runs the upgrades.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.config import Settings
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -60,6 +68,8 @@ def package_histories(modules: Iterable[str]) -> list[History]:
 
 
 def alembic_config(engine: Engine, history: History = CORE) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
@@ -70,20 +80,74 @@ def alembic_config(engine: Engine, history: History = CORE) -> Config:
     return config
 
 
-def head_revision(engine: Engine, history: History = CORE) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(engine, history)).get_current_head()
+def head_revisions(history: History = CORE) -> frozenset[str]:
+    """The revisions of ``history`` that no other revision revises (one, unless the history has branches)."""
+    folder = history.versions or MIGRATIONS / "versions"
+    revisions = _revisions(tuple(sorted((path.name, path.stat().st_mtime_ns) for path in folder.glob("*.py"))), folder)
+    revised = {parent for parents in revisions.values() for parent in parents}
+    return frozenset(revisions.keys() - revised)
+
+
+@functools.lru_cache(maxsize=16)
+def _revisions(listing: tuple[tuple[str, int], ...], folder: Path) -> dict[str, tuple[str, ...]]:
+    """Each migration file's ``revision`` and the ``down_revision`` it revises, read from the source as Alembic
+    reads them after importing the file; ``listing`` (names and modification times) keys the memo."""
+    graph: dict[str, tuple[str, ...]] = {}
+    for name, _ in listing:
+        values = _assignments(folder / name, ("revision", "down_revision"))
+        if "revision" not in values:
+            continue  # not a migration (Alembic skips such files too)
+        revision, parents = values["revision"], values.get("down_revision")
+        parents = (parents,) if isinstance(parents, str) else parents or ()
+        if not isinstance(revision, str) or not isinstance(parents, tuple | list):
+            raise ConfigError(f"{folder / name}: `revision` must be a string and `down_revision` None, one or several")
+        graph[revision] = tuple(str(parent) for parent in parents)
+    return graph
+
+
+def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """The literal values a module assigns to ``names`` at its top level."""
+    found: dict[str, object] = {}
+    for statement in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        target, value = (
+            (statement.targets[0], statement.value)
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            else (statement.target, statement.value)
+            if isinstance(statement, ast.AnnAssign)
+            else (None, None)
+        )
+        if isinstance(target, ast.Name) and target.id in names and value is not None:
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except ValueError:
+                raise ConfigError(f"{path}: `{target.id}` must be a literal, as Alembic writes it") from None
+    return found
+
+
+def head_revision(history: History = CORE) -> str | None:
+    """The head of ``history`` (None before its first migration); several heads are joined by commas."""
+    return ",".join(sorted(head_revisions(history))) or None
+
+
+def current_revisions(engine: Engine, history: History = CORE) -> frozenset[str]:
+    """The revisions the database's version table of ``history`` holds (none before its first upgrade)."""
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table(history.version_table):
+            return frozenset()
+        table = sa.table(history.version_table, sa.column("version_num"))
+        return frozenset(connection.execute(sa.select(table.c.version_num)).scalars())
 
 
 def current_revision(engine: Engine, history: History = CORE) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(
-            connection, opts={"version_table": history.version_table}
-        ).get_current_revision()
+    """The revision the database is at for ``history`` (None before its first upgrade), as :func:`head_revision`."""
+    return ",".join(sorted(current_revisions(engine, history))) or None
 
 
 def upgrade(engine: Engine, modules: Iterable[str] = ()) -> str | None:
     """Apply every pending migration of the core, then of the packages holding these tool modules; returns
     the core's revision now in place."""
+    from alembic import command
+
     for history in [CORE, *package_histories(modules)]:
         command.upgrade(alembic_config(engine, history), "head")
     return current_revision(engine)
@@ -92,6 +156,5 @@ def upgrade(engine: Engine, modules: Iterable[str] = ()) -> str | None:
 def is_current(engine: Engine, modules: Iterable[str] = ()) -> bool:
     """Whether the core and the packages holding these tool modules are all at their heads."""
     return all(
-        current_revision(engine, history) == head_revision(engine, history)
-        for history in [CORE, *package_histories(modules)]
+        current_revisions(engine, history) == head_revisions(history) for history in [CORE, *package_histories(modules)]
     )

@@ -38,7 +38,7 @@ def tables(database_url: str) -> set[str]:
 def test_the_core_migrates_without_the_example_and_creates_none_of_its_tables(database_url):
     engine = make_engine(database_url)
     try:
-        assert upgrade(engine) == head_revision(engine)
+        assert upgrade(engine) == head_revision()
         assert is_current(engine)
     finally:
         engine.dispose()
@@ -55,8 +55,8 @@ def test_the_example_migrates_in_its_own_history_and_seeds_its_orders(database_u
         upgrade(engine, [EXAMPLE])
 
         assert is_current(engine, [EXAMPLE])
-        assert current_revision(engine, history) == head_revision(engine, history) == "sd0001"
-        assert current_revision(engine, CORE) == head_revision(engine)
+        assert current_revision(engine, history) == head_revision(history) == "sd0001"
+        assert current_revision(engine, CORE) == head_revision()
         with Session(engine) as session:
             assert [order.id for order in session.exec(select(DemoOrder).order_by(col(DemoOrder.id)))] == SEEDED_ORDERS
     finally:

@@ -138,3 +138,28 @@ def test_the_python_apis_operator_views_load_no_model_stack(tmp_path):
 
     assert found["read"] is True
     assert found["heavy"] == []
+
+
+def test_opening_services_on_a_current_schema_does_not_import_alembic(tmp_path):
+    database_url = f"sqlite:///{tmp_path / 'current.db'}"
+    loaded_in_fresh_process(
+        """
+        from core.config import load_settings
+        from app.services import migrate_database
+
+        print(json.dumps({"revision": migrate_database(load_settings())}))
+        """,
+        database_url,
+    )
+    found = loaded_in_fresh_process(
+        """
+        from core.config import load_settings
+        from app.services import build_services
+
+        build_services(load_settings()).close()  # checks the schema is current, as every Agent.open does
+        print(json.dumps({"alembic": "alembic" in sys.modules, "checked": "memory.migrate" in sys.modules}))
+        """,
+        database_url,
+    )
+
+    assert found == {"alembic": False, "checked": True}
