@@ -108,7 +108,11 @@ def _revisions(listing: tuple[tuple[str, int], ...], folder: Path) -> dict[str, 
 def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, object]:
     """The literal values a module assigns to ``names`` at its top level."""
     found: dict[str, object] = {}
-    for statement in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+    try:
+        module = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"migration file {path} cannot be read: {exc}") from None
+    for statement in module.body:
         target, value = (
             (statement.targets[0], statement.value)
             if isinstance(statement, ast.Assign) and len(statement.targets) == 1

@@ -49,3 +49,10 @@ def test_a_revision_that_is_not_a_literal_is_refused_by_name(tmp_path):
 
     with pytest.raises(ConfigError, match=r"odd.py: `revision` must be a literal"):
         head_revisions(History("alembic_version_odd", tmp_path))
+
+
+def test_a_migration_file_that_does_not_parse_is_named_in_a_clear_error(tmp_path):
+    (tmp_path / "broken.py").write_text('revision = "x"\ndef upgrade(:\n')
+
+    with pytest.raises(ConfigError, match=r"migration file .*broken.py cannot be read"):
+        head_revisions(History("alembic_version_broken", tmp_path))
