@@ -217,7 +217,7 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
         queries = [variant(text) for text in STORED] + list(UNRELATED)
 
         stage_one.lookup(scope, "What time is it in Tokyo?", route=ROUTE)  # its index, from the file just saved
-        verified, fresh, model, found = _fresh_lookups(cache, stage_one, scope, queries)
+        verified, fresh, model, found = _fresh_lookups(cache, stage_one, embedder, scope, queries)
         embedded = [
             _timed(stage_one.lookup, scope, text, route=ROUTE)[0] for _ in range(EMBEDDED_ROUNDS) for text in queries
         ]
@@ -277,14 +277,14 @@ def measure_search(size: int, workdir: Path) -> dict[str, Any]:
 
 
 def _fresh_lookups(
-    cache: Any, stage_one: Any, scope: str, queries: Sequence[str]
+    cache: Any, stage_one: Any, embedder: Any, scope: str, queries: Sequence[str]
 ) -> tuple[list[float], list[float], list[float], list[Any]]:
     """Per query, interleaved: ``cache.lookup`` (verifier on) of the query, ``stage_one.lookup`` (verifier off)
     of another wording never seen (the two share the embedding layer), and the embedding model alone on a third
     (its speed depends on what ran just before). Seconds of each, and the verified lookups' results."""
     verified, fresh, model, found = [], [], [], []
     for text in queries:
-        model.append(_timed(default_embedder().encode, [f"{text} (once more)"])[0])
+        model.append(_timed(embedder.encode, [f"{text} (once more)"])[0])
         elapsed, result = _timed(cache.lookup, scope, text, route=ROUTE)
         verified.append(elapsed)
         found.append(result)

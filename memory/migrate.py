@@ -113,24 +113,21 @@ def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, object]:
     except (SyntaxError, UnicodeDecodeError) as exc:
         raise ConfigError(f"migration file {path} cannot be read: {exc}") from None
     for statement in module.body:
-        target, value = (
-            (statement.targets[0], statement.value)
-            if isinstance(statement, ast.Assign) and len(statement.targets) == 1
-            else (statement.target, statement.value)
-            if isinstance(statement, ast.AnnAssign)
-            else (None, None)
-        )
-        if isinstance(target, ast.Name) and target.id in names and value is not None:
-            try:
-                found[target.id] = ast.literal_eval(value)
-            except ValueError:
-                raise ConfigError(f"{path}: `{target.id}` must be a literal, as Alembic writes it") from None
+        match statement:
+            case (
+                ast.Assign(targets=[ast.Name(id=name)], value=value)
+                | ast.AnnAssign(target=ast.Name(id=name), value=value)
+            ) if name in names and value is not None:
+                try:
+                    found[name] = ast.literal_eval(value)
+                except ValueError:
+                    raise ConfigError(f"{path}: `{name}` must be a literal, as Alembic writes it") from None
     return found
 
 
 def head_revision(history: History = CORE) -> str | None:
     """The head of ``history`` (None before its first migration); several heads are joined by commas."""
-    return ",".join(sorted(head_revisions(history))) or None
+    return _named(head_revisions(history))
 
 
 def current_revisions(engine: Engine, history: History = CORE) -> frozenset[str]:
@@ -144,7 +141,12 @@ def current_revisions(engine: Engine, history: History = CORE) -> frozenset[str]
 
 def current_revision(engine: Engine, history: History = CORE) -> str | None:
     """The revision the database is at for ``history`` (None before its first upgrade), as :func:`head_revision`."""
-    return ",".join(sorted(current_revisions(engine, history))) or None
+    return _named(current_revisions(engine, history))
+
+
+def _named(revisions: frozenset[str]) -> str | None:
+    """Revisions as one name: None for none, several joined by commas in sorted order."""
+    return ",".join(sorted(revisions)) or None
 
 
 def upgrade(engine: Engine, modules: Iterable[str] = ()) -> str | None:

@@ -163,7 +163,9 @@ class LocalModel:
         self._model()
 
     def _model(self) -> _LoadedModel:
-        return _load(self.settings)
+        """The process-wide Llama for these settings, loaded on first use."""
+        settings = self.settings
+        return _open(settings.cache_path, settings.context_window, settings.threads)
 
     def events(self, request: LocalRequest, stop: threading.Event) -> Generator[str, None, Outcome]:
         """Yield answer text as it is generated; return the whole outcome."""
@@ -207,11 +209,6 @@ class LocalModel:
             arguments_prompt = _prompt(model, asked, opening, fixed)
             arguments = drain(_generate(model, arguments_prompt, request, stop, grammar=grammar, temperature=0.0))
             return combined_outcome(arguments, decision, tool_name=tool["name"])
-
-
-def _load(settings: LocalModelSettings) -> _LoadedModel:
-    """The process-wide Llama for these settings, loaded on first use."""
-    return _open(settings.cache_path, settings.context_window, settings.threads)
 
 
 @load_once
