@@ -198,11 +198,15 @@ class LedgerStall:
                 while not self.dropped:
                     assert time.monotonic() < deadline, "no statement of the worker ever waited for the lock"
                     waiting = admin.execute(
-                        "SELECT pid, query FROM pg_stat_activity"
-                        " WHERE application_name = %s AND wait_event_type = 'Lock' AND pid <> %s",
+                        "SELECT pid FROM pg_stat_activity"
+                        " WHERE application_name = %s AND %s = ANY(pg_blocking_pids(pid))",
                         (application, holder.info.backend_pid),
                     ).fetchall()
-                    for pid, query in waiting:
+                    for (pid,) in waiting:
+                        # Read again: a row of pg_stat_activity pairs the query text of one moment with the wait of
+                        # a later one, so the statement before the blocked one could be named. The backend is
+                        # still blocked now, so this read names the statement that waits.
+                        (query,) = admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
                         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
                         self.dropped.append(query)
                     time.sleep(0.01)
