@@ -3,9 +3,9 @@
 A reservation is one transaction of conditional updates, ``reserved + :amount``
 only ``WHERE used + reserved + :amount <= :limit``, in a fixed row order (no
 deadlocks between workers). If any row refuses, nothing is reserved. So any
-number of concurrent callers can never together exceed a cap. Usually all rows
-change in one statement; a scope's first use (its row does not exist yet) or a
-refusal goes row by row, to create the row or to name the cap that refused.
+number of concurrent callers can never together exceed a cap. All rows change in
+one statement; the rows this process has not seen yet (a scope's first use) are
+created empty just before, and a refusal goes row by row, to name the cap that refused.
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from sqlalchemy import TextClause, bindparam, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from memory.tables import BudgetReservation, BudgetUsage, table_of
-from memory.upsert import insert_ignore
+from memory.upsert import insert_ignore, insert_ignore_many
 
 USAGE = table_of(BudgetUsage)
 RESERVATIONS = table_of(BudgetReservation)
+# Usage rows a process remembers having seen (each run and minute brings new ones): past this it starts over,
+# which costs only one more insert-if-missing per row.
+KNOWN_ROWS_MAX = 50_000
 
 # Every model and tool call reserves and settles about ten rows: the statements are built once, with bound
 # parameters, because building one costs about ten times what the database takes to run it.
@@ -119,21 +122,42 @@ class _Refused(Exception):
 class LedgerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # (scope, resource) rows known to exist: a reservation creates only the others, in one statement. A row
+        # deleted meanwhile is no risk: the update then changes fewer rows and the row-by-row path creates it.
+        self._known: set[tuple[str, str]] = set()
 
     def reserve(
         self, reservation_id: str, run_id: str | None, entries: list[Entry], *, expires_at: float, now: float
     ) -> Refusal | None:
         """Hold every amount or none; ``None`` when the reservation was taken."""
         ordered = sorted(entries, key=lambda e: (e.scope, e.resource))
+        self._create_missing(ordered, now)
         try:
             self._hold(reservation_id, run_id, ordered, expires_at=expires_at, now=now, row_by_row=False)
-        except _Refused:  # a scope's first use or a refusal: rolled back, and tried again row by row
+        except _Refused:  # a refusal (or a row deleted meanwhile): rolled back, and tried again row by row
             try:
                 self._hold(reservation_id, run_id, ordered, expires_at=expires_at, now=now, row_by_row=True)
             except _Refused as refused:  # the transaction rolled back: nothing is held
                 assert refused.refusal is not None
                 return refused.refusal
         return None
+
+    def _create_missing(self, ordered: list[Entry], now: float) -> None:
+        """Create the usage rows not seen yet, empty, in a transaction of their own: inserted inside the
+        reservation's, they would be held before the rows it locks first, and two workers could each wait for a
+        row the other holds."""
+        fresh = [(e.scope, e.resource) for e in ordered if (e.scope, e.resource) not in self._known]
+        if not fresh:
+            return
+        with self.engine.begin() as connection:
+            insert_ignore_many(
+                connection,
+                USAGE,
+                [{"scope": s, "resource": r, "used": 0.0, "reserved": 0.0, "updated_at": now} for s, r in fresh],
+            )
+        if len(self._known) > KNOWN_ROWS_MAX:
+            self._known.clear()
+        self._known.update(fresh)
 
     def _hold(
         self,
@@ -169,10 +193,10 @@ class LedgerStore:
 
     @staticmethod
     def _take(connection: Connection, entry: Entry, now: float) -> bool:
-        """Hold ``entry.amount`` in its row if the cap allows; the row is created on the scope's first use.
+        """Hold ``entry.amount`` in its row if the cap allows, creating the row if it is missing.
 
-        The update comes first and the insert only when it took nothing: a scope's row exists on every call but
-        its first, so the common case is one statement."""
+        The update comes first and the insert only when it took nothing: this path follows a refusal, so the row
+        usually exists."""
         take = {
             "b_scope": entry.scope,
             "b_resource": entry.resource,

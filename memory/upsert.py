@@ -26,6 +26,11 @@ def _ignore_statement(dialect: str, table: Table) -> Any:
     return _insert(dialect, table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
+@cache
+def _ignore_many_statement(dialect: str, table: Table) -> Any:
+    return _insert(dialect, table).on_conflict_do_nothing()
+
+
 def add_statement(dialect: str, table: Table, keys: dict[str, Any], counters: dict[str, int]) -> Any:
     """The statement of :func:`insert_or_add` for these columns, to execute with ``keys | counters``."""
     return _add_statement(dialect, table, tuple(keys), tuple(counters))
@@ -43,6 +48,11 @@ def _add_statement(dialect: str, table: Table, keys: tuple[str, ...], counters: 
 def insert_ignore(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert unless the primary key exists; True when this call inserted the row."""
     return connection.execute(_ignore_statement(connection.dialect.name, table), values).first() is not None
+
+
+def insert_ignore_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert each of ``rows`` (all with the same columns) unless its primary key exists, in one statement."""
+    connection.execute(_ignore_many_statement(connection.dialect.name, table), rows)
 
 
 def insert_or_add(connection: Connection, table: Table, keys: dict[str, Any], counters: dict[str, int]) -> None:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 from conftest import run
-from sqlmodel import Session, select
+from sqlmodel import Session, delete, select
 
 from app.limits.ledger import BlastRadius, Scope
 from app.services import build_services
@@ -15,7 +15,7 @@ from core.errors import BudgetExceeded
 from examples.support_desk.tables import DemoOrder
 from graph.agent import Agent
 from memory.ledger import LedgerStore
-from memory.tables import Alert, ModelCall
+from memory.tables import Alert, BudgetUsage, ModelCall
 
 SCOPE = Scope(run_id="run-1", thread_id="thread-1", tenant_id="acme")
 
@@ -64,6 +64,21 @@ def test_settling_replaces_the_worst_case_with_the_real_usage(database_url):
     ledger.reserve(SCOPE, {"tokens": 880})  # 120 used + 880 = the cap exactly
     with pytest.raises(BudgetExceeded):
         ledger.reserve(SCOPE, {"tokens": 1})
+
+
+def test_usage_rows_deleted_behind_the_ledgers_back_are_created_again_and_still_capped(database_url):
+    ledger = limiter(database_url, request={"tool_calls": 2})
+    ledger.settle(ledger.reserve(SCOPE, {"tool_calls": 1}), {"tool_calls": 1})  # the ledger now knows the rows
+    with Session(ledger.store.engine) as session:  # an operator prunes the table
+        session.exec(delete(BudgetUsage))
+        session.commit()
+
+    ledger.reserve(SCOPE, {"tool_calls": 1})
+    ledger.reserve(SCOPE, {"tool_calls": 1})
+    with pytest.raises(BudgetExceeded, match=r"tool_calls cap of request:run-1 reached"):
+        ledger.reserve(SCOPE, {"tool_calls": 1})
+    held = {(row.scope, row.resource): row.reserved for row in ledger.store.usage("request:")}
+    assert held == {("request:run-1", "tool_calls"): 2.0}
 
 
 def test_a_dead_workers_reservation_is_released_when_its_lease_expires(database_url):

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.errors import CircuitOpen
-from memory.breakers import BreakerStore
-from memory.tables import Breaker
+from memory.breakers import BreakerRow, BreakerStore
 
 Outcome = Literal["success", "failure", "slow", "ignored"]
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -105,7 +104,7 @@ class CircuitBreakers:
                 return Permit(name, probe=True, issued_at=now)
 
     @staticmethod
-    def _stale_deadline(row: Breaker, policy: BreakerPolicy, now: float) -> dict[str, object] | None:
+    def _stale_deadline(row: BreakerRow, policy: BreakerPolicy, now: float) -> dict[str, object] | None:
         """A cooldown or a probe's lease that ends later than its full length from now was set by a clock that
         has since jumped back: left alone it would last as long as the jump (a day ahead: a day refusing every
         call). Such a deadline restarts from now at its full length; None when every deadline is plausible."""
@@ -171,7 +170,7 @@ class CircuitBreakers:
             changes = {"state": OPEN, "trips": 1, "open_until": now + policy.cooldown(1), "permits_taken": 0}
             self._change(row, changes, reason, now)
 
-    def _change(self, row: Breaker, changes: dict[str, object], reason: str | None, now: float) -> bool:
+    def _change(self, row: BreakerRow, changes: dict[str, object], reason: str | None, now: float) -> bool:
         if not self.store.compare_and_set(row, changes, reason=reason, now=now):
             return False
         new_state = str(changes.get("state", row.state))
