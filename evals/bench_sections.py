@@ -284,7 +284,9 @@ SQLite itself was executing or committing. Times are each row's share of the sam
 sampled step; the span exporter's batch thread is not sampled. Sampling slows a step, and a busy machine
 the waits most (a sampled step: Firebreak {breakdown["firebreak"]["sampled_ms_per_step"]:.2f} ms, the peer
 {breakdown["peer"]["sampled_ms_per_step"]:.2f} ms; timed above: {overhead["firebreak_ms_per_step"]:.2f} ms and
-{overhead["peer_ms_per_step"]:.2f} ms), so compare rows with each other and with other runs' rows.
+{overhead["peer_ms_per_step"]:.2f} ms), so compare rows with each other and with other runs' rows. The sampler
+needs the GIL to look and gets it soonest when the loop thread lets go of it, in SQLite's calls and in waits,
+so the SQL rows are over-weighted: decision 0058 measures what each guard costs by switching it off instead.
 
 | where | Firebreak | share | the peer | share |
 |---|---|---|---|---|
