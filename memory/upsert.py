@@ -21,14 +21,14 @@ def _insert(dialect: str, table: Table) -> Any:
 # dialect and table and executed with its values as parameters: building a SQLAlchemy statement costs about ten
 # times what SQLite takes to run it.
 @cache
-def _ignore_statement(dialect: str, table: Table) -> Any:
-    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy 2.1.
-    return _insert(dialect, table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+def _ignore_many_statement(dialect: str, table: Table) -> Any:
+    return _insert(dialect, table).on_conflict_do_nothing()
 
 
 @cache
-def _ignore_many_statement(dialect: str, table: Table) -> Any:
-    return _insert(dialect, table).on_conflict_do_nothing()
+def _ignore_statement(dialect: str, table: Table) -> Any:
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy 2.1.
+    return _ignore_many_statement(dialect, table).returning(*table.primary_key.columns)
 
 
 def add_statement(dialect: str, table: Table, keys: dict[str, Any], counters: dict[str, int]) -> Any:
