@@ -1,7 +1,8 @@
 """What the pair verifier trains on: the Example, the frame table's row, shared slot values, STS-B's train pairs.
 
 ``python -m evals.train_verifier`` trains on STS-B plus the pairs ``evals/verifier_generate.py`` makes from the
-frame tables (``verifier_frames_support``, ``verifier_frames_everyday``) and the swap tables (``verifier_*_swaps``).
+frame tables (``verifier_frames_support``, ``verifier_frames_everyday``,
+``verifier_frames_unshared``) and the swap tables (``verifier_*_swaps``).
 """
 
 from __future__ import annotations

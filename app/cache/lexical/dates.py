@@ -35,8 +35,10 @@ _DAY_WORDS = {
 }
 _RELATIVE = re.compile(r"\b(this|next|last|previous|coming)\s+(week|month|year|weekend)\b", re.I)
 _SAME_OR_NEXT_DAY = re.compile(r"\b(same|next)[\s-]day\b", re.I)
-# "may" is a month only where a month fits: "in May", "May 5", "since may"; otherwise it is the verb.
-_MAY_AS_MONTH = frozenset({"in", "of", "since", "until", "till", "by", "during", "early", "mid", "late", "from"})
+# A month name that is also a common word ("may" the verb, "march" the walk) is a month only where a month fits:
+# "in May", "since march" (with a day or a year it was read above as a date); otherwise it is the word.
+_WORD_OR_MONTH = frozenset({"may", "march"})
+_BEFORE_A_MONTH = frozenset({"in", "of", "since", "until", "till", "by", "during", "early", "mid", "late", "from"})
 
 
 def date_spans(text: str) -> list[tuple[int, int, str]]:
@@ -76,6 +78,10 @@ def day_of(word: str) -> str | None:
     return _WEEKDAYS.get(singular) or _DAY_WORDS.get(singular)
 
 
+def _after_a_month_word(words: list[str], index: int) -> bool:
+    return index > 0 and words[index - 1] in _BEFORE_A_MONTH
+
+
 @functools.lru_cache(maxsize=4096)
 def _dates(text: str) -> frozenset[str]:
     text = normalise(text)
@@ -92,10 +98,8 @@ def _dates(text: str) -> frozenset[str]:
         day = day_of(word)
         if day:
             found.add(day)
-        elif word in _MONTH_NAMES and word != "may":
+        elif word in _MONTH_NAMES and (word not in _WORD_OR_MONTH or _after_a_month_word(words, index)):
             found.add(word)
-        elif word == "may" and index > 0 and words[index - 1] in _MAY_AS_MONTH:
-            found.add("may")
     return frozenset(found)
 
 

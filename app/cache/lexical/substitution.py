@@ -14,10 +14,24 @@ _STOPWORDS |= {"what's", "where's", "how's", "who's", "that's", "it's", "i", "i'
 _STOPWORDS |= {"there", "here", "some", "all", "just", "get", "got", "need", "want", "please", "yet", "now", "ever"}
 
 
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    """A crude English stem, enough to tell inflections apart from other words: "cutting" and "cut" are "cut",
+    "practicing" and "practices" are "practic"."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    word = word.removesuffix("e") if len(word) > 3 else word
+    return word[:-1] if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiou" else word
+
+
 def _variant(old: str, new: str) -> bool:
-    """The same word inflected ("spider", "spiders") or misspelt ("retrun", "return")."""
+    """The same word inflected ("spider", "spiders"; "cutting", "cut") or misspelt ("retrun", "return")."""
     shared = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
-    inflected = shared >= 4 and shared >= min(len(old), len(new)) - 1
+    inflected = (shared >= 4 and shared >= min(len(old), len(new)) - 1) or _stem(old) == _stem(new)
     return inflected or SequenceMatcher(None, old, new).ratio() >= 0.8
 
 
