@@ -2,7 +2,7 @@
 
 ``python -m evals.train_verifier`` trains on STS-B plus the pairs ``evals/verifier_generate.py`` makes from the
 frame tables (``verifier_frames_support``, ``verifier_frames_everyday``,
-``verifier_frames_unshared``) and the swap tables (``verifier_*_swaps``).
+``verifier_frames_accounts``, ``verifier_frames_services``) and the swap tables (``verifier_*_swaps``).
 """
 
 from __future__ import annotations

@@ -7,15 +7,16 @@ import re
 
 from evals.verifier_aspect_swaps import aspect_pairs
 from evals.verifier_data import SEED, SLOT_KIND, Example, Frame, reword
+from evals.verifier_frames_accounts import ACCOUNT_FRAMES
 from evals.verifier_frames_everyday import EVERYDAY_FRAMES
+from evals.verifier_frames_services import SERVICE_FRAMES
 from evals.verifier_frames_support import SUPPORT_FRAMES
-from evals.verifier_frames_unshared import UNSHARED_FRAMES
 from evals.verifier_order_swaps import order_pairs
 from evals.verifier_target_swaps import target_pairs
 
 SAMPLES_PER_FRAME = 10
 # In this order: the seeded generator walks the frames by index (new tables go last, so earlier pairs stay).
-FRAMES: list[Frame] = [*SUPPORT_FRAMES, *EVERYDAY_FRAMES, *UNSHARED_FRAMES]
+FRAMES: list[Frame] = [*SUPPORT_FRAMES, *EVERYDAY_FRAMES, *ACCOUNT_FRAMES, *SERVICE_FRAMES]
 
 NEGATIONS = [
     ("Can I ", "Can't I "),
