@@ -212,9 +212,11 @@ def cache_store(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, An
     services: StoreNeeds = ctx.services
     span = trace.get_current_span()
     cached = state.get("cache") or {}
-    calls = services.runs.model_calls(ctx.run_id)
     # No scope: the cache is off, the question had write intent, or the run began before scopes were per user.
-    skipped = "not_looked_up" if not cached.get("user_scope") else degraded(state, ctx, services.plans, calls)
+    # Then nothing is stored, and the run's model calls are not read.
+    scoped = bool(cached.get("user_scope"))
+    calls = services.runs.model_calls(ctx.run_id) if scoped else []
+    skipped = degraded(state, ctx, services.plans, calls) if scoped else "not_looked_up"
     if skipped is not None:
         span.set_attribute("firebreak.cache.store_skipped", skipped)
         return {}

@@ -124,6 +124,23 @@ def test_an_answer_built_from_a_per_user_tool_is_served_to_its_user_and_to_nobod
 
 
 @doors
+def test_a_question_that_swaps_the_roles_of_a_cached_one_is_answered_by_the_model_not_the_cache(
+    door: str, tmp_path: Path, write_script: ScriptWriter
+) -> None:
+    where = Deployment(f"sqlite:///{tmp_path / 'firebreak.db'}", tmp_path)  # the semantic cache on, as shipped
+    cached = "Is the premium plan cheaper than the basic plan?"
+    swapped = "Is the basic plan cheaper than the premium plan?"  # near 1.0 by embedding: the verifier must refuse
+
+    first = through(door, where, write_script({"text": "Yes: premium is cheaper."}, name="first.jsonl"), cached)
+    other = through(door, where, write_script({"text": "No: basic costs more."}, name="other.jsonl"), swapped)
+    again = through(door, where, write_script(name="none.jsonl"), cached)
+
+    assert (first.status, other.status, again.status) == ("answered", "answered", "answered")
+    assert "basic costs more" in other.text and "premium is cheaper" not in other.text
+    assert "premium is cheaper" in again.text  # the cache was on and kept the first answer: its script has no reply
+
+
+@doors
 def test_a_write_an_injected_partner_reply_asked_for_waits_for_a_reviewer_whatever_its_score(
     door: str, tmp_path: Path, write_script: ScriptWriter
 ) -> None:
