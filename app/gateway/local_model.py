@@ -31,6 +31,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from app.gateway.calls import TokenSink
+from app.gateway.grammar_first import GrammarFirstLlama
 from app.gateway.local_outcome import FinishReason, Outcome, Phase, combined_outcome
 from app.gateway.local_prompt import (
     AFTER_RESULT_NOTE,
@@ -218,7 +219,7 @@ def _open(cache_path: Path, context_window: int, threads: int) -> _LoadedModel:
     except Exception as exc:
         raise _failure("server", f"the local model's weights are unavailable: {exc}") from exc
     try:
-        llama = llama_cpp.Llama(
+        llama = GrammarFirstLlama(
             model_path=str(path),
             n_ctx=context_window,
             n_threads=threads,
