@@ -174,7 +174,9 @@ def measure_chat_turns(settings: Settings, rounds: int = ROUNDS) -> dict[str, An
     Per round, interleaved: Firebreak answers the chat question, the bare model answers the messages
     Firebreak's model call got; then the same for the tool question (Firebreak: one tool call, then the
     answer; the bare model: the same two generations, from the messages of Firebreak's two model calls).
-    One warm-up turn each first. Figures are medians over ``rounds``; the ratios are what the targets name.
+    One warm-up turn each first. Times are medians over ``rounds``; a ratio, what the targets name, is the median
+    of the rounds' ratios: the answer is sampled, so its length changes from round to round, and only a round's
+    two sides made generations of the same length.
     """
     with tempfile.TemporaryDirectory(prefix="firebreak-bench-") as folder:
         agent_settings = load_settings(
@@ -205,7 +207,9 @@ async def _measure_chat_turns(settings: Settings, rounds: int) -> dict[str, Any]
     figures: dict[str, Any] = {key: round(statistics.median(values), 3) for key, values in samples.items()}
     for name in ("chat", "tool"):
         turn, replies = last[name]
-        figures[f"{name}_turn_vs_bare_model"] = round(figures[f"{name}_turn_s"] / figures[f"{name}_bare_s"], 2)
+        ratios = [t / b for t, b in zip(samples[f"{name}_turn_s"], samples[f"{name}_bare_s"], strict=True)]
+        figures[f"{name}_turn_vs_bare_model"] = round(statistics.median(ratios), 2)
+        figures[f"{name}_turn_vs_bare_rounds"] = [round(ratio, 3) for ratio in ratios]
         figures[f"{name}_tool_calls"] = len(turn.tool_calls)
         figures[f"{name}_completion_tokens"] = turn.completion_tokens
         figures[f"{name}_bare_prompt_tokens"] = [reply.prompt_tokens for reply in replies]
