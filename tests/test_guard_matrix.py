@@ -31,8 +31,9 @@ NO_CACHE = {"cache": {"enabled": False}}
 doors = pytest.mark.parametrize("door", sorted(DOORS))
 
 
-def deployment(tmp_path: Path, **overrides: object) -> Deployment:
-    return Deployment(f"sqlite:///{tmp_path / 'firebreak.db'}", tmp_path, {**NO_CACHE, **overrides})
+def deployment(tmp_path: Path, *, cache: bool = False, **overrides: object) -> Deployment:
+    """One SQLite deployment; ``cache``: the semantic cache on, as shipped."""
+    return Deployment(f"sqlite:///{tmp_path / 'firebreak.db'}", tmp_path, {**({} if cache else NO_CACHE), **overrides})
 
 
 def tools_run(database_url: str, run_id: str) -> list[str]:
@@ -108,7 +109,7 @@ def test_a_conversation_another_run_holds_is_refused_and_runs_nothing(
 def test_an_answer_built_from_a_per_user_tool_is_served_to_its_user_and_to_nobody_else(
     door: str, tmp_path: Path, write_script: ScriptWriter
 ) -> None:
-    where = Deployment(f"sqlite:///{tmp_path / 'firebreak.db'}", tmp_path)  # the semantic cache on, as shipped
+    where = deployment(tmp_path, cache=True)
     question = "What is the status of my order 1?"
 
     def answered_by_the_model(user: str) -> str:
@@ -127,7 +128,7 @@ def test_an_answer_built_from_a_per_user_tool_is_served_to_its_user_and_to_nobod
 def test_a_question_that_swaps_the_roles_of_a_cached_one_is_answered_by_the_model_not_the_cache(
     door: str, tmp_path: Path, write_script: ScriptWriter
 ) -> None:
-    where = Deployment(f"sqlite:///{tmp_path / 'firebreak.db'}", tmp_path)  # the semantic cache on, as shipped
+    where = deployment(tmp_path, cache=True)
     cached = "Is the premium plan cheaper than the basic plan?"
     swapped = "Is the basic plan cheaper than the premium plan?"  # near 1.0 by embedding: the verifier must refuse
 
