@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -163,3 +164,15 @@ def test_opening_services_on_a_current_schema_does_not_import_alembic(tmp_path):
     )
 
     assert found == {"alembic": False, "checked": True}
+
+
+def test_make_compiles_every_package_the_project_ships_ahead_of_its_processes():
+    """Where PYTHONDONTWRITEBYTECODE is set, a package left out of the Makefile's list is compiled by every process."""
+    makefile = (ROOT / "Makefile").read_text()
+    compiled = re.search(r"^PACKAGES := (.+)$", makefile, re.MULTILINE)
+    shipped = re.search(r"^include = \[(.+)\]$", (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert compiled and shipped
+
+    assert sorted(compiled.group(1).split()) == sorted(name.strip(' "*') for name in shipped.group(1).split(","))
+    for target in ("run", "test", "bench", "eval"):
+        assert re.search(rf"^{target}: .*\bbytecode\b", makefile, re.MULTILINE), target
