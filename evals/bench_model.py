@@ -29,10 +29,9 @@ from typing import Any, cast
 import litellm
 import llama_cpp
 from langchain_core.messages import AIMessage, AnyMessage
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from app.gateway.local_litellm import register_local_provider
-from app.gateway.local_model import DEFAULT_TOP_P, LOCAL_MODEL, REPEAT_PENALTY, TOP_K
+from app.gateway.local_model import DEFAULT_TOP_P, LOCAL_MODEL, REPEAT_PENALTY, TOP_K, chat_formatter, new_llama
 from app.gateway.model_files import assemble_model
 from core.config import LocalModelSettings, Settings, load_settings
 from core.status import RunStatus
@@ -128,18 +127,9 @@ class BareModel:
     """llama-cpp-python on its own: the chat template renders messages and tool specs, one generation each."""
 
     def __init__(self, settings: LocalModelSettings, tools: list[dict[str, Any]], temperature: float) -> None:
-        self.llama = llama_cpp.Llama(
-            model_path=str(assemble_model(settings.cache_path, progress=False)),
-            n_ctx=settings.context_window,
-            n_threads=settings.threads,
-            n_threads_batch=settings.threads,
-            verbose=False,
-        )
-        self.formatter = Jinja2ChatFormatter(
-            template=self.llama.metadata["tokenizer.chat_template"],
-            eos_token=self.llama.detokenize([self.llama.token_eos()], special=True).decode("utf-8"),
-            bos_token=self.llama.detokenize([self.llama.token_bos()], special=True).decode("utf-8"),
-        )
+        path = assemble_model(settings.cache_path, progress=False)
+        self.llama = new_llama(llama_cpp.Llama, path, settings.context_window, settings.threads)
+        self.formatter = chat_formatter(self.llama)
         self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
         self.tools = tools
         self.temperature = temperature

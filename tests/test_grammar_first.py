@@ -10,6 +10,7 @@ import pytest
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from app.gateway.grammar_first import GrammarFirstLlama, GrammarFirstSampler
+from app.gateway.local_model import new_llama
 from app.gateway.model_files import assemble_model
 from core.config import load_settings
 
@@ -50,14 +51,7 @@ def chatml(question: str) -> str:
 
 def loaded(kind: type[llama_cpp.Llama], **options: int) -> llama_cpp.Llama:
     settings = load_settings().local_model
-    return kind(
-        model_path=str(assemble_model(settings.cache_path, progress=False)),
-        n_ctx=2048,
-        n_threads=settings.threads,
-        n_threads_batch=settings.threads,
-        verbose=False,
-        **options,
-    )
+    return new_llama(kind, assemble_model(settings.cache_path, progress=False), 2048, settings.threads, **options)
 
 
 @pytest.fixture(scope="module")

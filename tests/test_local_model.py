@@ -16,7 +16,7 @@ from litellm.types.utils import ModelResponse
 from app.containment.gate import ModelEstimator, ProposedAction
 from app.gateway import CallContext
 from app.gateway.local_litellm import LocalLLM, register_local_provider
-from app.gateway.local_model import LOCAL_MODEL, PREFIX_STATE_FOLDER
+from app.gateway.local_model import LOCAL_MODEL, PREFIX_STATE_FOLDER, new_llama
 from app.gateway.model_files import MODEL_FILE_NAME, assemble_model, locate_parts, marker_path
 from app.gateway.prefix_state import FORMAT, MIN_PREFIX_TOKENS, PrefixStates
 from app.planning.plan import PLAN_TOOL, Plan, plan_tool_spec
@@ -293,13 +293,8 @@ def chatml(system: str, question: str) -> str:
 
 def fresh_llama(settings: LocalModelSettings) -> llama_cpp.Llama:
     """The model loaded as the provider loads it, with an empty context."""
-    return llama_cpp.Llama(
-        model_path=str(assemble_model(settings.cache_path, progress=False)),
-        n_ctx=settings.context_window,
-        n_threads=settings.threads,
-        n_threads_batch=settings.threads,
-        verbose=False,
-    )
+    path = assemble_model(settings.cache_path, progress=False)
+    return new_llama(llama_cpp.Llama, path, settings.context_window, settings.threads)
 
 
 def greedy(llama: llama_cpp.Llama, prompt: list[int], max_tokens: int = 12) -> str:

@@ -67,6 +67,7 @@ GRAMMAR_MAX_REPEAT = 64  # longer string bounds are left to the tool's own valid
 PREFIX_STATE_FOLDER = "prefix-states"  # under [local_model] cache_dir
 
 _Result = TypeVar("_Result")
+_Llama = TypeVar("_Llama", bound=llama_cpp.Llama)
 
 
 @dataclass(frozen=True)
@@ -219,27 +220,38 @@ def _open(cache_path: Path, context_window: int, threads: int) -> _LoadedModel:
     except Exception as exc:
         raise _failure("server", f"the local model's weights are unavailable: {exc}") from exc
     try:
-        llama = GrammarFirstLlama(
-            model_path=str(path),
-            n_ctx=context_window,
-            n_threads=threads,
-            # llama-cpp-python defaults batch (prompt) threads to every CPU; the setting is meant as the cap.
-            n_threads_batch=threads,
-            verbose=False,
-        )
+        llama = new_llama(GrammarFirstLlama, path, context_window, threads)
     except Exception as exc:
         raise _failure("server", f"llama.cpp could not load {path}: {exc}") from exc
-    template = llama.metadata.get("tokenizer.chat_template")
-    if not template:
+    if not llama.metadata.get("tokenizer.chat_template"):
         raise _failure("server", f"{path} has no chat template in its GGUF metadata")
-    formatter = Jinja2ChatFormatter(
-        template=template,
-        eos_token=llama.detokenize([llama.token_eos()], special=True).decode("utf-8"),
-        bos_token=llama.detokenize([llama.token_bos()], special=True).decode("utf-8"),
-    )
+    formatter = chat_formatter(llama)
     vocab = llama_cpp.llama_model_get_vocab(llama.model)
     prefixes = PrefixStates(llama, cache_path / PREFIX_STATE_FOLDER, path)
     return _LoadedModel(llama, formatter, vocab, threading.Lock(), prefixes)
+
+
+def new_llama(kind: type[_Llama], path: Path, context_window: int, threads: int, **options: Any) -> _Llama:
+    """``kind`` (``llama_cpp.Llama`` or a subclass) over the model file at ``path``, quiet, with ``threads`` for
+    generation and for prompt evaluation alike: llama-cpp-python defaults the latter to every CPU, and the
+    setting is meant as the cap."""
+    return kind(
+        model_path=str(path),
+        n_ctx=context_window,
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+        **options,
+    )
+
+
+def chat_formatter(llama: llama_cpp.Llama) -> Jinja2ChatFormatter:
+    """The chat template of ``llama``'s GGUF metadata, with its own end and start tokens."""
+    return Jinja2ChatFormatter(
+        template=llama.metadata["tokenizer.chat_template"],
+        eos_token=llama.detokenize([llama.token_eos()], special=True).decode("utf-8"),
+        bos_token=llama.detokenize([llama.token_bos()], special=True).decode("utf-8"),
+    )
 
 
 def _generate(
