@@ -134,7 +134,8 @@ def team(
     as_json: JsonOption = False,
 ) -> None:
     """Run the research → writer → reviewer team on a ticket; then `firebreak trace replay` any of its runs.
-    Exit 0 when approved, 3 when a member waits for a reviewer (answer, then `--resume`), 1 otherwise."""
+    Exit 0 when approved, 3 when a member waits for a reviewer (answer, then `--resume`), 1 otherwise (a member's
+    run that ended without an answer stops the team)."""
     from graph.agent import Agent
     from graph.team import resume_team, run_team
 
@@ -155,7 +156,7 @@ def team(
         echo_json(result.as_dict())
     else:
         typer.echo("\n".join(_team_lines(result)))
-    if result.status == "waiting":  # the team's own status (finished | waiting), not a run's
+    if result.status == "waiting":  # the team's own status (finished | waiting | stopped), not a run's
         raise typer.Exit(3)
     if result.verdict != "approved":
         raise typer.Exit(1)
@@ -173,6 +174,12 @@ def _team_lines(result: Any) -> list[str]:
         lines.append(f"answer: firebreak escalations answer {item['id'][:8]} <answer>")
     if result.status == "waiting":
         lines.append(f"then: firebreak team --resume {result.correlation_id}")
+    elif result.status == "stopped":
+        member = result.stopped_by
+        why = member["error"] or member["answer"] or "no answer"
+        lines.append(f"stopped: the {member['role']} run {member['run_id']} ended {member['status']} ({why})")
+        if member["resumable"]:
+            lines.append(f"to try it again: firebreak team --resume {result.correlation_id}")
     else:
         lines.append(f"verdict: {result.verdict} after {result.rounds} round(s) · correlation {result.correlation_id}")
     return lines

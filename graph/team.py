@@ -14,7 +14,9 @@ where it stopped (:func:`resume_team`) without running a finished member again: 
 after it stopped to wait. A member whose run waits for a person (a gated write goes to a reviewer: the team
 has no chat user to confirm anything) stops the team in a visible ``waiting`` state with the escalations it
 waits for; once they are answered (``firebreak escalations answer`` finishes the member's run), resuming the
-team goes on from there.
+team goes on from there. A member whose run ends without an answer (the safety breaker, a budget cap, a
+failure) stops the team the same way, ``stopped``: no later member works from what that run left. Resuming
+tries a run that failed on the way again (as the queue would); a deliberate stop stays stopped (decision 0063).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from langgraph.types import Command, interrupt
 from opentelemetry.trace import SpanKind
 
 from core.errors import FirebreakError
-from core.status import RunStatus
+from core.status import RESUMABLE, RunStatus, is_error
 from graph.agent import Agent
 from graph.results import escalation_view
 
@@ -71,8 +73,11 @@ class TeamResult:
     verdict: str
     rounds: int
     runs: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "finished"  # finished | waiting (a member's run waits for a person: see waiting_for)
+    # finished | waiting (a member's run waits for a person: see waiting_for) | stopped (a member's run ended
+    # without an answer: see stopped_by)
+    status: str = "finished"
     waiting_for: list[dict[str, Any]] = field(default_factory=list)  # open escalations, with role and run_id
+    stopped_by: dict[str, Any] | None = None  # the member run that stopped it, and whether a resume retries it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +88,7 @@ class TeamResult:
             "rounds": self.rounds,
             "runs": self.runs,
             "waiting_for": self.waiting_for,
+            "stopped_by": self.stopped_by,
         }
 
 
@@ -114,7 +120,8 @@ def _supervisor(agent: Agent, correlation: str) -> StateGraph[TeamState]:
 
     async def turn(role: str, state: TeamState) -> dict[str, Any]:
         """This role's next run: started, continued after its process died, or read back once finished. While
-        it waits for a person the team stops here (an interrupt) and looks again when resumed."""
+        it waits for a person, or once it ended without an answer, the team stops here (an interrupt) and looks
+        again when resumed; a run that failed on the way is tried again then."""
         done = state.get("runs") or []
         run_id = member_run_id(correlation, role, sum(entry["role"] == role for entry in done))
         run = runs.get(run_id)
@@ -131,12 +138,12 @@ def _supervisor(agent: Agent, correlation: str) -> StateGraph[TeamState]:
                 agent=role,
                 correlation_id=correlation,
             )
-        elif run.status == RunStatus.RUNNING:
-            await agent.resume(run_id)  # the team's process died during this turn
+        elif run.status == RunStatus.RUNNING or run.status in RESUMABLE:
+            await agent.resume(run_id)  # the team's process died during this turn, or the run failed on the way
         run = runs.get(run_id)
-        while run is not None and run.status == RunStatus.WAITING:
+        while run is not None and (run.status == RunStatus.WAITING or is_error(run.status)):
             interrupt({"role": role, "run_id": run_id})
-            run = runs.get(run_id)  # resumed: answered meanwhile, or still waiting (then interrupt again)
+            run = runs.get(run_id)  # resumed: answered meanwhile, or still waiting or stopped (interrupt again)
         assert run is not None
         return {"role": role, "run_id": run_id, "status": run.status, "answer": run.answer}
 
@@ -239,19 +246,31 @@ async def _drive(agent: Agent, correlation: str, graph_input: TeamState | Comman
 def _result(agent: Agent, correlation: str, state: Any) -> TeamResult:
     """The team run as its checkpoint has it: finished, or waiting for the escalations of its interrupted member."""
     values = state.values
-    waiting = [
-        item
-        for task in state.tasks
-        for pause in task.interrupts
-        for item in _waiting_for(agent, pause.value["role"], pause.value["run_id"])
-    ]
-    paused = any(task.interrupts for task in state.tasks)
+    paused = [pause.value for task in state.tasks for pause in task.interrupts]
+    waiting = [item for pause in paused for item in _waiting_for(agent, pause["role"], pause["run_id"])]
+    stopped = [member for pause in paused if (member := _stopped_member(agent, pause)) is not None]
     return TeamResult(
         correlation,
         values["ticket"],
         values.get("verdict", ""),
         values.get("rounds", 0),
         values.get("runs", []),
-        status="waiting" if paused else "finished",
+        status="stopped" if stopped else "waiting" if paused else "finished",
         waiting_for=waiting,
+        stopped_by=stopped[0] if stopped else None,
     )
+
+
+def _stopped_member(agent: Agent, pause: dict[str, Any]) -> dict[str, Any] | None:
+    """The paused member's run if it ended without an answer; ``resumable``: a resume of the team retries it."""
+    run = agent.services.runs.get(pause["run_id"])
+    if run is None or not is_error(run.status):
+        return None
+    return {
+        "role": pause["role"],
+        "run_id": run.id,
+        "status": run.status,
+        "answer": run.answer,
+        "error": run.error,
+        "resumable": run.status in RESUMABLE,
+    }

@@ -6,10 +6,15 @@ scripted model stands in for the provider, one script line per model call in the
 
 from __future__ import annotations
 
-from conftest import run
+import json
 
+from conftest import run
+from test_cli import firebreak
+
+from app.services import prepare_database
+from core.config import load_settings
 from graph.agent import Agent
-from graph.team import run_team
+from graph.team import resume_team, run_team
 from memory.shared_state import EntityStore
 
 ROUTE = "scripted/demo"
@@ -146,3 +151,77 @@ def test_a_persons_run_neither_sees_nor_calls_the_teams_ticket_tools(database_ur
     assert result.answer == "I cannot change tickets."
     assert "ticket_update" not in {spec["function"]["name"] for spec in chat_tools.specs()}
     assert tickets.get("default", "ticket", "T-1").data == {"status": "open"}
+
+
+CARD_FINDINGS = {"expect": "You are the research agent", "text": "Findings: the card on file is 4111 1111 1111 1111."}
+
+
+def test_a_member_the_safety_breaker_stops_ends_the_team_and_no_later_member_runs(
+    database_url, make_settings, write_script
+):
+    # One script line: a writer or reviewer that ran would find the script used up and fail the run instead.
+    settings = make_settings(database_url, script=write_script(CARD_FINDINGS))
+
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            tickets = EntityStore(agent.services.engine)
+            tickets.create("default", "ticket", "T-1", {"subject": "Where is order 42?"}, actor="intake")
+            result = await run_team(agent, "Answer the customer about order 42", ticket="T-1", route=ROUTE)
+            agent.services.gateway.verify_script_consumed()
+            return result, tickets.get("default", "ticket", "T-1")
+
+    result, ticket = run(scenario())
+
+    assert (result.status, result.verdict, result.runs) == ("stopped", "", [])
+    assert result.stopped_by is not None
+    assert (result.stopped_by["role"], result.stopped_by["status"]) == ("research", "terminated")
+    assert "safety breaker" in result.stopped_by["answer"] and result.stopped_by["resumable"] is False
+    assert (ticket.version, ticket.data) == (1, {"subject": "Where is order 42?"})  # nothing drafted from it
+    assert "4111" not in json.dumps(result.as_dict())
+
+
+def test_firebreak_team_says_which_member_stopped_the_team_and_exits_1(sqlite_url, write_script):
+    EntityStore(prepare_database(load_settings(database_url=sqlite_url))).create(
+        "default", "ticket", "T-1", {"subject": "Where is order 42?"}, actor="intake"
+    )
+    env = {"FIREBREAK_DATABASE_URL": sqlite_url, "FIREBREAK_SCRIPT": write_script(CARD_FINDINGS)}
+
+    done = firebreak("team", "--ticket", "T-1", "--model", ROUTE, "Answer the customer", env=env)
+
+    assert done.returncode == 1, done.stderr
+    [stopped] = [line for line in done.stdout.splitlines() if line.startswith("stopped: ")]
+    assert stopped.startswith("stopped: the research run ") and " ended terminated (" in stopped
+    assert "safety breaker" in stopped
+    assert "verdict:" not in done.stdout and "--resume" not in done.stdout and "4111" not in done.stdout
+
+
+def test_a_team_stopped_by_a_member_that_failed_on_the_way_tries_it_again_on_resume_and_finishes(
+    database_url, make_settings, write_script
+):
+    script = write_script(
+        {"expect": "You are the research agent", "error": "server"},  # one attempt: the research run fails
+        {"expect": "You are the research agent", "text": "Findings: order 42 was delivered on Monday."},
+        update(1, {"draft": DRAFT}, expect="You are the writer agent"),
+        CONFIDENT,
+        {"text": "Drafted."},
+        update(2, {"status": "approved"}, expect="You are the reviewer agent"),
+        CONFIDENT,
+        {"text": "APPROVED"},
+    )
+    settings = make_settings(database_url, script=script, retries={"attempts": 1})
+
+    async def scenario():
+        async with Agent.open(settings) as agent:
+            EntityStore(agent.services.engine).create("default", "ticket", "T-1", {"subject": "?"}, actor="intake")
+            stopped = await run_team(agent, "Answer the customer about order 42", ticket="T-1", route=ROUTE)
+            finished = await resume_team(agent, stopped.correlation_id)
+            agent.services.gateway.verify_script_consumed()
+            return stopped, finished
+
+    stopped, finished = run(scenario())
+
+    assert stopped.status == "stopped" and stopped.stopped_by is not None
+    assert (stopped.stopped_by["status"], stopped.stopped_by["resumable"]) == ("failed", True)
+    assert (finished.status, finished.verdict, finished.stopped_by) == ("finished", "approved", None)
+    assert [member["role"] for member in finished.runs] == ["research", "writer", "reviewer"]
+    assert finished.runs[0]["run_id"] == stopped.stopped_by["run_id"]  # the same run, resumed, not a new one

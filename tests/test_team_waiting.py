@@ -260,8 +260,11 @@ def test_firebreak_team_on_the_shipped_config_and_the_embedded_model_finishes_or
     team = firebreak("team", "--ticket", "T-1", "--json", "Answer the customer about order 42", env=env, timeout=280)
 
     result = json.loads(team.stdout)
-    outcome = "waiting" if result["status"] == "waiting" else result["verdict"]
-    assert (outcome, team.returncode) in {("waiting", 3), ("approved", 0), ("revise", 1)}, team.stderr
+    outcome = result["status"] if result["status"] in ("waiting", "stopped") else result["verdict"]
+    visible = {("waiting", 3), ("stopped", 1), ("approved", 0), ("revise", 1)}
+    assert (outcome, team.returncode) in visible, team.stderr
     if outcome == "waiting":
         assert result["waiting_for"] and all(item["audience"] == "reviewer" for item in result["waiting_for"])
+    if outcome == "stopped":  # the 0.5B model's run ended without an answer: the team says whose, and stops there
+        assert result["stopped_by"]["status"] not in ("answered", "running", "waiting")
     assert all(member["status"] != "running" for member in result["runs"])

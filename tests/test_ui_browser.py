@@ -28,14 +28,15 @@ from playwright.sync_api import Browser, Page, expect
 from test_canary import canary_settings, traffic
 
 from app.operators import hash_token
-from app.services import build_services
-from core.config import Settings
+from app.services import build_services, prepare_database
+from core.config import Settings, load_settings
 from evals.browser import chromium, chromium_path, free_port
 from evals.browser import serve as serve_ui
 from evals.state import PRICING_DOWN, seed_replan_script
 from graph.agent import Agent
 from graph.worker import Worker, submit
 from memory.queue import QueueStore
+from memory.shared_state import EntityStore
 from ui.app import AgentSlot
 
 pytestmark = pytest.mark.browser
@@ -615,6 +616,28 @@ def test_the_team_tab_runs_the_agents_on_a_ticket_and_shows_who_wrote_each_versi
     expect(view.locator('tr[data-version="3"]')).to_contain_text("reviewer (run")
     expect(view.locator('tr[data-version="3"]')).to_contain_text("status=approved")
     page.close()
+
+
+def test_the_team_tab_says_which_member_stopped_the_team_and_shows_none_of_what_it_was_stopped_for(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings], browser: Browser
+) -> None:
+    EntityStore(prepare_database(load_settings(database_url=sqlite_url))).create(
+        "default", "ticket", "T-4", {"subject": "Which card?"}, actor="intake"
+    )
+    script = write_script({"expect": "research agent", "text": "Findings: the card is 4111 1111 1111 1111."})
+    with serve(ui_settings(make_settings, sqlite_url, script)) as ui_url:
+        page = browser.new_page()
+        page.goto(ui_url)
+        page.get_by_role("tab", name="Team").click()
+        page.locator("#team-ticket textarea, #team-ticket input").first.fill("T-4")
+        page.locator("#team-request textarea, #team-request input").first.fill("Answer the customer")
+        page.locator("#team-run").click()
+
+        verdict = page.locator('#team-view .team-verdict[data-verdict="stopped"]')
+        expect(verdict).to_be_visible(timeout=TIMEOUT_MS)
+        expect(verdict).to_contain_text("the research run ended terminated")
+        assert "4111" not in page.locator("#team-view").inner_text()
+        page.close()
 
 
 async def answered_and_cached(settings: Settings) -> None:

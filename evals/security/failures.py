@@ -80,10 +80,11 @@ async def _queue(database_url: str, folder: Path) -> str:
 
 
 async def _team_member(database_url: str, folder: Path) -> str:
-    script = _script(folder, "team", SERVER_DOWN, {"text": "Drafted."}, {"text": "APPROVED"})
+    script = _script(folder, "team", SERVER_DOWN)  # the research run fails, and the team stops there
     async with Agent.open(_settings(database_url, script)) as agent:
         team = await run_team(agent, "Where is my order?", ticket="T-1", route=ROUTE)
-        return str(next(entry["run_id"] for entry in team.runs if entry["role"] == "research"))
+        assert team.stopped_by is not None and team.stopped_by["role"] == "research", team.as_dict()
+        return str(team.stopped_by["run_id"])
 
 
 async def _subscriber(database_url: str, folder: Path) -> str:

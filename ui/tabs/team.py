@@ -19,6 +19,7 @@ from ui.tabs.traces import entity_changes_html
 
 TEAM_TAB = "team"
 WAITING = "waiting"  # a team result's status while a member's run waits for a person
+STOPPED = "stopped"  # ... and once a member's run ended without an answer
 
 
 def _verdict(result: TeamResult) -> str:
@@ -32,6 +33,14 @@ def _verdict(result: TeamResult) -> str:
         return (
             f'<div class="team-verdict" data-verdict="waiting">Ticket {escape(result.ticket)}: {waits}. '
             f"Answer it in the Inbox, then: firebreak team --resume {escape(result.correlation_id)}</div>"
+        )
+    if result.status == STOPPED and result.stopped_by is not None:
+        member = result.stopped_by
+        why = member["error"] or member["answer"] or "no answer"
+        again = f" Try it again: firebreak team --resume {escape(result.correlation_id)}" if member["resumable"] else ""
+        return (
+            f'<div class="team-verdict" data-verdict="stopped">Ticket {escape(result.ticket)}: stopped, the '
+            f"{escape(member['role'])} run ended {escape(member['status'])} ({escape(why)}).{again}</div>"
         )
     return (
         f'<div class="team-verdict" data-verdict="{escape(result.verdict)}">Ticket {escape(result.ticket)}: '
