@@ -261,11 +261,13 @@ class EntityNotFound(Failure, LookupError):
 
 
 class HandlerFailed(Failure, RuntimeError):
-    """A handler's run ended without an answer; the event's dead letter names the run."""
+    """A handler's run ended without an answer; the event's dead letter names the run. ``final``: the run was
+    stopped on purpose (the safety breaker, a cap), and another attempt would repeat what was stopped."""
 
-    def __init__(self, message: str, run_id: str) -> None:
+    def __init__(self, message: str, run_id: str, *, final: bool = False) -> None:
         super().__init__(message)
         self.run_id = run_id
+        self.final = final
 
 
 class ScriptError(Failure, AssertionError):

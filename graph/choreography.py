@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.errors import FirebreakError, HandlerFailed
-from core.status import RunStatus
+from core.status import RESUMABLE, RunStatus
 from graph.agent import Agent
 from graph.sweeper import sweeping
 from memory.events import ChangeSignal, EventLog, Outcome
@@ -85,7 +85,11 @@ async def handle_pending(
         if result.status == RunStatus.WAITING:
             return "waiting"
         if result.status != RunStatus.ANSWERED:
-            raise HandlerFailed(f"{role} run {result.run_id} {result.status}: {result.error}", result.run_id)
+            # A run stopped on purpose (not a failure on the way) would only be stopped again: no retry.
+            final = result.status not in RESUMABLE
+            raise HandlerFailed(
+                f"{role} run {result.run_id} {result.status}: {result.error}", result.run_id, final=final
+            )
         return None
 
     def run_member(event: EntityEvent) -> str | None:

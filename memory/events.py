@@ -81,9 +81,9 @@ class EventLog:
             return claim
         try:
             waiting = fn(event) == "waiting"
-        except Exception as exc:  # any failure of the handler is recorded and retried, never lost
-            run_id = exc.run_id if isinstance(exc, HandlerFailed) else None
-            return self._finish(handler, event, claim, f"{type(exc).__name__}: {exc}", run_id=run_id)
+        except Exception as exc:  # any failure of the handler is recorded and retried (or dead), never lost
+            run_id, final = (exc.run_id, exc.final) if isinstance(exc, HandlerFailed) else (None, False)
+            return self._finish(handler, event, claim, f"{type(exc).__name__}: {exc}", run_id=run_id, final=final)
         return self._finish(handler, event, claim, None, waiting=waiting)
 
     def requeue(self, letter: DeadLetter, *, now: float) -> bool:
@@ -156,9 +156,12 @@ class EventLog:
         *,
         waiting: bool = False,
         run_id: str | None = None,
+        final: bool = False,
     ) -> Outcome:
-        """Record the attempt's outcome; the last failed attempt dead-letters the event in the same transaction."""
-        status: Outcome = "done" if error is None else "failed" if attempt < self.max_attempts else "dead"
+        """Record the attempt's outcome; the last failed attempt, or a ``final`` one (nothing to retry),
+        dead-letters the event in the same transaction."""
+        retry = attempt < self.max_attempts and not final
+        status: Outcome = "done" if error is None else "failed" if retry else "dead"
         status = "waiting" if waiting else status
         now = self.clock()
         with self.engine.begin() as connection:
@@ -175,12 +178,13 @@ class EventLog:
                 .values(status=status, error=error, updated_at=now)
             ).rowcount
             if status == "dead" and recorded == 1:
+                tried = "had its run stopped (not retried)" if final else f"failed {attempt} times"
                 connection.execute(
                     insert(DEAD).values(
                         run_id=dead_letter_id(event.event_id),
                         tenant_id=event.tenant_id,
                         reason=(
-                            f"handler {handler} failed {attempt} times on event {event.event_id} "
+                            f"handler {handler} {tried} on event {event.event_id} "
                             f"({event.kind} {event.key} version {event.version}): {error}"
                         ),
                         attempts=attempt,

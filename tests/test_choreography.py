@@ -97,3 +97,22 @@ def test_an_event_whose_run_keeps_failing_goes_to_the_dlq_and_the_ticket_keeps_i
         (letter,) = session.exec(select(DeadLetter)).all()
     assert letter.run_id == dead_letter_id(draft.event_id)
     assert "choreography:reviewer" in letter.reason and "scripted server error" in letter.reason
+
+
+def test_an_event_whose_run_the_safety_breaker_stopped_is_dead_lettered_at_once_and_nobody_acts_on_it(
+    database_url, make_settings, write_script
+):
+    # One script line: a second attempt at the event would find the script used up.
+    reply = {"expect": "You are the research agent", "text": "Findings: the card on file is 4111 1111 1111 1111."}
+    settings = make_settings(database_url, script=write_script(reply))
+
+    handled, _, tickets, services = choreograph(settings)
+
+    assert handled == {"research": 0, "writer": 0, "reviewer": 0}
+    assert tickets.get("default", "ticket", "T-5").version == 1  # no findings, so no writer and no reviewer
+    [research] = [run for run in services.runs.recent(limit=10) if run.agent == "research"]
+    assert research.status == "terminated"
+    with Session(services.engine) as session:
+        (letter,) = session.exec(select(DeadLetter)).all()
+    assert letter.attempts == 1 and "had its run stopped (not retried)" in letter.reason
+    assert letter.partial_state["run_id"] == research.id and "4111" not in letter.reason
