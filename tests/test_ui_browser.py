@@ -598,16 +598,22 @@ def team_ui(
         yield url, settings
 
 
+def run_team_tab(browser: Browser, ui_url: str, ticket: str, request: str) -> Page:
+    """A new page on the Team tab, the team run on ``ticket`` for ``request`` (its result may still be coming)."""
+    page = browser.new_page()
+    page.goto(ui_url)
+    page.get_by_role("tab", name="Team").click()
+    page.locator("#team-ticket textarea, #team-ticket input").first.fill(ticket)
+    page.locator("#team-request textarea, #team-request input").first.fill(request)
+    page.locator("#team-run").click()
+    return page
+
+
 def test_the_team_tab_runs_the_agents_on_a_ticket_and_shows_who_wrote_each_version(
     team_ui: tuple[str, Settings], browser: Browser
 ) -> None:
     ui_url, _ = team_ui
-    page = browser.new_page()
-    page.goto(ui_url)
-    page.get_by_role("tab", name="Team").click()
-    page.locator("#team-ticket textarea, #team-ticket input").first.fill("T-3")
-    page.locator("#team-request textarea, #team-request input").first.fill("Answer the customer about order 42")
-    page.locator("#team-run").click()
+    page = run_team_tab(browser, ui_url, "T-3", "Answer the customer about order 42")
 
     view = page.locator("#team-view")
     expect(view.locator('.team-verdict[data-verdict="approved"]')).to_be_visible(timeout=TIMEOUT_MS)
@@ -626,12 +632,7 @@ def test_the_team_tab_says_which_member_stopped_the_team_and_shows_none_of_what_
     )
     script = write_script({"expect": "research agent", "text": "Findings: the card is 4111 1111 1111 1111."})
     with serve(ui_settings(make_settings, sqlite_url, script)) as ui_url:
-        page = browser.new_page()
-        page.goto(ui_url)
-        page.get_by_role("tab", name="Team").click()
-        page.locator("#team-ticket textarea, #team-ticket input").first.fill("T-4")
-        page.locator("#team-request textarea, #team-request input").first.fill("Answer the customer")
-        page.locator("#team-run").click()
+        page = run_team_tab(browser, ui_url, "T-4", "Answer the customer")
 
         verdict = page.locator('#team-view .team-verdict[data-verdict="stopped"]')
         expect(verdict).to_be_visible(timeout=TIMEOUT_MS)
