@@ -208,6 +208,64 @@ def test_a_subscriber_whose_member_waits_leaves_the_event_waiting_and_completes_
     run(scenario())
 
 
+READ_TWICE = [
+    {"expect": "You are the research agent", "tool_calls": [{"name": "ticket_read", "arguments": {"key": "T-1"}}]},
+    {"tool_calls": [{"name": "ticket_read", "arguments": {"key": "T-1"}}]},  # the second call: over the cap
+]
+
+
+def tickets_read(agent: Agent, run_id: str) -> int:
+    """How many ticket_read calls the run executed, from its recorded events."""
+    events = agent.services.runs.events(run_id)
+    return sum(e.kind == "tool_result" and e.payload.get("tool") == "ticket_read" for e in events)
+
+
+def test_a_member_over_the_request_cap_makes_no_call_and_the_team_waits_for_a_reviewer(
+    database_url, make_settings, write_script
+):
+    settings = make_settings(database_url, script=write_script(*READ_TWICE), limits={"request": {"tool_calls": 1}})
+
+    async def scenario() -> None:
+        async with Agent.open(settings) as agent:
+            with_ticket(agent)
+            result = await run_team(agent, "Answer the customer about order 42", ticket="T-1", route=ROUTE)
+
+            assert (result.status, result.runs, result.stopped_by) == ("waiting", [], None)
+            [pending] = result.waiting_for
+            assert (pending["role"], pending["audience"], pending["trigger"]) == (
+                "research",
+                "reviewer",
+                "budget_breach",
+            )
+            assert tickets_read(agent, pending["run_id"]) == 1
+            agent.services.gateway.verify_script_consumed()
+
+    run(scenario())
+
+
+def test_a_subscriber_over_the_request_cap_makes_no_call_and_its_event_waits_for_a_reviewer(
+    database_url, make_settings, write_script
+):
+    settings = make_settings(database_url, script=write_script(*READ_TWICE), limits={"request": {"tool_calls": 1}})
+
+    async def scenario() -> None:
+        async with Agent.open(settings) as agent:
+            with_ticket(agent)
+            handled = await subscribe(agent, "research", tenant_id="default", until_idle=True, route=ROUTE)
+
+            assert handled == 0
+            with Session(agent.services.engine) as session:
+                [row] = session.exec(select(EventHandling)).all()
+            assert (row.handler, row.status) == ("choreography:research", "waiting")
+            [run_id] = runs_of(agent, "research")
+            [pending] = [row for row in agent.services.escalations.for_run(run_id) if row.status == "open"]
+            assert (pending.audience, pending.trigger) == ("reviewer", "budget_breach")
+            assert tickets_read(agent, run_id) == 1
+            agent.services.gateway.verify_script_consumed()
+
+    run(scenario())
+
+
 def firebreak(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [FIREBREAK, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout, check=False
