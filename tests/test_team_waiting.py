@@ -214,6 +214,10 @@ READ_TWICE = [
 ]
 
 
+def capped_at_one_tool_call(make_settings: Any, database_url: str, script: str) -> Settings:
+    return make_settings(database_url, script=script, limits={"request": {"tool_calls": 1}})
+
+
 def tickets_read(agent: Agent, run_id: str) -> int:
     """How many ticket_read calls the run executed, from its recorded events."""
     events = agent.services.runs.events(run_id)
@@ -223,7 +227,7 @@ def tickets_read(agent: Agent, run_id: str) -> int:
 def test_a_member_over_the_request_cap_makes_no_call_and_the_team_waits_for_a_reviewer(
     database_url, make_settings, write_script
 ):
-    settings = make_settings(database_url, script=write_script(*READ_TWICE), limits={"request": {"tool_calls": 1}})
+    settings = capped_at_one_tool_call(make_settings, database_url, write_script(*READ_TWICE))
 
     async def scenario() -> None:
         async with Agent.open(settings) as agent:
@@ -246,7 +250,7 @@ def test_a_member_over_the_request_cap_makes_no_call_and_the_team_waits_for_a_re
 def test_a_subscriber_over_the_request_cap_makes_no_call_and_its_event_waits_for_a_reviewer(
     database_url, make_settings, write_script
 ):
-    settings = make_settings(database_url, script=write_script(*READ_TWICE), limits={"request": {"tool_calls": 1}})
+    settings = capped_at_one_tool_call(make_settings, database_url, write_script(*READ_TWICE))
 
     async def scenario() -> None:
         async with Agent.open(settings) as agent:
