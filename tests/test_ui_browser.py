@@ -641,6 +641,53 @@ def test_the_team_tab_says_which_member_stopped_the_team_and_shows_none_of_what_
         page.close()
 
 
+def test_a_team_that_waits_goes_on_from_the_team_tab_once_its_escalation_is_answered_in_the_inbox(
+    sqlite_url: str, write_script: ScriptWriter, make_settings: Callable[..., Settings], browser: Browser
+) -> None:
+    EntityStore(prepare_database(load_settings(database_url=sqlite_url))).create(
+        "default", "ticket", "T-6", {"subject": "Where is order 42?"}, actor="intake"
+    )
+
+    def change(version: int, changes: dict[str, str]) -> dict[str, Any]:
+        return {
+            "tool_calls": [
+                {"name": "ticket_update", "arguments": {"key": "T-6", "version": version, "changes": changes}}
+            ]
+        }
+
+    script = write_script(
+        {"expect": "research agent", "text": "Findings: order 42 was delivered."},
+        {"expect": "writer agent", **change(1, {"draft": "Delivered."})},
+        {"text": "0.9"},  # the writer's write, graded in the embedded model's confirm band: a reviewer decides
+        {"text": "Drafted."},  # the writer's run, resumed by the reviewer's answer
+        {"expect": "reviewer agent", **change(2, {"status": "approved"})},
+        {"text": "0.97"},
+        {"text": "APPROVED"},
+    )
+    shipped = make_settings(sqlite_url)
+    embedded_gate = {"routes": {"scripted/demo": shipped.gate.routes[shipped.agent.default_route]}}
+    with serve(ui_settings(make_settings, sqlite_url, script, gate=embedded_gate)) as ui_url:
+        page = run_team_tab(browser, ui_url, "T-6", "Answer the customer")
+        expect(page.locator('#team-view .team-verdict[data-verdict="waiting"]')).to_be_visible(timeout=TIMEOUT_MS)
+        correlation = page.locator("#team-correlation textarea, #team-correlation input").first
+        expect(correlation).not_to_have_value("")
+
+        page.get_by_role("tab", name="Inbox").click()
+        row = page.locator("#inbox-open .escalation-row").first
+        expect(row).to_be_visible(timeout=TIMEOUT_MS)
+        page.locator("#inbox-pick input").click()
+        page.get_by_role("option").filter(has_text=row.locator("td").first.inner_text().strip()).click()
+        answer_in_the_inbox(page, "approve", "draft is right")
+        expect(page.locator("#inbox-result")).to_contain_text("with approve", timeout=TIMEOUT_MS)
+
+        page.get_by_role("tab", name="Team").click()
+        page.locator("#team-resume").click()
+        view = page.locator("#team-view")
+        expect(view.locator('.team-verdict[data-verdict="approved"]')).to_be_visible(timeout=TIMEOUT_MS)
+        expect(view.locator(".member")).to_have_count(3)
+        page.close()
+
+
 async def answered_and_cached(settings: Settings) -> None:
     """A run that looks order 42 up, and the same question from a new thread, answered from the cache."""
     agent = await Agent.create(settings)

@@ -10,7 +10,8 @@ from html import escape
 import gradio as gr
 
 from core.errors import FirebreakError
-from graph.team import TeamResult, run_team
+from graph.agent import Agent
+from graph.team import TeamResult, resume_team, run_team
 from memory.shared_state import EntityStore
 from memory.tables import EntityEvent
 from ui.html import QUESTION_PREFIX_CHARS, QUEUE_CSS, empty_html, run_link, shorten, table, td, text_td, tr
@@ -32,12 +33,13 @@ def _verdict(result: TeamResult) -> str:
         )
         return (
             f'<div class="team-verdict" data-verdict="waiting">Ticket {escape(result.ticket)}: {waits}. '
-            f"Answer it in the Inbox, then: firebreak team --resume {escape(result.correlation_id)}</div>"
+            "Answer it in the Inbox, then press Resume team "
+            f"(or: firebreak team --resume {escape(result.correlation_id)})</div>"
         )
     if result.status == STOPPED and result.stopped_by is not None:
         member = result.stopped_by
         why = member["error"] or member["answer"] or "no answer"
-        again = f" Try it again: firebreak team --resume {escape(result.correlation_id)}" if member["resumable"] else ""
+        again = " Resume team tries it again." if member["resumable"] else ""
         return (
             f'<div class="team-verdict" data-verdict="stopped">Ticket {escape(result.ticket)}: stopped, the '
             f"{escape(member['role'])} run ended {escape(member['status'])} ({escape(why)}).{again}</div>"
@@ -75,11 +77,12 @@ class TeamHandlers:
 
     page: Page
 
-    async def run_team_on(self, ticket: str, ask: str, request: gr.Request) -> str:
-        """Run the research → writer → reviewer team on a ticket; show its runs and the ticket's new versions."""
+    async def run_team_on(self, ticket: str, ask: str, request: gr.Request) -> tuple[str, str]:
+        """Run the research → writer → reviewer team on a ticket; show its runs and the ticket's new versions,
+        and put the team run's id in the resume box (for a team that waits or stopped)."""
         ticket, ask = ticket.strip(), ask.strip()
         if not ticket or not ask:
-            return team_html(None, [], "Name a ticket and say what the team should do.")
+            return team_html(None, [], "Name a ticket and say what the team should do."), ""
         operator = self.page.operator(request)
         agent = await self.page.slot.get()
         try:
@@ -91,8 +94,26 @@ class TeamHandlers:
                 tenant_id=self.page.chat_tenant(operator),
             )
         except FirebreakError as exc:
-            return team_html(None, [], str(exc))
-        return team_html(result, EntityStore(agent.services.engine).changes_in(result.correlation_id), "")
+            return team_html(None, [], str(exc)), ""
+        return self._shown(agent, result)
+
+    async def resume_team_on(self, correlation: str, request: gr.Request) -> tuple[str, str]:
+        """Go on with a team run that waited (its escalations answered in the Inbox) or stopped on a failure."""
+        correlation = correlation.strip()
+        if not correlation:
+            return team_html(None, [], "Name the team run to resume (its id is shown when it waits or stops)."), ""
+        operator = self.page.operator(request)
+        agent = await self.page.slot.get()
+        try:
+            result = await resume_team(agent, correlation, tenant_id=self.page.chat_tenant(operator))
+        except FirebreakError as exc:
+            return team_html(None, [], str(exc)), correlation
+        return self._shown(agent, result)
+
+    @staticmethod
+    def _shown(agent: Agent, result: TeamResult) -> tuple[str, str]:
+        changes = EntityStore(agent.services.engine).changes_in(result.correlation_id)
+        return team_html(result, changes, ""), result.correlation_id
 
 
 def team_tab(page: Page) -> None:
@@ -107,5 +128,9 @@ def team_tab(page: Page) -> None:
             ticket = gr.Textbox(label="Ticket", placeholder="T-1", elem_id="team-ticket", scale=1)
             ask = gr.Textbox(label="Request", elem_id="team-request", scale=4)
             run_btn = gr.Button("Run team", variant="primary", elem_id="team-run", scale=1)
+        with gr.Row():
+            correlation = gr.Textbox(label="Team run", elem_id="team-correlation", scale=5)
+            resume_btn = gr.Button("Resume team", elem_id="team-resume", scale=1)
         view = gr.HTML(team_html(None, [], ""), css_template=QUEUE_CSS, elem_id="team-view")
-    run_btn.click(handlers.run_team_on, [ticket, ask], view)
+    run_btn.click(handlers.run_team_on, [ticket, ask], [view, correlation])
+    resume_btn.click(handlers.resume_team_on, [correlation], [view, correlation])
