@@ -181,8 +181,9 @@ def _supervisor(agent: Agent, correlation: str) -> StateGraph[TeamState]:
 async def run_team(
     agent: Agent, request: str, *, ticket: str, route: str | None = None, tenant_id: str | None = None
 ) -> TeamResult:
-    """Work on ``ticket`` for ``request`` with the research → writer → reviewer team; returns who did what,
-    or, when a member waits for a person, ``status == "waiting"`` and what it waits for (see :func:`resume_team`)."""
+    """Work on ``ticket`` for ``request`` with the research → writer → reviewer team; returns who did what, or,
+    when a member waits for a person, ``status == "waiting"`` and what it waits for, or, when a member's run
+    ended without an answer, ``status == "stopped"`` and that run (see :func:`resume_team`)."""
     tenant, _ = agent.services.settings.identity.resolve(tenant_id, None)
     start: TeamState = {
         "request": request,
