@@ -245,7 +245,8 @@ async def _drive(agent: Agent, correlation: str, graph_input: TeamState | Comman
 
 
 def _result(agent: Agent, correlation: str, state: Any) -> TeamResult:
-    """The team run as its checkpoint has it: finished, or waiting for the escalations of its interrupted member."""
+    """The team run as its checkpoint has it: finished, waiting for the escalations of its interrupted member, or
+    stopped by that member's run."""
     values = state.values
     paused = [pause.value for task in state.tasks for pause in task.interrupts]
     waiting = [item for pause in paused for item in _waiting_for(agent, pause["role"], pause["run_id"])]
