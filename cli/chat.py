@@ -176,8 +176,8 @@ def _team_lines(result: Any) -> list[str]:
         lines.append(f"then: firebreak team --resume {result.correlation_id}")
     elif result.status == "stopped":
         member = result.stopped_by
-        why = member["error"] or member["answer"] or "no answer"
-        lines.append(f"stopped: the {member['role']} run {member['run_id']} ended {member['status']} ({why})")
+        stopped = f"stopped: the {member['role']} run {member['run_id']} ended {member['status']}"
+        lines.append(f"{stopped} ({result.why_stopped()})")
         if member["resumable"]:
             lines.append(f"to try it again: firebreak team --resume {result.correlation_id}")
     else:

@@ -91,6 +91,12 @@ class TeamResult:
             "stopped_by": self.stopped_by,
         }
 
+    def why_stopped(self) -> str:
+        """What the run that stopped the team ended with: its error, else its answer (the safety breaker's
+        sentence); empty when nothing stopped it."""
+        member = self.stopped_by
+        return "" if member is None else member["error"] or member["answer"] or "no answer"
+
 
 def member_run_id(correlation_id: str, role: str, turn: int) -> str:
     """The run id of ``role``'s ``turn``-th run (from 0) in the team run ``correlation_id``."""

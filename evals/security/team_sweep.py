@@ -141,8 +141,10 @@ def _team_script(ticket: str) -> list[dict[str, Any]]:
 def _visible(result: TeamResult) -> bool:
     """Finished, stopped with the member run that stopped it, or waiting with the id of each escalation it waits
     for."""
-    if result.status in ("finished", "stopped"):
-        return result.status == "finished" or result.stopped_by is not None
+    if result.status == "finished":
+        return True
+    if result.status == "stopped":
+        return result.stopped_by is not None
     return result.status == "waiting" and bool(result.waiting_for) and all(item["id"] for item in result.waiting_for)
 
 

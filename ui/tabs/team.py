@@ -38,11 +38,11 @@ def _verdict(result: TeamResult) -> str:
         )
     if result.status == STOPPED and result.stopped_by is not None:
         member = result.stopped_by
-        why = member["error"] or member["answer"] or "no answer"
         again = " Resume team tries it again." if member["resumable"] else ""
+        ended = f"{escape(member['role'])} run ended {escape(member['status'])} ({escape(result.why_stopped())})"
         return (
             f'<div class="team-verdict" data-verdict="stopped">Ticket {escape(result.ticket)}: stopped, the '
-            f"{escape(member['role'])} run ended {escape(member['status'])} ({escape(why)}).{again}</div>"
+            f"{ended}.{again}</div>"
         )
     return (
         f'<div class="team-verdict" data-verdict="{escape(result.verdict)}">Ticket {escape(result.ticket)}: '
