@@ -269,9 +269,10 @@ are raised out of reach (they are still checked on every call).
 | Firebreak / raw | {overhead["step_overhead_vs_raw"]:.2f}× | stretch ≤ {STEP_VS_RAW_STRETCH:.1f}× |
 | Firebreak / peer | {overhead["step_overhead_vs_peer"]:.2f}× | ≤ {STEP_VS_PEER_TARGET:.1f}× |
 
-What the ratio holds: per tool step the Firebreak graph runs six supersteps (summarize, decide, screen_actions,
-confidence_gate, act, observe), the raw loop two, and every superstep writes a checkpoint; each run also
-screens its input and its secondary triggers once; each model and tool call reads its circuit breaker,
+What the ratio holds: per tool step the Firebreak graph runs six nodes (summarize, decide, screen_actions,
+confidence_gate, act, observe) in three supersteps (summarize + decide + screen_actions, confidence_gate,
+act + observe; decision 0064), the raw loop two nodes in two, and every superstep writes a checkpoint;
+each run also screens its input and its secondary triggers once; each model and tool call reads its circuit breaker,
 reserves and settles its budget, and writes its audit row, run event and spans, all durably. The tool here
 is a read, so the gate scores nothing (a gated write adds one model call).
 

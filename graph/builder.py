@@ -20,7 +20,11 @@ by inserting it on an edge, or after a node on all of its edges::
     builder.insert("audit", audit, after="decide")
 
 Every node is wrapped so that it runs inside a span and stops the run once its
-wall clock is spent.
+wall clock is spent. A node added with ``same_step=True`` runs in the superstep
+of the node that leads to it, with no checkpoint in between (:mod:`graph.steps`):
+the built-in graph's supersteps are [screen_input, screen_triggers, cache_lookup],
+[summarize, decide, screen_actions], confidence_gate, [act, observe],
+[cache_store, respond], and the rest one node each.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from graph.routing import (
     after_screen_triggers,
 )
 from graph.state import AgentState, RunContext
-from memory import node_rows
+from graph.steps import Branch, Edge, NodeRun, Router, superstep, targets_of
 from nodes.act import act
 from nodes.budget_guard import budget_guard
 from nodes.cache import cache_lookup, cache_store
@@ -69,15 +73,6 @@ from nodes.safety import screen_actions, screen_input
 from nodes.summarizer import summarize
 
 NodeFn = Callable[..., dict[str, Any] | Awaitable[dict[str, Any]]]
-Router = Callable[[AgentState], str]
-
-
-@dataclass
-class Branch:
-    """A conditional edge: ``router`` returns a label, ``targets`` maps labels to nodes."""
-
-    router: Router
-    targets: dict[str, str]
 
 
 @dataclass
@@ -85,12 +80,17 @@ class GraphBuilder:
     """An editable description of the agent graph; :meth:`compile` turns it into LangGraph."""
 
     nodes: dict[str, NodeFn] = field(default_factory=dict)
-    edges: dict[str, str | Branch] = field(default_factory=dict)
+    edges: dict[str, Edge] = field(default_factory=dict)
+    same_step: set[str] = field(default_factory=set)  # nodes that run in the superstep of the node before them
 
-    def add_node(self, name: str, fn: NodeFn) -> GraphBuilder:
+    def add_node(self, name: str, fn: NodeFn, *, same_step: bool = False) -> GraphBuilder:
+        """Add a node. ``same_step``: it runs in the superstep of the node that leads to it, with no checkpoint
+        in between (:mod:`graph.steps`); only for a node that never pauses."""
         if name in self.nodes or name in (START, END):
             raise ConfigError(f"a node named {name!r} already exists")
         self.nodes[name] = fn
+        if same_step:
+            self.same_step.add(name)
         return self
 
     def add_edge(self, source: str, target: str) -> GraphBuilder:
@@ -101,7 +101,9 @@ class GraphBuilder:
         self.edges[source] = Branch(router, dict(targets))
         return self
 
-    def insert(self, name: str, fn: NodeFn, *, after: str, before: str | None = None) -> GraphBuilder:
+    def insert(
+        self, name: str, fn: NodeFn, *, after: str, before: str | None = None, same_step: bool = False
+    ) -> GraphBuilder:
         """Put a new node on the edge ``after → before`` (plain or conditional).
 
         Without ``before`` the node goes on every edge out of ``after``: it takes
@@ -110,7 +112,7 @@ class GraphBuilder:
         edge = self.edges.get(after)
         if edge is None or (before is not None and edge != before and not _branches_to(edge, before)):
             raise ConfigError(f"there is no edge {after} → {before or 'anything'} to insert {name!r} on")
-        self.add_node(name, fn)  # first, so a taken name leaves the edges untouched
+        self.add_node(name, fn, same_step=same_step)  # first, so a taken name leaves the edges untouched
         if before is None:
             self.edges[name] = edge
             return self.add_edge(after, name)
@@ -133,41 +135,40 @@ class GraphBuilder:
                 else edge
                 for source, edge in self.edges.items()
             },
+            "same_step": sorted(self.same_step),
         }
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
     def compile(self, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """The LangGraph graph: one node per node here, each the superstep that starts at it; the edges are
+        followed inside the supersteps, which tell LangGraph where to go next."""
+        missing = {target for edge in self.edges.values() for target in targets_of(edge)} - {*self.nodes, END}
+        if missing or set(self.nodes) - set(self.edges):
+            raise ConfigError(f"edges lead to unknown nodes {sorted(missing)} or nodes have no way out")
+        runs = {name: guarded(name, fn) for name, fn in self.nodes.items()}
         graph = StateGraph(AgentState, context_schema=RunContext)
-        for name, fn in self.nodes.items():
-            graph.add_node(name, guarded(name, fn))  # type: ignore[call-overload]
-        for source, edge in self.edges.items():
-            if isinstance(edge, Branch):
-                graph.add_conditional_edges(source, on_the_loop(edge.router), edge.targets)  # type: ignore[arg-type]
-            else:
-                graph.add_edge(source, edge)
+        for name in self.nodes:
+            graph.add_node(  # type: ignore[call-overload]
+                name,
+                superstep(name, runs, self.edges, self.same_step, AgentState),
+                destinations=tuple(targets_of(self.edges[name])),  # for drawing: the edges as built
+            )
+        entry = self.edges[START]
+        if isinstance(entry, Branch):
+            raise ConfigError("the graph starts at one node: add_edge(START, node), not a branch")
+        graph.add_edge(START, entry)
         return graph.compile(checkpointer=checkpointer)
-
-
-def on_the_loop(router: Router) -> Callable[[AgentState], Awaitable[str]]:
-    """The router as a coroutine function. LangGraph runs a plain function in a thread pool, one thread hop per
-    edge taken (about 40 per run); a router only reads the state, so it runs on the event loop instead."""
-
-    async def route(state: AgentState) -> str:
-        return router(state)
-
-    route.__name__ = getattr(router, "__name__", "route")
-    return route
 
 
 def _qualified(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
 
 
-def _branches_to(edge: str | Branch, target: str) -> bool:
+def _branches_to(edge: Edge, target: str) -> bool:
     return isinstance(edge, Branch) and target in edge.targets.values()
 
 
-def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]], Awaitable[dict[str, Any]]]:
+def guarded(name: str, fn: NodeFn) -> NodeRun:
     """Wrap a node: check the run's wall clock, then run it inside a ``node {name}`` span."""
     wants_runtime = len(inspect.signature(fn).parameters) > 1
 
@@ -183,10 +184,9 @@ def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]]
         ) as span:
             span.set_attributes({"firebreak.node": name, **ctx.ids})
             try:
-                with node_rows.together():  # the rows the node writes: one commit, at its end
-                    result = fn(state, runtime) if wants_runtime else fn(state)
-                    if inspect.isawaitable(result):
-                        result = await result
+                result = fn(state, runtime) if wants_runtime else fn(state)
+                if inspect.isawaitable(result):
+                    result = await result
             except GraphBubbleUp:
                 # An interrupt() is the run pausing for a person, not a failure of the node.
                 span.add_event("firebreak.paused")
@@ -203,24 +203,24 @@ def guarded(name: str, fn: NodeFn) -> Callable[[AgentState, Runtime[RunContext]]
 def default_builder() -> GraphBuilder:
     """The built-in single-agent graph: screened, gated, budgeted, with people in the loop."""
     builder = GraphBuilder()
-    for name, fn in (
-        ("screen_input", screen_input),
-        ("screen_triggers", screen_triggers),
-        ("cache_lookup", cache_lookup),
-        ("plan", plan),
-        ("summarize", summarize),
-        ("decide", decide),
-        ("screen_actions", screen_actions),
-        ("confidence_gate", confidence_gate),
-        ("act", act),
-        ("observe", observe),
-        ("replan", replan),
-        ("budget_guard", budget_guard),
-        ("hitl", hitl),
-        ("cache_store", cache_store),
-        ("respond", respond),
+    for name, fn, same_step in (
+        ("screen_input", screen_input, False),
+        ("screen_triggers", screen_triggers, True),
+        ("cache_lookup", cache_lookup, True),
+        ("plan", plan, False),
+        ("summarize", summarize, False),
+        ("decide", decide, True),
+        ("screen_actions", screen_actions, True),
+        ("confidence_gate", confidence_gate, False),
+        ("act", act, False),
+        ("observe", observe, True),
+        ("replan", replan, False),
+        ("budget_guard", budget_guard, False),
+        ("hitl", hitl, False),
+        ("cache_store", cache_store, False),
+        ("respond", respond, True),
     ):
-        builder.add_node(name, fn)
+        builder.add_node(name, fn, same_step=same_step)
     builder.add_edge(START, "screen_input")
     builder.add_branch("screen_input", after_screen_input, {"screen_triggers": "screen_triggers", "respond": "respond"})
     builder.add_branch("screen_triggers", after_screen_triggers, {"cache_lookup": "cache_lookup", "hitl": "hitl"})

@@ -71,7 +71,7 @@ def test_a_run_that_always_fails_is_dead_lettered_after_exactly_three_attempts_t
     assert letter.attempts == 3 and "scripted server error" in letter.reason
     assert letter.checkpoint_id is not None
     assert letter.partial_state["messages"][0]["content"] == "Price of sku 42?"
-    assert letter.partial_state["next"] == ["decide"]
+    assert letter.partial_state["next"] == ["summarize"]  # decide's superstep, where a resume starts again
     assert [d["kind"] for d in letter.decisions] == []  # it never got past its first model call
     assert (job.status, record.status, record.answer) == ("completed", "answered", "Recovered.")
     assert store.dead_letters() == []  # requeued letters leave the list
