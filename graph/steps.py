@@ -78,7 +78,9 @@ def superstep(
         ran, node = {head}, head
         with node_rows.together():
             while True:
-                update = await runs[node](view, runtime)  # type: ignore[arg-type]
+                update = await runs[node](view, runtime) or {}  # type: ignore[arg-type]
+                if not isinstance(update, dict):
+                    raise TypeError(f"node {node} returned {type(update).__name__}: return a dict of state updates")
                 for key, value in update.items():
                     writes.append((key, value))
                     view[key] = merged[key](view.get(key, []), value) if key in merged else value

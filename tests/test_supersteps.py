@@ -95,6 +95,21 @@ def test_a_same_step_node_sees_what_the_node_before_it_wrote(sqlite_url, make_se
     assert result.answer == "Hello."
 
 
+def test_a_node_that_returns_nothing_changes_nothing(sqlite_url, make_settings, write_script):
+    """As in plain LangGraph, a node may return None (a node that only logs or audits)."""
+    seen = []
+
+    def log(state):
+        seen.append(state["messages"][-1].text)
+
+    for same_step in (False, True):
+        builder = default_builder().insert("log", log, after="decide", before="screen_actions", same_step=same_step)
+        result, _, _ = _ask(make_settings(sqlite_url, script=write_script({"text": "Hello."})), "Hi", builder)
+        assert result.answer == "Hello."
+
+    assert seen == ["Hello.", "Hello."]  # it ran, after decide, both ways
+
+
 def test_same_step_nodes_in_a_loop_run_once_per_superstep(sqlite_url, make_settings, write_script):
     """A loop of same-step nodes still ends its superstep when it comes back round: each round is checkpointed
     and counts against LangGraph's recursion limit."""
