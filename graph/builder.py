@@ -58,7 +58,7 @@ from graph.routing import (
     after_screen_triggers,
 )
 from graph.state import AgentState, RunContext
-from graph.steps import Branch, Edge, NodeRun, Router, superstep, targets_of
+from graph.steps import Branch, Edge, NodeRun, Router, reducers, superstep, targets_of
 from nodes.act import act
 from nodes.budget_guard import budget_guard
 from nodes.cache import cache_lookup, cache_store
@@ -142,20 +142,23 @@ class GraphBuilder:
     def compile(self, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The LangGraph graph: one node per node here, each the superstep that starts at it; the edges are
         followed inside the supersteps, which tell LangGraph where to go next."""
+        entry = self.edges.get(START)
+        if not isinstance(entry, str):
+            raise ConfigError("the graph starts at one node: add_edge(START, node)")
         missing = {target for edge in self.edges.values() for target in targets_of(edge)} - {*self.nodes, END}
-        if missing or set(self.nodes) - set(self.edges):
-            raise ConfigError(f"edges lead to unknown nodes {sorted(missing)} or nodes have no way out")
+        if missing:
+            raise ConfigError(f"edges lead to unknown nodes: {sorted(missing)}")
+        if stuck := sorted(set(self.nodes) - set(self.edges)):
+            raise ConfigError(f"nodes without an edge out: {stuck} (add_edge(node, END) to end there)")
         runs = {name: guarded(name, fn) for name, fn in self.nodes.items()}
+        merged = reducers(AgentState)
         graph = StateGraph(AgentState, context_schema=RunContext)
         for name in self.nodes:
             graph.add_node(  # type: ignore[call-overload]
                 name,
-                superstep(name, runs, self.edges, self.same_step, AgentState),
+                superstep(name, runs, self.edges, self.same_step, merged),
                 destinations=tuple(targets_of(self.edges[name])),  # for drawing: the edges as built
             )
-        entry = self.edges[START]
-        if isinstance(entry, Branch):
-            raise ConfigError("the graph starts at one node: add_edge(START, node), not a branch")
         graph.add_edge(START, entry)
         return graph.compile(checkpointer=checkpointer)
 

@@ -67,10 +67,13 @@ def targets_of(edge: Edge) -> list[str]:
 
 
 def superstep(
-    head: str, runs: Mapping[str, NodeRun], edges: Mapping[str, Edge], same_step: set[str], schema: type
+    head: str,
+    runs: Mapping[str, NodeRun],
+    edges: Mapping[str, Edge],
+    same_step: set[str],
+    merged: Mapping[str, Callable[[Any, Any], Any]],
 ) -> Callable[[AgentState, Runtime[RunContext]], Awaitable[Command[str]]]:
-    """The LangGraph node for a superstep that starts at ``head``."""
-    merged = reducers(schema)
+    """The LangGraph node for a superstep that starts at ``head``; ``merged``: the state's :func:`reducers`."""
 
     async def step(state: AgentState, runtime: Runtime[RunContext]) -> Command[str]:
         view: dict[str, Any] = dict(state)

@@ -1,9 +1,9 @@
-"""Rows a graph node writes, committed in one transaction when the node ends.
+"""Rows a graph superstep's nodes write, committed in one transaction when the superstep ends.
 
-Every node runs inside :func:`together` (``graph/builder.py``). Stores hand it rows that may wait for the
-node's end: its run events and audit rows, a successful call's breaker count. They are written just before
-LangGraph writes the node's checkpoint, so what a crash loses is exactly the node a resume runs again, and a
-node costs one commit instead of one per row. Writes that guard something now (a budget reservation and its
+Every superstep runs inside :func:`together` (``graph/steps.py``). Stores hand it rows that may wait for its
+end: its nodes' run events and audit rows, a successful call's breaker count. They are written just before
+LangGraph writes the superstep's checkpoint, so what a crash loses is exactly the superstep a resume runs again,
+and a superstep costs one commit instead of one per row. Writes that guard something now (a budget reservation and its
 settlement, a failure that may open a breaker) never wait.
 """
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import run
 from sqlmodel import Session, select
 
+from core.errors import ConfigError
 from core.status import RunStatus
 from examples.support_desk.tables import OutboxEmail
 from graph.agent import Agent
@@ -172,3 +173,19 @@ def test_a_failure_in_a_same_step_node_resumes_at_its_superstep_without_repeatin
     assert failed.status == RunStatus.FAILED
     assert (resumed.run_id, resumed.status, resumed.answer) == (failed.id, RunStatus.ANSWERED, "Sent.")
     assert emails == 1
+
+
+def test_a_graph_with_no_entry_an_unknown_target_or_a_dead_end_does_not_compile():
+    def noop(state):
+        return {}
+
+    no_entry = GraphBuilder().add_node("a", noop).add_edge("a", "__end__")
+    unknown = GraphBuilder().add_node("a", noop).add_edge("__start__", "a").add_edge("a", "b")
+    dead_end = GraphBuilder().add_node("a", noop).add_edge("__start__", "a")
+
+    with pytest.raises(ConfigError, match="starts at one node"):
+        no_entry.compile()
+    with pytest.raises(ConfigError, match=r"unknown nodes: \['b'\]"):
+        unknown.compile()
+    with pytest.raises(ConfigError, match=r"without an edge out: \['a'\]"):
+        dead_end.compile()
