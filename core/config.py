@@ -66,6 +66,9 @@ class RouteSettings(Section):
     max_output_tokens: int = Field(gt=0)
     temperature: float = Field(ge=0)
     timeout_s: float = Field(gt=0)
+    # The sampler's seed, for repeatable runs where the model takes one (the embedded model, OpenAI's); a model
+    # LiteLLM says takes none is called without it. None: unseeded.
+    seed: int | None = Field(default=None, ge=0)
 
 
 class ModelSettings(Section):
@@ -213,6 +216,7 @@ class SafetySettings(Section):
     jailbreak_patterns: list[str]
     jailbreak_limit: int = Field(ge=1)
     policy_patterns: list[str]
+    block_card_numbers: bool
 
 
 class GateThresholds(Section):

@@ -48,7 +48,7 @@ def policy() -> SafetyPolicy:
 async def _timed_stream(gateway: Gateway, screened: bool) -> tuple[float, float]:
     """One streamed reply: seconds to its first released text and to its end."""
     rules = policy()
-    screen = StreamScreen.of(rules.policy_patterns)
+    screen = StreamScreen.of(rules.policy_rules)
     shown: list[str] = []
     first: list[float] = []
 
@@ -70,7 +70,7 @@ async def _timed_stream(gateway: Gateway, screened: bool) -> tuple[float, float]
 def hold_back(tokens: list[str]) -> dict[str, Any]:
     """What the screen held of a clean reply: how many tokens went out later than they came, by how many
     tokens at most, and the most text held at once."""
-    screen = StreamScreen.of(policy().policy_patterns)
+    screen = StreamScreen.of(policy().policy_rules)
     waiting: deque[tuple[int, int]] = deque()  # (index, end offset) of the tokens not wholly released yet
     delays: list[int] = []
     most_held = 0
@@ -92,10 +92,10 @@ def hold_back(tokens: list[str]) -> dict[str, Any]:
 
 def screen_cost(tokens: list[str], rounds: int) -> float:
     """Microseconds per token the screen alone spends on ``tokens`` (median of ``rounds``)."""
-    patterns = policy().policy_patterns
+    rules = policy().policy_rules
     times = []
     for _ in range(rounds):
-        screen = StreamScreen.of(patterns)
+        screen = StreamScreen.of(rules)
         started = time.perf_counter()
         for token in tokens:
             screen.feed(token)

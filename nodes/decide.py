@@ -36,7 +36,7 @@ async def decide(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     services: Prompting = ctx.services
     policy = SafetyPolicy.from_settings(services.settings.safety)
     # Tokens pass the policy screen on their way out: what a pattern could still match is held back.
-    screen = StreamScreen.of(policy.policy_patterns)
+    screen = StreamScreen.of(policy.policy_rules)
     try:
         reply = await services.gateway.chat(
             to_openai(state["messages"], system_prompt(state, ctx.system_prompt)),

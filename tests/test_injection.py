@@ -27,6 +27,7 @@ from sqlmodel import Session, func, select
 
 from app.telemetry import RedactingExporter
 from app.tools.sandbox import landlock_abi, network_isolation, run_confined
+from core.card_numbers import is_card_number
 from core.config import Settings
 from core.errors import EscalationClosed
 from examples.support_desk.tables import DemoOrder, OutboxEmail
@@ -289,15 +290,10 @@ def all_logs() -> Iterator[_Everything]:
         root.setLevel(level)
 
 
-def _luhn_valid(number: str) -> bool:
-    digits = [int(d) for d in reversed(number.replace(" ", ""))]
-    return sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(digits)) % 10 == 0
-
-
 def test_secrets_in_the_question_tool_arguments_and_tool_output_are_redacted_in_spans_and_logs(
     database_url, make_settings, write_script, all_logs
 ):
-    assert _luhn_valid(CARD) and len(CARD.replace(" ", "")) == 16
+    assert is_card_number(CARD) and len(CARD.replace(" ", "")) == 16
     search = {"name": "knowledge_search", "arguments": {"query": f"refund {OPENAI_KEY} {AWS_KEY} {ADDRESS}"}}
     lookup = {"name": "sql_lookup", "arguments": {"order_id": 91}}
     script = write_script(

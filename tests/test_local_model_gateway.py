@@ -155,3 +155,30 @@ def test_firebreak_ask_on_the_embedded_model_never_imports_litellm(tmp_path: Pat
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert "llama_cpp" in imported  # the import log is complete: the model's own package is in it
     assert [name for name in imported if name.split(".")[0] == "litellm"] == []
+
+
+STORY = [{"role": "user", "content": "Tell me a very short story about a lighthouse keeper."}]
+POEM = [{"role": "user", "content": "Write four lines about rain on a tin roof."}]
+
+
+def replies_of_a_new_model(folder: Path, **settings: Any) -> list[str]:
+    """A newly loaded model's sampled replies to STORY, then POEM, at temperature 1.0."""
+    fresh = build_services(load_settings(database_url=f"sqlite:///{folder / 'fb.db'}", **settings))
+    try:
+        return [ask(fresh, asked, temperature=1.0, max_output_tokens=40).text for asked in (STORY, POEM)]
+    finally:
+        fresh.close()
+
+
+def test_a_seeded_route_gives_a_new_model_the_same_replies_to_the_same_calls(tmp_path: Path) -> None:
+    # What a quality eval needs: the same cases in the same order score the same in every new process. (Within
+    # one process, what the model evaluated before can change how a prompt is batched, and so a sampled token.)
+    assert load_settings().route("chat").seed is not None  # firebreak.toml seeds the chat route
+
+    assert replies_of_a_new_model(tmp_path / "one") == replies_of_a_new_model(tmp_path / "two")
+
+
+def test_an_unseeded_route_samples_afresh_on_every_call(tmp_path: Path) -> None:
+    unseeded = {"routes": {"chat": {"seed": None}}}
+
+    assert replies_of_a_new_model(tmp_path / "one", **unseeded) != replies_of_a_new_model(tmp_path / "two", **unseeded)

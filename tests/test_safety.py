@@ -47,9 +47,57 @@ def test_policy_patterns_catch_sql_drops_and_card_numbers(policy, text):
     assert policy.violation(text) is not None
 
 
-@pytest.mark.parametrize("text", ["Order 42 costs $199.00.", "Call +1 555 123 4567", "Drop the table leg"])
-def test_ordinary_text_is_no_violation(policy, text):
+@pytest.mark.parametrize(
+    "card",
+    [
+        "5555 5555 5555 4444",  # Mastercard
+        "2223 0031 2200 3222",  # Mastercard, 2-series
+        "3782 822463 10005",  # American Express, 15 digits in 4-6-5
+        "6011-1111-1111-1117",  # Discover
+        "3530111333300000",  # JCB
+        "30569309025904",  # Diners Club, 14 digits
+        "4222222222222",  # Visa, 13 digits
+        "6200000000000005",  # UnionPay
+    ],
+)
+def test_every_card_networks_numbers_are_a_violation_however_grouped(policy, card):
+    assert policy.violation(f"The card is {card}.") == "card number"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 42 costs $199.00.",
+        "Call +1 555 123 4567",
+        "Drop the table leg",
+        "Call 0044 20 7946 0958 12 from abroad",  # a phone number with its "00" prefix: 16 digits
+        "Shipped at 1733580000000 (ms)",  # a millisecond timestamp
+        "USPS tracking 9400 1000 0000 0000 0000 00",  # 22 digits
+        "FedEx 7946 1234 5678 9012",  # 16 digits, a tracking number's first digit
+        "Pay to GB82 WEST 1234 5698 7654 32",  # an IBAN
+        "Card 4111 1111 1111 1112 was mistyped",  # a card network's digit, but the Luhn check fails
+    ],
+)
+def test_ordinary_text_and_numbers_that_are_no_card_number_are_no_violation(policy, text):
     assert policy.violation(text) is None
+
+
+def test_a_card_number_inside_a_longer_digit_run_is_still_found(policy):
+    # The run starts with a digit no card has; the card number starts at the next group.
+    assert policy.violation("ref 1 4111 1111 1111 1111") == "card number"
+
+
+def test_a_card_number_in_a_tool_argument_terminates_and_a_timestamp_does_not(policy):
+    paid = policy.screen_decision("", [ToolRequest("refund", {"order_id": 7, "card": "4111 1111 1111 1111"})])
+    dated = policy.screen_decision("", [ToolRequest("refund", {"order_id": 7, "since": 1733580000000})])
+
+    assert paid is not None and paid.terminate and paid.detail == "refund: card number"
+    assert dated is None
+
+
+def test_card_numbers_are_let_through_when_the_check_is_switched_off():
+    unchecked = SafetyPolicy.from_settings(load_settings(safety={"block_card_numbers": False}).safety)
+    assert unchecked.violation("card 4111 1111 1111 1111") is None
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from conftest import run
 from hypothesis import strategies as st
 from test_cli import firebreak
 
-from app.resilience.safety import SafetyPolicy
+from app.resilience.safety import PolicyRule, SafetyPolicy
 from app.resilience.stream_screen import StreamScreen
 from core.config import load_settings
 from evals.bench import stream_section
@@ -30,11 +30,11 @@ CLEAN_PREFIX = "Sure. The card on file is "
 CARD_REPLY = f"{CLEAN_PREFIX}{CARD}, keep it safe."
 CLEAN_REPLY = "Order 42 shipped on May 3 and arrives by Friday; refunds take 5 business days."
 # firebreak.toml's policy patterns: what the final screen ends a run on.
-POLICY = SafetyPolicy.from_settings(load_settings().safety).policy_patterns
+POLICY = SafetyPolicy.from_settings(load_settings().safety).policy_rules
 # Harder shapes than the defaults: a lookbehind, a lazy quantifier, free whitespace, and word boundaries
 # that fail at the end of the text but may hold once the next character comes.
 HARD = tuple(
-    re.compile(p)
+    PolicyRule(re.compile(p))
     for p in (
         r"(?<=key=)\w{4}",
         r"(?i)secret.*?end",
@@ -98,14 +98,14 @@ def test_the_held_rest_is_withheld_when_the_final_screen_fails_the_reply():
 
 def test_each_pattern_screens_the_stream_with_its_own_flags():
     # ``re``'s flag bits are not ``regex``'s: ASCII must stay ASCII (Arabic-Indic digits are no \d to it).
-    ascii_digits = StreamScreen.of([re.compile(r"\d{3}", re.ASCII)])
+    ascii_digits = StreamScreen.of([PolicyRule(re.compile(r"\d{3}", re.ASCII))])
     assert ascii_digits.feed("Code ٣٣") == "Code ٣٣"
-    ignoring_case = StreamScreen.of([re.compile("secret", re.IGNORECASE)])
+    ignoring_case = StreamScreen.of([PolicyRule(re.compile("secret", re.IGNORECASE))])
     assert ignoring_case.feed("The SECR") == "The "
 
 
 def test_a_word_boundary_the_next_token_may_satisfy_holds_the_text_before_it():
-    guard = StreamScreen.of([re.compile(r"(?i)\bdrop\s+\btable")])
+    guard = StreamScreen.of([PolicyRule(re.compile(r"(?i)\bdrop\s+\btable"))])
     assert feed_all(guard, ["Then drop ", "table users."]) == ["Then ", ""]
 
 
@@ -113,7 +113,13 @@ def test_released_text_matches_no_pattern_even_where_the_rest_of_the_reply_made_
     # In the whole reply these 16 digits are no card number (a letter follows them, so no "\b"), but shown
     # alone, as the stream would show them before "drop table" ends the run, they are one.
     guard = screen()
-    assert guard.feed("1234567890123456drop table") == ""
+    assert guard.feed("4111111111111111drop table") == ""
+
+
+def test_a_digit_run_is_held_until_complete_then_released_when_it_is_no_card_number():
+    guard = screen()
+    released = feed_all(guard, ["Tracking: 9400 1000 ", "0000 0000 0000 00", ", due Friday."])
+    assert released == ["Tracking: ", "", "9400 1000 0000 0000 0000 00, due Friday."]
 
 
 def test_drop_table_split_across_tokens_is_never_released():
@@ -126,6 +132,8 @@ def test_drop_table_split_across_tokens_is_never_released():
 
 FRAGMENTS = ["4111", "1111", " ", "-", "7", "12", "drop", " ", "TABLE", "d", "ro", "p", "x", ".", "\n", "ab"]
 FRAGMENTS += ["key=", "k3y", "ky", "secret", "end", "pass", ":", "word", "Order ", "shipped", "4111111111111111"]
+# Digit runs that are no card number (a timestamp, a failed Luhn check, a "00" prefix) and a card number's tail.
+FRAGMENTS += ["1733580000000", "4111111111111112", "0044", "5555 5555 5555 4444", "1117"]
 texts = st.lists(st.sampled_from(FRAGMENTS) | st.text(alphabet="0123 -abdkxy=", max_size=4), max_size=40).map("".join)
 
 
@@ -134,8 +142,8 @@ def split(text: str, cuts: list[int]) -> list[str]:
     return [text[start:end] for start, end in itertools.pairwise(points)]
 
 
-def earliest_match(patterns: tuple[re.Pattern[str], ...], text: str) -> int:
-    """Where the first match of any pattern starts in ``text``, by ``re`` as the final screen runs it."""
+def earliest_match(patterns: tuple[PolicyRule, ...], text: str) -> int:
+    """Where the first match of any rule starts in ``text``, by ``re`` as the final screen runs it."""
     return min((m.start() for p in patterns if (m := p.search(text)) is not None), default=len(text))
 
 
@@ -191,6 +199,17 @@ def test_a_clean_reply_streams_in_pieces_and_the_pieces_are_the_answer(database_
     assert result.status == "answered"
     assert "".join(tokens) == result.answer == CLEAN_REPLY
     assert len(tokens) >= 10  # streamed word by word, numbers included, not held to the end
+
+
+def test_a_reply_with_a_tracking_number_and_a_timestamp_is_answered_and_streamed_whole(
+    database_url, make_settings, write_script
+):
+    reply = "Parcel 9400 1000 0000 0000 0000 00 left the depot at 1733580000000 (ms since 1970)."
+    settings = make_settings(database_url, script=write_script({"text": reply}))
+    tokens, result = run(_stream(settings, "Where is my parcel?"))
+
+    assert result.status == "answered"
+    assert "".join(tokens) == result.answer == reply
 
 
 def test_firebreak_ask_never_prints_a_streamed_card_number(sqlite_url, write_script):

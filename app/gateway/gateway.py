@@ -46,7 +46,7 @@ from app.gateway.script import Script
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
-from core.config import Settings, TaskClass
+from core.config import RouteSettings, Settings, TaskClass
 from core.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from memory.tables import ModelCall
 
@@ -73,6 +73,7 @@ class Gateway:
         self._record_call = record_call
         self._faults = faults or FaultPlan(settings.faults)
         self._deployments: dict[str, dict[str, Any]] = {}  # model → its LiteLLM parameters
+        self._takes_seed: dict[str, bool] = {}  # model → whether it is called with its route's seed
         self._price_cache: dict[str, Prices] = {}
         self._script: Script | None = None
         self._local: LocalModel | None = None
@@ -129,7 +130,12 @@ class Gateway:
             if _provider(model) != LOCAL:
                 self._litellm()
             self._deployments[model] = self._deployment_params(model)
+            self._takes_seed[model] = _takes_seed(model)
         return self._deployments[model]
+
+    def _seed(self, settings: RouteSettings, model: str) -> int | None:
+        """The seed ``model`` is called with: the route's, if the model takes one."""
+        return settings.seed if self._takes_seed[model] else None
 
     def _local_model(self) -> LocalModel:
         """The embedded model, called in this process without LiteLLM; its weights load on its first call."""
@@ -287,6 +293,8 @@ class Gateway:
                     "firebreak.tenant_id": context.tenant_id,
                 }
             )
+            if (seed := self._seed(route_settings, model)) is not None:
+                span.set_attribute("gen_ai.request.seed", seed)
             if fallback_reason is not None:
                 span.set_attribute("firebreak.fallback_reason", fallback_reason)
                 span.add_event("firebreak.fallback", {"firebreak.route": route, "firebreak.reason": fallback_reason})
@@ -391,6 +399,8 @@ class Gateway:
             "max_tokens": request.settings.max_output_tokens,
             "temperature": request.settings.temperature,
         }
+        if (seed := self._seed(request.settings, model)) is not None:
+            arguments["seed"] = seed
         if request.tools:
             arguments["tools"] = request.tools
         if request.tool_choice is not None:
@@ -463,6 +473,14 @@ class Gateway:
 
 def _provider(model: str) -> str:
     return model.split("/", 1)[0]
+
+
+def _takes_seed(model: str) -> bool:
+    """Whether ``model`` samples by a seed: the embedded model does, the scripted one has nothing to sample, and
+    another provider's model does where LiteLLM lists ``seed`` among its parameters (it refuses it elsewhere)."""
+    if _provider(model) in (LOCAL, SCRIPTED):
+        return _provider(model) == LOCAL
+    return "seed" in (load_litellm().get_supported_openai_params(model=model) or ())
 
 
 def missing_provider_keys(model: str) -> list[str]:

@@ -94,6 +94,7 @@ class LocalRequest:
     max_tokens: int | None
     temperature: float
     top_p: float
+    seed: int | None = None  # None: a random one for each generation
 
 
 class LocalModel:
@@ -283,6 +284,8 @@ def _generate(
     finish_reason: FinishReason = "length"
     try:
         model.prefixes.prepare(prompt.tokens, prompt.fixed)
+        # Llama.generate samples with the model's seed; llama.cpp's default one draws a new seed each time.
+        llama.set_seed(llama_cpp.LLAMA_DEFAULT_SEED if request.seed is None else request.seed)
         tokens = llama.generate(
             prompt.tokens,
             temp=request.temperature if temperature is None else temperature,
@@ -480,6 +483,7 @@ def local_request(model: str, messages: list[dict[str, Any]], optional_params: M
         max_tokens=optional_params.get("max_tokens") or optional_params.get("max_completion_tokens"),
         temperature=_number(optional_params.get("temperature"), DEFAULT_TEMPERATURE),
         top_p=_number(optional_params.get("top_p"), DEFAULT_TOP_P),
+        seed=None if optional_params.get("seed") is None else int(optional_params["seed"]),
     )
 
 

@@ -9,11 +9,13 @@ that text may be a card number, and verdicts are stored and traced.
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.card_numbers import CARD_DIGITS, is_card_number
 from core.config import SafetySettings
 from memory.runs import RunStore
 
@@ -47,13 +49,47 @@ class ToolRequest:
 
 
 @dataclass(frozen=True)
+class PolicyRule:
+    """A policy pattern, and for some a second look at each match: a digit run is a card number only if
+    :func:`is_card_number` says so. A match the second look refuses is no match."""
+
+    pattern: re.Pattern[str]
+    accepts: Callable[[str], bool] | None = None
+    name: str = ""  # what a verdict names; the pattern's text if empty
+
+    @property
+    def label(self) -> str:
+        return self.name or self.pattern.pattern
+
+    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        """The first match in ``text[pos:endpos]`` that the second look accepts."""
+        return first_accepted(self.pattern.search, self.accepts, text, pos, endpos)
+
+
+CARD_NUMBER = PolicyRule(CARD_DIGITS, is_card_number, "card number")
+
+
+def first_accepted(
+    search: Callable[..., Any], accepts: Callable[[str], bool] | None, text: str, pos: int, endpos: int, **options: Any
+) -> Any:
+    """The first match of ``search`` (``re``'s or ``regex``'s) that ``accepts`` takes; a partial match counts as
+    one, since more text may make it a match the second look accepts. A refused match is stepped past one
+    character at a time: a card number may start inside a longer digit run."""
+    while (match := search(text, pos, endpos, **options)) is not None:
+        if accepts is None or getattr(match, "partial", False) or accepts(match.group()):
+            return match
+        pos = match.start() + 1
+    return None
+
+
+@dataclass(frozen=True)
 class SafetyPolicy:
     dangerous_tools: frozenset[str]
     jailbreak_patterns: tuple[re.Pattern[str], ...]
     # The same patterns with their spaces taken out, matched against text with every separator taken out.
     squeezed_jailbreak_patterns: tuple[re.Pattern[str], ...]
     jailbreak_limit: int
-    policy_patterns: tuple[re.Pattern[str], ...]
+    policy_rules: tuple[PolicyRule, ...]
 
     @classmethod
     def from_settings(cls, settings: SafetySettings) -> SafetyPolicy:
@@ -63,7 +99,8 @@ class SafetyPolicy:
             squeezed_jailbreak_patterns=tuple(_squeezed_pattern(p) for p in settings.jailbreak_patterns),
             jailbreak_limit=settings.jailbreak_limit,
             # Policy patterns carry their own flags: a card number has no case, "(?i)drop table" does.
-            policy_patterns=tuple(re.compile(p) for p in settings.policy_patterns),
+            policy_rules=tuple(PolicyRule(re.compile(p)) for p in settings.policy_patterns)
+            + ((CARD_NUMBER,) if settings.block_card_numbers else ()),
         )
 
     def jailbreak_attempt(self, text: str) -> str | None:
@@ -87,8 +124,8 @@ class SafetyPolicy:
         return None
 
     def violation(self, text: str) -> str | None:
-        """The policy pattern ``text`` matches, if any."""
-        return _first_match(self.policy_patterns, text)
+        """The policy rule ``text`` breaks, if any: its name, or its pattern."""
+        return next((rule.label for rule in self.policy_rules if rule.search(text)), None)
 
     def dangerous(self, tool_name: str) -> bool:
         return tool_name in self.dangerous_tools
@@ -145,10 +182,6 @@ def _squeezed_pattern(pattern: str) -> re.Pattern[str]:
         return re.compile(_PATTERN_SPACES.sub("", pattern), re.IGNORECASE)
     except re.error:
         return re.compile(r"(?!)")
-
-
-def _first_match(patterns: tuple[re.Pattern[str], ...], text: str) -> str | None:
-    return next((p.pattern for p in patterns if p.search(text)), None)
 
 
 def _leaves(value: Any) -> Iterator[str]:

@@ -1,6 +1,6 @@
 """The policy screen over a reply while it streams: no character leaves before it is known to be clean.
 
-The final screen (``screen_actions``) judges the whole reply against ``[safety] policy_patterns``; a
+The final screen (``screen_actions``) judges the whole reply against the policy rules (``[safety]``); a
 streamed token reaches the user before that. :class:`StreamScreen` sits between the model and the user
 and releases a character only once no policy pattern can match text that contains it, whatever the model
 says next, and only while the text released so far matches no pattern on its own either. It holds back
@@ -10,23 +10,22 @@ Everything before that position can never become part of a match, so it goes out
 streams with no delay. Once a pattern matches in full nothing more is released: the run is about to be
 terminated, and only a reply the final screen passes gets its held rest (:meth:`finish`).
 
-The patterns are the final screen's own (same text, same flags), so the stream is never judged by a
-looser rule than the answer. There is no Luhn check here for that reason: the final screen ends a run on
-any 13-19 digit run, and a stream screen that let non-Luhn numbers through would show exactly the text the
-final screen then refuses. (``app/telemetry.py``'s Luhn check decides what to mask in traces, not what a
-user may see.)
+The rules are the final screen's own (same patterns, same flags, same second look at a match), so the
+stream is never judged by a looser rule than the answer. A digit run is held until it is complete, then
+let go if it is no card number (``is_card_number``): the final screen lets the same run pass.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import regex
 
+from app.resilience.safety import PolicyRule, first_accepted
 from core.errors import FirebreakError
 
 # ``re``'s flags by name: the bits differ (``re.ASCII`` is ``regex.VERSION1``).
@@ -65,15 +64,16 @@ def spell_out_boundaries(pattern: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def compile_partial(patterns: tuple[re.Pattern[str], ...]) -> tuple[Any, ...]:
-    """The final screen's patterns for ``regex``, whose search can report partial matches; compiled once per
-    pattern set, not on every model call."""
+def compile_partial(rules: tuple[PolicyRule, ...]) -> tuple[tuple[Any, Callable[[str], bool] | None], ...]:
+    """The final screen's rules with their patterns for ``regex``, whose search can report partial matches;
+    compiled once per rule set, not on every model call."""
     compiled = []
-    for pattern in patterns:
+    for rule in rules:
+        pattern = rule.pattern
         flags = sum(getattr(regex, name) for name in FLAGS if pattern.flags & getattr(re, name))
         try:
             # ``regex``'s default version 0 reads ``re``'s syntax as ``re`` does.
-            compiled.append(regex.compile(spell_out_boundaries(pattern.pattern), flags))
+            compiled.append((regex.compile(spell_out_boundaries(pattern.pattern), flags), rule.accepts))
         except regex.error as exc:
             raise FirebreakError(f"policy pattern {pattern.pattern!r} cannot screen a stream: {exc}") from exc
     return tuple(compiled)
@@ -83,14 +83,14 @@ def compile_partial(patterns: tuple[re.Pattern[str], ...]) -> tuple[Any, ...]:
 class StreamScreen:
     """Fed each streamed token; returns the text that may reach the user now."""
 
-    patterns: tuple[Any, ...]
+    rules: tuple[tuple[Any, Callable[[str], bool] | None], ...]  # (partial-matching pattern, second look)
     text: str = ""  # the reply so far
     released: int = 0  # how much of it has gone out
     matched: bool = False  # a pattern matched in full: nothing more goes out before the final verdict
 
     @classmethod
-    def of(cls, patterns: Iterable[re.Pattern[str]]) -> StreamScreen:
-        return cls(compile_partial(tuple(patterns)))
+    def of(cls, rules: Iterable[PolicyRule]) -> StreamScreen:
+        return cls(compile_partial(tuple(rules)))
 
     def feed(self, token: str) -> str:
         """Add ``token``; return what of the reply no policy pattern can match any more (often all of it)."""
@@ -103,7 +103,10 @@ class StreamScreen:
         # the released text must match nothing on its own either (a cut can make a "\b" hold), and every
         # attempt at a released position then fails inside it, so no later text can make it a match.
         while True:
-            found = [pattern.search(self.text, self.released, end, partial=True) for pattern in self.patterns]
+            found = [
+                first_accepted(pattern.search, accepts, self.text, self.released, end, partial=True)
+                for pattern, accepts in self.rules
+            ]
             starts = [match.start() for match in found if match is not None]
             if end == len(self.text):
                 self.matched = any(match is not None and not match.partial for match in found)
@@ -115,7 +118,7 @@ class StreamScreen:
     def finish(self, passed: bool) -> str:
         """The held rest of a complete reply: all of it when the final screen ``passed`` the reply and no
         pattern matches the streamed text either (it is what the user would see); otherwise nothing."""
-        if not passed or any(pattern.search(self.text) for pattern in self.patterns):
+        if not passed or any(first_accepted(p.search, a, self.text, 0, len(self.text)) for p, a in self.rules):
             return ""
         return self._release(len(self.text))
 

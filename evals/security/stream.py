@@ -54,7 +54,7 @@ async def _stream(agent: Agent, question: str, thread: str) -> tuple[list[str], 
 
 def unscreened(shown: str, reply: str, policy: SafetyPolicy) -> int:
     """Characters of ``shown`` beyond the part of ``reply`` before any policy pattern matches it."""
-    start = min((m.start() for p in policy.policy_patterns if (m := p.search(reply))), default=len(reply))
+    start = min((m.start() for p in policy.policy_rules if (m := p.search(reply))), default=len(reply))
     clean, kept = reply[:start], 0
     while kept < min(len(shown), len(clean)) and shown[kept] == clean[kept]:
         kept += 1
