@@ -62,6 +62,19 @@ def test_a_reply_breaking_a_content_policy_is_never_shown_and_ends_the_run(
 
 
 @doors
+def test_a_reply_with_long_numbers_that_are_no_card_number_is_answered_in_full(
+    door: str, tmp_path: Path, write_script: ScriptWriter
+) -> None:
+    reply = "Parcel 9400 1000 0000 0000 0000 00 was scanned at 1733580000000; call 0044 20 7946 0958 12."
+    script = write_script({"text": reply})
+
+    shown = through(door, deployment(tmp_path), script, "Where is my parcel?")
+
+    assert shown.status == "answered"
+    assert reply in shown.text
+
+
+@doors
 def test_a_low_confidence_write_waits_for_a_reviewer_and_changes_nothing(
     door: str, tmp_path: Path, write_script: ScriptWriter
 ) -> None:
