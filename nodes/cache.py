@@ -5,6 +5,8 @@ are checked: a question that means the same as an earlier one in a scope the
 asker may read is answered from the cache and goes straight to ``respond``. A
 question with write intent (``[cache] write_intent_patterns``) is never
 answered from the cache: a hit must not skip a side effect the user asked for.
+Nor is a team member's (orchestrated or subscribed): it works on a shared entity that
+changes between its runs.
 
 Two scopes are searched, both keyed by everything that must match (tenant,
 route, models, system prompt, tools, graph, the conversation so far): the
@@ -41,7 +43,7 @@ from app.containment.escalation import REVIEWER, this_run, user_questions
 from app.limits.ledger import BlastRadius
 from core.config import Settings
 from core.status import RunStatus
-from graph.state import AgentState, RunContext
+from graph.state import SOLO_AGENT, AgentState, RunContext
 from memory.plans import PlanStore
 from memory.tables import ModelCall
 from nodes.needs import Configured
@@ -108,6 +110,11 @@ def cache_lookup(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     settings = services.settings.cache
     span = trace.get_current_span()
     if not settings.enabled:
+        return {"cache": None}
+    if ctx.agent != SOLO_AGENT:
+        # A team member works on a shared entity that changes between its runs, and its question names the
+        # entity, not its state: an answer cached from an earlier run may describe a ticket that is no more.
+        span.set_attribute("firebreak.cache.skipped", "team_member")
         return {"cache": None}
     question = user_questions(state["messages"])[-1]
     intent = _write_intent(tuple(settings.write_intent_patterns))

@@ -12,7 +12,7 @@ import shutil
 import pytest
 from conftest import run
 
-from app.cache.verifier import BASE_SHA256, WEIGHTS, WEIGHTS_SHA256, load_verifier, verified_file
+from app.cache.verifier import BASE_SHA256, WEIGHTS, WEIGHTS_SHA256, load_verifier, own_sentences, verified_file
 from app.services import build_services
 from core.errors import ConfigError
 from evals.scenario import SimulatedTime
@@ -26,6 +26,15 @@ FALSE_HITS = [
     ("Refund order 5521 to my card", "Refund order 5521 to store credit"),
 ]
 NO_SHARED_WORDS = ("How do I reset my password?", "I forgot my login credentials, what now?")
+# Questions that open with the same context: read whole, the context outweighs what each one asks.
+FLIGHT = (
+    "My flight from Boston to Lisbon on Friday was delayed by six hours because of a technical problem, so I "
+    "missed my connecting flight to Porto and had to spend the night at the airport with my two kids.\n"
+)
+PARCEL = (
+    "I ordered a coffee machine from your online shop two weeks ago, paid with PayPal, and the parcel arrived "
+    "yesterday with a cracked water tank and no manual in the box. "
+)
 
 
 @pytest.fixture
@@ -56,6 +65,41 @@ def test_a_paraphrase_with_no_shared_content_words_is_served(cache):
 
     assert found.hit is not None and found.hit.matched == cached
     assert found.probability is not None and found.probability >= cache.settings.verified_at
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        (PARCEL + "Can I get a refund?", PARCEL + "Can I get a replacement?"),
+        (PARCEL + "Who pays for the return shipping?", PARCEL + "Who pays for the repair?"),
+        (FLIGHT + "Can I change the delivery date?", FLIGHT + "Can I change the delivery address?"),
+    ],
+)
+def test_a_question_sharing_its_context_with_a_cached_one_but_asking_another_thing_is_not_served(cache, cached, query):
+    _put(cache, cached)
+
+    found = cache.lookup("s1", query, route=ROUTE)
+
+    assert found.hit is None
+    assert any(reason.startswith("verifier: different") for reason in found.refused), found.refused
+
+
+def test_the_same_ask_reworded_after_the_same_context_is_served(cache):
+    cached, query = FLIGHT + "Can I get compensation?", FLIGHT + "Am I entitled to compensation?"
+    _put(cache, cached)
+
+    found = cache.lookup("s1", query, route=ROUTE)
+
+    assert found.hit is not None and found.hit.matched == cached
+
+
+def test_own_sentences_are_what_each_question_adds_to_a_context_both_share():
+    assert own_sentences("Order 42 is late. Where is it?", "order 42 is LATE!\nWho do I call?") == (
+        "Where is it?",
+        "Who do I call?",
+    )
+    assert own_sentences("Where is order 42?", "Who do I call about order 42?") is None  # nothing shared
+    assert own_sentences("Order 42 is late. Where is it?", "Where is it?") is None  # one only adds context
 
 
 def test_through_the_graph_an_order_swap_is_answered_by_the_model_and_the_span_says_why(

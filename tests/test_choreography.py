@@ -10,7 +10,7 @@ from conftest import run
 from sqlmodel import Session, select
 
 from graph.agent import Agent
-from graph.choreography import settle
+from graph.choreography import settle, subscribe
 from memory.events import dead_letter_id
 from memory.shared_state import EntityStore
 from memory.tables import DeadLetter
@@ -116,3 +116,25 @@ def test_an_event_whose_run_the_safety_breaker_stopped_is_dead_lettered_at_once_
         (letter,) = session.exec(select(DeadLetter)).all()
     assert letter.attempts == 1 and "had its run stopped (not retried)" in letter.reason
     assert letter.partial_state["run_id"] == research.id and "4111" not in letter.reason
+
+
+def test_a_subscribers_run_never_takes_its_answer_from_the_cache(sqlite_url, make_settings, write_script):
+    # The same event handled again after its ticket changed must read the ticket again, not a cached answer.
+    script = write_script(
+        write(1, {"findings": "order 42 was delivered"}, expect="You are the research agent"),
+        CONFIDENT,
+        {"text": "Findings written."},
+    )
+
+    async def scenario():
+        async with Agent.open(make_settings(sqlite_url, script=script)) as agent:
+            EntityStore(agent.services.engine).create("default", "ticket", "T-5", {"subject": "42?"}, actor="intake")
+            handled = await subscribe(agent, "research", tenant_id="default", until_idle=True, route=ROUTE)
+            [research] = agent.services.runs.recent(limit=5)
+            spans = agent.services.runs.spans(research.id)
+            return handled, research, next(span for span in spans if span.name == "node cache_lookup")
+
+    handled, research, lookup = run(scenario())
+
+    assert handled == 1 and (research.agent, research.status) == ("research", "answered")
+    assert lookup.attributes["firebreak.cache.skipped"] == "team_member"

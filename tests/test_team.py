@@ -225,3 +225,43 @@ def test_a_team_stopped_by_a_member_that_failed_on_the_way_tries_it_again_on_res
     assert (finished.status, finished.verdict, finished.stopped_by) == ("finished", "approved", None)
     assert [member["role"] for member in finished.runs] == ["research", "writer", "reviewer"]
     assert finished.runs[0]["run_id"] == stopped.stopped_by["run_id"]  # the same run, resumed, not a new one
+
+
+def test_a_team_asked_again_researches_again_instead_of_reusing_the_cached_findings(
+    sqlite_url, make_settings, write_script
+):
+    # The ticket may have changed since the first team read it, and the members' questions name it, not its
+    # state: a member's run never takes an answer from the cache, even for the very same words.
+    def approving(findings: str, version: int, name: str) -> str:
+        return write_script(
+            {"expect": "You are the research agent", "text": findings},
+            update(version, {"draft": findings}, expect="You are the writer agent"),
+            CONFIDENT,
+            {"text": "Drafted."},
+            update(version + 1, {"status": "approved"}, expect="You are the reviewer agent"),
+            CONFIDENT,
+            {"text": "APPROVED"},
+            name=name,
+        )
+
+    scripts = [approving("Findings: premium is cheaper.", 1, "a"), approving("Findings: basic is cheaper now.", 3, "b")]
+
+    async def scenario():
+        results = []
+        for script in scripts:
+            async with Agent.open(make_settings(sqlite_url, script=script)) as agent:
+                if not results:
+                    EntityStore(agent.services.engine).create(
+                        "default", "ticket", "T-1", {"subject": "Which plan is cheaper?"}, actor="intake"
+                    )
+                result = await run_team(agent, "Which plan is cheaper?", ticket="T-1", route=ROUTE)
+                agent.services.gateway.verify_script_consumed()  # every member asked the model, research too
+                spans = agent.services.runs.spans(result.runs[0]["run_id"])
+                results.append((result, next(span for span in spans if span.name == "node cache_lookup")))
+        return results
+
+    (first, _), (second, lookup) = run(scenario())
+
+    assert (first.status, second.status) == ("finished", "finished")
+    assert second.runs[0]["answer"] == "Findings: basic is cheaper now."
+    assert lookup.attributes["firebreak.cache.skipped"] == "team_member"

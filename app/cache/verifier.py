@@ -62,10 +62,21 @@ class CrossEncoderVerifier:
         self.calibration = calibration
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """The model's raw, uncalibrated scores (what calibration is fitted on)."""
+        """The model's raw, uncalibrated scores (what calibration is fitted on).
+
+        Where the two questions share sentences, a pair scores the lower of the whole pair's score and the score
+        of the sentences each has of its own (:func:`own_sentences`): read whole, a long shared context
+        outweighs a different ask ("… it arrived scratched. Can I get a refund?" / "… a replacement?").
+        """
         if not pairs:
             return np.zeros(0)
-        return np.asarray(self.model.logits(pairs), dtype=np.float64)  # type: ignore[attr-defined]
+        focused = [own_sentences(cached, query) for cached, query in pairs]
+        extra = [pair for pair in focused if pair is not None]
+        raw = np.asarray(self.model.logits([*pairs, *extra]), dtype=np.float64)  # type: ignore[attr-defined]
+        whole, own = raw[: len(pairs)], iter(raw[len(pairs) :])
+        return np.array(
+            [score if pair is None else min(score, next(own)) for score, pair in zip(whole, focused, strict=True)]
+        )
 
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         # The same words (up to case, punctuation and contractions) are the same question: the most common hit,
@@ -98,6 +109,29 @@ def canonical(text: str) -> str:
 def same_words(cached: str, query: str) -> bool:
     """Whether the two questions are the same words (see :func:`canonical`)."""
     return canonical(cached) == canonical(query)
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?;:])\s+|\s*\n\s*")
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each full stop, question or exclamation mark, colon or semicolon, and at line breaks."""
+    return [sentence for sentence in _SENTENCE_BREAK.split(text.strip()) if sentence]
+
+
+def own_sentences(cached: str, query: str) -> tuple[str, str] | None:
+    """The sentences each question has that the other lacks (compared in :func:`canonical` form), when the two
+    share a sentence and each has one of its own; else None (nothing shared, or one only adds to the other)."""
+    first, second = sentences(cached), sentences(query)
+    shared = {canonical(sentence) for sentence in first} & {canonical(sentence) for sentence in second}
+    shared.discard("")
+    if not shared:
+        return None
+    own_first = [sentence for sentence in first if canonical(sentence) not in shared]
+    own_second = [sentence for sentence in second if canonical(sentence) not in shared]
+    if not own_first or not own_second:
+        return None
+    return " ".join(own_first), " ".join(own_second)
 
 
 def verified_file(path: Path, expected_sha256: str, *, fix: str) -> Path:
