@@ -12,7 +12,15 @@ import shutil
 import pytest
 from conftest import run
 
-from app.cache.verifier import BASE_SHA256, WEIGHTS, WEIGHTS_SHA256, load_verifier, own_sentences, verified_file
+from app.cache.verifier import (
+    BASE_SHA256,
+    WEIGHTS,
+    WEIGHTS_SHA256,
+    load_verifier,
+    own_sentences,
+    read_by_meaning,
+    verified_file,
+)
 from app.services import build_services
 from core.errors import ConfigError
 from evals.scenario import SimulatedTime
@@ -100,6 +108,33 @@ def test_own_sentences_are_what_each_question_adds_to_a_context_both_share():
     )
     assert own_sentences("Where is order 42?", "Who do I call about order 42?") is None  # nothing shared
     assert own_sentences("Order 42 is late. Where is it?", "Where is it?") is None  # one only adds context
+
+
+@pytest.mark.parametrize(
+    ("cached", "other", "repeat"),
+    [
+        ("Как отменить заказ?", "Как отследить заказ?", "как отменить заказ"),  # cancel / track an order
+        ("Как отменить заказ?", "Какая погода в Москве?", "КАК ОТМЕНИТЬ ЗАКАЗ?!"),  # ... / the weather in Moscow
+        ("如何取消订单？", "如何跟踪订单？", "如何取消订单?"),  # cancel / track an order
+        ("ما هو سعر الخطة؟", "ما هو موعد التسليم؟", "ما هو سعر الخطة ؟"),  # the plan's price / the delivery date
+    ],
+)
+def test_outside_latin_script_only_the_same_words_are_served(cache, cached, other, repeat):
+    # The models are English: every Chinese character is unknown to them, so any two Chinese questions of one
+    # length embed alike, and Cyrillic or Arabic is read letter by letter.
+    _put(cache, cached)
+
+    refused = cache.lookup("s1", other, route=ROUTE)
+    repeated = cache.lookup("s1", repeat, route=ROUTE)
+
+    assert refused.hit is None
+    assert repeated.hit is not None and repeated.hit.matched == cached
+
+
+def test_latin_script_in_any_language_is_read_for_its_meaning_and_other_scripts_are_not():
+    assert read_by_meaning("Comment annuler ma commande ? Crème brûlée, Straße, año, 42 €")
+    assert not read_by_meaning("Where is order 42? Где мой заказ?")
+    assert not read_by_meaning("注文")
 
 
 def test_through_the_graph_an_order_swap_is_answered_by_the_model_and_the_span_says_why(

@@ -33,7 +33,7 @@ import numpy as np
 
 from app.cache.guards import conflict, named
 from app.cache.scope_index import ScopeIndex, ScopeIndexes
-from app.cache.verifier import PairVerifier
+from app.cache.verifier import PairVerifier, read_by_meaning, same_words
 from app.embeddings import Embedder
 from core.config import CacheSettings
 from memory.cache import EMBEDDING, LLM_RESPONSE, CacheStore
@@ -155,6 +155,9 @@ class SemanticCache:
                 continue  # expired or invalidated since this process indexed it, or its id reused by another scope
             if similarity < thresholds.serve_similarity:
                 refused.append(f"similarity {similarity:.2f} below {thresholds.serve_similarity:g}: {entry.text!r}")
+                continue
+            if not (read_by_meaning(text) and read_by_meaning(entry.text)) and not same_words(entry.text, text):
+                refused.append(f"script: outside Latin script only the same words are served: {entry.text!r}")
                 continue
             why = conflict(entry.text, text, self._guards)
             if why is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import regex
 
 from core.errors import ConfigError
 from core.once import load_once
@@ -95,7 +96,9 @@ class CrossEncoderVerifier:
 
 _CONTRACTIONS = {"what's": "what is", "where's": "where is", "how's": "how is", "it's": "it is", "i'm": "i am"}
 _CONTRACTION = re.compile(r"\b(" + "|".join(re.escape(word) for word in _CONTRACTIONS) + r")\b")
-_NOT_A_WORD = re.compile(r"[^a-z0-9]+")
+_NOT_A_WORD = re.compile(r"[\W_]+")  # letters and digits of every script are words
+# A letter of a script other than Latin. ``regex`` knows scripts, ``re`` does not.
+_OTHER_SCRIPT_LETTER = regex.compile(r"(?=\p{L})\P{Latin}")
 
 
 def canonical(text: str) -> str:
@@ -104,6 +107,13 @@ def canonical(text: str) -> str:
     lowered = text.lower().replace("\u2019", "'")
     spelled = _CONTRACTION.sub(lambda match: _CONTRACTIONS[match.group(1)], lowered)
     return _NOT_A_WORD.sub(" ", spelled).strip()
+
+
+def read_by_meaning(text: str) -> bool:
+    """Whether the cache's models can read ``text`` for its meaning: they are English models, so Latin script only.
+    Their vocabulary has no Chinese word (every character is unknown: any two questions of one length embed the
+    same) and spells Cyrillic or Arabic letter by letter, so outside Latin script a hit needs the same words."""
+    return _OTHER_SCRIPT_LETTER.search(text) is None
 
 
 def same_words(cached: str, query: str) -> bool:
