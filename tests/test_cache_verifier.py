@@ -19,6 +19,7 @@ from app.cache.verifier import (
     load_verifier,
     own_sentences,
     read_by_meaning,
+    same_words,
     verified_file,
 )
 from app.services import build_services
@@ -129,6 +130,36 @@ def test_outside_latin_script_only_the_same_words_are_served(cache, cached, othe
 
     assert refused.hit is None
     assert repeated.hit is not None and repeated.hit.matched == cached
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("What is 2+2?", "What is 2*2?"),  # a symbol is a word, not punctuation a repeat may drop
+        ("What is 10/2?", "What is 10*2?"),
+        ("?", "!"),  # no words at all: nothing to be the same
+        ("\U0001f44d", "\U0001f44e"),  # thumbs up, thumbs down: both unknown to the models
+    ],
+)
+def test_questions_that_differ_in_a_symbol_or_have_no_words_are_not_repeats(cache, cached, query):
+    _put(cache, cached)
+
+    assert cache.lookup("s1", query, route=ROUTE).hit is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "query", "same"),
+    [
+        ("Where is my order??", "where is my order", True),
+        ("What\u2019s the price?", "what is the price", True),
+        ("\u5982\u4f55\u53d6\u6d88\u8ba2\u5355\uff1f", "\u5982\u4f55\u53d6\u6d88\u8ba2\u5355?", True),  # full-width "?"
+        ("Status of T-1", "Status of T1", False),
+        ("Is it $50?", "Is it 50?", False),
+        ("?", "?", False),
+    ],
+)
+def test_a_repeat_may_differ_in_case_and_punctuation_only(cached, query, same):
+    assert same_words(cached, query) is same
 
 
 def test_latin_script_in_any_language_is_read_for_its_meaning_and_other_scripts_are_not():

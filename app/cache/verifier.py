@@ -96,29 +96,36 @@ class CrossEncoderVerifier:
 
 _CONTRACTIONS = {"what's": "what is", "where's": "where is", "how's": "how is", "it's": "it is", "i'm": "i am"}
 _CONTRACTION = re.compile(r"\b(" + "|".join(re.escape(word) for word in _CONTRACTIONS) + r")\b")
-_NOT_A_WORD = re.compile(r"[\W_]+")  # letters and digits of every script are words
-# A letter of a script other than Latin. ``regex`` knows scripts, ``re`` does not.
-_OTHER_SCRIPT_LETTER = regex.compile(r"(?=\p{L})\P{Latin}")
+# What a repeat may change: spaces and punctuation, of any script ("?", "？", "。"), but for marks that carry
+# meaning in a question ("T-1", "C#", "50%", "a/b", "2*2"). Symbols are words ("2+2" is not "2*2", "$50" not
+# "50"), and so are the letters and digits of every script.
+_SENTENCE_MARKS = regex.compile(r"(?:\s|(?![-#%&@/*\\])\p{P})+")
+# What the models cannot read: a letter of a script other than Latin (``regex`` knows scripts, ``re`` does
+# not), or a character their vocabulary lacks (emoji and other pictographs, private and unassigned code points).
+_UNREADABLE = regex.compile(r"(?=\p{L})\P{Latin}|[\p{So}\p{Co}\p{Cn}]")
+_WORD = regex.compile(r"[\p{L}\p{N}]")
 
 
 def canonical(text: str) -> str:
     """``text`` lower-cased, with curly quotes straightened, a few contractions spelled out and every run of
-    punctuation and spaces made one space."""
+    spaces and sentence punctuation made one space."""
     lowered = text.lower().replace("\u2019", "'")
     spelled = _CONTRACTION.sub(lambda match: _CONTRACTIONS[match.group(1)], lowered)
-    return _NOT_A_WORD.sub(" ", spelled).strip()
+    return _SENTENCE_MARKS.sub(" ", spelled).strip()
 
 
 def read_by_meaning(text: str) -> bool:
-    """Whether the cache's models can read ``text`` for its meaning: they are English models, so Latin script only.
-    Their vocabulary has no Chinese word (every character is unknown: any two questions of one length embed the
-    same) and spells Cyrillic or Arabic letter by letter, so outside Latin script a hit needs the same words."""
-    return _OTHER_SCRIPT_LETTER.search(text) is None
+    """Whether the cache's models can read ``text`` for its meaning: it has a letter or a digit, and nothing the
+    English models cannot read. Their vocabulary has no Chinese word and no emoji (each is unknown: any two
+    questions of them embed alike) and spells Cyrillic or Arabic letter by letter. Text they cannot read is
+    served only on the same words."""
+    return _WORD.search(text) is not None and _UNREADABLE.search(text) is None
 
 
 def same_words(cached: str, query: str) -> bool:
-    """Whether the two questions are the same words (see :func:`canonical`)."""
-    return canonical(cached) == canonical(query)
+    """Whether the two questions are the same words (see :func:`canonical`); a text of no words is nothing's."""
+    words = canonical(cached)
+    return bool(words) and words == canonical(query)
 
 
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?;:])\s+|\s*\n\s*")
