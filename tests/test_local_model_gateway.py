@@ -157,28 +157,51 @@ def test_firebreak_ask_on_the_embedded_model_never_imports_litellm(tmp_path: Pat
     assert [name for name in imported if name.split(".")[0] == "litellm"] == []
 
 
-STORY = [{"role": "user", "content": "Tell me a very short story about a lighthouse keeper."}]
-POEM = [{"role": "user", "content": "Write four lines about rain on a tin roof."}]
+# One process's replies to two questions in turn, sampled at temperature 1.0 on the chat route (argv: database
+# url, then the route's settings over firebreak.toml's as JSON).
+TWO_REPLIES = """
+import asyncio, json, sys
+from app.gateway import CallContext
+from app.services import build_services
+from core.config import load_settings
+
+services = build_services(load_settings(database_url=sys.argv[1], routes={"chat": json.loads(sys.argv[2])}))
+questions = ["Tell me a very short story about a lighthouse keeper.", "Write four lines about rain on a tin roof."]
+
+async def replies():
+    context = CallContext("t", "u")
+    return [
+        (await services.gateway.chat(
+            [{"role": "user", "content": question}], route="chat", context=context, temperature=1.0,
+            max_output_tokens=40,
+        )).text
+        for question in questions
+    ]
+
+print(json.dumps(asyncio.run(replies())))
+"""
 
 
-def replies_of_a_new_model(folder: Path, **settings: Any) -> list[str]:
-    """A newly loaded model's sampled replies to STORY, then POEM, at temperature 1.0."""
-    fresh = build_services(load_settings(database_url=f"sqlite:///{folder / 'fb.db'}", **settings))
-    try:
-        return [ask(fresh, asked, temperature=1.0, max_output_tokens=40).text for asked in (STORY, POEM)]
-    finally:
-        fresh.close()
+def replies_of_a_new_process(folder: Path, route: dict[str, Any]) -> list[str]:
+    """What a newly started process samples for the same two questions; the model loads once per process."""
+    folder.mkdir()
+    command = [sys.executable, "-c", TWO_REPLIES, f"sqlite:///{folder / 'fb.db'}", json.dumps(route)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return list(json.loads(done.stdout.splitlines()[-1]))
 
 
-def test_a_seeded_route_gives_a_new_model_the_same_replies_to_the_same_calls(tmp_path: Path) -> None:
+def test_a_seeded_route_gives_a_new_process_the_same_replies_to_the_same_calls(tmp_path: Path) -> None:
     # What a quality eval needs: the same cases in the same order score the same in every new process. (Within
-    # one process, what the model evaluated before can change how a prompt is batched, and so a sampled token.)
+    # one process, what the model evaluated before decides how a prompt is batched, and so can move a token.)
     assert load_settings().route("chat").seed is not None  # firebreak.toml seeds the chat route
 
-    assert replies_of_a_new_model(tmp_path / "one") == replies_of_a_new_model(tmp_path / "two")
+    assert replies_of_a_new_process(tmp_path / "one", {}) == replies_of_a_new_process(tmp_path / "two", {})
 
 
 def test_an_unseeded_route_samples_afresh_on_every_call(tmp_path: Path) -> None:
-    unseeded = {"routes": {"chat": {"seed": None}}}
+    unseeded = {"seed": None}
 
-    assert replies_of_a_new_model(tmp_path / "one", **unseeded) != replies_of_a_new_model(tmp_path / "two", **unseeded)
+    first, second = (replies_of_a_new_process(tmp_path / name, unseeded) for name in ("one", "two"))
+
+    assert first != second

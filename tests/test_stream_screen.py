@@ -122,6 +122,12 @@ def test_a_digit_run_is_held_until_complete_then_released_when_it_is_no_card_num
     assert released == ["Tracking: ", "", "9400 1000 0000 0000 0000 00, due Friday."]
 
 
+def test_the_start_of_a_card_number_is_held_even_when_it_fails_the_luhn_check_so_far():
+    # 13 digits fail the check; three more make them a card number.
+    guard = screen()
+    assert feed_all(guard, [" :4111111111111", "111", " is it."]) == [" :", "", ""]
+
+
 def test_drop_table_split_across_tokens_is_never_released():
     guard = screen()
     released = feed_all(guard, ["Done. I ran ", "DR", "OP ", " ", "TA", "BLE orders; ", "for you."])

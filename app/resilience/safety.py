@@ -70,13 +70,22 @@ CARD_NUMBER = PolicyRule(CARD_DIGITS, is_card_number, "card number")
 
 
 def first_accepted(
-    search: Callable[..., Any], accepts: Callable[[str], bool] | None, text: str, pos: int, endpos: int, **options: Any
+    search: Callable[..., Any],
+    accepts: Callable[[str], bool] | None,
+    text: str,
+    pos: int,
+    endpos: int,
+    *,
+    growing: bool = False,
+    **options: Any,
 ) -> Any:
-    """The first match of ``search`` (``re``'s or ``regex``'s) that ``accepts`` takes; a partial match counts as
-    one, since more text may make it a match the second look accepts. A refused match is stepped past one
-    character at a time: a card number may start inside a longer digit run."""
+    """The first match of ``search`` (``re``'s or ``regex``'s) that ``accepts`` takes. A match more text could
+    still change counts without the second look: a partial one, or, when the text is ``growing`` past
+    ``endpos``, one that reaches it (13 digits that fail the Luhn check may be the start of a card number).
+    A refused match is stepped past one character at a time: a card number may start inside a longer run."""
     while (match := search(text, pos, endpos, **options)) is not None:
-        if accepts is None or getattr(match, "partial", False) or accepts(match.group()):
+        undecided = getattr(match, "partial", False) or (growing and match.end() >= min(endpos, len(text)))
+        if accepts is None or undecided or accepts(match.group()):
             return match
         pos = match.start() + 1
     return None

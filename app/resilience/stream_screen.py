@@ -103,13 +103,18 @@ class StreamScreen:
         # the released text must match nothing on its own either (a cut can make a "\b" hold), and every
         # attempt at a released position then fails inside it, so no later text can make it a match.
         while True:
+            growing = end == len(self.text)  # the reply goes on: a match at its end may grow
             found = [
-                first_accepted(pattern.search, accepts, self.text, self.released, end, partial=True)
+                first_accepted(pattern.search, accepts, self.text, self.released, end, growing=growing, partial=True)
                 for pattern, accepts in self.rules
             ]
             starts = [match.start() for match in found if match is not None]
-            if end == len(self.text):
-                self.matched = any(match is not None and not match.partial for match in found)
+            if growing:
+                # In full and accepted: a digit run the second look refused is only held, it may yet grow.
+                self.matched = any(
+                    match is not None and not match.partial and (accepts is None or accepts(match.group()))
+                    for match, (_, accepts) in zip(found, self.rules, strict=True)
+                )
             cut = min(starts, default=end)
             if cut == end:
                 return self._release(end)
