@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from sqlalchemy.engine import Engine
 
-from core.card_numbers import CARD_DIGITS, luhn_valid
+from core.card_numbers import CARD_DIGITS, digits_of, luhn_valid
 from memory.tables import SpanRecord, table_of
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ def _card(match: re.Match[str]) -> str:
     """A 13-19 digit run that passes the Luhn check is masked; other long numbers (ids, amounts) stay. This net is
     wider than the safety breaker's (which also asks for a card network's first digit): a timestamp masked by
     mistake costs a trace reader little, a run ended by mistake costs the user their answer."""
-    digits = re.sub(r"[ -]", "", match.group(0))
-    return "[redacted-card]" if luhn_valid(digits) else match.group(0)
+    return "[redacted-card]" if luhn_valid(digits_of(match.group(0))) else match.group(0)
 
 
 def redact(text: str) -> str:

@@ -22,8 +22,13 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def is_card_number(text: str) -> bool:
-    """Whether ``text``, a run :data:`CARD_DIGITS` matched, reads as a card number: a network's first digit and a
+def digits_of(run: str) -> str:
+    """A run :data:`CARD_DIGITS` matched, without its spaces and dashes."""
+    return re.sub(r"[ -]", "", run)
+
+
+def is_card_number(run: str) -> bool:
+    """Whether ``run``, a run :data:`CARD_DIGITS` matched, reads as a card number: a network's first digit and a
     valid Luhn check. One digit run in ten passes Luhn by chance; phone numbers, timestamps and ids mostly do not."""
-    digits = re.sub(r"[ -]", "", text)
+    digits = digits_of(run)
     return digits[:1] in NETWORK_FIRST_DIGITS and luhn_valid(digits)

@@ -149,6 +149,7 @@ class SemanticCache:
         best = nearest[0][0]
         refused: list[str] = []
         passed: list[tuple[float, int, str, CacheEntry]] = []
+        readable = read_by_meaning(text)
         for similarity, entry_id, scope in found:
             entry = live.get(entry_id)
             if entry is None or entry.scope != scope:
@@ -156,8 +157,10 @@ class SemanticCache:
             if similarity < thresholds.serve_similarity:
                 refused.append(f"similarity {similarity:.2f} below {thresholds.serve_similarity:g}: {entry.text!r}")
                 continue
-            if not (read_by_meaning(text) and read_by_meaning(entry.text)) and not same_words(entry.text, text):
-                refused.append(f"script: outside Latin script only the same words are served: {entry.text!r}")
+            if not (readable and read_by_meaning(entry.text)) and not same_words(entry.text, text):
+                refused.append(
+                    f"unreadable: the models cannot read it for its meaning, only the same words: {entry.text!r}"
+                )
                 continue
             why = conflict(entry.text, text, self._guards)
             if why is not None:

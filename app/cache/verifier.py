@@ -139,13 +139,13 @@ def sentences(text: str) -> list[str]:
 def own_sentences(cached: str, query: str) -> tuple[str, str] | None:
     """The sentences each question has that the other lacks (compared in :func:`canonical` form), when the two
     share a sentence and each has one of its own; else None (nothing shared, or one only adds to the other)."""
-    first, second = sentences(cached), sentences(query)
-    shared = {canonical(sentence) for sentence in first} & {canonical(sentence) for sentence in second}
-    shared.discard("")
+    first = [(sentence, canonical(sentence)) for sentence in sentences(cached)]
+    second = [(sentence, canonical(sentence)) for sentence in sentences(query)]
+    shared = ({words for _, words in first} & {words for _, words in second}) - {""}
     if not shared:
         return None
-    own_first = [sentence for sentence in first if canonical(sentence) not in shared]
-    own_second = [sentence for sentence in second if canonical(sentence) not in shared]
+    own_first = [sentence for sentence, words in first if words not in shared]
+    own_second = [sentence for sentence, words in second if words not in shared]
     if not own_first or not own_second:
         return None
     return " ".join(own_first), " ".join(own_second)
