@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 from test_local_model import CAPITAL_QUESTION, SQL_LOOKUP
+from test_tool_declaration import quote_shipping
 
 from app.gateway import CallContext, ModelReply
 from app.gateway.local_model import DECISION_OPENING, LocalModel
@@ -65,6 +66,17 @@ def test_a_tool_call_comes_back_with_arguments_of_its_schema(services: Services)
     assert call.name == "sql_lookup" and call.id.startswith("call_")
     assert isinstance(json.loads(call.arguments)["order_id"], int)
     assert reply.text == ""
+
+
+def test_a_tool_with_structured_arguments_gets_a_call_its_own_validation_accepts(services: Services) -> None:
+    question = "What does shipping 2 docks (SKU DOCK-1) express to Lyon 69001 cost, ready on 9 December 2026?"
+    # Forced: the grammar built from the nested schema is under test, not the model's choice to call.
+    messages = [{"role": "user", "content": question}]
+    reply = ask(services, messages, tools=[quote_shipping.spec()], tool_choice="quote_shipping")
+
+    (call,) = reply.tool_calls
+    arguments = quote_shipping.parse_arguments(call.arguments)  # nested model, dataclass list, enum and date
+    assert arguments.to.city == "Lyon"  # type: ignore[attr-defined]
 
 
 def read_beyond_one_prompt(services: Services, messages: list[dict], reply: ModelReply) -> int:

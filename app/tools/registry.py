@@ -11,14 +11,17 @@ import importlib
 import inspect
 import json
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, create_model, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.engine import Engine
 
+from app.tools.docstrings import argument_docs, summary
 from core.config import ExternalToolPolicy
 from core.errors import ConfigError, InvalidToolArguments, UnknownTool
 
@@ -127,7 +130,13 @@ class Tool:
 
     def bind(self, arguments: BaseModel, context: ToolContext) -> dict[str, Any]:
         """Keyword arguments for ``fn``: the validated fields plus the context when asked for."""
-        kwargs = arguments.model_dump()
+        # The validated values themselves: a pydantic model, dataclass or enum argument arrives as one, not as
+        # the dict model_dump would make of it. A tool bringing its own JSON schema validates into a dict.
+        kwargs = (
+            dict(arguments.root)
+            if isinstance(arguments, RootModel)
+            else {field: getattr(arguments, field) for field in type(arguments).model_fields}
+        )
         if self.context_param:
             kwargs[self.context_param] = context
         return kwargs
@@ -174,25 +183,19 @@ def tool(
     """
 
     def declare(fn: Callable[..., Any]) -> Tool:
-        hints = get_type_hints(fn, include_extras=True)
-        fields: dict[str, Any] = {}
-        context_param = None
-        for param in inspect.signature(fn).parameters.values():
-            annotation = hints.get(param.name, Any)
-            if annotation is ToolContext:
-                context_param = param.name
-                continue
-            default = ... if param.default is inspect.Parameter.empty else param.default
-            fields[param.name] = (annotation, default)
         tool_name = name or fn.__name__
         if cached and kind == "write":
             raise ConfigError(f"tool {tool_name}: write tools are never cached (cached=True needs kind='read')")
-        model = create_model(  # type: ignore[call-overload]
-            f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-        )
+        fields, context_param = _signature_fields(tool_name, fn)
+        with warnings.catch_warnings():
+            # A parameter named like a BaseModel method ("json", "schema") is fine: bind reads fields, not methods.
+            warnings.filterwarnings("ignore", message=".*shadows an attribute in parent", category=UserWarning)
+            model = create_model(  # type: ignore[call-overload]
+                f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+            )
         return Tool(
             name=tool_name,
-            description=inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0] or tool_name,
+            description=summary(fn.__doc__) or tool_name,
             kind=kind,
             cost_class=cost_class,
             timeout_s=timeout_s,
@@ -209,6 +212,41 @@ def tool(
         )
 
     return declare
+
+
+def _signature_fields(tool_name: str, fn: Callable[..., Any]) -> tuple[dict[str, Any], str | None]:
+    """The arguments model's fields, from the signature and the docstring, and the ToolContext parameter."""
+    hints = get_type_hints(fn, include_extras=True)
+    described = argument_docs(fn.__doc__)
+    fields: dict[str, Any] = {}
+    context_param = None
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            raise ConfigError(
+                f"tool {tool_name}: parameter {param.replace(annotation=inspect.Parameter.empty)} cannot be an "
+                "argument the model names; "
+                "declare each argument as a named parameter"
+            )
+        if param.name in _RESERVED_FIELDS:
+            raise ConfigError(f"tool {tool_name}: a parameter cannot be named {param.name!r} (pydantic reserves it)")
+        annotation = hints.get(param.name, Any)
+        if annotation is ToolContext:
+            context_param = param.name
+            continue
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        description = described.get(param.name)
+        if description and not isinstance(default, FieldInfo) and not _describes_itself(annotation):
+            default = Field(default, description=description)
+        fields[param.name] = (annotation, default)
+    return fields, context_param
+
+
+_RESERVED_FIELDS = frozenset({"model_config", "model_fields", "model_computed_fields"})
+
+
+def _describes_itself(annotation: Any) -> bool:
+    """Whether ``Annotated[..., Field(description=...)]`` already says what the argument is."""
+    return any(isinstance(extra, FieldInfo) and extra.description for extra in getattr(annotation, "__metadata__", ()))
 
 
 def default_consumption(kind: ToolKind, cost_class: CostClass) -> dict[str, float]:
