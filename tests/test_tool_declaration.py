@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from app.tools.docstrings import argument_docs
 from app.tools.registry import ToolContext, ToolRegistry, tool
+from app.tools.runner import render_result
 from core.errors import ConfigError
 from graph.agent import Agent
 
@@ -145,3 +147,21 @@ def test_arguments_named_like_model_methods_work_without_warnings(recwarn):
 
     assert lookup.fn(**lookup.bind(arguments, None)) == "sales:True"  # type: ignore[arg-type]
     assert not [warning for warning in recwarn if "shadows" in str(warning.message)]
+
+
+class Quote(BaseModel):
+    to: Address
+    speed: Speed
+    ready_on: date
+
+
+def test_a_structured_result_reaches_the_model_as_the_json_it_stands_for():
+    quote = Quote(to=Address(city="Lyon", postcode="69001"), speed=Speed.EXPRESS, ready_on=date(2026, 12, 9))
+    result = {"quote": quote, "lines": [Line("DOCK-1", 2)], "skus": {"DOCK-1"}, "handle": object}
+
+    assert json.loads(render_result(result, max_chars=1000)) == {
+        "quote": {"to": {"city": "Lyon", "postcode": "69001"}, "speed": "express", "ready_on": "2026-12-09"},
+        "lines": [{"sku": "DOCK-1", "quantity": 2}],
+        "skus": ["DOCK-1"],
+        "handle": "<class 'object'>",  # what JSON cannot hold is shown as text, not refused
+    }

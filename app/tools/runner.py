@@ -16,6 +16,7 @@ from typing import Any
 
 from opentelemetry import trace
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from app.cache.tool_results import ToolResultCache
 from app.faults import Fault, FaultPlan
@@ -46,7 +47,10 @@ class ToolRuntime:
 
 def render_result(result: Any, max_chars: int) -> str:
     """Serialise a tool result for the model, cutting huge payloads with a visible marker."""
-    text = result if isinstance(result, str) else json.dumps(result, default=str, ensure_ascii=False)
+    # pydantic's encoder: a returned model, dataclass, enum, date or set becomes the JSON it stands for, not its repr.
+    text = (
+        result if isinstance(result, str) else json.dumps(to_jsonable_python(result, fallback=str), ensure_ascii=False)
+    )
     if len(text) <= max_chars:
         return text
     return f"{text[:max_chars]}… [truncated: {len(text)} characters, showing the first {max_chars}]"
