@@ -50,6 +50,27 @@ def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
     assert done.stdout.strip() == "1 USD is 0.92 EUR. (automated answer)"
 
 
+def test_the_firebreak_command_finds_the_tool_module_in_the_directory_it_runs_in(tmp_path, write_script):
+    tool_block, _ = python_blocks("Extend Firebreak")
+    (tmp_path / "my_tools.py").write_text(tool_block, encoding="utf-8")
+    script = write_script(
+        {"tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "GBP"}}]},
+        {"expect": "0.79", "text": "1 USD is 0.79 GBP."},
+    )
+    env = {
+        **os.environ,
+        "FIREBREAK_SCRIPT": script,
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_ROUTES__CHAT__MODELS": json.dumps(["scripted/demo"]),
+        "FIREBREAK_TOOLS__MODULES": json.dumps(["examples.support_desk.tools", "my_tools"]),
+    }
+    command = [str(Path(sys.executable).with_name("firebreak")), "ask", "--json", "What is a dollar in pounds?"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["answer"] == "1 USD is 0.79 GBP."
+
+
 # --- the Python API: one example per door, each run as written on a fresh SQLite file ----------------------------
 ASK, TOOLS, CONSOLE, ESCALATION, CANARY, QUEUE = python_blocks("Python API")
 CANCEL_ORDER_2 = {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}}]}

@@ -10,6 +10,7 @@ import copy
 import importlib
 import inspect
 import json
+import os
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -408,6 +409,8 @@ class ToolRegistry:
         tool and toolkit there, each with its ``external`` policy (``[tools.external]``, by tool name)."""
         modules = list(modules)
         registry = cls()
+        if modules:
+            _working_directory_on_path()
         for module_name in modules:
             try:
                 module = importlib.import_module(module_name)
@@ -429,3 +432,12 @@ class ToolRegistry:
                     f"tool {item.name}: its substitute {item.substitute!r} is not among the tools of {modules}"
                 )
         return registry
+
+
+def _working_directory_on_path() -> None:
+    """Find configured modules in the directory Firebreak runs in, as ``python -m`` and uvicorn do: a console
+    script such as ``firebreak`` starts without it on ``sys.path``, so ``my_tools.py`` beside firebreak.toml was
+    "No module named 'my_tools'"."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
