@@ -105,6 +105,7 @@ class ExternalToolPolicy(Section):
     trusted_output: bool = False
     shared: bool = False
     egress: bool = False
+    examples: list[str] = Field(default_factory=list)  # questions a user would ask it for (see ``tool(examples=)``)
 
 
 class ToolSettings(Section):

@@ -46,6 +46,7 @@ from app.gateway.script import Script
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
+from app.tools.registry import EXAMPLES_KEY
 from core.config import RouteSettings, Settings, TaskClass
 from core.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from memory.tables import ModelCall
@@ -402,7 +403,7 @@ class Gateway:
         if (seed := self._seed(request.settings, model)) is not None:
             arguments["seed"] = seed
         if request.tools:
-            arguments["tools"] = request.tools
+            arguments["tools"] = request.tools if _provider(model) == LOCAL else _openai_tools(request.tools)
         if request.tool_choice is not None:
             arguments["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
         if _provider(model) == LOCAL:
@@ -486,3 +487,14 @@ def _takes_seed(model: str) -> bool:
 def missing_provider_keys(model: str) -> list[str]:
     """Environment variables LiteLLM needs for ``model`` that are not set."""
     return list(load_litellm().validate_environment(model=model).get("missing_keys", []))
+
+
+def _openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tool specs without Firebreak's own keys (the embedded model's examples): a provider refuses keys it
+    does not know."""
+    return [
+        {**spec, "function": {k: v for k, v in spec["function"].items() if k != EXAMPLES_KEY}}
+        if EXAMPLES_KEY in spec.get("function", {})
+        else spec
+        for spec in tools
+    ]

@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from app.tools.registry import EXAMPLES_KEY
+
 PROVIDER = "local"
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
 LOCAL_MODEL = f"{PROVIDER}/{MODEL_NAME}"
@@ -49,12 +51,15 @@ Messages = list[dict[str, str]]
 
 
 def tool_spec(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """An OpenAI tool as name, description and parameter schema."""
+    """An OpenAI tool as name, description, parameter schema and the questions it is chosen for."""
     function = tool.get("function", tool)
+    description = function.get("description") or f"Use {function['name']}."
     return {
         "name": function["name"],
-        "description": function.get("description") or f"Use {function['name']}.",
+        "description": description,
         "parameters": function.get("parameters") or EMPTY_PARAMETERS,
+        # Without examples of its own, a tool is shown chosen for its description.
+        "examples": list(function.get(EXAMPLES_KEY) or [description]),
     }
 
 
@@ -101,7 +106,8 @@ def with_tool_note(messages: Messages, tools: list[dict[str, Any]]) -> Messages:
     """The conversation with the tool list and examples added to its system message."""
     listing = "\n".join(f"- {tool['name']}: {tool['description']}{_arguments(tool)}" for tool in tools)
     first, *others = ANSWER_EXAMPLES
-    examples = [first, *((tool["description"], decision_line(tool["name"])) for tool in tools), *others]
+    chosen = [(question, decision_line(tool["name"])) for tool in tools for question in tool["examples"]]
+    examples = [first, *chosen, *others]
     shown = "\n".join(f"User: {question}\n{reply}" for question, reply in examples)
     note = TOOL_NOTE.format(tools=listing, examples=shown)
     if messages and messages[0]["role"] == "system":

@@ -28,6 +28,9 @@ from core.errors import ConfigError, InvalidToolArguments, UnknownTool
 
 ToolKind = Literal["read", "write"]
 CostClass = Literal["db", "web_search", "code", "llm", "external_api"]
+# The spec key that carries a tool's examples: Firebreak's own, read by the embedded model's prompt and removed by
+# the gateway before a call to any other model (a provider refuses keys it does not know).
+EXAMPLES_KEY = "x-firebreak-examples"
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class Tool:
     # The circuit breaker its calls count against; None: its own, ``tool:NAME``. Tools of one MCP server share
     # the server's (``mcp:SERVER``): when the server dies, one breaker opens for all of them.
     breaker: str | None = None
+    # Questions a user would ask this tool for. The embedded model's prompt shows them as few-shot examples of
+    # choosing it (a 0.5B model matches questions, not descriptions); remote models never see them.
+    examples: tuple[str, ...] = ()
 
     @property
     def breaker_backend(self) -> str:
@@ -95,10 +101,10 @@ class Tool:
         """The OpenAI-style function spec the model sees."""
         schema = self.args_model.model_json_schema()
         schema.pop("title", None)
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": schema},
-        }
+        function: dict[str, Any] = {"name": self.name, "description": self.description, "parameters": schema}
+        if self.examples:
+            function[EXAMPLES_KEY] = list(self.examples)
+        return {"type": "function", "function": function}
 
     def parse_arguments(self, raw: str | dict[str, Any]) -> BaseModel:
         """Validate the model's arguments; the error tells the model exactly what to fix."""
@@ -161,6 +167,7 @@ def tool(
     shared: bool = False,
     egress: bool = False,
     name: str | None = None,
+    examples: Iterable[str] = (),
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Declare a tool. Its docstring is the description; its annotated parameters are the schema.
 
@@ -181,6 +188,8 @@ def tool(
     answers built from shared results alone (or none) are cached tenant-wide; any other tool result keeps the
     answer per user. The read-tool layer keeps a tool's results per user when it takes a
     :class:`ToolContext` (it may read who asks) and is not declared shared.
+    ``examples`` are questions a user would ask this tool for ("Has order 7 shipped?"): the embedded model
+    learns from them when to choose it, where it would otherwise match the question against descriptions.
     """
 
     def declare(fn: Callable[..., Any]) -> Tool:
@@ -210,6 +219,7 @@ def tool(
             args_model=model,
             fn=fn,
             context_param=context_param,
+            examples=tuple(examples),
         )
 
     return declare
@@ -305,6 +315,7 @@ def external_tool(
         # unless the policy declares it shared: the rule native tools that take a ToolContext follow.
         context_param=_CONTEXT_KEY,
         breaker=breaker,
+        examples=tuple(policy.examples),
     )
 
 

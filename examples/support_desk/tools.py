@@ -39,7 +39,14 @@ def _words(text: str) -> set[str]:
     return {word for word in WORD.findall(text.lower()) if len(word) > 2}
 
 
-@tool(kind="read", cost_class="web_search", cached=True, shared=True, trusted_output=True)
+@tool(
+    kind="read",
+    cost_class="web_search",
+    cached=True,
+    shared=True,
+    trusted_output=True,
+    examples=["What is your returns policy?", "Do you deliver to Canada?"],
+)
 def knowledge_search(
     query: Annotated[str, Field(min_length=2, max_length=500, description="What to look for")],
     top_k: Annotated[int, Field(ge=1, le=5)] = 2,
@@ -56,7 +63,7 @@ def knowledge_search(
     return scored[:top_k] or [{"result": "no article matches", "query": query}]
 
 
-@tool(kind="read", cost_class="db", trusted_output=True)
+@tool(kind="read", cost_class="db", trusted_output=True, examples=["Has order 17 arrived?", "Who ordered order 8?"])
 def sql_lookup(
     order_id: Annotated[int, Field(ge=1, description="The order number")], ctx: ToolContext
 ) -> dict[str, Any]:
@@ -68,7 +75,7 @@ def sql_lookup(
         return {"found": True, **order.model_dump(mode="json")}
 
 
-@tool(kind="read", cost_class="db", shared=True, trusted_output=True)
+@tool(kind="read", cost_class="db", shared=True, trusted_output=True, examples=["What are our sales by product?"])
 def sales_data(ctx: ToolContext) -> dict[str, Any]:
     """Orders and revenue per item, from the orders table (not counting cancelled or refunded orders)."""
     with Session(ctx.engine) as session:
@@ -98,19 +105,31 @@ def _prices(items: list[str]) -> dict[str, float | None]:
     return {item: PRICE_LIST.get(item) for item in items}
 
 
-@tool(kind="read", cost_class="external_api", substitute="cached_prices", shared=True)
+@tool(
+    kind="read",
+    cost_class="external_api",
+    substitute="cached_prices",
+    shared=True,
+    examples=["How much is the office chair?"],
+)
 async def pricing_api(items: Items) -> dict[str, Any]:
     """Current list prices from the live pricing service (unknown items are null)."""
     return {"prices": _prices(items), "source": "live"}
 
 
-@tool(kind="read", cost_class="db", shared=True, trusted_output=True)
+@tool(
+    kind="read",
+    cost_class="db",
+    shared=True,
+    trusted_output=True,
+    examples=["What did the office chair cost on the last price list?"],
+)
 def cached_prices(items: Items) -> dict[str, Any]:
     """Prices from the last published price list: a fallback when the live pricing service is down."""
     return {"prices": _prices(items), "source": "published price list", "as_of": PRICES_PUBLISHED_ON}
 
 
-@tool(kind="write", cost_class="db", trusted_output=True)
+@tool(kind="write", cost_class="db", trusted_output=True, examples=["Cancel order 9.", "Record order 4 as refunded."])
 def update_order(
     order_id: Annotated[int, Field(ge=1, description="The order number")],
     status: Annotated[OrderStatus, Field(description="The new status")],
@@ -131,7 +150,13 @@ def update_order(
         return {"order_id": order_id, "previous_status": previous, "status": status}
 
 
-@tool(kind="write", cost_class="db", consumes={"emails": 1}, trusted_output=True)
+@tool(
+    kind="write",
+    cost_class="db",
+    consumes={"emails": 1},
+    trusted_output=True,
+    examples=["Write to bob@example.com that his parcel is late."],
+)
 def send_email(
     to: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Recipient address")],
     subject: Annotated[str, Field(min_length=1, max_length=200)],
@@ -147,7 +172,7 @@ def send_email(
     return {"queued": True, "email_id": stored["id"], "already_sent": not created}
 
 
-@tool(kind="read", cost_class="code")
+@tool(kind="read", cost_class="code", examples=["Compute the 20th Fibonacci number in Python."])
 async def run_code(
     code: Annotated[str, Field(min_length=1, max_length=10_000, description="Python source")],
 ) -> dict[str, Any]:
