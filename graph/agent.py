@@ -21,6 +21,7 @@ from langgraph.types import Command
 
 from app.canary.controller import Assignment
 from app.containment.escalation import APPROVALS, expiry_answer
+from app.containment.replies import confirmation_reply
 from app.services import Services, build_services
 from app.tools.registry import ToolRegistry
 from core.config import Settings
@@ -293,9 +294,8 @@ class Agent:
         if not pending:
             return None
         confirmations = [row for row in pending if row.audience == "user"]
-        word = text.strip().strip(".!").lower()
-        if confirmations and word in APPROVALS | REFUSALS:
-            answer = "yes" if word in APPROVALS else "no"
+        answer = confirmation_reply(text, confirmations[0].question) if confirmations else None
+        if answer is not None:
             result = None
             for row in confirmations:
                 result = await self.answer(row.id, answer, by=f"user:{user_id}") or result
@@ -305,7 +305,8 @@ class Agent:
             return result or self._result(waiting)
         if confirmations:
             raise FirebreakError(
-                f"this conversation is waiting for your answer: {confirmations[0].question} (yes or no)"
+                f"this conversation is waiting for your answer: {confirmations[0].question} (yes or no). "
+                "Your message was not taken as an answer and nothing ran: reply yes or no, then send it again"
             )
         raise FirebreakError(
             f"this conversation is waiting for a reviewer ({pending[0].type}: {pending[0].reason}); "

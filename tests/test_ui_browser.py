@@ -483,12 +483,13 @@ def test_a_medium_confidence_order_change_asks_the_user_in_the_chat_and_runs_onc
     expect(row).to_have_attribute("data-type", "confirmation")
     page.get_by_role("tab", name="Chat").click()
 
-    # Anything but yes or no is refused with the question again.
+    # Anything but a yes or a no is refused with the question again, and runs nothing.
     ask(page, "What will that do?")
     expect(chat).to_contain_text("this conversation is waiting for your answer", timeout=TIMEOUT_MS)
+    expect(chat).to_contain_text("nothing ran")
     assert order_2(settings.database_url) == (ORDER_2_BEFORE, [])
 
-    ask(page, "yes")
+    ask(page, "Yes please, go ahead.")  # a yes in the user's own words
     expect(chat).to_contain_text(CANCELLED, timeout=TIMEOUT_MS)
     expect(chat).to_contain_text(f"run {run_id} · answered")
     status, completed = order_2(settings.database_url)
