@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -165,3 +166,28 @@ def test_a_structured_result_reaches_the_model_as_the_json_it_stands_for():
         "skus": ["DOCK-1"],
         "handle": "<class 'object'>",  # what JSON cannot hold is shown as text, not refused
     }
+
+
+@tool
+def opening_hours(day: str) -> str:
+    """When the desk is open on a day."""
+    return f"{day}: 9-17"
+
+
+def test_a_tool_may_be_declared_without_parentheses():
+    assert opening_hours.name == "opening_hours" and opening_hours.kind == "read"
+    assert opening_hours.fn(**opening_hours.bind(opening_hours.parse_arguments({"day": "Monday"}), None)) == (
+        "Monday: 9-17"
+    )
+
+
+def test_a_callable_without_a_name_must_be_given_one():
+    def greet(greeting: str, person: str) -> str:
+        """Greet someone."""
+        return f"{greeting}, {person}"
+
+    with pytest.raises(ConfigError, match=r"has no __name__: declare it with tool\(name=\.\.\.\)"):
+        tool(functools.partial(greet, "Hello"))
+
+    hello = tool(name="hello")(functools.partial(greet, "Hello"))
+    assert hello.argument_names == ["person"]

@@ -7,6 +7,7 @@ schema the model sees and the validation the call gets are the same thing.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import inspect
 import json
@@ -15,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
@@ -154,7 +155,14 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join("''" if part == "" else str(part) for part in loc) or "(arguments)"
 
 
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
 def tool(
+    fn: None = None,
+    /,
     *,
     kind: ToolKind = "read",
     cost_class: CostClass = "external_api",
@@ -168,8 +176,28 @@ def tool(
     egress: bool = False,
     name: str | None = None,
     examples: Iterable[str] = (),
-) -> Callable[[Callable[..., Any]], Tool]:
-    """Declare a tool. Its docstring is the description; its annotated parameters are the schema.
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    kind: ToolKind = "read",
+    cost_class: CostClass = "external_api",
+    timeout_s: float | None = None,
+    retries: int | None = None,
+    consumes: dict[str, float] | None = None,
+    cached: bool = False,
+    substitute: str | None = None,
+    trusted_output: bool = False,
+    shared: bool = False,
+    egress: bool = False,
+    name: str | None = None,
+    examples: Iterable[str] = (),
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Declare a tool, as ``@tool`` or ``@tool(kind=...)``. Its docstring is the description; its annotated
+    parameters are the schema.
 
     ``timeout_s`` overrides the budget of its ``cost_class``; ``[tools.timeouts_s]`` overrides both.
     ``retries`` is the number of attempts on transient failures (default: ``[retries] attempts``).
@@ -193,7 +221,9 @@ def tool(
     """
 
     def declare(fn: Callable[..., Any]) -> Tool:
-        tool_name = name or fn.__name__
+        tool_name = name or getattr(fn, "__name__", None)
+        if not tool_name:  # a functools.partial or a callable object has no name of its own
+            raise ConfigError(f"tool {fn!r} has no __name__: declare it with tool(name=...)")
         if cached and kind == "write":
             raise ConfigError(f"tool {tool_name}: write tools are never cached (cached=True needs kind='read')")
         fields, context_param = _signature_fields(tool_name, fn)
@@ -205,7 +235,7 @@ def tool(
             )
         return Tool(
             name=tool_name,
-            description=summary(fn.__doc__) or tool_name,
+            description=summary(_doc(fn)) or tool_name,
             kind=kind,
             cost_class=cost_class,
             timeout_s=timeout_s,
@@ -222,16 +252,16 @@ def tool(
             examples=tuple(examples),
         )
 
-    return declare
+    return declare if fn is None else declare(fn)
 
 
 def _signature_fields(tool_name: str, fn: Callable[..., Any]) -> tuple[dict[str, Any], str | None]:
     """The arguments model's fields, from the signature and the docstring, and the ToolContext parameter."""
-    hints = get_type_hints(fn, include_extras=True)
-    described = argument_docs(fn.__doc__)
+    described = argument_docs(_doc(fn))
     fields: dict[str, Any] = {}
     context_param = None
-    for param in inspect.signature(fn).parameters.values():
+    # eval_str resolves `from __future__ import annotations`; signature also reads a partial or a callable object.
+    for param in inspect.signature(fn, eval_str=True).parameters.values():
         if param.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
             raise ConfigError(
                 f"tool {tool_name}: parameter {param.replace(annotation=inspect.Parameter.empty)} cannot be an "
@@ -240,7 +270,7 @@ def _signature_fields(tool_name: str, fn: Callable[..., Any]) -> tuple[dict[str,
             )
         if param.name in _RESERVED_FIELDS:
             raise ConfigError(f"tool {tool_name}: a parameter cannot be named {param.name!r} (pydantic reserves it)")
-        annotation = hints.get(param.name, Any)
+        annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
         if annotation is ToolContext:
             context_param = param.name
             continue
@@ -250,6 +280,11 @@ def _signature_fields(tool_name: str, fn: Callable[..., Any]) -> tuple[dict[str,
             default = Field(default, description=description)
         fields[param.name] = (annotation, default)
     return fields, context_param
+
+
+def _doc(fn: Callable[..., Any]) -> str | None:
+    """The docstring of the function a tool calls: a partial's own is functools' documentation of partial."""
+    return (fn.func if isinstance(fn, functools.partial) else fn).__doc__
 
 
 _RESERVED_FIELDS = frozenset({"model_config", "model_fields", "model_computed_fields"})
