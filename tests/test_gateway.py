@@ -127,6 +127,48 @@ def test_client_errors_are_not_retried_on_a_fallback(make_settings, database_url
     services.gateway.verify_script_consumed()
 
 
+def test_refused_credentials_fall_back_to_the_next_model_without_a_retry(make_settings, database_url, write_script):
+    script = write_script({"error": "auth"}, {"text": "from the backup"})
+    services = services_for(make_settings, database_url, script, retries={"attempts": 3})
+    reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+
+    assert reply.model == "scripted/backup"
+    rows = services.runs.recent_model_calls(tenant_id="acme")
+    assert [(row.model, row.error_kind) for row in reversed(rows)] == [
+        ("scripted/primary", "auth"),
+        ("scripted/backup", None),
+    ]
+
+
+def test_a_provider_whose_key_is_missing_is_named_and_the_route_goes_on(
+    make_settings, sqlite_url, write_script, monkeypatch
+):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the environment is the edge: this machine has no key
+    routes = {"pair": {**PAIR["pair"], "models": ["openai/gpt-4o-mini", "scripted/backup"]}}
+    services = services_for(make_settings, sqlite_url, write_script({"text": "from the backup"}), routes=routes)
+
+    reply = run(services.gateway.chat(HELLO, route="pair", context=CONTEXT))
+
+    assert reply.model == "scripted/backup"
+    rows = services.runs.recent_model_calls(tenant_id="acme")
+    assert [(row.model, row.error_kind) for row in reversed(rows)] == [
+        ("openai/gpt-4o-mini", "auth"),
+        ("scripted/backup", None),
+    ]
+
+
+def test_a_route_of_one_model_without_its_key_fails_once_with_the_key_to_set(make_settings, sqlite_url, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    routes = {"solo": {**PAIR["pair"], "models": ["openai/gpt-4o-mini"]}}
+    services = services_for(make_settings, sqlite_url, "", routes=routes, retries={"attempts": 3})
+
+    with pytest.raises(ModelError, match="openai/gpt-4o-mini needs OPENAI_API_KEY in the environment") as caught:
+        run(services.gateway.chat(HELLO, route="solo", context=CONTEXT))
+
+    assert (caught.value.kind, caught.value.transient) == ("auth", False)
+    assert len(services.runs.recent_model_calls(tenant_id="acme")) == 1  # not retried as if it were an outage
+
+
 def test_injected_fault_fails_the_primary_without_calling_it(make_settings, database_url, write_script):
     script = write_script({"text": "backup answered"})
     faults = {"scripted/primary": FaultSettings(error_rate=1.0, error_kind="rate_limit")}

@@ -245,7 +245,9 @@ class Gateway:
                 )
                 last_error = ModelError(str(exc), kind="circuit_open", transient=True, model=model)
             except ModelError as error:
-                if not error.transient:
+                # A credential problem is the provider's, not the request's: the next model may have its own. A bad
+                # request (400) would fail everywhere, so it ends the route.
+                if not error.transient and error.kind != "auth":
                     raise
                 last_error = error
             fallback_reason = f"{last_error.kind} on {model}"
@@ -384,7 +386,15 @@ class Gateway:
             return exc
         from app.gateway.provider_errors import model_error
 
-        return model_error(exc, model)
+        error = model_error(exc, model)
+        # OpenAI's SDK reports a missing key as a server error (LiteLLM's 500): it would be retried and counted
+        # against the breaker as an outage. Where the provider's keys are missing, that is what the error says.
+        if error.kind not in ("timeout", "connection", "rate_limit") and (missing := missing_provider_keys(model)):
+            needs = f"{model} needs {', '.join(missing)} in the environment"
+            return ModelError(
+                f"{needs} (firebreak doctor checks every route)", kind="auth", transient=False, model=model
+            )
+        return error
 
     async def _call(self, deployment: dict[str, Any], model: str, request: ChatRequest) -> ModelReply:
         fault = self._faults.draw(model)
