@@ -13,9 +13,11 @@ Pygments behind it) was a tenth of a cold ``firebreak ask``. Alembic runs the up
 from __future__ import annotations
 
 import ast
+import fcntl
 import functools
 import importlib.util
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -151,12 +153,47 @@ def _named(revisions: frozenset[str]) -> str | None:
 
 def upgrade(engine: Engine, modules: Iterable[str] = ()) -> str | None:
     """Apply every pending migration of the core, then of the packages holding these tool modules; returns
-    the core's revision now in place."""
+    the core's revision now in place. Processes migrating one database at once take turns (``migration_lock``):
+    the first applies the migrations, the others find them applied."""
     from alembic import command
 
-    for history in [CORE, *package_histories(modules)]:
-        command.upgrade(alembic_config(engine, history), "head")
+    with migration_lock(engine):
+        for history in [CORE, *package_histories(modules)]:
+            command.upgrade(alembic_config(engine, history), "head")
     return current_revision(engine)
+
+
+# PostgreSQL advisory-lock key of the migration lock: any fixed number all Firebreak processes agree on.
+MIGRATION_LOCK_KEY = 0x46697265  # "Fire"
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database's migration lock: two workers (or two ``firebreak ask``) starting on a new database
+    both saw it empty, and the second to create a table failed with "table … already exists".
+
+    PostgreSQL: a session advisory lock on a connection of its own. SQLite: an exclusive ``flock`` on a file
+    beside the database (a SQLite lock would also lock out Alembic's own connection). In-memory SQLite has one
+    process, and needs none.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def is_current(engine: Engine, modules: Iterable[str] = ()) -> bool:
