@@ -7,7 +7,6 @@ from conftest import run
 from test_containment import CANCEL, _open, _waiting, escalation, order_status, writes
 
 from app.containment.replies import confirmation_reply
-from core.errors import FirebreakError
 
 QUESTION = 'Before I go on: shall I call update_order({"order_id": 2, "status": "cancelled"})?'
 
@@ -57,26 +56,5 @@ def test_yes_in_a_sentence_of_the_questions_own_words_runs_the_write_once(databa
             assert (done.run_id, done.status, done.answer) == (first.run_id, "answered", "Order 2 is cancelled.")
             assert escalation(agent, pending["id"]).answer == "yes"
             assert order_status(agent) == "cancelled" and writes(agent, first.run_id) == 1
-
-    run(scenario())
-
-
-def test_an_amended_reply_is_refused_and_keeps_the_question_waiting_with_nothing_run(
-    sqlite_url, make_settings, write_script
-):
-    script = write_script(CANCEL, {"text": "0.7"})
-
-    async def scenario() -> None:
-        async with _open(make_settings(sqlite_url, script=script)) as agent:
-            first, pending = await _waiting(agent, "Cancel order 2", thread_id="t-amended")
-
-            with pytest.raises(FirebreakError, match="not taken as an answer and nothing ran: reply yes or no"):
-                await agent.ask("No, I meant order 3", thread_id="t-amended")
-
-            # Kept: the run still waits on the same open question; nothing was written, no new run began.
-            assert agent.services.runs.get(first.run_id).status == "waiting"
-            assert escalation(agent, pending["id"]).status == "open"
-            assert order_status(agent) == "pending" and writes(agent, first.run_id) == 0
-            assert [r.id for r in agent.services.runs.recent(thread_id="t-amended")] == [first.run_id]
 
     run(scenario())

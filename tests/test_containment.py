@@ -837,8 +837,15 @@ def test_a_new_message_while_a_reviewer_is_asked_is_refused_and_loses_nothing(
     run(scenario())
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "What does cancelling cost me?",
+        "No, I meant order 3",  # a no that adds something: declining would drop the order the user named
+    ],
+)
 def test_a_message_that_is_not_yes_or_no_while_a_confirmation_waits_is_refused_with_the_question(
-    database_url, make_settings, write_script
+    database_url, make_settings, write_script, message
 ):
     script = write_script(CANCEL, {"text": "0.7"})
 
@@ -848,11 +855,15 @@ def test_a_message_that_is_not_yes_or_no_while_a_confirmation_waits_is_refused_w
             agent.settle_script(first)
 
             with pytest.raises(FirebreakError) as refused:
-                await agent.ask("What does cancelling cost me?", thread_id="t-confirm", route=ROUTE)
+                await agent.ask(message, thread_id="t-confirm", route=ROUTE)
 
             assert pending["question"] in str(refused.value) and "(yes or no)" in str(refused.value)
+            assert "not taken as an answer and nothing ran" in str(refused.value)
+            # Kept: the run still waits on the same open question; nothing was written, no new run began.
             assert escalation(agent, pending["id"]).status == "open"
             assert agent.services.runs.get(first.run_id).status == "waiting"
+            assert order_status(agent) == "pending" and writes(agent, first.run_id) == 0
+            assert [r.id for r in agent.services.runs.recent(thread_id="t-confirm")] == [first.run_id]
 
     run(scenario())
 

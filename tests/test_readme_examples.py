@@ -18,6 +18,17 @@ def python_blocks(section: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", body, flags=re.DOTALL)
 
 
+def my_tools_env(tmp_path: Path, script: str) -> dict[str, str]:
+    """The environment of a user who saved the README's tool as my_tools.py in ``tmp_path`` and registered it."""
+    return {
+        **os.environ,
+        "FIREBREAK_SCRIPT": script,
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_ROUTES__CHAT__MODELS": json.dumps(["scripted/demo"]),
+        "FIREBREAK_TOOLS__MODULES": json.dumps(["examples.support_desk.tools", "my_tools"]),
+    }
+
+
 def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
     tool_block, node_block = python_blocks("Extend Firebreak")
     (tmp_path / "my_tools.py").write_text(tool_block, encoding="utf-8")
@@ -29,13 +40,7 @@ def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
         },
         {"expect": "0.92", "text": "1 USD is 0.92 EUR."},
     )
-    env = {
-        **os.environ,
-        "FIREBREAK_SCRIPT": script,
-        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
-        "FIREBREAK_ROUTES__CHAT__MODELS": json.dumps(["scripted/demo"]),
-        "FIREBREAK_TOOLS__MODULES": json.dumps(["examples.support_desk.tools", "my_tools"]),
-    }
+    env = my_tools_env(tmp_path, script)
     done = subprocess.run(
         [sys.executable, "-c", node_block],
         cwd=tmp_path,
@@ -57,13 +62,7 @@ def test_the_firebreak_command_finds_the_tool_module_in_the_directory_it_runs_in
         {"tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "GBP"}}]},
         {"expect": "0.79", "text": "1 USD is 0.79 GBP."},
     )
-    env = {
-        **os.environ,
-        "FIREBREAK_SCRIPT": script,
-        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
-        "FIREBREAK_ROUTES__CHAT__MODELS": json.dumps(["scripted/demo"]),
-        "FIREBREAK_TOOLS__MODULES": json.dumps(["examples.support_desk.tools", "my_tools"]),
-    }
+    env = my_tools_env(tmp_path, script)
     command = [str(Path(sys.executable).with_name("firebreak")), "ask", "--json", "What is a dollar in pounds?"]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
 

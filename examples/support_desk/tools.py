@@ -45,7 +45,7 @@ def _words(text: str) -> set[str]:
     cached=True,
     shared=True,
     trusted_output=True,
-    examples=["What is your returns policy?", "Do you deliver to Canada?"],
+    examples=["What is your returns policy?", "When are you open?", "Do you deliver to Canada?"],
 )
 def knowledge_search(
     query: Annotated[str, Field(min_length=2, max_length=500, description="What to look for")],
