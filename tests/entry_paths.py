@@ -129,7 +129,7 @@ async def queue(deployment: Deployment, asked: Asking) -> Shown:
             )
         except FirebreakError as exc:
             return Shown("refused", str(exc))
-        await Worker(agent, store).run_once()
+        await Worker(agent, store).run_until_idle()
         run = agent.services.runs.get(job.id)
         queued = store.get(job.id)
     if run is None:

@@ -88,6 +88,27 @@ def test_a_low_confidence_write_waits_for_a_reviewer_and_changes_nothing(
 
 
 @doors
+def test_a_confirmation_is_answered_by_a_yes_in_the_users_own_words_and_an_amended_one_runs_nothing(
+    door: str, tmp_path: Path, write_script: ScriptWriter
+) -> None:
+    where = deployment(tmp_path)
+    asked = through(door, where, write_script(CANCEL_ORDER_2, {"text": "0.70"}), "Please cancel order 2.", thread="t")
+    assert asked.status == "waiting"
+
+    amended = through(door, where, write_script(name="none.jsonl"), "Yes, but cancel order 3 too", thread="t")
+    assert amended.status == "refused" and "nothing ran" in amended.text
+    assert order_2(where.database_url) == ("pending", [])
+
+    done = write_script({"text": "Order 2 is cancelled."}, name="done.jsonl")
+    through(door, where, done, "Yes please, cancel it.", thread="t")
+    # The yes resumed the waiting run (a door reports on its own message's run, which this yes did not start).
+    assert asked.run_id is not None
+    assert where.runs(done).get(asked.run_id).status == "answered"  # type: ignore[union-attr]
+    status, operations = order_2(where.database_url)
+    assert (status, len(operations)) == ("cancelled", 1)
+
+
+@doors
 def test_a_tool_call_beyond_the_request_cap_is_not_made_and_waits_for_a_reviewer(
     door: str, tmp_path: Path, write_script: ScriptWriter
 ) -> None:
