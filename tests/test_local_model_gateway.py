@@ -19,6 +19,7 @@ from test_tool_declaration import quote_shipping
 from app.gateway import CallContext, ModelReply
 from app.gateway.local_model import DECISION_OPENING, LocalModel
 from app.services import Services, build_services
+from app.tools.registry import ToolRegistry
 from core.config import load_settings
 from core.errors import ModelError
 from memory.tables import ModelCall
@@ -77,6 +78,16 @@ def test_a_tool_with_structured_arguments_gets_a_call_its_own_validation_accepts
     (call,) = reply.tool_calls
     arguments = quote_shipping.parse_arguments(call.arguments)  # nested model, dataclass list, enum and date
     assert arguments.to.city == "Lyon"  # type: ignore[attr-defined]
+
+
+def test_a_tool_calls_small_integer_stays_within_its_bounds(services: Services) -> None:
+    search = next(spec for spec in ToolRegistry.from_modules(["examples.support_desk.tools"]).specs()
+                  if spec["function"]["name"] == "knowledge_search")  # fmt: skip
+    question = "Give me the top 9 help-centre articles about refunds."
+    reply = ask(services, [{"role": "user", "content": question}], tools=[search], tool_choice="knowledge_search")
+
+    (call,) = reply.tool_calls
+    assert 1 <= json.loads(call.arguments).get("top_k", 2) <= 5  # the schema says 1 to 5, whatever was asked
 
 
 def read_beyond_one_prompt(services: Services, messages: list[dict], reply: ModelReply) -> int:

@@ -52,6 +52,7 @@ from app.gateway.local_prompt import (
 )
 from app.gateway.model_files import assemble_model
 from app.gateway.prefix_state import PrefixStates, shared_length
+from app.gateway.schema_grammar import loosened
 from core.config import LocalModelSettings
 from core.errors import ModelError
 from core.once import load_once
@@ -63,7 +64,6 @@ TOP_K = 20
 REPEAT_PENALTY = 1.05
 # Room for the longest tool name; the grammar ends the reply well before this.
 DECISION_MAX_TOKENS = 64
-GRAMMAR_MAX_REPEAT = 64  # longer string bounds are left to the tool's own validation
 PREFIX_STATE_FOLDER = "prefix-states"  # under [local_model] cache_dir
 
 _Result = TypeVar("_Result")
@@ -434,30 +434,9 @@ def drain(events: Generator[str, None, _Result]) -> _Result:
             return finished.value
 
 
-def _loosened(schema: Any) -> Any:
-    """The schema without what llama.cpp's grammar converter mishandles.
-
-    It spells ``maxLength: 5000`` as 5,000 nested optional rules, and copies a
-    regex ``pattern`` with ``\\s`` into a grammar it cannot parse; either way
-    the parser rejects the grammar and the process then crashes. Both are
-    dropped here: the tool validates its arguments against the real schema, so
-    a bad value still gets a clear error the model can correct.
-    """
-    if isinstance(schema, Mapping):
-        return {
-            key: _loosened(value)
-            for key, value in schema.items()
-            if not (key == "pattern" and isinstance(value, str))  # a property named "pattern" is a dict: kept
-            and not (key in ("maxLength", "minLength") and isinstance(value, int) and value > GRAMMAR_MAX_REPEAT)
-        }
-    if isinstance(schema, list):
-        return [_loosened(item) for item in schema]
-    return schema
-
-
 def _schema_grammar(schema: Mapping[str, Any]) -> LlamaGrammar:
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(_loosened(schema)), verbose=False)
+        return LlamaGrammar.from_json_schema(json.dumps(loosened(schema)), verbose=False)
     except Exception as exc:  # the converter raises bare Exceptions for schema features it lacks
         message = f"cannot constrain output to the JSON schema {schema}: {exc}"
         raise _failure("bad_request", message) from exc
