@@ -389,7 +389,11 @@ class Gateway:
         error = model_error(exc, model)
         # OpenAI's SDK reports a missing key as a server error (LiteLLM's 500): it would be retried and counted
         # against the breaker as an outage. Where the provider's keys are missing, that is what the error says.
-        if error.kind not in ("timeout", "connection", "rate_limit") and (missing := missing_provider_keys(model)):
+        if (
+            _provider(model) not in (LOCAL, SCRIPTED)  # no keys; and asking LiteLLM would import it for nothing
+            and error.kind not in ("timeout", "connection", "rate_limit")
+            and (missing := missing_provider_keys(model))
+        ):
             needs = f"{model} needs {', '.join(missing)} in the environment"
             return ModelError(
                 f"{needs} (firebreak doctor checks every route)", kind="auth", transient=False, model=model
