@@ -153,8 +153,8 @@ def _named(revisions: frozenset[str]) -> str | None:
 
 def upgrade(engine: Engine, modules: Iterable[str] = ()) -> str | None:
     """Apply every pending migration of the core, then of the packages holding these tool modules; returns
-    the core's revision now in place. Processes migrating one database at once take turns (``migration_lock``):
-    the first applies the migrations, the others find them applied."""
+    the core's revision now in place. Processes migrating one database at once take turns (``migration_lock``,
+    ``lock_for_migration``): the first applies the migrations, the others find them applied."""
     from alembic import command
 
     with migration_lock(engine):
@@ -167,23 +167,26 @@ def upgrade(engine: Engine, modules: Iterable[str] = ()) -> str | None:
 MIGRATION_LOCK_KEY = 0x46697265  # "Fire"
 
 
+def lock_for_migration(connection: sa.Connection) -> None:
+    """On PostgreSQL, wait for the migration lock inside the migrating transaction (``memory/migrations/env.py``).
+
+    A transaction-level advisory lock: held until the migrations commit, released if the process dies, and taken
+    on Alembic's own connection, so migrating holds no second one. Alembic reads the version table after the
+    lock is taken, so a process that waited finds the migrations applied and does nothing.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
 @contextmanager
 def migration_lock(engine: Engine) -> Iterator[None]:
-    """Hold the database's migration lock: two workers (or two ``firebreak ask``) starting on a new database
+    """Hold a SQLite file's migration lock: two workers (or two ``firebreak ask``) starting on a new database
     both saw it empty, and the second to create a table failed with "table … already exists".
 
-    PostgreSQL: a session advisory lock on a connection of its own. SQLite: an exclusive ``flock`` on a file
-    beside the database (a SQLite lock would also lock out Alembic's own connection). In-memory SQLite has one
-    process, and needs none.
+    An exclusive ``flock`` on a file beside the database (a SQLite lock would also lock out Alembic's own
+    connection); the system releases it if the process dies. PostgreSQL takes its lock in the migrating
+    transaction instead (:func:`lock_for_migration`); in-memory SQLite has one process and needs none.
     """
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            try:
-                yield
-            finally:
-                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        return
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
         yield

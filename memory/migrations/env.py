@@ -9,9 +9,11 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import memory.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from memory.migrate import lock_for_migration
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:
+    lock_for_migration(connection)  # PostgreSQL: processes migrating at once take turns
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,
