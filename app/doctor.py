@@ -64,7 +64,7 @@ def _model(settings: Settings, model: str) -> Check:
         if not Path(settings.script).is_file():
             return Check(name, False, f"script {settings.script} does not exist")
         return Check(name, True, f"script {settings.script}")
-    from app.gateway.gateway import missing_provider_keys
+    from app.gateway.provider_params import missing_provider_keys
 
     missing = missing_provider_keys(model)
     if missing:

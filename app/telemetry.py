@@ -63,7 +63,16 @@ INHERITED_ATTRIBUTES = ("service.version", "firebreak.release", "firebreak.relea
 def _card(match: re.Match[str]) -> str:
     """A 13-19 digit run that passes the Luhn check is masked; other long numbers (ids, amounts) stay. This net is
     wider than the safety breaker's (which also asks for a card network's first digit): a timestamp masked by
-    mistake costs a trace reader little, a run ended by mistake costs the user their answer."""
+    mistake costs a trace reader little, a run ended by mistake costs the user their answer.
+
+    A run joined by a dash to more of a word is part of an identifier, not a card: a run id such as
+    ``24317334-5948-4888-882f-…`` holds 16 digits that pass Luhn one time in ten, and masking it broke the trace.
+    """
+    text, start, end = match.string, match.start(), match.end()
+    if text[end : end + 1] == "-" and text[end + 1 : end + 2].isalnum():
+        return match.group(0)
+    if text[start - 1 : start] == "-" and start >= 2 and text[start - 2].isalnum():
+        return match.group(0)
     return "[redacted-card]" if luhn_valid(digits_of(match.group(0))) else match.group(0)
 
 

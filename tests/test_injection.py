@@ -451,3 +451,13 @@ def test_run_code_memory_is_capped():
 
     assert outcome.stdout.strip() == "small ok"
     assert outcome.exit_code != 0 and "MemoryError" in outcome.stderr
+
+
+def test_a_run_id_whose_digits_pass_the_card_check_is_not_masked_in_traces():
+    from app.telemetry import redact
+
+    # Its first 16 digits start like a card and pass Luhn (a real run id that made a trace unreadable in CI).
+    run_id = "24317334-5948-4888-882f-97be17ca260c"
+
+    assert redact(f"run {run_id} answered") == f"run {run_id} answered"
+    assert redact("card 4111-1111-1111-1111.") == "card [redacted-card]."

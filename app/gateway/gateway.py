@@ -41,12 +41,12 @@ from app.gateway.calls import (
 )
 from app.gateway.lazy import load_litellm
 from app.gateway.local_prompt import PROVIDER as LOCAL
+from app.gateway.provider_params import missing_provider_keys, openai_tools, provider_of, takes_seed
 from app.gateway.script import PROVIDER as SCRIPTED
 from app.gateway.script import Script
 from app.limits.ledger import BlastRadius, Scope
 from app.resilience.retry import Guard
 from app.telemetry import Telemetry, mark_error
-from app.tools.registry import EXAMPLES_KEY
 from core.config import RouteSettings, Settings, TaskClass
 from core.errors import CircuitOpen, ConfigError, ModelError, ScriptError
 from memory.tables import ModelCall
@@ -105,14 +105,14 @@ class Gateway:
                 model: {
                     "input_cost_per_token": input_cost,
                     "output_cost_per_token": output_cost,
-                    "litellm_provider": _provider(model),
+                    "litellm_provider": provider_of(model),
                     "mode": "chat",
                 }
             }
         )
 
     def _deployment_params(self, model: str) -> dict[str, Any]:
-        if _provider(model) == SCRIPTED:
+        if provider_of(model) == SCRIPTED:
             from app.gateway.scripted import register_scripted_provider, script_handle
 
             if self._script is None:
@@ -128,10 +128,10 @@ class Gateway:
     def _deployment(self, model: str) -> dict[str, Any]:
         """The model's LiteLLM parameters, resolved (provider registered, script loaded) on first use."""
         if model not in self._deployments:
-            if _provider(model) != LOCAL:
+            if provider_of(model) != LOCAL:
                 self._litellm()
             self._deployments[model] = self._deployment_params(model)
-            self._takes_seed[model] = _takes_seed(model)
+            self._takes_seed[model] = takes_seed(model)
         return self._deployments[model]
 
     def _seed(self, settings: RouteSettings, model: str) -> int | None:
@@ -153,18 +153,18 @@ class Gateway:
 
     def warm(self, route: str) -> None:
         """Load the route's primary model now if it runs in this process (the embedded model); else nothing."""
-        if _provider(self.settings.route(route).models[0]) == LOCAL:
+        if provider_of(self.settings.route(route).models[0]) == LOCAL:
             self._local_model().load()
 
     def count_tokens(self, messages: list[dict[str, Any]], *, route: str, tools: list[dict[str, Any]] | None) -> int:
         """Tokens of this prompt for the route's primary model: its own tokenizer where LiteLLM has it
         (OpenAI's cl100k otherwise); the scripted model's own estimate for scripted models."""
         model = self.settings.route(route).models[0]
-        if _provider(model) == SCRIPTED:
+        if provider_of(model) == SCRIPTED:
             from app.gateway.scripted import estimate_tokens, prompt_text
 
             return estimate_tokens(prompt_text(messages))
-        if _provider(model) == LOCAL:
+        if provider_of(model) == LOCAL:
             return self._local_model().prompt_tokens(messages, tools)
         return int(self._litellm().token_counter(model=model, messages=messages, tools=tools))
 
@@ -177,7 +177,7 @@ class Gateway:
     def _window(self, model: str) -> int | None:
         if model in self.settings.models:
             return self.settings.models[model].context_window
-        if _provider(model) == LOCAL:
+        if provider_of(model) == LOCAL:
             return self.settings.local_model.context_window
         window = self._model_info(model).get("max_input_tokens")
         return int(window) if window else None
@@ -286,7 +286,7 @@ class Gateway:
             span.set_attributes(
                 {
                     "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": _provider(model),
+                    "gen_ai.provider.name": provider_of(model),
                     "gen_ai.request.model": model,
                     "gen_ai.request.max_tokens": route_settings.max_output_tokens,
                     "gen_ai.request.temperature": route_settings.temperature,
@@ -363,7 +363,7 @@ class Gateway:
                 known=True,
                 cached_input_per_token=configured.cached_input_cost_per_token,
             )
-        if _provider(model) == LOCAL:
+        if provider_of(model) == LOCAL:
             return Prices(0.0, 0.0, known=True)  # the embedded model costs nothing per token
         info = self._model_info(model)
         pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
@@ -390,7 +390,7 @@ class Gateway:
         # OpenAI's SDK reports a missing key as a server error (LiteLLM's 500): it would be retried and counted
         # against the breaker as an outage. Where the provider's keys are missing, that is what the error says.
         if (
-            _provider(model) not in (LOCAL, SCRIPTED)  # no keys; and asking LiteLLM would import it for nothing
+            provider_of(model) not in (LOCAL, SCRIPTED)  # no keys; and asking LiteLLM would import it for nothing
             and error.kind not in ("timeout", "connection", "rate_limit")
             and (missing := missing_provider_keys(model))
         ):
@@ -417,10 +417,10 @@ class Gateway:
         if (seed := self._seed(request.settings, model)) is not None:
             arguments["seed"] = seed
         if request.tools:
-            arguments["tools"] = request.tools if _provider(model) == LOCAL else _openai_tools(request.tools)
+            arguments["tools"] = request.tools if provider_of(model) == LOCAL else openai_tools(request.tools)
         if request.tool_choice is not None:
             arguments["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
-        if _provider(model) == LOCAL:
+        if provider_of(model) == LOCAL:
             outcome = await self._local_model().complete(model, arguments, request.on_token)
             return local_reply(outcome, self._prices(model), model, request.route)
         if request.on_token is None:
@@ -484,31 +484,3 @@ class Gateway:
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
         )
-
-
-def _provider(model: str) -> str:
-    return model.split("/", 1)[0]
-
-
-def _takes_seed(model: str) -> bool:
-    """Whether ``model`` samples by a seed: the embedded model does, the scripted one has nothing to sample, and
-    another provider's model does where LiteLLM lists ``seed`` among its parameters (it refuses it elsewhere)."""
-    if _provider(model) in (LOCAL, SCRIPTED):
-        return _provider(model) == LOCAL
-    return "seed" in (load_litellm().get_supported_openai_params(model=model) or ())
-
-
-def missing_provider_keys(model: str) -> list[str]:
-    """Environment variables LiteLLM needs for ``model`` that are not set."""
-    return list(load_litellm().validate_environment(model=model).get("missing_keys", []))
-
-
-def _openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tool specs without Firebreak's own keys (the embedded model's examples): a provider refuses keys it
-    does not know."""
-    return [
-        {**spec, "function": {k: v for k, v in spec["function"].items() if k != EXAMPLES_KEY}}
-        if EXAMPLES_KEY in spec.get("function", {})
-        else spec
-        for spec in tools
-    ]
