@@ -19,7 +19,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from core.errors import StoreUnavailable
-from memory.engine import READ_ONLY_ERRORS, is_sqlite, libpq_url, read_only_message, sqlite_path
+from memory.engine import (
+    READ_ONLY_ERRORS,
+    is_sqlite,
+    libpq_url,
+    prepare_sqlite_file,
+    read_only_message,
+    sqlite_path,
+)
+from memory.sqlite_setup import BUSY_TIMEOUT_S
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -89,10 +97,11 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
     """Open (and set up) the checkpointer for ``database_url``; closes it on exit."""
     if is_sqlite(database_url):
         path = checkpoint_path(database_url)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # In WAL mode before LangGraph's setup asks for it: processes switching a new file at once fail one.
+        prepare_sqlite_file(path)
         async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
             # Same durability trade-off as Firebreak's own tables (see memory/engine.py).
-            await saver.conn.execute("PRAGMA busy_timeout=10000")
+            await saver.conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             await saver.conn.execute("PRAGMA synchronous=NORMAL")
             await _set_up_writable(saver, path)
             yield saver

@@ -7,6 +7,7 @@ cannot be recorded must not happen.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import create_engine
 
 from core.errors import ConfigError, StoreUnavailable
+from memory.sqlite_setup import BUSY_TIMEOUT_S, ensure_wal
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -45,14 +47,11 @@ def sqlite_path(url: str) -> Path:
 
 
 def _enable_sqlite_concurrency(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers work during a write; busy_timeout makes writers queue instead of failing.
+    # The file is already in WAL mode (make_engine); busy_timeout makes writers queue instead of failing.
     # synchronous=NORMAL is WAL's recommended setting: a crash of the process loses nothing, a power
     # cut may lose the last commits; FULL would fsync on every one of the many small writes.
-    # busy_timeout first: setting the journal mode may need a lock, and without the timeout a process that
-    # connects while others write (workers starting together) fails at once with "database is locked".
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -87,7 +86,7 @@ def _read_only_as_store_error(path: Path) -> Any:
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url`` and prove the store answers."""
     if is_sqlite(url):
-        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_file(sqlite_path(url))
         engine = create_engine(sqlalchemy_url(url), connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _enable_sqlite_concurrency)
         event.listen(engine, "handle_error", _read_only_as_store_error(sqlite_path(url)), retval=True)
@@ -95,6 +94,18 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=10)
     check_engine(engine)
     return engine
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Create the file's folder and put the file in WAL mode, or raise one :class:`StoreUnavailable` line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ensure_wal(path)
+    except sqlite3.OperationalError as exc:
+        cause = str(exc).strip().splitlines()[0]
+        if any(marker in cause for marker in READ_ONLY_ERRORS):
+            raise StoreUnavailable(read_only_message(path, cause)) from None
+        raise StoreUnavailable(f"database {path} is unreachable: {cause}") from None
 
 
 def check_engine(engine: Engine) -> None:

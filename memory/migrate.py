@@ -13,7 +13,6 @@ Pygments behind it) was a tenth of a cold ``firebreak ask``. Alembic runs the up
 from __future__ import annotations
 
 import ast
-import fcntl
 import functools
 import importlib.util
 from collections.abc import Iterable, Iterator
@@ -27,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from core.config import Settings
 from core.errors import ConfigError
+from memory.sqlite_setup import setup_lock
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -180,23 +180,17 @@ def lock_for_migration(connection: sa.Connection) -> None:
 
 @contextmanager
 def migration_lock(engine: Engine) -> Iterator[None]:
-    """Hold a SQLite file's migration lock: two workers (or two ``firebreak ask``) starting on a new database
-    both saw it empty, and the second to create a table failed with "table … already exists".
-
-    An exclusive ``flock`` on a file beside the database (a SQLite lock would also lock out Alembic's own
-    connection); the system releases it if the process dies. PostgreSQL takes its lock in the migrating
-    transaction instead (:func:`lock_for_migration`); in-memory SQLite has one process and needs none.
+    """Hold a SQLite file's set-up lock while migrating (``memory/sqlite_setup.py``): two workers (or two
+    ``firebreak ask``) starting on a new database both saw it empty, and the second to create a table failed
+    with "table … already exists". PostgreSQL takes its lock in the migrating transaction instead
+    (:func:`lock_for_migration`); in-memory SQLite has one process and needs none.
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
-    with open(f"{database}.migrate-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with setup_lock(Path(database)):
+        yield
 
 
 def is_current(engine: Engine, modules: Iterable[str] = ()) -> bool:
