@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from app.containment.escalation import APPROVALS
+from app.containment.escalation import answer_side
 from core.config import OperatorsSettings, Role
 from core.errors import FirebreakError, OperatorRefused
 from core.status import RESUMABLE, RunStatus, is_unclean
@@ -449,8 +449,8 @@ def invalidate_as(store: CacheStore, operator: Operator, *, now: float, **select
     return removed
 
 
-def answer_action(trigger: str, answer: str) -> str:
+def answer_action(escalation: Escalation, answer: str) -> str:
     """The action an answer is: approving a budget breach raises a limit; anything else answers."""
-    if trigger == "budget_breach" and answer.strip().lower() in APPROVALS:
+    if escalation.trigger == "budget_breach" and answer_side(escalation, answer) == "yes":
         return "limits.raise"
     return "escalation.answer"

@@ -20,7 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
 from app.canary.controller import Assignment
-from app.containment.escalation import APPROVALS, expiry_answer
+from app.containment.escalation import answer_side, expiry_answer
 from app.containment.replies import confirmation_reply
 from app.services import Services, build_services
 from app.tools.registry import ToolRegistry
@@ -41,7 +41,6 @@ __all__ = ["Agent", "RunResult", "Token", "escalation_view"]
 MAX_QUESTION_CHARS = 20_000
 # A thread lease outlives its run's wall clock by this much: the run settles its row and checkpoint after it.
 THREAD_GRACE_S = 30.0
-REFUSALS = frozenset({"no", "n", "reject", "cancel", "stop"})
 
 
 def _checked_question(question: str) -> str:
@@ -325,7 +324,7 @@ class Agent:
         """
         store = self.services.escalations
         row = store.find(escalation_id)
-        if row.options and answer not in row.options and answer.lower() not in APPROVALS | REFUSALS:
+        if row.options and answer_side(row, answer) is None:
             raise FirebreakError(f"{answer!r} is not an answer to escalation {row.id[:8]}: use one of {row.options}")
         store.answer(row.id, answer, by=by, note=note, now=self.services.clock())
         return await self._resume_if_ready(row.run_id) if row.pauses_run else None

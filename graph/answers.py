@@ -12,7 +12,7 @@ async def answer_as(
     agent: Agent, operator: Operator, escalation: Escalation, answer: str, *, note: str | None
 ) -> RunResult | None:
     """Answer ``escalation`` as ``operator``, audited (approving a budget breach is raising a limit)."""
-    action = answer_action(escalation.trigger, answer)
+    action = answer_action(escalation, answer)
     log = AuditLog(agent.services.engine)
     with acting(log, operator, action, target=escalation.id, tenant_id=escalation.tenant_id, detail=answer):
         return await agent.answer(escalation.id, answer, by=operator.name, note=note)

@@ -85,7 +85,7 @@ def hitl(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 "by": row.answered_by,
             },
         )
-        approved = is_approval(row.answer) and row.status == "answered"
+        approved = is_approval(row)
         if row.trigger == "budget_breach":
             if approved:
                 breach = row.context["breach"]

@@ -39,7 +39,7 @@ from memory.audit import AuditLog
 from memory.engine import make_engine
 from memory.escalations import EscalationStore
 from memory.migrate import upgrade
-from memory.tables import OperatorAction
+from memory.tables import Escalation, OperatorAction
 from ui.app import login_check, needs_login
 
 CANCEL_ORDER_2 = {"tool_calls": [{"name": "update_order", "arguments": {"order_id": 2, "status": "cancelled"}}]}
@@ -101,9 +101,15 @@ def test_a_token_names_its_operator_and_a_wrong_token_or_name_names_nobody() -> 
 
 
 def test_approving_a_budget_breach_raises_a_limit_and_needs_an_admin() -> None:
-    assert answer_action("budget_breach", "raise") == "limits.raise"
-    assert answer_action("budget_breach", "stop") == "escalation.answer"
-    assert answer_action("low_confidence", "approve") == "escalation.answer"
+    breach = Escalation(
+        id="e1", run_id="r1", thread_id="t1", tenant_id="acme", type="targeted", trigger="budget_breach",
+        audience="reviewer", reason="cap", question="Raise the cap once?", options=["raise", "stop"], status="open",
+        created_at=0.0, due_at=1.0,
+    )  # fmt: skip
+    gate = breach.model_copy(update={"trigger": "low_confidence", "options": ["approve", "reject"]})
+    assert answer_action(breach, "raise") == "limits.raise"
+    assert answer_action(breach, "stop") == "escalation.answer"
+    assert answer_action(gate, "approve") == "escalation.answer"
     assert Operator("olga", "operator", "cli").refusal("limits.raise", "acme") == (
         "olga is a operator; limits.raise needs the admin role"
     )

@@ -18,14 +18,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
+from app.containment.replies import confirmation_reply
 from core.config import EscalationSettings
 from memory.tables import Escalation
 
-APPROVALS = frozenset({"approve", "approved", "yes", "y", "ok", "confirm", "raise"})
 REVIEWER = "reviewer"  # the name on a reviewer's note in the conversation: the agent reads it, the user did not say it
 WARM_HANDOFF_MESSAGES = 6
 
@@ -45,8 +45,20 @@ def escalation_id(where: Where, key: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"firebreak:{where.run_id}/{where.pause}/{key}"))
 
 
-def is_approval(answer: str | None) -> bool:
-    return (answer or "").strip().lower() in APPROVALS
+def answer_side(escalation: Escalation, answer: str) -> Literal["yes", "no"] | None:
+    """Whether ``answer`` approves or refuses ``escalation``; None when it does neither.
+
+    An escalation's options are [approving, refusing] ("raise" or "stop" a budget); any plain yes or no answers it
+    too, in the words people use (``replies.confirmation_reply``).
+    """
+    if answer in escalation.options[:2]:
+        return "yes" if answer == escalation.options[0] else "no"
+    return confirmation_reply(answer, escalation.question)
+
+
+def is_approval(escalation: Escalation) -> bool:
+    """Whether a person answered ``escalation`` with a yes: an expired or unclear answer never is."""
+    return escalation.status == "answered" and answer_side(escalation, escalation.answer or "") == "yes"
 
 
 def reviewer_note(text: str) -> HumanMessage:
@@ -139,8 +151,4 @@ def build(
 
 def expiry_answer(escalation: Escalation) -> str:
     """What an unanswered escalation means when it expires: never a yes."""
-    if escalation.trigger == "budget_breach":
-        return "stop"
-    if escalation.options:
-        return "reject" if "reject" in escalation.options else "no"
-    return ""
+    return escalation.options[1] if len(escalation.options) > 1 else ""

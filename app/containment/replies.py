@@ -1,10 +1,12 @@
-"""How a user's chat reply answers the confirmation their conversation waits for.
+"""How a reply answers a yes-or-no question: a user's chat reply to a confirmation, or an operator's answer.
 
 People answer "Yes please", "sure, go ahead", "yes, cancel it" or "no thanks", rarely the bare word an operator
 types. A reply is an answer when it opens with a yes or a no and adds nothing: the rest is politeness, or words
 of the question itself. A reply that adds more ("yes, but to my other address", "no, I meant order 3") is not
 taken for an answer. Approving it would run the action the user just amended, and refusing it would drop what
 they added, so the caller asks again and nothing runs.
+
+This is the one vocabulary of yes and no: an escalation's answer is read here too (``escalation.answer_side``).
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ POLITE = frozenset(
     )
 )  # fmt: skip
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # words of any script; "don't" is one word
+# Each side's openings and every word in them ("yes, do it" is still a yes).
+_SIDES = tuple(
+    (answer, openings, frozenset(word for opening in openings for word in opening.split()))
+    for answer, openings in (("yes", APPROVING), ("no", REFUSING))
+)
 _STEM = 4  # a question word and a reply word sharing this many first letters are one word ("cancel", "cancelled")
 
 
-def confirmation_reply(text: str, question: str) -> Literal["yes", "no"] | None:
+def confirmation_reply(text: str, question: str = "") -> Literal["yes", "no"] | None:
     """ "yes" or "no" when ``text`` is a plain answer to ``question``; None when it is anything else."""
     words = _words(text)
     asked = _words(question.replace("_", " "))
-    for answer, openings in (("yes", APPROVING), ("no", REFUSING)):
-        same_side = {word for opening in openings for word in opening.split()}
+    for answer, openings, same_side in _SIDES:
         for opening in openings:
             first = opening.split()
             if words[: len(first)] == first and all(
