@@ -72,6 +72,17 @@ def _model(settings: Settings, model: str) -> Check:
     return Check(name, True, "credentials present")
 
 
+def _graph(settings: Settings) -> Check:
+    from graph.builder import configured_builder
+
+    try:
+        builder = configured_builder(settings.agent.graph)
+        builder.compile()  # a node inserted on an edge that does not exist fails here, as at start-up
+    except FirebreakError as exc:
+        return Check("graph", False, str(exc))
+    return Check("graph", True, f"{settings.agent.graph or 'built-in'}: {len(builder.nodes)} nodes")
+
+
 def check_cache_models(settings: Settings, weights: Path | None = None) -> Check:
     """The cache's embedder package and, with ``verify`` on, the verifier's weights, each by its SHA-256.
 
@@ -97,7 +108,7 @@ def _telemetry() -> Check:
 
 async def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order a failure would matter."""
-    checks = [_database(settings), await _checkpointer(settings)]
+    checks = [_database(settings), await _checkpointer(settings), _graph(settings)]
     models = dict.fromkeys(model for route in settings.routes.values() for model in route.models)
     checks += [_model(settings, model) for model in models]
     checks.append(check_cache_models(settings))

@@ -40,6 +40,7 @@ def overridden(shape: type[S], defaults: BaseModel, overrides: Mapping[str, Any]
 class AgentSettings(Section):
     default_route: str
     system_prompt: str
+    graph: str  # "module:attribute" of a GraphBuilder (or a function returning one); "" is the built-in graph
     max_steps: int = Field(ge=1)
     run_wall_clock_s: float = Field(gt=0)
 

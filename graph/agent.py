@@ -27,7 +27,7 @@ from app.tools.registry import ToolRegistry
 from core.config import Settings
 from core.errors import FirebreakError, RequestInProgress, ScriptError, ThreadBusy
 from core.status import RunStatus
-from graph.builder import GraphBuilder, default_builder
+from graph.builder import GraphBuilder, configured_builder
 from graph.recording import GraphInput, fresh_input, record_run
 from graph.results import RunResult, Token, escalation_view, run_result
 from graph.state import SOLO_AGENT, RunContext
@@ -78,32 +78,30 @@ class Agent:
         """Connect every store (failing loudly if one is unreachable) and compile the graph.
 
         ``checkpointer`` replaces the one for ``settings.database_url``; its owner opens and closes it.
-        ``tools`` replaces the tools of ``[tools] modules`` (built services bring their own).
+        ``tools`` replaces the tools of ``[tools] modules`` (built services bring their own); ``builder`` the
+        graph of ``[agent] graph``.
         """
+        builder = builder or configured_builder(settings.agent.graph)  # a wrong name fails before any store opens
         stack = AsyncExitStack()
         services = services or build_services(settings, tools=tools)
         stack.callback(services.close)
-        if checkpointer is None:
-            try:
+        try:  # whatever fails below closes what was opened above it
+            if checkpointer is None:
                 checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
-            except Exception:
-                await stack.aclose()
-                raise
-        if settings.mcp.servers:  # sessions held until close; an unreachable server's tools are left out, with an alert
-            from app.tools.mcp_tools import attach_mcp_servers  # the MCP SDK loads only when a server is configured
+            if settings.mcp.servers:  # sessions held until close; an unreachable server's tools are left out
+                from app.tools.mcp_tools import attach_mcp_servers  # the MCP SDK loads only when a server is set
 
-            try:
                 await attach_mcp_servers(services, stack)
-            except BaseException:
-                await stack.aclose()
-                raise
+            graph = builder.compile(checkpointer)
+        except BaseException:
+            await stack.aclose()
+            raise
         if settings.cache.enabled:
             # The cache's models load in the background, beside start-up and a first run's early nodes: a lookup
             # that comes first waits for them (their loaders hold a lock), and a load that fails raises there.
             warming = asyncio.gather(asyncio.to_thread(services.cache.warm), return_exceptions=True)
             stack.push_async_callback(lambda: warming)  # closing waits for it: a thread cannot be cancelled
-        builder = builder or default_builder()
-        return cls(services, builder.compile(checkpointer), stack, builder.digest())
+        return cls(services, graph, stack, builder.digest())
 
     @classmethod
     def open(cls, settings: Settings, **kwargs: Any) -> _AgentContext:

@@ -132,6 +132,7 @@ def test_doctor_reports_every_store_and_model(database_url, write_script):
     assert checks == {
         "database": True,
         "checkpointer": True,
+        "graph": True,
         "model scripted/demo": True,
         "cache models": True,
         "telemetry": True,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+FIREBREAK = str(Path(sys.executable).with_name("firebreak"))
 
 
 def python_blocks(section: str) -> list[str]:
@@ -18,7 +19,7 @@ def python_blocks(section: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", body, flags=re.DOTALL)
 
 
-def my_tools_env(tmp_path: Path, script: str) -> dict[str, str]:
+def my_tools_env(tmp_path: Path, script: str, **extra: str) -> dict[str, str]:
     """The environment of a user who saved the README's tool as my_tools.py in ``tmp_path`` and registered it."""
     return {
         **os.environ,
@@ -26,23 +27,34 @@ def my_tools_env(tmp_path: Path, script: str) -> dict[str, str]:
         "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
         "FIREBREAK_ROUTES__CHAT__MODELS": json.dumps(["scripted/demo"]),
         "FIREBREAK_TOOLS__MODULES": json.dumps(["examples.support_desk.tools", "my_tools"]),
+        **extra,
     }
 
 
-def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
-    tool_block, node_block = python_blocks("Extend Firebreak")
+def saved_examples(tmp_path: Path) -> str:
+    """Save the README's tool and graph modules where a user would, beside firebreak.toml; the Python API block."""
+    tool_block, graph_block, api_block = python_blocks("Extend Firebreak")
     (tmp_path / "my_tools.py").write_text(tool_block, encoding="utf-8")
-    script = write_script(
-        {"tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "eur"}}]},
-        {
-            "expect": "String should match pattern",
-            "tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "EUR"}}],
-        },
-        {"expect": "0.92", "text": "1 USD is 0.92 EUR."},
-    )
-    env = my_tools_env(tmp_path, script)
+    (tmp_path / "my_graph.py").write_text(graph_block, encoding="utf-8")
+    return api_block
+
+
+EXCHANGE_RATE_SCRIPT = (
+    {"tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "eur"}}]},
+    {
+        "expect": "String should match pattern",
+        "tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "EUR"}}],
+    },
+    {"expect": "0.92", "text": "1 USD is 0.92 EUR."},
+)
+
+
+def test_the_tool_and_node_examples_work_together_in_python(tmp_path, write_script):
+    api_block = saved_examples(tmp_path)
+    env = my_tools_env(tmp_path, write_script(*EXCHANGE_RATE_SCRIPT))
+
     done = subprocess.run(
-        [sys.executable, "-c", node_block],
+        [sys.executable, "-c", api_block],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -55,15 +67,43 @@ def test_the_tool_and_node_examples_work_together(tmp_path, write_script):
     assert done.stdout.strip() == "1 USD is 0.92 EUR. (automated answer)"
 
 
+def test_the_configured_graph_answers_through_the_firebreak_command(tmp_path, write_script):
+    saved_examples(tmp_path)
+    env = my_tools_env(tmp_path, write_script(*EXCHANGE_RATE_SCRIPT), FIREBREAK_AGENT__GRAPH="my_graph:builder")
+
+    done = subprocess.run(
+        [FIREBREAK, "ask", "--json", "What is the USD to EUR rate?"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["answer"] == "1 USD is 0.92 EUR. (automated answer)"
+
+
+def test_the_configured_graph_answers_through_the_queue_and_its_worker(tmp_path, write_script):
+    saved_examples(tmp_path)
+    env = my_tools_env(tmp_path, write_script(*EXCHANGE_RATE_SCRIPT), FIREBREAK_AGENT__GRAPH="my_graph:builder")
+
+    def firebreak(*args: str) -> str:
+        done = subprocess.run([FIREBREAK, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run_id = firebreak("submit", "What is the USD to EUR rate?").strip()
+    firebreak("worker", "--until-idle")
+
+    [run] = [row for row in json.loads(firebreak("runs", "--json")) if row["id"] == run_id]
+    assert (run["status"], run["answer"]) == ("answered", "1 USD is 0.92 EUR. (automated answer)")
+
+
 def test_the_firebreak_command_finds_the_tool_module_in_the_directory_it_runs_in(tmp_path, write_script):
-    tool_block, _ = python_blocks("Extend Firebreak")
-    (tmp_path / "my_tools.py").write_text(tool_block, encoding="utf-8")
+    saved_examples(tmp_path)
     script = write_script(
         {"tool_calls": [{"name": "exchange_rate", "arguments": {"currency": "GBP"}}]},
         {"expect": "0.79", "text": "1 USD is 0.79 GBP."},
     )
     env = my_tools_env(tmp_path, script)
-    command = [str(Path(sys.executable).with_name("firebreak")), "ask", "--json", "What is a dollar in pounds?"]
+    command = [FIREBREAK, "ask", "--json", "What is a dollar in pounds?"]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
 
     assert done.returncode == 0, done.stderr

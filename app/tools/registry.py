@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
 import inspect
 import json
-import os
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -26,6 +24,7 @@ from sqlalchemy.engine import Engine
 from app.tools.docstrings import argument_docs, summary
 from core.config import ExternalToolPolicy
 from core.errors import ConfigError, InvalidToolArguments, UnknownTool
+from core.user_modules import import_user_module
 
 ToolKind = Literal["read", "write"]
 CostClass = Literal["db", "web_search", "code", "llm", "external_api"]
@@ -455,13 +454,8 @@ class ToolRegistry:
         tool and toolkit there, each with its ``external`` policy (``[tools.external]``, by tool name)."""
         modules = list(modules)
         registry = cls()
-        if modules:
-            _working_directory_on_path()
         for module_name in modules:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError as exc:
-                raise ConfigError(f"tools.modules: cannot import {module_name!r}: {exc}") from None
+            module = import_user_module(module_name, setting="tools.modules")
             for value in vars(module).values():
                 if isinstance(value, Tool):
                     registry.add(value)
@@ -478,12 +472,3 @@ class ToolRegistry:
                     f"tool {item.name}: its substitute {item.substitute!r} is not among the tools of {modules}"
                 )
         return registry
-
-
-def _working_directory_on_path() -> None:
-    """Find configured modules in the directory Firebreak runs in, as ``python -m`` and uvicorn do: a console
-    script such as ``firebreak`` starts without it on ``sys.path``, so ``my_tools.py`` beside firebreak.toml was
-    "No module named 'my_tools'"."""
-    here = os.getcwd()
-    if here not in sys.path and "" not in sys.path:
-        sys.path.insert(0, here)

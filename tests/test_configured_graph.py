@@ -1,0 +1,96 @@
+"""``[agent] graph`` names the agent's graph, and every door runs it; a wrong name stops the start with one line.
+
+The README's "Add a node" runs through the ``firebreak`` command and the queue's worker process
+(tests/test_readme_examples.py); here the in-process doors, the Python API and the UI, and the errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from entry_paths import Deployment, through
+from signed_graph import SIGNATURE, signed_builder
+
+from app.doctor import run_checks
+from core.config import load_settings
+from core.errors import ConfigError
+from graph.builder import configured_builder, default_builder
+
+FIREBREAK = str(Path(sys.executable).with_name("firebreak"))
+
+
+@pytest.mark.parametrize("door", ["python_api", "ui"])
+def test_every_door_runs_the_configured_graph(door, database_url, tmp_path, write_script):
+    deployment = Deployment(database_url, tmp_path, {"agent": {"graph": "signed_graph:builder"}})
+
+    shown = through(door, deployment, write_script({"text": "Paris."}), "What is the capital of France?")
+
+    assert shown.status == "answered"
+    assert f"Paris.{SIGNATURE}" in shown.text
+
+
+def test_a_function_returning_a_builder_is_called_for_it():
+    assert configured_builder("signed_graph:signed_builder").digest() == signed_builder().digest()
+
+
+def test_no_graph_named_is_the_built_in_graph():
+    assert configured_builder("").digest() == default_builder().digest()
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("signed_graph", "agent.graph is 'signed_graph': write \"module:attribute\""),
+        ("no_such_module:builder", "agent.graph: cannot import 'no_such_module': No module named 'no_such_module'"),
+        ("signed_graph:missing", "agent.graph: module 'signed_graph' has no 'missing'"),
+        ("signed_graph:not_a_builder", "agent.graph: signed_graph:not_a_builder is a str, not a GraphBuilder"),
+    ],
+)
+def test_a_wrong_graph_name_is_one_config_error_saying_what_is_wrong(spec, says):
+    with pytest.raises(ConfigError) as refused:
+        configured_builder(spec)
+
+    assert str(refused.value).startswith(says)
+
+
+def test_firebreak_ask_with_a_graph_that_does_not_import_prints_one_line_and_runs_nothing(tmp_path, write_script):
+    env = {
+        **os.environ,
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_SCRIPT": write_script({"text": "Paris."}),
+        "FIREBREAK_ROUTES__CHAT__MODELS": '["scripted/demo"]',
+        "FIREBREAK_AGENT__GRAPH": "my_graf:builder",
+    }
+
+    done = subprocess.run(
+        [FIREBREAK, "ask", "What is the capital of France?"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr == "error: agent.graph: cannot import 'my_graf': No module named 'my_graf'\n"
+    assert not (tmp_path / "fb.db").exists()  # refused before any store opened: no run, no file
+
+
+def test_doctor_names_the_configured_graph_or_says_what_is_wrong_with_it(database_url):
+    async def graph_check(spec: str) -> tuple[bool, str]:
+        [check] = [
+            c
+            for c in await run_checks(load_settings(database_url=database_url, agent={"graph": spec}))
+            if c.name == "graph"
+        ]
+        return check.ok, check.detail
+
+    assert asyncio.run(graph_check("signed_graph:builder")) == (
+        True,
+        f"signed_graph:builder: {len(signed_builder().nodes)} nodes",
+    )
+    assert asyncio.run(graph_check("signed_graph:missing")) == (
+        False,
+        "agent.graph: module 'signed_graph' has no 'missing'",
+    )
