@@ -172,6 +172,9 @@ def _branches_to(edge: Edge, target: str) -> bool:
     return isinstance(edge, Branch) and target in edge.targets.values()
 
 
+STATE_KEYS = frozenset(AgentState.__required_keys__ | AgentState.__optional_keys__)
+
+
 def guarded(name: str, fn: NodeFn) -> NodeRun:
     """Wrap a node: check the run's wall clock, then run it inside a ``node {name}`` span."""
     wants_runtime = len(inspect.signature(fn).parameters) > 1
@@ -198,6 +201,14 @@ def guarded(name: str, fn: NodeFn) -> NodeRun:
             except Exception as exc:
                 mark_error(span, exc)
                 raise
+            if isinstance(result, dict) and (unknown := result.keys() - STATE_KEYS):
+                # LangGraph drops such keys without a word: a new node's update would vanish.
+                error = ConfigError(
+                    f"node {name} returned {sorted(unknown)}, which the state does not have; a node returns "
+                    f"updates to the keys of graph.state.AgentState: {', '.join(sorted(STATE_KEYS))}"
+                )
+                mark_error(span, error)
+                raise error
         return result  # type: ignore[return-value]
 
     node.__name__ = name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import run
+from langgraph.graph import END
 from sqlmodel import Session, select
 
 from core.errors import ConfigError
@@ -109,6 +110,22 @@ def test_a_node_that_returns_nothing_changes_nothing(sqlite_url, make_settings, 
         assert result.answer == "Hello."
 
     assert seen == ["Hello.", "Hello."]  # it ran, after decide, both ways
+
+
+def test_a_node_that_returns_a_key_the_state_lacks_fails_the_run_naming_it(sqlite_url, make_settings, write_script):
+    """LangGraph would drop the key without a word; the run fails instead, naming the node, the key and the state's
+    keys. Kept: the run row, failed with that error, and the node's span."""
+
+    def tag(state):
+        return {"answer": state["answer"], "tags": ["greeting"]}
+
+    for same_step in (False, True):
+        builder = default_builder().insert("tag", tag, after="respond", before=END, same_step=same_step)
+        result, _, spans = _ask(make_settings(sqlite_url, script=write_script({"text": "Hello."})), "Hi", builder)
+
+        assert result.status == RunStatus.FAILED
+        assert result.error.startswith("node tag returned ['tags'], which the state does not have; a node returns")
+        assert "answer, breach, cache" in result.error and "node tag" in spans
 
 
 def test_same_step_nodes_in_a_loop_run_once_per_superstep(sqlite_url, make_settings, write_script):
