@@ -35,7 +35,7 @@ def setup(config: ConfigOption = None) -> None:
 @commands.command()
 def doctor(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Check every configured store and model; exit 1 if any is unusable."""
-    from app.doctor import run_checks
+    from graph.doctor import run_checks
 
     checks = asyncio.run(run_checks(settings_of(config)))
     if as_json:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from core.config import Settings, load_settings
 
 if TYPE_CHECKING:  # imported where used: `import firebreak` stays cheap
-    from app.doctor import Check
+    from graph.doctor import Check
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def setup(settings: Settings | None = None) -> tuple[Path, str | None]:
 
 async def doctor(settings: Settings | None = None) -> list[Check]:
     """Check every configured store and model (``firebreak doctor``): each check's name, ok and detail."""
-    from app.doctor import run_checks
+    from graph.doctor import run_checks
 
     return await run_checks(settings if settings is not None else load_settings())
 

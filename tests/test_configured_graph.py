@@ -16,10 +16,10 @@ import pytest
 from entry_paths import Deployment, through
 from signed_graph import SIGNATURE, signed_builder
 
-from app.doctor import run_checks
 from core.config import load_settings
 from core.errors import ConfigError
 from graph.builder import configured_builder, default_builder
+from graph.doctor import run_checks
 
 FIREBREAK = str(Path(sys.executable).with_name("firebreak"))
 

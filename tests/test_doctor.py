@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from app.cache.verifier import WEIGHTS
-from app.doctor import check_cache_models
+from graph.doctor import check_cache_models
 
 
 def test_the_cache_row_passes_on_the_shipped_model_files(sqlite_url, make_settings):

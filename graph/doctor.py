@@ -1,4 +1,5 @@
-"""``firebreak doctor``: prove every configured store and model is usable, loudly."""
+"""``firebreak doctor``: prove every configured store, model and the graph are usable, loudly (on the graph floor:
+it checks every floor below the faces)."""
 
 from __future__ import annotations
 
