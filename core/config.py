@@ -440,6 +440,7 @@ class ReleaseSettings(Section):
     system_prompt: str | None = None
     route: str | None = None
     planner: bool | None = None
+    graph: str | None = None  # "module:attribute", as [agent] graph
 
 
 class TelemetrySettings(Section):

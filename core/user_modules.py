@@ -24,3 +24,15 @@ def import_user_module(name: str, *, setting: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         raise ConfigError(f"{setting}: cannot import {name!r}: {exc}") from None
+
+
+def import_attribute(spec: str, *, setting: str) -> object:
+    """The object ``"module:attribute"`` names (``import_user_module``); a malformed name, a module that does not
+    import or a missing attribute is one :class:`ConfigError` naming ``setting``."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f'{setting} is {spec!r}: write "module:attribute", e.g. "my_graph:builder"')
+    module = import_user_module(module_name, setting=setting)
+    if not hasattr(module, attribute):
+        raise ConfigError(f"{setting}: module {module_name!r} has no {attribute!r}")
+    return getattr(module, attribute)

@@ -20,6 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
 from app.canary.controller import Assignment
+from app.canary.release import ReleaseSpec
 from app.containment.escalation import answer_side, expiry_answer
 from app.containment.replies import confirmation_reply
 from app.services import Services, build_services
@@ -60,8 +61,9 @@ class Agent:
 
     def __init__(self, services: Services, graph: Any, stack: AsyncExitStack, graph_digest: str = "") -> None:
         self.services = services
-        self.graph = graph
+        self.graph = graph  # the graph of [agent] graph (or of ``builder=``); a release may name another
         self.graph_digest = graph_digest
+        self._graphs: dict[str, tuple[Any, str]] = {services.settings.agent.graph: (graph, graph_digest)}
         self._stack = stack
         self._warming: dict[str, asyncio.Future[Any]] = {}  # route -> its model's load, started once
 
@@ -217,8 +219,21 @@ class Agent:
         serving = canary.serve(tenant_id, user_id, thread_id) if route is None else Assignment(canary.stable())
         # A configuration mistake fails before anything is recorded.
         self.services.gateway.prepare(route or serving.release.route)
+        self.graph_of(serving.release)
         self._warm(route or serving.release.route)
         return serving
+
+    def graph_of(self, release: ReleaseSpec) -> tuple[Any, str]:
+        """The compiled graph ``release`` runs, and its digest; a release naming its own graph (``[releases.NAME]
+        graph``) has it compiled on its first run in this process."""
+        if release.graph not in self._graphs:
+            builder = configured_builder(release.graph, setting=f"release {release.name}'s graph")
+            self._graphs[release.graph] = (builder.compile(self.graph.checkpointer), builder.digest())
+        return self._graphs[release.graph]
+
+    def _graph_of_run(self, run: Run) -> Any:
+        """The graph ``run`` started on: its checkpoints name that graph's nodes."""
+        return self.graph_of(self.services.canary.release(run.release))[0]
 
     def _warm(self, route: str) -> None:
         """Start loading ``route``'s in-process model (the embedded one), once per route: it loads while the
@@ -244,7 +259,7 @@ class Agent:
         run = self.services.runs.get(run_id)
         if run is None:
             raise FirebreakError(f"no run {run_id!r} to resume")
-        state = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        state = await self._graph_of_run(run).aget_state({"configurable": {"thread_id": run.thread_id}})
         graph_input: dict[str, Any] | None = None
         if state.metadata is None or state.metadata.get("run_id") != run_id:
             # The run died before its first checkpoint: start it (same run id) from its question.
@@ -393,7 +408,7 @@ class Agent:
         if not self.services.runs.claim_waiting(run_id):
             self.services.threads.release(run.thread_id, run_id)
             return None
-        state = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        state = await self._graph_of_run(run).aget_state({"configurable": {"thread_id": run.thread_id}})
         if not state.next or (state.metadata or {}).get("run_id") != run_id:
             # The thread moved on without this run (it cannot, through Agent; but a checkpoint is shared data):
             # resuming would continue someone else's run. Record it instead of guessing.
@@ -419,7 +434,7 @@ class Agent:
         run = self.services.runs.get(run_id)
         if run is None:
             return {"checkpoint_id": None, "messages": []}
-        state = await self.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        state = await self._graph_of_run(run).aget_state({"configurable": {"thread_id": run.thread_id}})
         messages = [
             {"type": message.type, "content": message.text, "tool_calls": getattr(message, "tool_calls", [])}
             for message in state.values.get("messages", [])
@@ -432,6 +447,7 @@ class Agent:
         }
 
     def _context(self, run: Run, stream_tokens: bool) -> RunContext:
+        release = self.services.canary.release(run.release)
         return RunContext(
             services=self.services,
             run_id=run.id,
@@ -441,17 +457,18 @@ class Agent:
             route=run.route,
             deadline=time.monotonic() + self.services.settings.agent.run_wall_clock_s,
             stream_tokens=stream_tokens,
-            graph_digest=self.graph_digest,
+            graph_digest=self.graph_of(release)[1],
             agent=run.agent,
             correlation_id=run.correlation_id or run.id,
-            release=self.services.canary.release(run.release),
+            release=release,
             arm=run.arm,
         )
 
     async def _execute(self, context: RunContext, graph_input: GraphInput) -> AsyncIterator[Token | RunResult]:
         """Run the graph on the thread this run holds, then let the thread go, whatever happens."""
         try:
-            async for item in record_run(self.services, self.graph, context, graph_input):
+            graph = self.graph if context.release is None else self.graph_of(context.release)[0]
+            async for item in record_run(self.services, graph, context, graph_input):
                 yield item
         finally:
             self.services.threads.release(context.thread_id, context.run_id)

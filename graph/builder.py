@@ -45,7 +45,7 @@ from langgraph.runtime import Runtime
 
 from app.telemetry import mark_error
 from core.errors import ConfigError, RunDeadlineExceeded
-from core.user_modules import import_user_module
+from core.user_modules import import_attribute
 from graph.routing import (
     after_act,
     after_cache_lookup,
@@ -267,22 +267,16 @@ def default_builder() -> GraphBuilder:
     return builder.add_edge("respond", END)
 
 
-def configured_builder(spec: str) -> GraphBuilder:
-    """The graph ``[agent] graph`` names: ``"module:attribute"``, a :class:`GraphBuilder` or a function of no
-    arguments returning one; ``""`` is :func:`default_builder`. A wrong name is one :class:`ConfigError`."""
+def configured_builder(spec: str, *, setting: str = "agent.graph") -> GraphBuilder:
+    """The graph ``[agent] graph`` (or a release's ``graph``, named by ``setting``) names: ``"module:attribute"``,
+    a :class:`GraphBuilder` or a function of no arguments returning one; ``""`` is :func:`default_builder`. A wrong
+    name is one :class:`ConfigError`."""
     if not spec:
         return default_builder()
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f'agent.graph is {spec!r}: write "module:attribute", e.g. "my_graph:builder"')
-    module = import_user_module(module_name, setting="agent.graph")
-    value = getattr(module, attribute, None)
-    if value is None:
-        raise ConfigError(f"agent.graph: module {module_name!r} has no {attribute!r}")
+    value = import_attribute(spec, setting=setting)
     if not isinstance(value, GraphBuilder) and callable(value):
         value = value()
     if not isinstance(value, GraphBuilder):
-        raise ConfigError(
-            f"agent.graph: {spec} is a {type(value).__name__}, not a GraphBuilder (or a function returning one)"
-        )
+        kind = type(value).__name__
+        raise ConfigError(f"{setting}: {spec} is a {kind}, not a GraphBuilder (or a function returning one)")
     return value

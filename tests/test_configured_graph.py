@@ -13,11 +13,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run
 from entry_paths import Deployment, through
 from signed_graph import SIGNATURE, signed_builder
+from test_containment import CANCEL
 
+from app.canary.controller import bucket
+from app.canary.release import ReleaseSpec, release_spec
+from app.services import build_services
 from core.config import load_settings
 from core.errors import ConfigError
+from graph.agent import Agent, RunResult
 from graph.builder import configured_builder, default_builder
 from graph.doctor import run_checks
 
@@ -93,4 +99,78 @@ def test_doctor_names_the_configured_graph_or_says_what_is_wrong_with_it(databas
     assert asyncio.run(graph_check("signed_graph:missing")) == (
         False,
         "agent.graph: module 'signed_graph' has no 'missing'",
+    )
+
+
+# -- a release may carry its own graph: a canary of a graph change ------------------------------------------------
+
+
+def graph_canary(make_settings, database_url, script):
+    """v2 is the built-in graph with every answer signed; acme/early gets it from the first step (1 %)."""
+    return make_settings(
+        database_url,
+        script=script,
+        routes={"chat": {"models": ["scripted/demo"]}},
+        releases={"v2": {"graph": "signed_graph:builder"}},
+        canary={"steps": [1, 100], "min_runs": [50], "early_users": ["acme/early"]},
+        cache={"enabled": False},
+    )
+
+
+def test_a_release_runs_its_own_graph_and_the_stable_release_keeps_the_built_in_one(
+    database_url, make_settings, write_script
+):
+    settings = graph_canary(make_settings, database_url, write_script({"repeat": True, "text": "Paris."}))
+
+    async def scenario() -> tuple[RunResult, RunResult, Agent]:
+        async with Agent.open(settings) as agent:
+            rollout = agent.services.canary.start("v2", by="test")
+            assert bucket(rollout.id, "acme/late") >= 1  # outside the first step: the control arm
+            early = await agent.ask("Capital of France?", tenant_id="acme", user_id="early")
+            late = await agent.ask("Capital of France?", tenant_id="acme", user_id="late")
+            return early, late, agent
+
+    early, late, agent = run(scenario())
+
+    assert (early.answer, late.answer) == (f"Paris.{SIGNATURE}", "Paris.")
+    assert [agent.services.runs.get(r.run_id).release for r in (early, late)] == ["v2", "base"]
+    assert "node sign" in [span.name for span in agent.services.runs.spans(early.run_id)]
+
+
+def test_a_paused_canary_run_resumes_on_its_releases_graph(database_url, make_settings, write_script):
+    script = write_script(CANCEL, {"text": "0.4"}, {"text": "Order 2 is cancelled."})
+    settings = graph_canary(make_settings, database_url, script)
+
+    async def scenario() -> RunResult:
+        async with Agent.open(settings) as agent:
+            agent.services.canary.start("v2", by="test")
+            first = await agent.ask("Cancel order 2", tenant_id="acme", user_id="early")
+            [pending] = first.escalations
+            return agent.settle_script(await agent.answer(pending["id"], "approve", by="reviewer:ada"))
+
+    done = run(scenario())
+
+    assert (done.status, done.answer) == ("answered", f"Order 2 is cancelled.{SIGNATURE}")
+
+
+def test_starting_a_release_whose_graph_does_not_import_fails_and_starts_nothing(database_url, make_settings):
+    settings = make_settings(database_url, releases={"v2": {"graph": "my_graf:builder"}})
+    canary = build_services(settings).canary
+
+    with pytest.raises(ConfigError, match="release v2's graph: cannot import 'my_graf'"):
+        canary.start("v2", by="test")
+
+    assert canary.store.active() is None
+
+
+def test_a_release_stored_before_releases_had_a_graph_reads_back_unchanged(make_settings, sqlite_url):
+    spec = release_spec(make_settings(sqlite_url, releases={"v2": {"route": "scripted/v2"}}), "v2")
+    stored_then = {key: value for key, value in spec.as_dict().items() if key != "graph"}
+
+    assert ReleaseSpec.from_dict(stored_then) == spec
+    assert (
+        spec.digest
+        != release_spec(
+            make_settings(sqlite_url, releases={"v2": {"route": "scripted/v2", "graph": "signed_graph:builder"}}), "v2"
+        ).digest
     )

@@ -21,6 +21,7 @@ from app.canary.release import BASE_RELEASE, ReleaseSpec, release_spec
 from core.config import Settings
 from core.errors import CanaryError
 from core.status import is_error
+from core.user_modules import import_attribute
 from memory.canary import ACTIVE, CanaryStore
 from memory.tables import CanaryAnalysis, Rollout
 
@@ -115,7 +116,10 @@ class Canary:
         if name == control.name:
             raise CanaryError(f"release {name!r} already serves everyone")
         now = self._clock()
-        self._register(release_spec(self.settings, name), now=now)
+        spec = release_spec(self.settings, name)
+        if spec.graph:  # a graph that does not import fails the start, not the canary's first users
+            import_attribute(spec.graph, setting=f"release {name}'s graph")
+        self._register(spec, now=now)
         rollout = self.store.create(
             Rollout(
                 release=name,

@@ -1,4 +1,4 @@
-"""A release: one agent version (system prompt, model route and its models, graph config) and its digest."""
+"""A release: one agent version (system prompt, model route and its models, planner, graph) and its digest."""
 
 from __future__ import annotations
 
@@ -23,10 +23,12 @@ class ReleaseSpec:
     route: str
     models: tuple[str, ...]
     planner: bool
+    graph: str = ""  # "module:attribute" of its graph; "" is the built-in one
 
     @property
     def digest(self) -> str:
-        content = {key: value for key, value in asdict(self).items() if key != "name"}
+        # Without a graph the content is what it was before releases had one: their stored digests still hold.
+        content = {key: value for key, value in asdict(self).items() if key != "name" and (key != "graph" or value)}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
     def as_dict(self) -> dict[str, Any]:
@@ -40,6 +42,7 @@ class ReleaseSpec:
             route=data["route"],
             models=tuple(data["models"]),
             planner=bool(data["planner"]),
+            graph=data.get("graph", ""),  # stored before releases had a graph
         )
 
 
@@ -57,4 +60,5 @@ def release_spec(settings: Settings, name: str) -> ReleaseSpec:
         route=route,
         models=tuple(settings.route(route).models),
         planner=planner,
+        graph=table.graph if table and table.graph is not None else settings.agent.graph,
     )
