@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
 
@@ -45,3 +46,28 @@ def doctor(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<40} {check.detail}")
     if not all(check.ok for check in checks):
         raise typer.Exit(1)
+
+
+@commands.command("graph")
+def graph_command(
+    config: ConfigOption = None,
+    release: Annotated[
+        str | None, typer.Option("--release", help="A release's graph instead of [agent] graph.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Draw the agent's graph as Mermaid (paste it in Markdown): see where your nodes sit before a run does."""
+    from app.canary.release import release_spec
+    from graph.builder import configured_builder
+
+    settings = settings_of(config)
+    spec = settings.agent.graph if release is None else release_spec(settings, release).graph
+    builder = configured_builder(spec, setting="agent.graph" if release is None else f"release {release}'s graph")
+    drawn = builder.compile().get_graph()
+    if as_json:
+        edges = [[edge.source, edge.target] for edge in drawn.edges]
+        echo_json(
+            {"graph": spec or "built-in", "digest": builder.digest(), "nodes": list(builder.nodes), "edges": edges}
+        )
+        return
+    typer.echo(drawn.draw_mermaid())

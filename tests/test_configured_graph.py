@@ -7,6 +7,7 @@ The README's "Add a node" runs through the ``firebreak`` command and the queue's
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -174,3 +175,24 @@ def test_a_release_stored_before_releases_had_a_graph_reads_back_unchanged(make_
             make_settings(sqlite_url, releases={"v2": {"route": "scripted/v2", "graph": "signed_graph:builder"}}), "v2"
         ).digest
     )
+
+
+def test_firebreak_graph_draws_the_configured_graph_and_a_releases(tmp_path):
+    (tmp_path / "my_graph.py").write_text(Path(__file__).with_name("signed_graph.py").read_text(), encoding="utf-8")
+    env = {
+        **os.environ,
+        "FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}",
+        "FIREBREAK_RELEASES": '{"v2": {"graph": "my_graph:builder"}}',
+    }
+
+    def graph(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [FIREBREAK, "graph", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    built_in, release, drawn = graph("--json"), graph("--release", "v2", "--json"), graph("--release", "v2")
+
+    assert json.loads(built_in.stdout)["graph"] == "built-in" and "sign" not in json.loads(built_in.stdout)["nodes"]
+    shown = json.loads(release.stdout)
+    assert shown["graph"] == "my_graph:builder"
+    assert ["respond", "sign"] in shown["edges"] and ["sign", "__end__"] in shown["edges"]
+    assert "respond -.-> sign;" in drawn.stdout
