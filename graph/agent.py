@@ -404,11 +404,12 @@ class Agent:
         process took it first or it is not waiting."""
         run = self.services.runs.get(run_id)
         assert run is not None
+        graph = self._graph_of_run(run)  # a graph that no longer imports fails before the run is claimed
         self._take_thread(run.thread_id, run_id)
         if not self.services.runs.claim_waiting(run_id):
             self.services.threads.release(run.thread_id, run_id)
             return None
-        state = await self._graph_of_run(run).aget_state({"configurable": {"thread_id": run.thread_id}})
+        state = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
         if not state.next or (state.metadata or {}).get("run_id") != run_id:
             # The thread moved on without this run (it cannot, through Agent; but a checkpoint is shared data):
             # resuming would continue someone else's run. Record it instead of guessing.
