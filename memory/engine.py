@@ -101,11 +101,11 @@ def prepare_sqlite_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         ensure_wal(path)
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:  # "file is not a database" too, not only OperationalError
         cause = str(exc).strip().splitlines()[0]
         if any(marker in cause for marker in READ_ONLY_ERRORS):
             raise StoreUnavailable(read_only_message(path, cause)) from None
-        raise StoreUnavailable(f"database {path} is unreachable: {cause}") from None
+        raise StoreUnavailable(f"database {path} cannot be opened: {cause}") from None
 
 
 def check_engine(engine: Engine) -> None:

@@ -103,6 +103,17 @@ def test_errors_are_one_line_with_a_non_zero_exit(tmp_path, args, env, message):
     assert result.stderr.strip().count("\n") == 0
 
 
+def test_a_database_file_that_is_not_sqlite_is_one_line_naming_it_and_is_left_as_it_was(tmp_path):
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes, not a database\n" * 200)
+
+    result = firebreak("ask", "Hello?", env={"FIREBREAK_DATABASE_URL": f"sqlite:///{notes}"})
+
+    assert result.returncode == 1
+    assert result.stderr == f"error: database {notes} cannot be opened: file is not a database\n"
+    assert notes.read_text() == "my notes, not a database\n" * 200  # kept: nothing was written into it
+
+
 def test_doctor_fails_loudly_when_the_database_is_unreachable(tmp_path):
     result = firebreak("doctor", env={"FIREBREAK_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"})
 
