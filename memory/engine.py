@@ -98,7 +98,12 @@ def make_engine(url: str) -> Engine:
 
 def prepare_sqlite_file(path: Path) -> None:
     """Create the file's folder and put the file in WAL mode, or raise one :class:`StoreUnavailable` line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise StoreUnavailable(f"database_url names the folder {path}: name a file in it, e.g. {path / 'firebreak.db'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the database's folder {path.parent}: {exc.strerror}") from None
     try:
         ensure_wal(path)
     except sqlite3.DatabaseError as exc:  # "file is not a database" too, not only OperationalError

@@ -103,15 +103,28 @@ def test_errors_are_one_line_with_a_non_zero_exit(tmp_path, args, env, message):
     assert result.stderr.strip().count("\n") == 0
 
 
-def test_a_database_file_that_is_not_sqlite_is_one_line_naming_it_and_is_left_as_it_was(tmp_path):
-    notes = tmp_path / "notes.db"
-    notes.write_text("my notes, not a database\n" * 200)
+NOTES = "my notes, not a database\n" * 200
 
-    result = firebreak("ask", "Hello?", env={"FIREBREAK_DATABASE_URL": f"sqlite:///{notes}"})
+
+@pytest.mark.parametrize(
+    ("database", "says"),
+    [
+        ("notes.db", "database {folder}/notes.db cannot be opened: file is not a database"),
+        ("a-folder", "database_url names the folder {folder}/a-folder: name a file in it, e.g. {folder}/a-folder/"),
+        ("notes.db/fb.db", "cannot create the database's folder {folder}/notes.db: "),
+    ],
+)  # fmt: skip
+def test_a_database_url_that_cannot_be_a_sqlite_file_is_one_line_naming_it_and_keeps_what_is_there(
+    tmp_path, database, says
+):
+    (tmp_path / "notes.db").write_text(NOTES)
+    (tmp_path / "a-folder").mkdir()
+
+    result = firebreak("ask", "Hello?", env={"FIREBREAK_DATABASE_URL": f"sqlite:///{tmp_path / database}"})
 
     assert result.returncode == 1
-    assert result.stderr == f"error: database {notes} cannot be opened: file is not a database\n"
-    assert notes.read_text() == "my notes, not a database\n" * 200  # kept: nothing was written into it
+    assert result.stderr.startswith(f"error: {says.format(folder=tmp_path)}") and result.stderr.count("\n") == 1
+    assert (tmp_path / "notes.db").read_text() == NOTES and list((tmp_path / "a-folder").iterdir()) == []
 
 
 def test_doctor_fails_loudly_when_the_database_is_unreachable(tmp_path):
