@@ -57,17 +57,21 @@ def graph_command(
     as_json: JsonOption = False,
 ) -> None:
     """Draw the agent's graph as Mermaid (paste it in Markdown): see where your nodes sit before a run does."""
-    from app.canary.release import release_spec
+    from app.canary.release import BASE_RELEASE, release_spec
     from graph.builder import configured_builder
 
-    settings = settings_of(config)
-    spec = settings.agent.graph if release is None else release_spec(settings, release).graph
-    builder = configured_builder(spec, setting="agent.graph" if release is None else f"release {release}'s graph")
+    spec = release_spec(settings_of(config), release or BASE_RELEASE)  # base: [agent] graph itself
+    builder = configured_builder(spec.graph, setting=spec.graph_setting)
     drawn = builder.compile().get_graph()
     if as_json:
         edges = [[edge.source, edge.target] for edge in drawn.edges]
         echo_json(
-            {"graph": spec or "built-in", "digest": builder.digest(), "nodes": list(builder.nodes), "edges": edges}
+            {
+                "graph": spec.graph or "built-in",
+                "digest": builder.digest(),
+                "nodes": list(builder.nodes),
+                "edges": edges,
+            }
         )
         return
     typer.echo(drawn.draw_mermaid())

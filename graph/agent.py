@@ -62,7 +62,6 @@ class Agent:
     def __init__(self, services: Services, graph: Any, stack: AsyncExitStack, graph_digest: str = "") -> None:
         self.services = services
         self.graph = graph  # the graph of [agent] graph (or of ``builder=``); a release may name another
-        self.graph_digest = graph_digest
         self._graphs: dict[str, tuple[Any, str]] = {services.settings.agent.graph: (graph, graph_digest)}
         self._stack = stack
         self._warming: dict[str, asyncio.Future[Any]] = {}  # route -> its model's load, started once
@@ -227,7 +226,7 @@ class Agent:
         """The compiled graph ``release`` runs, and its digest; a release naming its own graph (``[releases.NAME]
         graph``) has it compiled on its first run in this process."""
         if release.graph not in self._graphs:
-            builder = configured_builder(release.graph, setting=f"release {release.name}'s graph")
+            builder = configured_builder(release.graph, setting=release.graph_setting)
             self._graphs[release.graph] = (builder.compile(self.graph.checkpointer), builder.digest())
         return self._graphs[release.graph]
 

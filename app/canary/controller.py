@@ -118,7 +118,7 @@ class Canary:
         now = self._clock()
         spec = release_spec(self.settings, name)
         if spec.graph:  # a graph that does not import fails the start, not the canary's first users
-            import_attribute(spec.graph, setting=f"release {name}'s graph")
+            import_attribute(spec.graph, setting=spec.graph_setting)
         self._register(spec, now=now)
         rollout = self.store.create(
             Rollout(

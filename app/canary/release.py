@@ -31,6 +31,11 @@ class ReleaseSpec:
         content = {key: value for key, value in asdict(self).items() if key != "name" and (key != "graph" or value)}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
+    @property
+    def graph_setting(self) -> str:
+        """Where its graph is named, for an error about it: ``[agent] graph`` for base, else the release."""
+        return "agent.graph" if self.name == BASE_RELEASE else f"release {self.name}'s graph"
+
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "models": list(self.models)}
 
